@@ -1,0 +1,142 @@
+/*
+ * adapters/adapter.h — the provider vtable.
+ *
+ * One const struct adapter per provider dialect, listed in one table (adapter.c). Adapters are pure
+ * functions over data: they build the HTTP request for a task and deployment, parse a reply into the
+ * normalized OpenAI-shaped result and usage, and classify a failure (retryable or not, retry-after).
+ * They never touch the event loop, curl handles or Redis; the worker owns all I/O. Hooks a dialect
+ * does not support are NULL. Code that two dialects share lives once in adapter.c.
+ */
+#ifndef SLUICE_ADAPTER_H
+#define SLUICE_ADAPTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+
+#include "core/err.h"
+
+/* What a task asks of a provider. */
+enum adapter_op {
+    ADAPTER_OP_CHAT = 0,
+    ADAPTER_OP_EMBEDDING,
+    ADAPTER_OP_IMAGE,
+    ADAPTER_OP_VIDEO,
+};
+
+/* How an upstream call failed below HTTP, as the worker saw it. */
+enum adapter_transport {
+    ADAPTER_TRANSPORT_OK = 0,
+    ADAPTER_TRANSPORT_CONNECT,   /* could not connect / resolve */
+    ADAPTER_TRANSPORT_TIMEOUT,   /* the per-call timeout passed */
+    ADAPTER_TRANSPORT_RESET,     /* connection reset or closed mid-reply */
+    ADAPTER_TRANSPORT_TOO_LARGE, /* reply passed the size cap */
+    ADAPTER_TRANSPORT_OTHER,
+};
+
+/* The deployment an adapter builds for. All borrowed from the config; api_key may be NULL. */
+struct adapter_target {
+    const char *provider; /* provider name in the config, for messages */
+    const char *base_url; /* includes the version path, no trailing slash needed */
+    const char *api_key;
+    const char *model; /* upstream model name, replaces the alias in the body */
+};
+
+/* An HTTP request for the worker to send. Owned by the struct: adapter_request_cleanup(). */
+struct adapter_request {
+    char method[8]; /* "POST", "GET" */
+    char *url;
+    char **headers; /* "Name: value" strings */
+    size_t n_headers;
+    char *body; /* may be NULL for GET */
+    size_t body_len;
+};
+
+struct adapter_header {
+    const char *name;
+    const char *value;
+};
+
+/* An upstream reply as the worker received it. Everything is borrowed by the adapter. */
+struct adapter_response {
+    int status; /* HTTP status; 0 when transport != OK */
+    const char *body;
+    size_t body_len;
+    const struct adapter_header *headers; /* names in any case */
+    size_t n_headers;
+    enum adapter_transport transport;
+    const char *transport_msg; /* may be NULL */
+    int64_t now_ms;            /* wall clock (Unix ms) when the reply arrived */
+};
+
+/* A successful call, normalized. Owned by the struct: adapter_result_cleanup(). */
+struct adapter_result {
+    cJSON *result;     /* OpenAI-shaped object: chat.completion, embedding list, ... */
+    cJSON *usage;      /* OpenAI usage names; NULL when the provider gave none */
+    char *upstream_id; /* provider's id for the response or job; may be NULL */
+};
+
+struct adapter {
+    const char *name; /* dialect name as written in the config ("openai") */
+
+    /*
+     * Builds the upstream request for input (the client's OpenAI request body of kind op,
+     * borrowed) against target t. Returns 0, or a negative code with err filled: CORE_EINVAL or
+     * CORE_EUNPROCESSABLE when the input cannot be expressed in this dialect (not retryable).
+     */
+    int (*build_request)(enum adapter_op op, const cJSON *input, const struct adapter_target *t,
+                         struct adapter_request *out, struct core_err *err);
+
+    /*
+     * Parses a reply to a request built by build_request. Returns 0 with out filled on success,
+     * or a negative code with err filled: retryable, retry_after_ms, provider_status, and the
+     * provider's message normalized into OpenAI's error fields. Transport failures are classified
+     * here too (adapter_classify_transport does it for most dialects).
+     */
+    int (*parse_response)(enum adapter_op op, const cJSON *input, const struct adapter_target *t,
+                          const struct adapter_response *resp, struct adapter_result *out,
+                          struct core_err *err);
+};
+
+/* Dialects. */
+extern const struct adapter adapter_openai;
+
+/* The dialect with this name, or NULL. */
+const struct adapter *adapter_find(const char *name);
+
+/* The op a task kind maps to ("chat" → ADAPTER_OP_CHAT). Returns -1 for an unknown kind. */
+int adapter_op_from_kind(const char *kind);
+
+void adapter_request_cleanup(struct adapter_request *req);
+void adapter_result_cleanup(struct adapter_result *res);
+
+/* Appends a printf-formatted "Name: value" header. Returns 0 or CORE_ENOMEM. */
+int adapter_request_add_header(struct adapter_request *req, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* base_url + path with exactly one '/' between them. Caller frees. NULL on OOM. */
+char *adapter_url_join(const char *base_url, const char *path);
+
+/* The value of a reply header, matched case-insensitively; NULL when absent. Borrowed. */
+const char *adapter_header_get(const struct adapter_response *resp, const char *name);
+
+/*
+ * The wait the provider asked for, in ms: `retry-after-ms`, else `retry-after` (seconds or an
+ * HTTP date, parsed with curl_getdate against resp->now_ms). -1 when it named none.
+ */
+int64_t adapter_retry_after_ms(const struct adapter_response *resp);
+
+/*
+ * Fills err for a transport failure (connect, timeout, reset: retryable; too large: not).
+ * Returns the negative code it set.
+ */
+int adapter_classify_transport(const struct adapter_response *resp, struct core_err *err);
+
+/*
+ * Retryability of an HTTP status by the cross-provider rules: 408, 429, 500, 502, 503, 504, 529
+ * and other 5xx are retryable; everything else is not.
+ */
+bool adapter_status_retryable(int status);
+
+#endif
