@@ -139,4 +139,55 @@ int adapter_classify_transport(const struct adapter_response *resp, struct core_
  */
 bool adapter_status_retryable(int status);
 
+/*
+ * Shared by dialects. Everything below is what two or more adapters need; a dialect file keeps only
+ * what is its own.
+ */
+
+/* Bounds on what a reply can make an adapter do. */
+#define ADAPTER_MAX_REPLY_BYTES (64u * 1024u * 1024u) /* larger JSON replies are refused */
+#define ADAPTER_MAX_JSON_DEPTH 128                    /* deeper JSON replies are refused */
+#define ADAPTER_MAX_WAIT_MS (24LL * 60 * 60 * 1000)   /* provider waits are capped at one day */
+
+/* The task kind an op belongs to ("chat" for ADAPTER_OP_CHAT); "unknown" for anything else. */
+const char *adapter_op_name(enum adapter_op op);
+
+/*
+ * Parses a reply body of len bytes (need not be NUL-terminated) as JSON, refusing bodies longer
+ * than ADAPTER_MAX_REPLY_BYTES or nested deeper than ADAPTER_MAX_JSON_DEPTH. Caller frees the
+ * returned tree. NULL when the body is empty, too large, too deep or not JSON.
+ */
+cJSON *adapter_json_parse(const char *body, size_t len);
+
+/* The fields of an OpenAI-style error envelope. Strings are borrowed from the parsed body. */
+struct adapter_error_fields {
+    const char *message; /* NULL when absent */
+    const char *type;    /* NULL when absent or not a string */
+    const char *param;   /* NULL when absent or not a string */
+    char code[64];       /* the code as a string (OpenAI sends strings, ints or null); "" if none */
+};
+
+/*
+ * Reads {"error": {"message", "type", "param", "code"}} from root (borrowed; may be NULL). Also
+ * accepts `"error": "text"`. Returns true and fills out when root carries an error object.
+ */
+bool adapter_error_fields_read(const cJSON *root, struct adapter_error_fields *out);
+
+/*
+ * Fills err for a non-2xx reply by the cross-provider rules: code CORE_EUPSTREAM, provider_status
+ * and sluice's http_status for it (400/401/403/404/413/422/429 as-is, 408 as 504, anything else
+ * 502), retryable per adapter_status_retryable, retry_after_ms per adapter_retry_after_ms, and the
+ * provider's message, type, param and code verbatim when f has them (f may be NULL for a body that
+ * was not an error envelope). Returns CORE_EUPSTREAM.
+ */
+int adapter_http_error(const struct adapter_response *resp, const struct adapter_error_fields *f,
+                       struct core_err *err);
+
+/*
+ * Parses a Go-style duration as OpenAI's x-ratelimit-reset-* headers send it ("1s", "6m0s",
+ * "12ms", "1h2m3.5s"; units h, m, s, ms, us, ns) into ms, rounded up and capped at
+ * ADAPTER_MAX_WAIT_MS. Returns 0, or -1 when s is not such a duration.
+ */
+int adapter_parse_duration_ms(const char *s, int64_t *out_ms);
+
 #endif

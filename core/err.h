@@ -16,30 +16,30 @@
 
 enum core_code {
     CORE_OK = 0,
-    CORE_EINVAL = -1,       /* 400 invalid_request_error: bad JSON or field */
-    CORE_EAUTH = -2,        /* 401 authentication_error */
-    CORE_EPERM = -3,        /* 403 permission_error */
-    CORE_ENOTFOUND = -4,    /* 404 not_found_error */
-    CORE_ECONFLICT = -5,    /* 409 conflict_error: wrong state or idempotency mismatch */
-    CORE_ETOOLARGE = -6,    /* 413 request_too_large */
+    CORE_EINVAL = -1,         /* 400 invalid_request_error: bad JSON or field */
+    CORE_EAUTH = -2,          /* 401 authentication_error */
+    CORE_EPERM = -3,          /* 403 permission_error */
+    CORE_ENOTFOUND = -4,      /* 404 not_found_error */
+    CORE_ECONFLICT = -5,      /* 409 conflict_error: wrong state or idempotency mismatch */
+    CORE_ETOOLARGE = -6,      /* 413 request_too_large */
     CORE_EUNPROCESSABLE = -7, /* 422 unprocessable_entity_error */
-    CORE_EQUOTA = -8,       /* 429 the client's own quota */
-    CORE_EUNAVAILABLE = -9, /* 503 a dependency (Redis) is down */
-    CORE_ETIMEOUT = -10,    /* 504 / upstream timeout */
-    CORE_EUPSTREAM = -11,   /* the provider answered with an error (status in provider_status) */
-    CORE_ENOMEM = -12,      /* 500 out of memory */
-    CORE_EINTERNAL = -13,   /* 500 a bug or an impossible state */
+    CORE_EQUOTA = -8,         /* 429 the client's own quota */
+    CORE_EUNAVAILABLE = -9,   /* 503 a dependency (Redis) is down */
+    CORE_ETIMEOUT = -10,      /* 504 / upstream timeout */
+    CORE_EUPSTREAM = -11,     /* the provider answered with an error (status in provider_status) */
+    CORE_ENOMEM = -12,        /* 500 out of memory */
+    CORE_EINTERNAL = -13,     /* 500 a bug or an impossible state */
 };
 
 struct core_err {
-    int code;              /* enum core_code */
-    int http_status;       /* status sluice answers with for this error */
-    int provider_status;   /* HTTP status the provider answered, 0 when none */
-    bool retryable;        /* a later attempt (same or other deployment) may succeed */
+    int code;               /* enum core_code */
+    int http_status;        /* status sluice answers with for this error */
+    int provider_status;    /* HTTP status the provider answered, 0 when none */
+    bool retryable;         /* a later attempt (same or other deployment) may succeed */
     int64_t retry_after_ms; /* provider's requested wait, -1 when it named none */
-    char type[48];         /* OpenAI error type, e.g. "invalid_request_error" */
-    char err_code[64];     /* OpenAI error code, "" when none */
-    char param[64];        /* offending field, "" when none */
+    char type[48];          /* OpenAI error type, e.g. "invalid_request_error" */
+    char err_code[64];      /* OpenAI error code, "" when none */
+    char param[64];         /* offending field, "" when none */
     char message[512];
 };
 

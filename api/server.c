@@ -1,0 +1,344 @@
+/*
+ * api/server.c — evhttp setup, the route table, authentication and the reply helpers.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "api/internal.h"
+#include "core/log.h"
+#include "core/util.h"
+
+/* evhttp's own cap sits above the configured limit, so over-limit bodies (up to this factor)
+ * still reach us and get a JSON 413; larger ones get evhttp's plain 413. */
+#define API_HARD_BODY_FACTOR 4
+#define API_HARD_BODY_MIN (16L << 20)
+
+typedef void (*api_handler)(struct api *a, struct evhttp_request *req, const char *tenant,
+                            const char *arg);
+
+/* A route: method, a path pattern whose "*" segment matches one id, the handler, and whether
+ * it needs a bearer key. */
+struct route {
+    enum evhttp_cmd_type method;
+    const char *pattern;
+    api_handler handler;
+    bool auth;
+};
+
+static const struct route routes[] = {
+    {EVHTTP_REQ_POST, "/v1/tasks", api_tasks_create, true},
+    {EVHTTP_REQ_GET, "/v1/tasks", api_tasks_list, true},
+    {EVHTTP_REQ_GET, "/v1/tasks/*", api_tasks_get, true},
+    {EVHTTP_REQ_POST, "/v1/tasks/*/cancel", api_tasks_cancel, true},
+    {EVHTTP_REQ_GET, "/healthz", api_health_live, false},
+    {EVHTTP_REQ_GET, "/readyz", api_health_ready, false},
+    {EVHTTP_REQ_GET, "/metrics", api_health_metrics, false},
+};
+
+static const struct {
+    int status;
+    const char *reason;
+} reasons[] = {
+    {200, "OK"},
+    {202, "Accepted"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {409, "Conflict"},
+    {413, "Payload Too Large"},
+    {422, "Unprocessable Entity"},
+    {429, "Too Many Requests"},
+    {500, "Internal Server Error"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+};
+
+static const char *reason_for(int status)
+{
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+        if (reasons[i].status == status) {
+            return reasons[i].reason;
+        }
+    }
+    return "Unknown";
+}
+
+/*
+ * Matches path against pattern segment by segment; "*" takes one non-empty segment, copied into
+ * arg. Returns true on a match.
+ */
+static bool path_match(const char *pattern, const char *path, char *arg, size_t arg_size)
+{
+    const char *p = pattern, *s = path;
+
+    arg[0] = '\0';
+    while (*p && *s) {
+        if (*p == '*') {
+            size_t n = strcspn(s, "/");
+            if (n == 0 || n >= arg_size) {
+                return false;
+            }
+            memcpy(arg, s, n);
+            arg[n] = '\0';
+            s += n;
+            p++;
+        } else if (*p == *s) {
+            p++;
+            s++;
+        } else {
+            return false;
+        }
+    }
+    return *p == '\0' && *s == '\0';
+}
+
+static void free_text(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    cJSON_free((void *)data);
+}
+
+void api_reply_json(struct api *a, struct evhttp_request *req, int status, cJSON *body)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    char *text = NULL;
+
+    if (body != NULL) {
+        text = cJSON_PrintUnformatted(body);
+        cJSON_Delete(body);
+    }
+    if (text != NULL) {
+        evbuffer_add_reference(out, text, strlen(text), free_text, NULL);
+        evbuffer_add(out, "\n", 1);
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    if (status >= 100 && status < 600) {
+        a->responses[status / 100]++;
+    }
+    evhttp_send_reply(req, status, reason_for(status), NULL);
+}
+
+void api_reply_err(struct api *a, struct evhttp_request *req, const struct core_err *e)
+{
+    cJSON *env = cJSON_CreateObject();
+    cJSON_AddItemToObject(env, "error", core_err_to_json(e, false));
+    if (e->code == CORE_EQUOTA && e->retry_after_ms >= 0) {
+        char v[32];
+        snprintf(v, sizeof(v), "%lld", (long long)((e->retry_after_ms + 999) / 1000));
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", v);
+    }
+    api_reply_json(a, req, e->http_status ? e->http_status : 500, env);
+}
+
+void api_reply_error(struct api *a, struct evhttp_request *req, int code, const char *param,
+                     const char *err_code, const char *fmt, ...)
+{
+    struct core_err e;
+    va_list ap;
+
+    core_err_clear(&e);
+    core_err_set(&e, code, param, "%s", "");
+    core_err_set_code(&e, err_code);
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof(e.message), fmt, ap);
+    va_end(ap);
+    api_reply_err(a, req, &e);
+}
+
+struct api_ctx *api_ctx_new(struct api *a, struct evhttp_request *req, const char *tenant)
+{
+    struct api_ctx *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->api = a;
+    c->req = req;
+    c->tenant = tenant;
+    a->in_flight++;
+    return c;
+}
+
+void api_ctx_free(struct api_ctx *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    c->api->in_flight--;
+    cJSON_Delete(c->task);
+    free(c);
+}
+
+cJSON *api_read_json(struct api *a, struct evhttp_request *req, const char **raw, size_t *raw_len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *body;
+    cJSON *json;
+    int depth;
+
+    if (len > (size_t)a->cfg->limits.max_body_bytes) {
+        api_reply_error(a, req, CORE_ETOOLARGE, NULL, "request_too_large",
+                        "Request body of %zu bytes is larger than the limit of %ld bytes", len,
+                        a->cfg->limits.max_body_bytes);
+        return NULL;
+    }
+    if (len == 0) {
+        api_reply_error(a, req, CORE_EINVAL, NULL, "invalid_json",
+                        "Request body is empty; expected a JSON object");
+        return NULL;
+    }
+    body = (const char *)evbuffer_pullup(in, -1);
+    depth = util_json_depth(body, len, (int)a->cfg->limits.max_json_depth);
+    if (depth > a->cfg->limits.max_json_depth) {
+        api_reply_error(a, req, CORE_EINVAL, NULL, "invalid_json",
+                        "Request body is nested deeper than %ld levels",
+                        a->cfg->limits.max_json_depth);
+        return NULL;
+    }
+    json = cJSON_ParseWithLength(body, len);
+    if (json == NULL) {
+        api_reply_error(a, req, CORE_EINVAL, NULL, "invalid_json",
+                        "We could not parse the JSON body of your request");
+        return NULL;
+    }
+    *raw = body;
+    *raw_len = len;
+    return json;
+}
+
+/*
+ * Bearer authentication: the key's tenant, or NULL after answering 401. Keys are compared as
+ * SHA-256 hashes in constant time (config_tenant_for_key).
+ */
+static const char *authenticate(struct api *a, struct evhttp_request *req)
+{
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    const char *tenant;
+
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0 || h[7] == '\0') {
+        api_reply_error(a, req, CORE_EAUTH, NULL, "missing_api_key",
+                        "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'");
+        return NULL;
+    }
+    tenant = config_tenant_for_key(a->cfg, h + 7);
+    if (tenant == NULL) {
+        api_reply_error(a, req, CORE_EAUTH, NULL, "invalid_api_key", "Incorrect API key provided");
+        return NULL;
+    }
+    return tenant;
+}
+
+/* The one evhttp callback: match the route table, then authenticate, then dispatch. */
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct api *a = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+    bool path_known = false;
+    char id[128];
+
+    if (path == NULL) {
+        api_reply_error(a, req, CORE_EINVAL, NULL, NULL, "Malformed request URI");
+        return;
+    }
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        const struct route *r = &routes[i];
+        if (!path_match(r->pattern, path, id, sizeof(id))) {
+            continue;
+        }
+        path_known = true;
+        if (r->method != method) {
+            continue;
+        }
+        const char *tenant = NULL;
+        if (r->auth && (tenant = authenticate(a, req)) == NULL) {
+            return;
+        }
+        r->handler(a, req, tenant, id);
+        return;
+    }
+    if (path_known) {
+        struct core_err e;
+        core_err_clear(&e);
+        core_err_set(&e, CORE_EINVAL, NULL, "Method not allowed on %s", path);
+        core_err_set_code(&e, "method_not_allowed");
+        e.http_status = 405; /* the one status with no code of its own in the error table */
+        api_reply_err(a, req, &e);
+        return;
+    }
+    api_reply_error(a, req, CORE_ENOTFOUND, NULL, "unknown_url", "Unknown request URL: %s", path);
+}
+
+struct api *api_new(struct event_base *base, const struct config *cfg, struct store *store,
+                    struct core_err *err)
+{
+    struct api *a = calloc(1, sizeof(*a));
+    long hard;
+
+    if (a == NULL) {
+        core_err_set(err, CORE_ENOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    a->base = base;
+    a->cfg = cfg;
+    a->store = store;
+    a->http = evhttp_new(base);
+    if (a->http == NULL) {
+        core_err_set(err, CORE_ENOMEM, NULL, "evhttp_new failed");
+        free(a);
+        return NULL;
+    }
+    hard = cfg->limits.max_body_bytes * API_HARD_BODY_FACTOR;
+    evhttp_set_max_body_size(a->http, hard > API_HARD_BODY_MIN ? hard : API_HARD_BODY_MIN);
+    evhttp_set_max_headers_size(a->http, cfg->limits.max_header_bytes);
+    evhttp_set_timeout(a->http, (int)cfg->limits.request_timeout_s);
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_OPTIONS);
+    evhttp_set_gencb(a->http, on_request, a);
+    a->listener =
+        evhttp_bind_socket_with_handle(a->http, cfg->listen_host, (ev_uint16_t)cfg->listen_port);
+    if (a->listener == NULL) {
+        core_err_set(err, CORE_EUNAVAILABLE, "listen", "cannot listen on %s:%d", cfg->listen_host,
+                     cfg->listen_port);
+        evhttp_free(a->http);
+        free(a);
+        return NULL;
+    }
+    log_info("listening", "addr=%s:%d", cfg->listen_host, cfg->listen_port);
+    return a;
+}
+
+void api_stop(struct api *a)
+{
+    if (a && a->listener) {
+        evhttp_del_accept_socket(a->http, a->listener);
+        a->listener = NULL;
+    }
+}
+
+size_t api_in_flight(const struct api *a)
+{
+    return a->in_flight;
+}
+
+void api_free(struct api *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    evhttp_free(a->http);
+    free(a);
+}

@@ -1,0 +1,474 @@
+/*
+ * api/tasks.c — the native task API: create, read, list, cancel.
+ *
+ * Each handler validates what it can without Redis, then makes exactly one round trip (one
+ * script or one HGETALL) and answers from its reply.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <sys/queue.h>
+
+#include <event2/keyvalq_struct.h>
+
+#include "api/internal.h"
+#include "core/keys.h"
+#include "core/log.h"
+#include "core/scripts.h"
+#include "core/task.h"
+#include "core/util.h"
+
+#define API_IDEMPOTENCY_KEY_MAX 255
+#define API_METADATA_MAX_PAIRS 16
+#define API_METADATA_KEY_MAX 64
+#define API_METADATA_VALUE_MAX 512
+#define API_LIST_SCAN_CAP "5000"
+
+static const char *const task_kinds[] = {"chat", "embedding", "image", "video", NULL};
+
+static bool kind_known(const char *kind)
+{
+    for (const char *const *k = task_kinds; *k; k++) {
+        if (strcmp(*k, kind) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void reply_store_down(struct api *a, struct evhttp_request *req)
+{
+    api_reply_error(a, req, CORE_EUNAVAILABLE, NULL, "store_unavailable",
+                    "The task store is unavailable; retry shortly");
+}
+
+static void reply_not_found(struct api *a, struct evhttp_request *req, const char *id)
+{
+    api_reply_error(a, req, CORE_ENOTFOUND, "id", "task_not_found", "No task found with id '%s'",
+                    id);
+}
+
+/* A chat input: a non-empty messages array of objects with a string role. */
+static int validate_chat(const cJSON *input, struct core_err *e)
+{
+    const cJSON *messages = cJSON_GetObjectItemCaseSensitive(input, "messages");
+    const cJSON *m;
+    int i = 0;
+
+    if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0) {
+        return core_err_set(e, CORE_EINVAL, "input.messages",
+                            "'input.messages' must be a non-empty array");
+    }
+    cJSON_ArrayForEach(m, messages)
+    {
+        if (!cJSON_IsObject(m) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "role"))) {
+            return core_err_set(e, CORE_EINVAL, "input.messages",
+                                "'input.messages[%d]' must be an object with a string 'role'", i);
+        }
+        i++;
+    }
+    return 0;
+}
+
+static int validate_metadata(const cJSON *meta, struct core_err *e)
+{
+    const cJSON *v;
+
+    if (!cJSON_IsObject(meta)) {
+        return core_err_set(e, CORE_EINVAL, "metadata", "'metadata' must be an object");
+    }
+    if (cJSON_GetArraySize(meta) > API_METADATA_MAX_PAIRS) {
+        return core_err_set(e, CORE_EINVAL, "metadata", "'metadata' has more than %d keys",
+                            API_METADATA_MAX_PAIRS);
+    }
+    cJSON_ArrayForEach(v, meta)
+    {
+        if (!cJSON_IsString(v) || strlen(v->string) > API_METADATA_KEY_MAX ||
+            strlen(v->valuestring) > API_METADATA_VALUE_MAX) {
+            return core_err_set(e, CORE_EINVAL, "metadata",
+                                "'metadata' values must be strings (keys up to %d characters, "
+                                "values up to %d)",
+                                API_METADATA_KEY_MAX, API_METADATA_VALUE_MAX);
+        }
+    }
+    return 0;
+}
+
+/*
+ * Validates a POST /v1/tasks body. On success fills the kind, input, model and priority it
+ * found (borrowed from body) and returns 0; otherwise returns the error code with e filled.
+ */
+static int validate_create(struct api *a, const cJSON *body, const char **kind, const cJSON **input,
+                           const struct config_model **model, int *prio, const cJSON **meta,
+                           struct core_err *e)
+{
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, "kind");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(body, "priority");
+    const cJSON *m;
+
+    if (!cJSON_IsObject(body)) {
+        return core_err_set(e, CORE_EINVAL, NULL, "The request body must be a JSON object");
+    }
+    if (!cJSON_IsString(k)) {
+        return core_err_set(e, CORE_EINVAL, "kind",
+                            "'kind' is required and must be one of chat, embedding, image, video");
+    }
+    if (!kind_known(k->valuestring)) {
+        return core_err_set(e, CORE_EINVAL, "kind",
+                            "Unknown kind '%.64s': expected chat, embedding, image or video",
+                            k->valuestring);
+    }
+    *kind = k->valuestring;
+    *input = cJSON_GetObjectItemCaseSensitive(body, "input");
+    if (!cJSON_IsObject(*input)) {
+        return core_err_set(e, CORE_EINVAL, "input",
+                            "'input' is required and must be the OpenAI request object");
+    }
+    m = cJSON_GetObjectItemCaseSensitive(*input, "model");
+    if (!cJSON_IsString(m) || m->valuestring[0] == '\0') {
+        return core_err_set(e, CORE_EINVAL, "input.model", "'input.model' must be a string");
+    }
+    *model = config_model_find(a->cfg, m->valuestring);
+    if (*model == NULL) {
+        core_err_set(e, CORE_ENOTFOUND, "input.model", "The model '%.128s' does not exist",
+                     m->valuestring);
+        core_err_set_code(e, "model_not_found");
+        return e->code;
+    }
+    if (strcmp((*model)->kind, *kind) != 0) {
+        return core_err_set(e, CORE_EINVAL, "kind", "The model '%.128s' serves %s tasks, not %s",
+                            m->valuestring, (*model)->kind, *kind);
+    }
+    if (strcmp(*kind, "chat") == 0 && validate_chat(*input, e) < 0) {
+        return e->code;
+    }
+    *prio = TASK_PRIO_NORMAL;
+    if (p != NULL) {
+        if (!cJSON_IsString(p) || (*prio = task_priority_parse(p->valuestring)) < 0) {
+            return core_err_set(e, CORE_EINVAL, "priority",
+                                "'priority' must be one of interactive, normal, batch");
+        }
+    }
+    *meta = cJSON_GetObjectItemCaseSensitive(body, "metadata");
+    if (*meta != NULL && validate_metadata(*meta, e) < 0) {
+        return e->code;
+    }
+    return 0;
+}
+
+static void reply_task(struct api *a, struct evhttp_request *req, int status, const char *id,
+                       cJSON *task)
+{
+    if (status == 202) {
+        char loc[96];
+        snprintf(loc, sizeof(loc), "/v1/tasks/%s", id);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+    }
+    api_reply_json(a, req, status, task);
+}
+
+static void on_submit(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct api_ctx *c = arg;
+    struct api *a = c->api;
+    const char *what;
+
+    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+        if (err) {
+            log_warn("submit failed", "error=\"%s\"", err->message);
+        }
+        reply_store_down(a, c->req);
+        goto out;
+    }
+    what = reply->element[0]->str;
+    if (strcmp(what, "ok") == 0) {
+        a->tasks_accepted++;
+        reply_task(a, c->req, 202, c->id, c->task);
+        c->task = NULL;
+    } else if (strcmp(what, "dup") == 0 && reply->elements == 3) {
+        const char *id = reply->element[1]->str;
+        reply_task(a, c->req, 202, id, task_to_json(id, reply->element[2]));
+    } else {
+        api_reply_error(a, c->req, CORE_ECONFLICT, "Idempotency-Key", "idempotency_key_reused",
+                        "This Idempotency-Key was already used with a different request body");
+    }
+out:
+    api_ctx_free(c);
+}
+
+void api_tasks_create(struct api *a, struct evhttp_request *req, const char *tenant,
+                      const char *arg)
+{
+    const char *raw = NULL, *kind = NULL, *idem;
+    size_t raw_len = 0;
+    const cJSON *input = NULL, *meta = NULL;
+    const struct config_model *model = NULL;
+    int prio = TASK_PRIO_NORMAL;
+    struct core_err e;
+    struct api_ctx *c = NULL;
+    char *input_text = NULL, *meta_text = NULL;
+    char body_hash[65], idem_hash[65];
+    char task_key[96], queue_key[32], tenant_key[96], idem_key[192];
+    char prio_s[4], now_s[24], max_s[24], ttl_s[24];
+    int64_t now = util_now_ms();
+    cJSON *body = api_read_json(a, req, &raw, &raw_len);
+
+    if (body == NULL) {
+        return;
+    }
+    core_err_clear(&e);
+    if (validate_create(a, body, &kind, &input, &model, &prio, &meta, &e) < 0) {
+        api_reply_err(a, req, &e);
+        goto out;
+    }
+    idem = evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
+    if (idem && (idem[0] == '\0' || strlen(idem) > API_IDEMPOTENCY_KEY_MAX)) {
+        api_reply_error(a, req, CORE_EINVAL, "Idempotency-Key", NULL,
+                        "The Idempotency-Key header must be 1-%d characters",
+                        API_IDEMPOTENCY_KEY_MAX);
+        goto out;
+    }
+    c = api_ctx_new(a, req, tenant);
+    if (c == NULL || util_random_id(TASK_ID_PREFIX, c->id, sizeof(c->id)) < 0) {
+        api_reply_error(a, req, CORE_EINTERNAL, NULL, NULL, "Could not create a task id");
+        goto out;
+    }
+    input_text = cJSON_PrintUnformatted(input);
+    meta_text = meta ? cJSON_PrintUnformatted(meta) : NULL;
+    c->task = task_new_json(c->id, kind, model->alias, prio, now, a->cfg->tasks.max_attempts, meta);
+    if (input_text == NULL || c->task == NULL) {
+        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
+        goto out;
+    }
+    util_sha256_hex(raw, raw_len, body_hash);
+    if (idem) {
+        util_sha256_hex(idem, strlen(idem), idem_hash);
+    }
+    snprintf(task_key, sizeof(task_key), KEY_TASK "%s", c->id);
+    snprintf(queue_key, sizeof(queue_key), KEY_QUEUE "%d", prio);
+    snprintf(tenant_key, sizeof(tenant_key), KEY_TENANT "%s", tenant);
+    snprintf(idem_key, sizeof(idem_key), KEY_IDEM "%s:%s", tenant, idem ? idem_hash : "-");
+    snprintf(prio_s, sizeof(prio_s), "%d", prio);
+    snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
+    snprintf(max_s, sizeof(max_s), "%ld", a->cfg->tasks.max_attempts);
+    snprintf(ttl_s, sizeof(ttl_s), "%lld", (long long)a->cfg->tasks.retention_s * 1000);
+    {
+        const char *argv[] = {task_key,
+                              queue_key,
+                              tenant_key,
+                              idem_key,
+                              c->id,
+                              tenant,
+                              kind,
+                              model->alias,
+                              prio_s,
+                              now_s,
+                              max_s,
+                              input_text,
+                              meta_text ? meta_text : "",
+                              idem ? "1" : "0",
+                              body_hash,
+                              ttl_s,
+                              CHANNEL_WAKE,
+                              KEY_TASK};
+        if (store_script(a->store, SCRIPT_SUBMIT, on_submit, c, 4, 18, argv, NULL) < 0) {
+            reply_store_down(a, req);
+            goto out;
+        }
+    }
+    c = NULL; /* on_submit owns it now */
+out:
+    api_ctx_free(c);
+    cJSON_Delete(body);
+    cJSON_free(input_text);
+    cJSON_free(meta_text);
+}
+
+static void on_get(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct api_ctx *c = arg;
+    const char *owner;
+
+    if (err != NULL) {
+        reply_store_down(c->api, c->req);
+    } else if ((owner = task_hash_get(reply, "tenant")) == NULL || strcmp(owner, c->tenant) != 0) {
+        /* Another tenant's task is indistinguishable from a missing one. */
+        reply_not_found(c->api, c->req, c->id);
+    } else {
+        api_reply_json(c->api, c->req, 200, task_to_json(c->id, reply));
+    }
+    api_ctx_free(c);
+}
+
+void api_tasks_get(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg)
+{
+    struct api_ctx *c;
+    char key[96];
+
+    if (!util_id_valid(TASK_ID_PREFIX, arg)) {
+        reply_not_found(a, req, arg);
+        return;
+    }
+    c = api_ctx_new(a, req, tenant);
+    if (c == NULL) {
+        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
+        return;
+    }
+    snprintf(c->id, sizeof(c->id), "%s", arg);
+    snprintf(key, sizeof(key), KEY_TASK "%s", arg);
+    const char *argv[] = {"HGETALL", key};
+    if (store_command(a->store, on_get, c, 2, argv, NULL) < 0) {
+        reply_store_down(a, req);
+        api_ctx_free(c);
+    }
+}
+
+static void on_list(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct api_ctx *c = arg;
+    cJSON *list, *data;
+    const char *first = NULL, *last = NULL;
+
+    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+        reply_store_down(c->api, c->req);
+        goto out;
+    }
+    if (strcmp(reply->element[0]->str, "badcursor") == 0) {
+        api_reply_error(c->api, c->req, CORE_EINVAL, "after", NULL,
+                        "'after' does not name a task in this list");
+        goto out;
+    }
+    list = cJSON_CreateObject();
+    cJSON_AddStringToObject(list, "object", "list");
+    data = cJSON_AddArrayToObject(list, "data");
+    for (size_t i = 2; i + 1 < reply->elements; i += 2) {
+        const char *id = reply->element[i]->str;
+        cJSON *t = task_to_json(id, reply->element[i + 1]);
+        if (t) {
+            cJSON_AddItemToArray(data, t);
+            first = first ? first : id;
+            last = id;
+        }
+    }
+    if (first) {
+        cJSON_AddStringToObject(list, "first_id", first);
+        cJSON_AddStringToObject(list, "last_id", last);
+    } else {
+        cJSON_AddNullToObject(list, "first_id");
+        cJSON_AddNullToObject(list, "last_id");
+    }
+    cJSON_AddBoolToObject(list, "has_more", reply->element[1]->integer != 0);
+    api_reply_json(c->api, c->req, 200, list);
+out:
+    api_ctx_free(c);
+}
+
+void api_tasks_list(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *query = evhttp_uri_get_query(uri);
+    struct evkeyvalq params;
+    const char *limit_s, *after, *status;
+    long limit = 20;
+    struct api_ctx *c = NULL;
+    char key[96], limit_buf[24];
+
+    TAILQ_INIT(&params);
+    if (query && evhttp_parse_query_str(query, &params) < 0) {
+        api_reply_error(a, req, CORE_EINVAL, NULL, NULL, "Malformed query string");
+        return;
+    }
+    limit_s = evhttp_find_header(&params, "limit");
+    after = evhttp_find_header(&params, "after");
+    status = evhttp_find_header(&params, "status");
+    if (limit_s) {
+        char *end = NULL;
+        limit = strtol(limit_s, &end, 10);
+        if (*limit_s == '\0' || *end != '\0' || limit < 1 ||
+            limit > a->cfg->limits.max_list_limit) {
+            api_reply_error(a, req, CORE_EINVAL, "limit", NULL,
+                            "'limit' must be an integer between 1 and %ld",
+                            a->cfg->limits.max_list_limit);
+            goto out;
+        }
+    }
+    if (after && !util_id_valid(TASK_ID_PREFIX, after)) {
+        api_reply_error(a, req, CORE_EINVAL, "after", NULL, "'after' must be a task id");
+        goto out;
+    }
+    if (status && !task_status_known(status)) {
+        api_reply_error(a, req, CORE_EINVAL, "status", NULL,
+                        "'status' must be one of queued, in_progress, cancelling, completed, "
+                        "failed, cancelled, expired");
+        goto out;
+    }
+    c = api_ctx_new(a, req, tenant);
+    if (c == NULL) {
+        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
+        goto out;
+    }
+    snprintf(key, sizeof(key), KEY_TENANT "%s", tenant);
+    snprintf(limit_buf, sizeof(limit_buf), "%ld", limit);
+    {
+        const char *argv[] = {key,      after ? after : "", limit_buf, status ? status : "",
+                              KEY_TASK, API_LIST_SCAN_CAP};
+        if (store_script(a->store, SCRIPT_LIST, on_list, c, 1, 6, argv, NULL) < 0) {
+            reply_store_down(a, req);
+            api_ctx_free(c);
+        }
+    }
+out:
+    evhttp_clear_headers(&params);
+}
+
+static void on_cancel(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct api_ctx *c = arg;
+    const char *what;
+
+    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+        reply_store_down(c->api, c->req);
+        goto out;
+    }
+    what = reply->element[0]->str;
+    if (strcmp(what, "notfound") == 0) {
+        reply_not_found(c->api, c->req, c->id);
+    } else if (strcmp(what, "conflict") == 0) {
+        api_reply_error(c->api, c->req, CORE_ECONFLICT, "id", "task_not_cancellable",
+                        "The task is already %s and cannot be cancelled",
+                        task_hash_get(reply->element[1], "status") ?: "finished");
+    } else {
+        api_reply_json(c->api, c->req, 200, task_to_json(c->id, reply->element[1]));
+    }
+out:
+    api_ctx_free(c);
+}
+
+void api_tasks_cancel(struct api *a, struct evhttp_request *req, const char *tenant,
+                      const char *arg)
+{
+    struct api_ctx *c;
+    char key[96], now_s[24], ret_s[24];
+
+    if (!util_id_valid(TASK_ID_PREFIX, arg)) {
+        reply_not_found(a, req, arg);
+        return;
+    }
+    c = api_ctx_new(a, req, tenant);
+    if (c == NULL) {
+        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
+        return;
+    }
+    snprintf(c->id, sizeof(c->id), "%s", arg);
+    snprintf(key, sizeof(key), KEY_TASK "%s", arg);
+    snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
+    snprintf(ret_s, sizeof(ret_s), "%lld", (long long)a->cfg->tasks.retention_s * 1000);
+    const char *argv[] = {key, KEY_DELAYED, KEY_EXPIRY, arg, tenant, now_s, ret_s};
+    if (store_script(a->store, SCRIPT_CANCEL, on_cancel, c, 3, 7, argv, NULL) < 0) {
+        reply_store_down(a, req);
+        api_ctx_free(c);
+    }
+}

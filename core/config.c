@@ -1,0 +1,597 @@
+/*
+ * core/config.c — loading and validating sluice.json.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#define CONFIG_MAX_FILE_BYTES (4 * 1024 * 1024)
+
+/* Numeric settings: section, key, where it lives in struct config, bounds and default. */
+struct num_option {
+    const char *section;
+    const char *key;
+    size_t offset;
+    long min;
+    long max;
+    long def;
+};
+
+#define OPT(sec, field, key, lo, hi, d)                                                            \
+    {                                                                                              \
+        sec, key, offsetof(struct config, field), lo, hi, d                                        \
+    }
+
+static const struct num_option num_options[] = {
+    OPT("limits", limits.max_body_bytes, "max_body_bytes", 1024, 64L << 20, 8L << 20),
+    OPT("limits", limits.max_header_bytes, "max_header_bytes", 1024, 1L << 20, 16384),
+    OPT("limits", limits.max_json_depth, "max_json_depth", 4, 512, 64),
+    OPT("limits", limits.request_timeout_s, "request_timeout_s", 1, 3600, 30),
+    OPT("limits", limits.max_list_limit, "max_list_limit", 1, 1000, 100),
+    OPT("tasks", tasks.max_attempts, "max_attempts", 1, 100, 3),
+    OPT("tasks", tasks.lease_ms, "lease_ms", 500, 3600000, 30000),
+    OPT("tasks", tasks.retention_s, "retention_s", 1, 365L * 86400, 86400),
+    OPT("tasks", tasks.backoff_base_ms, "backoff_base_ms", 1, 3600000, 1000),
+    OPT("tasks", tasks.backoff_max_ms, "backoff_max_ms", 1, 86400000, 60000),
+    OPT("worker", worker.concurrency, "concurrency", 1, 100000, 256),
+    OPT("worker", worker.claim_batch, "claim_batch", 1, 1000, 32),
+    OPT("worker", worker.shutdown_grace_ms, "shutdown_grace_ms", 0, 3600000, 10000),
+    OPT("worker", worker.max_response_bytes, "max_response_bytes", 1024, 1L << 30, 16L << 20),
+    OPT("scheduler", scheduler.tick_ms, "tick_ms", 10, 60000, 500),
+    OPT(NULL, redis_timeout_ms, "redis_timeout_ms", 10, 600000, 2000),
+};
+
+static const char *const known_kinds[] = {"chat", "embedding", "image", "video", NULL};
+static const char *const known_strategies[] = {"cost", "latency", "weighted", "ordered", NULL};
+
+static bool in_list(const char *s, const char *const *list)
+{
+    for (; *list; list++) {
+        if (strcmp(s, *list) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static char *xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/*
+ * Resolves a secret reference: "env:NAME" reads the environment, anything else is the literal
+ * value. *out is NULL when the value is missing. Returns 0 or CORE_EINVAL naming field.
+ */
+static int resolve_secret(const char *value, const char *field, char **out, struct core_err *err)
+{
+    *out = NULL;
+    if (strncmp(value, "env:", 4) == 0) {
+        const char *v = getenv(value + 4);
+        if (v == NULL || v[0] == '\0') {
+            return core_err_set(err, CORE_EINVAL, field, "%s: environment variable %s is not set",
+                                field, value + 4);
+        }
+        *out = strdup(v);
+    } else {
+        *out = strdup(value);
+    }
+    return *out ? 0 : core_err_set(err, CORE_ENOMEM, field, "out of memory");
+}
+
+static int parse_host_port(const char *s, const char *field, char **host, int *port,
+                           struct core_err *err)
+{
+    const char *colon = strrchr(s, ':');
+    char *end = NULL;
+    long p;
+
+    if (colon == NULL || colon == s) {
+        return core_err_set(err, CORE_EINVAL, field, "%s: expected host:port, got \"%s\"", field,
+                            s);
+    }
+    p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || p < 0 || p > 65535) {
+        return core_err_set(err, CORE_EINVAL, field, "%s: bad port in \"%s\"", field, s);
+    }
+    *host = strndup(s, (size_t)(colon - s));
+    *port = (int)p;
+    return *host ? 0 : core_err_set(err, CORE_ENOMEM, field, "out of memory");
+}
+
+/* redis://[:password@]host[:port][/db], parsed with curl_url(). */
+static int parse_redis_url(struct config *cfg, const char *url, struct core_err *err)
+{
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL, *path = NULL, *password = NULL;
+    int rc = 0;
+
+    if (u == NULL) {
+        return core_err_set(err, CORE_ENOMEM, "redis", "out of memory");
+    }
+    if (strncmp(url, "redis://", 8) != 0 ||
+        curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        rc = core_err_set(err, CORE_EINVAL, "redis",
+                          "redis: expected redis://host:port/db, got \"%s\"", url);
+        goto out;
+    }
+    cfg->redis_host = strdup(host);
+    cfg->redis_port = 6379;
+    if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK) {
+        cfg->redis_port = atoi(port);
+    }
+    cfg->redis_db = 0;
+    if (curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK && path[0] == '/' && path[1]) {
+        char *end = NULL;
+        long db = strtol(path + 1, &end, 10);
+        if (*end != '\0' || db < 0 || db > 15) {
+            rc = core_err_set(err, CORE_EINVAL, "redis", "redis: bad database number in \"%s\"",
+                              url);
+            goto out;
+        }
+        cfg->redis_db = (int)db;
+    }
+    if (curl_url_get(u, CURLUPART_PASSWORD, &password, CURLU_URLDECODE) == CURLUE_OK &&
+        password[0]) {
+        cfg->redis_password = strdup(password);
+    }
+out:
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    curl_free(password);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+static int parse_numbers(struct config *cfg, const cJSON *root, struct core_err *err)
+{
+    for (size_t i = 0; i < sizeof(num_options) / sizeof(num_options[0]); i++) {
+        const struct num_option *o = &num_options[i];
+        const cJSON *sec = o->section ? cJSON_GetObjectItemCaseSensitive(root, o->section) : root;
+        const cJSON *v = cJSON_IsObject(sec) ? cJSON_GetObjectItemCaseSensitive(sec, o->key) : NULL;
+        long *slot = (long *)((char *)cfg + o->offset);
+        char field[64];
+
+        snprintf(field, sizeof(field), "%s%s%s", o->section ? o->section : "",
+                 o->section ? "." : "", o->key);
+        if (o->section && sec && !cJSON_IsObject(sec)) {
+            return core_err_set(err, CORE_EINVAL, o->section, "%s: must be an object", o->section);
+        }
+        *slot = o->def;
+        if (v == NULL) {
+            continue;
+        }
+        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble) {
+            return core_err_set(err, CORE_EINVAL, field, "%s: must be an integer", field);
+        }
+        if ((long)v->valuedouble < o->min || (long)v->valuedouble > o->max) {
+            return core_err_set(err, CORE_EINVAL, field, "%s: must be between %ld and %ld", field,
+                                o->min, o->max);
+        }
+        *slot = (long)v->valuedouble;
+    }
+    return 0;
+}
+
+static const char *get_string(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int parse_keys(struct config *cfg, const cJSON *root, struct core_err *err)
+{
+    const cJSON *keys = cJSON_GetObjectItemCaseSensitive(root, "keys");
+    const cJSON *k;
+    size_t i = 0;
+
+    if (!cJSON_IsArray(keys) || cJSON_GetArraySize(keys) == 0) {
+        return core_err_set(err, CORE_EINVAL, "keys", "keys: must be a non-empty array");
+    }
+    cfg->keys = calloc((size_t)cJSON_GetArraySize(keys), sizeof(*cfg->keys));
+    if (cfg->keys == NULL) {
+        return core_err_set(err, CORE_ENOMEM, "keys", "out of memory");
+    }
+    cJSON_ArrayForEach(k, keys)
+    {
+        char field[64];
+        const char *key = get_string(k, "key");
+        const char *tenant = get_string(k, "tenant");
+        char *secret = NULL;
+        int rc;
+
+        snprintf(field, sizeof(field), "keys[%zu].key", i);
+        if (key == NULL) {
+            return core_err_set(err, CORE_EINVAL, field, "%s: must be a string", field);
+        }
+        if ((rc = resolve_secret(key, field, &secret, err)) < 0) {
+            return rc;
+        }
+        if (strlen(secret) < 8) {
+            OPENSSL_cleanse(secret, strlen(secret));
+            free(secret);
+            return core_err_set(err, CORE_EINVAL, field, "%s: a key needs at least 8 characters",
+                                field);
+        }
+        util_sha256(secret, strlen(secret), cfg->keys[i].hash);
+        OPENSSL_cleanse(secret, strlen(secret));
+        free(secret);
+        snprintf(field, sizeof(field), "keys[%zu].tenant", i);
+        if (tenant == NULL || tenant[0] == '\0' || strlen(tenant) > 64 ||
+            strpbrk(tenant, ":{}| \t\r\n") != NULL) {
+            return core_err_set(err, CORE_EINVAL, field,
+                                "%s: must be a name of 1-64 characters without ':{}|' or spaces",
+                                field);
+        }
+        cfg->keys[i].tenant = strdup(tenant);
+        cfg->n_keys = ++i;
+    }
+    return 0;
+}
+
+static int parse_providers(struct config *cfg, const cJSON *root, struct core_err *err)
+{
+    const cJSON *providers = cJSON_GetObjectItemCaseSensitive(root, "providers");
+    const cJSON *p;
+    size_t i = 0;
+
+    if (!cJSON_IsObject(providers) || cJSON_GetArraySize(providers) == 0) {
+        return core_err_set(err, CORE_EINVAL, "providers", "providers: must be a non-empty object");
+    }
+    cfg->providers = calloc((size_t)cJSON_GetArraySize(providers), sizeof(*cfg->providers));
+    if (cfg->providers == NULL) {
+        return core_err_set(err, CORE_ENOMEM, "providers", "out of memory");
+    }
+    cJSON_ArrayForEach(p, providers)
+    {
+        struct config_provider *pr = &cfg->providers[i];
+        char field[160];
+        const char *dialect = get_string(p, "dialect");
+        const char *base_url = get_string(p, "base_url");
+        const cJSON *key = cJSON_GetObjectItemCaseSensitive(p, "api_key");
+        const cJSON *timeout = cJSON_GetObjectItemCaseSensitive(p, "timeout_ms");
+
+        pr->name = strdup(p->string);
+        cfg->n_providers = ++i;
+        snprintf(field, sizeof(field), "providers.%s.dialect", p->string);
+        if (dialect == NULL) {
+            return core_err_set(err, CORE_EINVAL, field, "%s: must be a string", field);
+        }
+        pr->dialect = strdup(dialect);
+        snprintf(field, sizeof(field), "providers.%s.base_url", p->string);
+        if (base_url == NULL ||
+            (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0)) {
+            return core_err_set(err, CORE_EINVAL, field, "%s: must be an http(s) URL", field);
+        }
+        pr->base_url = strdup(base_url);
+        snprintf(field, sizeof(field), "providers.%s.api_key", p->string);
+        if (key != NULL) {
+            int rc;
+            if (!cJSON_IsString(key)) {
+                return core_err_set(err, CORE_EINVAL, field, "%s: must be a string", field);
+            }
+            if ((rc = resolve_secret(key->valuestring, field, &pr->api_key, err)) < 0) {
+                return rc;
+            }
+        }
+        pr->timeout_ms = 60000;
+        snprintf(field, sizeof(field), "providers.%s.timeout_ms", p->string);
+        if (timeout != NULL) {
+            if (!cJSON_IsNumber(timeout) || timeout->valuedouble < 100 ||
+                timeout->valuedouble > 3600000) {
+                return core_err_set(err, CORE_EINVAL, field,
+                                    "%s: must be a number of ms between 100 and 3600000", field);
+            }
+            pr->timeout_ms = (long)timeout->valuedouble;
+        }
+    }
+    return 0;
+}
+
+static const struct config_provider *provider_find(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_providers; i++) {
+        if (strcmp(cfg->providers[i].name, name) == 0) {
+            return &cfg->providers[i];
+        }
+    }
+    return NULL;
+}
+
+/* price: {input_per_mtok, output_per_mtok, per_image, per_video_second}, all optional, ≥ 0. */
+static int parse_price(struct config_price *price, const cJSON *obj, const char *field,
+                       struct core_err *err)
+{
+    static const struct {
+        const char *key;
+        size_t offset;
+    } keys[] = {
+        {"input_per_mtok", offsetof(struct config_price, input_per_mtok)},
+        {"output_per_mtok", offsetof(struct config_price, output_per_mtok)},
+        {"per_image", offsetof(struct config_price, per_image)},
+        {"per_video_second", offsetof(struct config_price, per_video_second)},
+    };
+    if (obj == NULL) {
+        return 0;
+    }
+    if (!cJSON_IsObject(obj)) {
+        return core_err_set(err, CORE_EINVAL, field, "%s: must be an object", field);
+    }
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, keys[i].key);
+        if (v == NULL) {
+            continue;
+        }
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0) {
+            return core_err_set(err, CORE_EINVAL, field, "%s.%s: must be a number >= 0", field,
+                                keys[i].key);
+        }
+        *(double *)((char *)price + keys[i].offset) = v->valuedouble;
+    }
+    return 0;
+}
+
+static int parse_deployment(struct config *cfg, struct config_deployment *d, const cJSON *obj,
+                            const char *base, struct core_err *err)
+{
+    static const struct {
+        const char *key;
+        size_t offset;
+    } limits[] = {
+        {"rpm", offsetof(struct config_deployment, rpm)},
+        {"tpm", offsetof(struct config_deployment, tpm)},
+        {"max_concurrency", offsetof(struct config_deployment, max_concurrency)},
+        {"weight", offsetof(struct config_deployment, weight)},
+    };
+    char field[200];
+    const char *provider = get_string(obj, "provider");
+    const char *model = get_string(obj, "model");
+
+    snprintf(field, sizeof(field), "%s.provider", base);
+    if (provider == NULL) {
+        return core_err_set(err, CORE_EINVAL, field, "%s: must be a string", field);
+    }
+    d->provider = provider_find(cfg, provider);
+    if (d->provider == NULL) {
+        return core_err_set(err, CORE_EINVAL, field, "%s: unknown provider \"%s\"", field,
+                            provider);
+    }
+    snprintf(field, sizeof(field), "%s.model", base);
+    if (model == NULL || model[0] == '\0') {
+        return core_err_set(err, CORE_EINVAL, field, "%s: must be a non-empty string", field);
+    }
+    d->model = strdup(model);
+    d->weight = 1;
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, limits[i].key);
+        if (v == NULL) {
+            continue;
+        }
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1e12) {
+            snprintf(field, sizeof(field), "%s.%s", base, limits[i].key);
+            return core_err_set(err, CORE_EINVAL, field, "%s: must be a number >= 0", field);
+        }
+        *(long *)((char *)d + limits[i].offset) = (long)v->valuedouble;
+    }
+    snprintf(field, sizeof(field), "%s.price", base);
+    return parse_price(&d->price, cJSON_GetObjectItemCaseSensitive(obj, "price"), field, err);
+}
+
+static int parse_models(struct config *cfg, const cJSON *root, struct core_err *err)
+{
+    const cJSON *models = cJSON_GetObjectItemCaseSensitive(root, "models");
+    const cJSON *m;
+    size_t i = 0;
+
+    if (!cJSON_IsObject(models) || cJSON_GetArraySize(models) == 0) {
+        return core_err_set(err, CORE_EINVAL, "models", "models: must be a non-empty object");
+    }
+    cfg->models = calloc((size_t)cJSON_GetArraySize(models), sizeof(*cfg->models));
+    if (cfg->models == NULL) {
+        return core_err_set(err, CORE_ENOMEM, "models", "out of memory");
+    }
+    cJSON_ArrayForEach(m, models)
+    {
+        struct config_model *mo = &cfg->models[i];
+        char field[160];
+        const char *kind = get_string(m, "kind");
+        const char *strategy = get_string(m, "strategy");
+        const cJSON *deps = cJSON_GetObjectItemCaseSensitive(m, "deployments");
+        const cJSON *d;
+        size_t j = 0;
+
+        mo->alias = strdup(m->string);
+        cfg->n_models = ++i;
+        snprintf(field, sizeof(field), "models.%s.kind", m->string);
+        if (kind == NULL || !in_list(kind, known_kinds)) {
+            return core_err_set(err, CORE_EINVAL, field,
+                                "%s: must be one of chat, embedding, image, video", field);
+        }
+        mo->kind = strdup(kind);
+        snprintf(field, sizeof(field), "models.%s.strategy", m->string);
+        if (strategy != NULL && !in_list(strategy, known_strategies)) {
+            return core_err_set(err, CORE_EINVAL, field,
+                                "%s: must be one of cost, latency, weighted, ordered", field);
+        }
+        mo->strategy = strdup(strategy ? strategy : "ordered");
+        snprintf(field, sizeof(field), "models.%s.deployments", m->string);
+        if (!cJSON_IsArray(deps) || cJSON_GetArraySize(deps) == 0) {
+            return core_err_set(err, CORE_EINVAL, field, "%s: must be a non-empty array", field);
+        }
+        mo->deployments = calloc((size_t)cJSON_GetArraySize(deps), sizeof(*mo->deployments));
+        if (mo->deployments == NULL) {
+            return core_err_set(err, CORE_ENOMEM, field, "out of memory");
+        }
+        cJSON_ArrayForEach(d, deps)
+        {
+            char base[160];
+            int rc;
+            snprintf(base, sizeof(base), "models.%s.deployments[%zu]", m->string, j);
+            mo->n_deployments = ++j;
+            if (!cJSON_IsObject(d)) {
+                return core_err_set(err, CORE_EINVAL, base, "%s: must be an object", base);
+            }
+            if ((rc = parse_deployment(cfg, &mo->deployments[j - 1], d, base, err)) < 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+int config_parse(const char *text, struct config **out, struct core_err *err)
+{
+    struct config *cfg = calloc(1, sizeof(*cfg));
+    char *copy = strdup(text);
+    cJSON *root = NULL;
+    const char *listen, *redis, *level;
+    int rc = 0;
+
+    *out = NULL;
+    core_err_clear(err);
+    if (cfg == NULL || copy == NULL) {
+        rc = core_err_set(err, CORE_ENOMEM, NULL, "out of memory");
+        goto out;
+    }
+    cJSON_Minify(copy); /* strips // and block comments, so the example can explain itself */
+    root = cJSON_Parse(copy);
+    if (!cJSON_IsObject(root)) {
+        rc = core_err_set(err, CORE_EINVAL, NULL, "config: not a JSON object (syntax error?)");
+        goto out;
+    }
+    listen = get_string(root, "listen");
+    if ((rc = parse_host_port(listen ? listen : "127.0.0.1:8080", "listen", &cfg->listen_host,
+                              &cfg->listen_port, err)) < 0) {
+        goto out;
+    }
+    redis = get_string(root, "redis");
+    if ((rc = parse_redis_url(cfg, redis ? redis : "redis://127.0.0.1:6379/0", err)) < 0) {
+        goto out;
+    }
+    level = get_string(root, "log_level");
+    if (level != NULL && log_level_parse(level) < 0) {
+        rc = core_err_set(err, CORE_EINVAL, "log_level",
+                          "log_level: must be one of debug, info, warn, error");
+        goto out;
+    }
+    cfg->log_level = xstrdup(level ? level : "info");
+    if ((rc = parse_numbers(cfg, root, err)) < 0 || (rc = parse_keys(cfg, root, err)) < 0 ||
+        (rc = parse_providers(cfg, root, err)) < 0 || (rc = parse_models(cfg, root, err)) < 0) {
+        goto out;
+    }
+    if (cfg->tasks.backoff_max_ms < cfg->tasks.backoff_base_ms) {
+        rc = core_err_set(err, CORE_EINVAL, "tasks.backoff_max_ms",
+                          "tasks.backoff_max_ms: must be >= tasks.backoff_base_ms");
+        goto out;
+    }
+    *out = cfg;
+    cfg = NULL;
+out:
+    cJSON_Delete(root);
+    free(copy);
+    config_free(cfg);
+    return rc;
+}
+
+int config_load(const char *path, struct config **out, struct core_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    char *text = NULL;
+    size_t n;
+    int rc;
+
+    core_err_clear(err);
+    if (f == NULL) {
+        return core_err_set(err, CORE_EINVAL, NULL, "config: cannot open %s", path);
+    }
+    text = malloc(CONFIG_MAX_FILE_BYTES + 1);
+    if (text == NULL) {
+        fclose(f);
+        return core_err_set(err, CORE_ENOMEM, NULL, "out of memory");
+    }
+    n = fread(text, 1, CONFIG_MAX_FILE_BYTES + 1, f);
+    fclose(f);
+    if (n > CONFIG_MAX_FILE_BYTES) {
+        free(text);
+        return core_err_set(err, CORE_EINVAL, NULL, "config: %s is larger than 4 MB", path);
+    }
+    text[n] = '\0';
+    rc = config_parse(text, out, err);
+    free(text);
+    return rc;
+}
+
+void config_free(struct config *cfg)
+{
+    if (cfg == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < cfg->n_keys; i++) {
+        free(cfg->keys[i].tenant);
+    }
+    for (size_t i = 0; i < cfg->n_providers; i++) {
+        struct config_provider *p = &cfg->providers[i];
+        free(p->name);
+        free(p->dialect);
+        free(p->base_url);
+        if (p->api_key) {
+            OPENSSL_cleanse(p->api_key, strlen(p->api_key));
+        }
+        free(p->api_key);
+    }
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        struct config_model *m = &cfg->models[i];
+        for (size_t j = 0; j < m->n_deployments; j++) {
+            free(m->deployments[j].model);
+        }
+        free(m->deployments);
+        free(m->alias);
+        free(m->kind);
+        free(m->strategy);
+    }
+    free(cfg->keys);
+    free(cfg->providers);
+    free(cfg->models);
+    free(cfg->listen_host);
+    free(cfg->redis_host);
+    if (cfg->redis_password) {
+        OPENSSL_cleanse(cfg->redis_password, strlen(cfg->redis_password));
+    }
+    free(cfg->redis_password);
+    free(cfg->log_level);
+    free(cfg);
+}
+
+const struct config_model *config_model_find(const struct config *cfg, const char *alias)
+{
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        if (strcmp(cfg->models[i].alias, alias) == 0) {
+            return &cfg->models[i];
+        }
+    }
+    return NULL;
+}
+
+const char *config_tenant_for_key(const struct config *cfg, const char *key)
+{
+    unsigned char hash[32];
+    const char *tenant = NULL;
+
+    util_sha256(key, strlen(key), hash);
+    for (size_t i = 0; i < cfg->n_keys; i++) {
+        /* No early exit: every stored hash is compared, whatever matched. */
+        if (CRYPTO_memcmp(hash, cfg->keys[i].hash, sizeof(hash)) == 0) {
+            tenant = cfg->keys[i].tenant;
+        }
+    }
+    return tenant;
+}

@@ -1,0 +1,121 @@
+/*
+ * core/config.h — sluice.json, parsed and validated once at start.
+ *
+ * The file is JSON; line and block comments are allowed and stripped first (cJSON_Minify). Secrets
+ * are written as "env:NAME" and read from the environment; API keys are kept only as SHA-256
+ * hashes. Every validation error names the field ("models.gpt-4o-mini.deployments[0].provider:
+ * ...").
+ */
+#ifndef SLUICE_CORE_CONFIG_H
+#define SLUICE_CORE_CONFIG_H
+
+#include <stddef.h>
+
+#include "core/err.h"
+
+struct config_key {
+    unsigned char hash[32]; /* SHA-256 of the bearer key */
+    char *tenant;
+};
+
+struct config_provider {
+    char *name;
+    char *dialect;  /* adapter name: "openai" */
+    char *base_url; /* includes the version path */
+    char *api_key;  /* resolved secret, may be NULL */
+    long timeout_ms;
+};
+
+struct config_price {
+    double input_per_mtok;
+    double output_per_mtok;
+    double per_image;
+    double per_video_second;
+};
+
+struct config_deployment {
+    const struct config_provider *provider; /* borrowed from config.providers */
+    char *model;                            /* upstream model name */
+    struct config_price price;
+    long rpm, tpm, max_concurrency, weight; /* 0 = unlimited; pacing arrives with the scheduler */
+};
+
+struct config_model {
+    char *alias;
+    char *kind;     /* chat | embedding | image | video */
+    char *strategy; /* cost | latency | weighted | ordered */
+    struct config_deployment *deployments;
+    size_t n_deployments;
+};
+
+struct config_limits {
+    long max_body_bytes;
+    long max_header_bytes;
+    long max_json_depth;
+    long request_timeout_s;
+    long max_list_limit;
+};
+
+struct config_tasks {
+    long max_attempts;
+    long lease_ms;
+    long retention_s;
+    long backoff_base_ms;
+    long backoff_max_ms;
+};
+
+struct config_worker {
+    long concurrency;
+    long claim_batch;
+    long shutdown_grace_ms;
+    long max_response_bytes;
+};
+
+struct config_scheduler {
+    long tick_ms;
+};
+
+struct config {
+    char *listen_host;
+    int listen_port;
+    char *redis_host;
+    int redis_port;
+    int redis_db;
+    char *redis_password; /* may be NULL */
+    long redis_timeout_ms;
+    char *log_level;
+
+    struct config_key *keys;
+    size_t n_keys;
+    struct config_provider *providers;
+    size_t n_providers;
+    struct config_model *models;
+    size_t n_models;
+
+    struct config_limits limits;
+    struct config_tasks tasks;
+    struct config_worker worker;
+    struct config_scheduler scheduler;
+};
+
+/*
+ * Loads and validates the file at path. On success returns 0 and *out (caller frees with
+ * config_free). On failure returns CORE_EINVAL with err->message naming the field.
+ */
+int config_load(const char *path, struct config **out, struct core_err *err);
+
+/* The same from a JSON text (used by tests). text is borrowed. */
+int config_parse(const char *text, struct config **out, struct core_err *err);
+
+void config_free(struct config *cfg);
+
+/* The model alias, or NULL. Borrowed. */
+const struct config_model *config_model_find(const struct config *cfg, const char *alias);
+
+/*
+ * The tenant whose key hashes to hash, or NULL. Compares against every stored hash in constant
+ * time (CRYPTO_memcmp, no early exit), so timing tells nothing about which prefix matched.
+ */
+const char *config_tenant_for_key(const struct config *cfg, const char *key);
+
+#endif

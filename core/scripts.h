@@ -1,0 +1,33 @@
+/*
+ * core/scripts.h — the Lua scripts that make every task state transition one atomic step.
+ *
+ * Each transition checks the expected current state and, for a worker's writes, the attempt's
+ * fencing token (the task's `fence`, bumped on every claim), so a stale worker can never overwrite
+ * a newer attempt or a terminal state. Argument lists are documented beside each script in
+ * scripts.c; the key layout is in keys.h.
+ */
+#ifndef SLUICE_CORE_SCRIPTS_H
+#define SLUICE_CORE_SCRIPTS_H
+
+enum script_id {
+    SCRIPT_SUBMIT = 0,
+    SCRIPT_CLAIM,
+    SCRIPT_EXTEND,
+    SCRIPT_FINISH,
+    SCRIPT_CANCEL,
+    SCRIPT_TICK,
+    SCRIPT_LIST,
+    SCRIPT_COUNT
+};
+
+/*
+ * Computes the scripts' SHA-1 digests. Call once at start, before any store is created; the
+ * digests are constants after that.
+ */
+void scripts_init(void);
+
+/* The Lua source and its 40-hex-character SHA-1. Borrowed, static. */
+const char *script_source(int id);
+const char *script_sha(int id);
+
+#endif

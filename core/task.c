@@ -1,0 +1,164 @@
+/*
+ * core/task.c — rendering tasks from their Redis hash.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/task.h"
+
+static const char *const priority_names[] = {"interactive", "normal", "batch"};
+
+static const char *const statuses[] = {"queued", "in_progress", "cancelling", "completed",
+                                       "failed", "cancelled",   "expired",    NULL};
+static const char *const terminal_statuses[] = {"completed", "failed", "cancelled", "expired",
+                                                NULL};
+
+int task_priority_parse(const char *name)
+{
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(name, priority_names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+const char *task_priority_name(int prio)
+{
+    return (prio >= 0 && prio < 3) ? priority_names[prio] : "normal";
+}
+
+static bool in_list(const char *s, const char *const *list)
+{
+    for (; *list; list++) {
+        if (strcmp(s, *list) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool task_status_terminal(const char *status)
+{
+    return status && in_list(status, terminal_statuses);
+}
+
+bool task_status_known(const char *status)
+{
+    return status && in_list(status, statuses);
+}
+
+const char *task_hash_get(const redisReply *hash, const char *field)
+{
+    if (hash == NULL || hash->type != REDIS_REPLY_ARRAY) {
+        return NULL;
+    }
+    for (size_t i = 0; i + 1 < hash->elements; i += 2) {
+        const redisReply *k = hash->element[i];
+        if (k->type == REDIS_REPLY_STRING && strcmp(k->str, field) == 0) {
+            return hash->element[i + 1]->type == REDIS_REPLY_STRING ? hash->element[i + 1]->str
+                                                                    : NULL;
+        }
+    }
+    return NULL;
+}
+
+/* A stored ms timestamp as Unix seconds, or null. */
+static void add_seconds(cJSON *o, const char *name, const char *ms)
+{
+    if (ms && ms[0]) {
+        cJSON_AddNumberToObject(o, name, (double)(strtoll(ms, NULL, 10) / 1000));
+    } else {
+        cJSON_AddNullToObject(o, name);
+    }
+}
+
+static void add_int(cJSON *o, const char *name, const char *v)
+{
+    cJSON_AddNumberToObject(o, name, v ? (double)strtoll(v, NULL, 10) : 0);
+}
+
+/* A stored JSON text embedded verbatim (cJSON_CreateRaw), or null. */
+static void add_raw(cJSON *o, const char *name, const char *json)
+{
+    if (json && json[0]) {
+        cJSON_AddRawToObject(o, name, json);
+    } else {
+        cJSON_AddNullToObject(o, name);
+    }
+}
+
+cJSON *task_to_json(const char *id, const redisReply *hash)
+{
+    cJSON *o;
+    const char *prio, *meta;
+
+    if (hash == NULL || hash->type != REDIS_REPLY_ARRAY || hash->elements == 0) {
+        return NULL;
+    }
+    o = cJSON_CreateObject();
+    if (o == NULL) {
+        return NULL;
+    }
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "object", "task");
+    cJSON_AddStringToObject(o, "kind", task_hash_get(hash, "kind") ?: "");
+    cJSON_AddStringToObject(o, "model", task_hash_get(hash, "model") ?: "");
+    cJSON_AddStringToObject(o, "status", task_hash_get(hash, "status") ?: "");
+    prio = task_hash_get(hash, "priority");
+    cJSON_AddStringToObject(o, "priority", task_priority_name(prio ? atoi(prio) : 1));
+    add_seconds(o, "created_at", task_hash_get(hash, "created"));
+    add_seconds(o, "started_at", task_hash_get(hash, "started"));
+    add_seconds(o, "completed_at", task_hash_get(hash, "completed"));
+    add_seconds(o, "expires_at", task_hash_get(hash, "expires"));
+    add_int(o, "attempts", task_hash_get(hash, "attempts"));
+    add_int(o, "max_attempts", task_hash_get(hash, "max_attempts"));
+    add_raw(o, "provider", task_hash_get(hash, "provider"));
+    add_raw(o, "result", task_hash_get(hash, "result"));
+    add_raw(o, "error", task_hash_get(hash, "error"));
+    if (task_hash_get(hash, "last_error")) {
+        add_raw(o, "last_error", task_hash_get(hash, "last_error"));
+    }
+    add_raw(o, "usage", task_hash_get(hash, "usage"));
+    add_raw(o, "cost", task_hash_get(hash, "cost"));
+    meta = task_hash_get(hash, "metadata");
+    if (meta) {
+        cJSON_AddRawToObject(o, "metadata", meta);
+    } else {
+        cJSON_AddObjectToObject(o, "metadata");
+    }
+    return o;
+}
+
+cJSON *task_new_json(const char *id, const char *kind, const char *model, int prio,
+                     int64_t created_ms, long max_attempts, const cJSON *metadata)
+{
+    static const char *const nulls[] = {"started_at", "completed_at", "expires_at"};
+    static const char *const empty[] = {"provider", "result", "error", "usage", "cost"};
+    cJSON *o = cJSON_CreateObject();
+
+    if (o == NULL) {
+        return NULL;
+    }
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "object", "task");
+    cJSON_AddStringToObject(o, "kind", kind);
+    cJSON_AddStringToObject(o, "model", model);
+    cJSON_AddStringToObject(o, "status", "queued");
+    cJSON_AddStringToObject(o, "priority", task_priority_name(prio));
+    cJSON_AddNumberToObject(o, "created_at", (double)(created_ms / 1000));
+    for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++) {
+        cJSON_AddNullToObject(o, nulls[i]);
+    }
+    cJSON_AddNumberToObject(o, "attempts", 0);
+    cJSON_AddNumberToObject(o, "max_attempts", (double)max_attempts);
+    for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+        cJSON_AddNullToObject(o, empty[i]);
+    }
+    if (metadata) {
+        cJSON_AddItemToObject(o, "metadata", cJSON_Duplicate(metadata, true));
+    } else {
+        cJSON_AddObjectToObject(o, "metadata");
+    }
+    return o;
+}

@@ -1,0 +1,123 @@
+/*
+ * core/util.c — clocks, ids, hashing and JSON bounds.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "core/util.h"
+
+static const char base32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+
+int64_t util_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t util_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int util_random_id(const char *prefix, char *out, size_t out_size)
+{
+    unsigned char raw[UTIL_ID_RANDOM_CHARS];
+    size_t plen = strlen(prefix);
+
+    if (out_size < plen + UTIL_ID_RANDOM_CHARS + 1) {
+        return -1;
+    }
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        return -1;
+    }
+    memcpy(out, prefix, plen);
+    /* Each character takes 5 bits of its own byte: 26 × 5 = 130 bits of entropy. */
+    for (size_t i = 0; i < UTIL_ID_RANDOM_CHARS; i++) {
+        out[plen + i] = base32_alphabet[raw[i] & 31];
+    }
+    out[plen + UTIL_ID_RANDOM_CHARS] = '\0';
+    return 0;
+}
+
+bool util_id_valid(const char *prefix, const char *s)
+{
+    size_t plen = strlen(prefix);
+
+    if (strncmp(s, prefix, plen) != 0 || strlen(s) != plen + UTIL_ID_RANDOM_CHARS) {
+        return false;
+    }
+    for (const char *p = s + plen; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '2' && *p <= '7'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void util_sha256(const void *data, size_t len, unsigned char out[32])
+{
+    unsigned int n = 32;
+    EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+}
+
+void util_sha256_hex(const void *data, size_t len, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[32];
+
+    util_sha256(data, len, md);
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+int util_json_depth(const char *buf, size_t len, int max_depth)
+{
+    int depth = 0;
+    int max_seen = 0;
+    bool in_string = false;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (in_string) {
+            if (c == '\\') {
+                i++;
+            } else if (c == '"') {
+                in_string = false;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            depth++;
+            if (depth > max_seen) {
+                max_seen = depth;
+                if (max_seen > max_depth) {
+                    return max_seen;
+                }
+            }
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return max_seen;
+}
+
+double util_rand_unit(void)
+{
+    uint32_t r;
+    if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1) {
+        r = (uint32_t)rand();
+    }
+    return (double)r / 4294967296.0;
+}

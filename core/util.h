@@ -1,0 +1,44 @@
+/*
+ * core/util.h — small helpers every role needs: clocks, random ids, hashing, JSON bounds.
+ */
+#ifndef SLUICE_CORE_UTIL_H
+#define SLUICE_CORE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wall clock in Unix milliseconds (what is stored in Redis and shown to clients). */
+int64_t util_now_ms(void);
+
+/* Monotonic milliseconds (for timeouts and latencies; never stored). */
+int64_t util_mono_ms(void);
+
+#define UTIL_ID_RANDOM_CHARS 26
+
+/*
+ * Writes prefix followed by 26 random base32 characters ([a-z2-7], 130 bits from RAND_bytes) and a
+ * NUL into out (size at least strlen(prefix) + 27). Returns 0, or -1 if the CSPRNG failed.
+ */
+int util_random_id(const char *prefix, char *out, size_t out_size);
+
+/* True when s is prefix followed by exactly 26 characters of [a-z2-7]. */
+bool util_id_valid(const char *prefix, const char *s);
+
+/* SHA-256 of data as 64 lower-case hex characters plus NUL in out[65]. */
+void util_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* Raw SHA-256 (32 bytes). */
+void util_sha256(const void *data, size_t len, unsigned char out[32]);
+
+/*
+ * The nesting depth of the JSON text in buf (brackets outside strings), stopping early once it
+ * passes max_depth. Used before cJSON parses client input, so deep input is refused cheaply and
+ * the parser's recursion stays bounded.
+ */
+int util_json_depth(const char *buf, size_t len, int max_depth);
+
+/* A uniformly random double in [0, 1) for jitter (not for secrets). */
+double util_rand_unit(void);
+
+#endif

@@ -1,0 +1,494 @@
+/*
+ * tests/unit/test_adapter_util.c — the helpers every dialect shares (adapters/adapter.c), through
+ * adapter.h. Prints `ok <test>` or `FAIL <test>: <why>` per test and `N passed, N failed` last.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/adapter.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define NOW_MS 1700000000000LL /* Tue, 14 Nov 2023 22:13:20 GMT */
+
+/* The first failed check of the running test; later ones add nothing a reader needs. */
+static struct {
+    int failures;
+    char why[512];
+} current;
+
+static void check(bool ok, int line, const char *what)
+{
+    if (!ok && current.failures++ == 0) {
+        snprintf(current.why, sizeof(current.why), "line %d: %s", line, what);
+    }
+}
+
+static void check_i64(int64_t got, int64_t want, int line, const char *expr)
+{
+    char what[400];
+
+    if (got != want) {
+        snprintf(what, sizeof(what), "%s is %" PRId64 ", want %" PRId64, expr, got, want);
+        check(false, line, what);
+    }
+}
+
+static void check_str(const char *got, const char *want, int line, const char *expr)
+{
+    char what[400];
+
+    if ((got == NULL) != (want == NULL) || (got != NULL && strcmp(got, want) != 0)) {
+        snprintf(what, sizeof(what), "%s is \"%s\", want \"%s\"", expr, got ? got : "(null)",
+                 want ? want : "(null)");
+        check(false, line, what);
+    }
+}
+
+#define CHECK(cond) check((cond), __LINE__, #cond)
+#define CHECK_I64(got, want) check_i64((got), (want), __LINE__, #got)
+#define CHECK_STR(got, want) check_str((got), (want), __LINE__, #got)
+
+/* A reply carrying only the given headers (name, value pairs). */
+static struct adapter_response reply_with(const struct adapter_header *h, size_t n)
+{
+    struct adapter_response r;
+
+    memset(&r, 0, sizeof(r));
+    r.status = 429;
+    r.headers = h;
+    r.n_headers = n;
+    r.now_ms = NOW_MS;
+    return r;
+}
+
+/* adapter_retry_after_ms for one header. */
+static int64_t wait_for(const char *name, const char *value)
+{
+    struct adapter_header h[] = {{name, value}};
+    struct adapter_response r = reply_with(h, 1);
+    return adapter_retry_after_ms(&r);
+}
+
+static void test_find_and_kinds(void)
+{
+    CHECK(adapter_find("openai") == &adapter_openai);
+    CHECK(adapter_find("OpenAI") == NULL);
+    CHECK(adapter_find("nope") == NULL);
+    CHECK(adapter_find("") == NULL);
+    CHECK(adapter_find(NULL) == NULL);
+    CHECK_I64(adapter_op_from_kind("chat"), ADAPTER_OP_CHAT);
+    CHECK_I64(adapter_op_from_kind("embedding"), ADAPTER_OP_EMBEDDING);
+    CHECK_I64(adapter_op_from_kind("image"), ADAPTER_OP_IMAGE);
+    CHECK_I64(adapter_op_from_kind("video"), ADAPTER_OP_VIDEO);
+    CHECK_I64(adapter_op_from_kind("embeddings"), -1);
+    CHECK_I64(adapter_op_from_kind("Chat"), -1);
+    CHECK_I64(adapter_op_from_kind(""), -1);
+    CHECK_I64(adapter_op_from_kind(NULL), -1);
+    CHECK_STR(adapter_op_name(ADAPTER_OP_EMBEDDING), "embedding");
+    CHECK_STR(adapter_op_name((enum adapter_op)42), "unknown");
+}
+
+static void test_url_join(void)
+{
+    static const struct {
+        const char *base;
+        const char *path;
+        const char *want;
+    } rows[] = {
+        {"https://api.openai.com/v1", "chat/completions",
+         "https://api.openai.com/v1/chat/completions"},
+        {"https://api.openai.com/v1/", "chat/completions",
+         "https://api.openai.com/v1/chat/completions"},
+        {"https://api.openai.com/v1", "/chat/completions",
+         "https://api.openai.com/v1/chat/completions"},
+        {"https://api.openai.com/v1//", "//chat/completions",
+         "https://api.openai.com/v1/chat/completions"},
+        {"http://127.0.0.1:8081", "v1/models", "http://127.0.0.1:8081/v1/models"},
+        {"https://x.test/v1", "", "https://x.test/v1/"},
+    };
+
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+        char *url = adapter_url_join(rows[i].base, rows[i].path);
+        CHECK_STR(url, rows[i].want);
+        free(url);
+    }
+    CHECK(adapter_url_join(NULL, "x") == NULL);
+    CHECK(adapter_url_join("https://x.test", NULL) == NULL);
+}
+
+static void test_header_get(void)
+{
+    static const struct adapter_header h[] = {
+        {"Retry-After", "7"},
+        {"X-RateLimit-Reset-Requests", "1s"},
+        {"content-type", "application/json"},
+    };
+    struct adapter_response r = reply_with(h, ARRAY_LEN(h));
+    struct adapter_response none = reply_with(NULL, 0);
+
+    CHECK_STR(adapter_header_get(&r, "retry-after"), "7");
+    CHECK_STR(adapter_header_get(&r, "RETRY-AFTER"), "7");
+    CHECK_STR(adapter_header_get(&r, "x-ratelimit-reset-requests"), "1s");
+    CHECK_STR(adapter_header_get(&r, "Content-Type"), "application/json");
+    CHECK_STR(adapter_header_get(&r, "retry-after-ms"), NULL);
+    CHECK_STR(adapter_header_get(&r, "retry"), NULL);
+    CHECK_STR(adapter_header_get(&none, "retry-after"), NULL);
+    CHECK_STR(adapter_header_get(NULL, "retry-after"), NULL);
+}
+
+static void test_add_header(void)
+{
+    struct adapter_request req;
+
+    memset(&req, 0, sizeof(req));
+    CHECK_I64(adapter_request_add_header(&req, "Authorization: Bearer %s", "sk-test"), 0);
+    CHECK_I64(adapter_request_add_header(&req, "Content-Type: application/json"), 0);
+    CHECK_I64(adapter_request_add_header(&req, "X-Count: %d", 3), 0);
+    CHECK_I64((int64_t)req.n_headers, 3);
+    if (req.n_headers == 3) {
+        CHECK_STR(req.headers[0], "Authorization: Bearer sk-test");
+        CHECK_STR(req.headers[1], "Content-Type: application/json");
+        CHECK_STR(req.headers[2], "X-Count: 3");
+    }
+    adapter_request_cleanup(&req);
+    CHECK(req.headers == NULL && req.n_headers == 0 && req.url == NULL && req.body == NULL);
+    adapter_request_cleanup(&req);
+    adapter_request_cleanup(NULL);
+    adapter_result_cleanup(NULL);
+}
+
+static void test_retry_after_seconds(void)
+{
+    CHECK_I64(wait_for("retry-after", "30"), 30000);
+    CHECK_I64(wait_for("Retry-After", "0"), 0);
+    CHECK_I64(wait_for("retry-after", "1.5"), 1500);
+    CHECK_I64(wait_for("retry-after", " 2 "), 2000);
+    CHECK_I64(wait_for("retry-after", "-5"), 0);
+    CHECK_I64(wait_for("retry-after", "999999999"), ADAPTER_MAX_WAIT_MS);
+    CHECK_I64(wait_for("retry-after", "1e3"), -1);
+    CHECK_I64(wait_for("retry-after", "0x10"), -1);
+    CHECK_I64(wait_for("retry-after", "inf"), -1);
+    CHECK_I64(wait_for("retry-after", "nan"), -1);
+    CHECK_I64(wait_for("retry-after", "soon"), -1);
+    CHECK_I64(wait_for("retry-after", ""), -1);
+    CHECK_I64(wait_for("x-other", "30"), -1);
+}
+
+static void test_retry_after_http_date(void)
+{
+    /* NOW_MS is 22:13:20 GMT; each date is two minutes later, in the three HTTP date forms. */
+    CHECK_I64(wait_for("retry-after", "Tue, 14 Nov 2023 22:15:20 GMT"), 120000);
+    CHECK_I64(wait_for("retry-after", "Tuesday, 14-Nov-23 22:15:20 GMT"), 120000);
+    CHECK_I64(wait_for("retry-after", "Tue Nov 14 22:15:20 2023"), 120000);
+    /* A date already past means "now", a date next year is capped at a day. */
+    CHECK_I64(wait_for("retry-after", "Tue, 14 Nov 2023 22:00:00 GMT"), 0);
+    CHECK_I64(wait_for("retry-after", "Thu, 14 Nov 2024 22:13:20 GMT"), ADAPTER_MAX_WAIT_MS);
+    {
+        /* Measured against when the reply arrived, not the clock now. */
+        struct adapter_header h[] = {{"retry-after", "Tue, 14 Nov 2023 22:15:20 GMT"}};
+        struct adapter_response r = reply_with(h, 1);
+        r.now_ms = NOW_MS + 500;
+        CHECK_I64(adapter_retry_after_ms(&r), 119500);
+    }
+}
+
+static void test_retry_after_ms_precedence(void)
+{
+    static const struct adapter_header both[] = {{"Retry-After", "3"}, {"Retry-After-Ms", "250"}};
+    static const struct adapter_header bad_ms[] = {{"retry-after-ms", "soon"},
+                                                   {"retry-after", "3"}};
+    static const struct adapter_header frac[] = {{"retry-after-ms", "12.2"}};
+    static const struct adapter_header neg[] = {{"retry-after-ms", "-40"}};
+    struct adapter_response r;
+
+    r = reply_with(both, ARRAY_LEN(both));
+    CHECK_I64(adapter_retry_after_ms(&r), 250);
+    r = reply_with(bad_ms, ARRAY_LEN(bad_ms));
+    CHECK_I64(adapter_retry_after_ms(&r), 3000);
+    r = reply_with(frac, ARRAY_LEN(frac));
+    CHECK_I64(adapter_retry_after_ms(&r), 13);
+    r = reply_with(neg, ARRAY_LEN(neg));
+    CHECK_I64(adapter_retry_after_ms(&r), 0);
+    r = reply_with(NULL, 0);
+    CHECK_I64(adapter_retry_after_ms(&r), -1);
+}
+
+static void test_duration(void)
+{
+    static const struct {
+        const char *in;
+        int64_t want;
+    } good[] = {
+        {"1s", 1000},
+        {"6m0s", 360000},
+        {"12ms", 12},
+        {"1h2m3.5s", 3723500},
+        {"0s", 0},
+        {"0", 0},
+        {"1.1s", 1100},
+        {"0.5ms", 1},
+        {"500us", 1},
+        {"500\xc2\xb5s", 1},
+        {"1500000ns", 2},
+        {"20.001s", 20001},
+        {"2m30s", 150000},
+        {"48h", ADAPTER_MAX_WAIT_MS},
+        {"99999999999999999999999h", ADAPTER_MAX_WAIT_MS},
+    };
+    static const char *const bad[] = {"", "5", "1x", "s", "-1s", "1s ", " 1s", "1.s5", "1ss", "m1"};
+
+    for (size_t i = 0; i < ARRAY_LEN(good); i++) {
+        int64_t ms = -7;
+        char what[128];
+        int rc = adapter_parse_duration_ms(good[i].in, &ms);
+        snprintf(what, sizeof(what), "duration \"%s\"", good[i].in);
+        check_i64(rc, 0, __LINE__, what);
+        check_i64(ms, good[i].want, __LINE__, what);
+    }
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        int64_t ms = -7;
+        char what[128];
+        snprintf(what, sizeof(what), "duration \"%s\" is refused", bad[i]);
+        check(adapter_parse_duration_ms(bad[i], &ms) == -1 && ms == -7, __LINE__, what);
+    }
+    CHECK_I64(adapter_parse_duration_ms(NULL, NULL), -1);
+}
+
+static void test_status_retryable(void)
+{
+    static const struct {
+        int status;
+        bool retryable;
+    } rows[] = {
+        {408, true},  {429, true},  {500, true},  {502, true},  {503, true},
+        {504, true},  {529, true},  {501, true},  {599, true},  {200, false},
+        {301, false}, {400, false}, {401, false}, {403, false}, {404, false},
+        {409, false}, {413, false}, {422, false}, {0, false},   {600, false},
+    };
+
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+        char what[64];
+        snprintf(what, sizeof(what), "status %d retryable=%d", rows[i].status, rows[i].retryable);
+        check(adapter_status_retryable(rows[i].status) == rows[i].retryable, __LINE__, what);
+    }
+}
+
+static void test_classify_transport(void)
+{
+    static const struct {
+        enum adapter_transport transport;
+        int code;
+        bool retryable;
+    } rows[] = {
+        {ADAPTER_TRANSPORT_CONNECT, CORE_EUPSTREAM, true},
+        {ADAPTER_TRANSPORT_TIMEOUT, CORE_ETIMEOUT, true},
+        {ADAPTER_TRANSPORT_RESET, CORE_EUPSTREAM, true},
+        {ADAPTER_TRANSPORT_TOO_LARGE, CORE_EUPSTREAM, false},
+        {ADAPTER_TRANSPORT_OTHER, CORE_EUPSTREAM, true},
+        {ADAPTER_TRANSPORT_OK, CORE_EINTERNAL, false},
+    };
+
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+        struct adapter_response r = reply_with(NULL, 0);
+        struct core_err err;
+
+        core_err_clear(&err);
+        r.status = 0;
+        r.transport = rows[i].transport;
+        r.transport_msg = "Could not resolve host: api.example.test";
+        CHECK_I64(adapter_classify_transport(&r, &err), rows[i].code);
+        CHECK_I64(err.code, rows[i].code);
+        CHECK(err.retryable == rows[i].retryable);
+        CHECK_I64(err.provider_status, 0);
+        CHECK_I64(err.retry_after_ms, -1);
+        CHECK(err.message[0] != '\0');
+        if (rows[i].transport != ADAPTER_TRANSPORT_OK) {
+            CHECK(strstr(err.message, "api.example.test") != NULL);
+            CHECK(err.err_code[0] != '\0');
+        }
+    }
+}
+
+static void test_json_parse_bounds(void)
+{
+    static const char exact[] = {'{', '"', 'a', '"', ':', '1', '}'}; /* no NUL after it */
+    char deep[2 * (ADAPTER_MAX_JSON_DEPTH + 1)];
+    char ok_deep[2 * ADAPTER_MAX_JSON_DEPTH];
+    char in_string[ADAPTER_MAX_JSON_DEPTH * 2 + 16];
+    size_t n = 0;
+    cJSON *j;
+
+    j = adapter_json_parse(exact, sizeof(exact));
+    CHECK(cJSON_IsObject(j));
+    cJSON_Delete(j);
+    CHECK(adapter_json_parse("", 0) == NULL);
+    CHECK(adapter_json_parse(NULL, 5) == NULL);
+    CHECK(adapter_json_parse("<html>", 6) == NULL);
+    CHECK(adapter_json_parse("{\"a\":", 5) == NULL);
+    CHECK(adapter_json_parse("{}", (size_t)ADAPTER_MAX_REPLY_BYTES + 1) == NULL);
+
+    memset(deep, '[', sizeof(deep) / 2);
+    memset(deep + sizeof(deep) / 2, ']', sizeof(deep) / 2);
+    CHECK(adapter_json_parse(deep, sizeof(deep)) == NULL);
+    memset(ok_deep, '[', sizeof(ok_deep) / 2);
+    memset(ok_deep + sizeof(ok_deep) / 2, ']', sizeof(ok_deep) / 2);
+    j = adapter_json_parse(ok_deep, sizeof(ok_deep));
+    CHECK(cJSON_IsArray(j));
+    cJSON_Delete(j);
+    /* Brackets inside strings (and escaped quotes) do not count as depth. */
+    n += (size_t)snprintf(in_string, sizeof(in_string), "{\"s\":\"\\\"");
+    memset(in_string + n, '[', ADAPTER_MAX_JSON_DEPTH * 2);
+    n += ADAPTER_MAX_JSON_DEPTH * 2;
+    memcpy(in_string + n, "\"}", 2);
+    n += 2;
+    j = adapter_json_parse(in_string, n);
+    CHECK(cJSON_IsObject(j));
+    cJSON_Delete(j);
+}
+
+static void test_error_fields(void)
+{
+    static const char *const bodies[] = {
+        "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"requests\",\"param\":null,"
+        "\"code\":\"rate_limit_exceeded\"}}",
+        "{\"error\":{\"code\":429,\"message\":\"Resource exhausted\",\"status\":"
+        "\"RESOURCE_EXHAUSTED\"}}",
+        "{\"error\":\"upstream exploded\"}",
+        "{\"detail\":\"nope\"}",
+        "[1,2]",
+    };
+    struct adapter_error_fields f;
+    cJSON *j;
+
+    j = cJSON_Parse(bodies[0]);
+    CHECK(adapter_error_fields_read(j, &f));
+    CHECK_STR(f.message, "Rate limit reached");
+    CHECK_STR(f.type, "requests");
+    CHECK_STR(f.param, NULL);
+    CHECK_STR(f.code, "rate_limit_exceeded");
+    cJSON_Delete(j);
+
+    j = cJSON_Parse(bodies[1]);
+    CHECK(adapter_error_fields_read(j, &f));
+    CHECK_STR(f.message, "Resource exhausted");
+    CHECK_STR(f.type, NULL);
+    CHECK_STR(f.code, "429");
+    cJSON_Delete(j);
+
+    j = cJSON_Parse(bodies[2]);
+    CHECK(adapter_error_fields_read(j, &f));
+    CHECK_STR(f.message, "upstream exploded");
+    CHECK_STR(f.code, "");
+    cJSON_Delete(j);
+
+    for (size_t i = 3; i < ARRAY_LEN(bodies); i++) {
+        j = cJSON_Parse(bodies[i]);
+        CHECK(!adapter_error_fields_read(j, &f));
+        cJSON_Delete(j);
+    }
+    CHECK(!adapter_error_fields_read(NULL, &f));
+}
+
+static void test_http_error(void)
+{
+    static const struct {
+        int provider;
+        int http;
+        bool retryable;
+        const char *type;
+    } rows[] = {
+        {400, 400, false, "invalid_request_error"}, {401, 401, false, "authentication_error"},
+        {403, 403, false, "permission_error"},      {404, 404, false, "not_found_error"},
+        {408, 504, true, "timeout_error"},          {409, 502, false, "upstream_error"},
+        {413, 413, false, "request_too_large"},     {422, 422, false, "unprocessable_entity_error"},
+        {429, 429, true, "rate_limit_error"},       {500, 502, true, "upstream_error"},
+        {503, 502, true, "upstream_error"},         {529, 502, true, "upstream_error"},
+    };
+    static const struct adapter_header h[] = {{"retry-after", "4"}};
+    struct adapter_error_fields f;
+    struct core_err err;
+    char long_msg[700];
+
+    for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
+        struct adapter_response r = reply_with(h, 1);
+        r.status = rows[i].provider;
+        core_err_clear(&err);
+        CHECK_I64(adapter_http_error(&r, NULL, &err), CORE_EUPSTREAM);
+        CHECK_I64(err.code, CORE_EUPSTREAM);
+        CHECK_I64(err.http_status, rows[i].http);
+        CHECK_I64(err.provider_status, rows[i].provider);
+        CHECK(err.retryable == rows[i].retryable);
+        CHECK_STR(err.type, rows[i].type);
+        CHECK_I64(err.retry_after_ms, 4000);
+        CHECK(strstr(err.message, "provider returned HTTP") != NULL);
+    }
+
+    /* The provider's words are kept; a long message is cut on a UTF-8 boundary. */
+    memset(&f, 0, sizeof(f));
+    memset(long_msg, 'a', sizeof(long_msg));
+    for (size_t i = 500; i + 2 < sizeof(long_msg); i += 2) {
+        long_msg[i] = '\xc3';
+        long_msg[i + 1] = '\xa9';
+    }
+    long_msg[sizeof(long_msg) - 1] = '\0';
+    f.message = long_msg;
+    f.type = "invalid_request_error";
+    f.param = "messages";
+    snprintf(f.code, sizeof(f.code), "%s", "context_length_exceeded");
+    {
+        struct adapter_response r = reply_with(NULL, 0);
+        size_t n;
+        r.status = 400;
+        core_err_clear(&err);
+        adapter_http_error(&r, &f, &err);
+        n = strlen(err.message);
+        CHECK(n > 500 && n < sizeof(err.message));
+        CHECK(((unsigned char)err.message[n - 1] & 0xC0) != 0xC0);
+        CHECK(strncmp(err.message, long_msg, n) == 0);
+        CHECK_STR(err.param, "messages");
+        CHECK_STR(err.err_code, "context_length_exceeded");
+        CHECK_STR(err.type, "invalid_request_error");
+        CHECK_I64(err.retry_after_ms, -1);
+    }
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(void);
+} tests[] = {
+    {"find_and_kinds", test_find_and_kinds},
+    {"url_join", test_url_join},
+    {"header_get", test_header_get},
+    {"add_header", test_add_header},
+    {"retry_after_seconds", test_retry_after_seconds},
+    {"retry_after_http_date", test_retry_after_http_date},
+    {"retry_after_ms_precedence", test_retry_after_ms_precedence},
+    {"duration", test_duration},
+    {"status_retryable", test_status_retryable},
+    {"classify_transport", test_classify_transport},
+    {"json_parse_bounds", test_json_parse_bounds},
+    {"error_fields", test_error_fields},
+    {"http_error", test_http_error},
+};
+
+int main(void)
+{
+    int passed = 0;
+    int failed = 0;
+
+    for (size_t i = 0; i < ARRAY_LEN(tests); i++) {
+        memset(&current, 0, sizeof(current));
+        tests[i].fn();
+        if (current.failures == 0) {
+            printf("ok %s\n", tests[i].name);
+            passed++;
+        } else {
+            printf("FAIL %s: %s\n", tests[i].name, current.why);
+            failed++;
+        }
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return (failed == 0 && passed > 0) ? 0 : 1;
+}
