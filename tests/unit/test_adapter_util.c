@@ -39,7 +39,9 @@ static void check_str(const char *got, const char *want, int line, const char *e
 {
     char what[400];
 
-    if ((got == NULL) != (want == NULL) || (got != NULL && strcmp(got, want) != 0)) {
+    bool same = (got == NULL || want == NULL) ? got == want : strcmp(got, want) == 0;
+
+    if (!same) {
         snprintf(what, sizeof(what), "%s is \"%s\", want \"%s\"", expr, got ? got : "(null)",
                  want ? want : "(null)");
         check(false, line, what);

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs sluice on its embedded default: a private
+# redis-server (own port and data directory, AOF on), sluice-mock as the demo provider, and
+# `sluice serve` in the foreground. With OPENAI_API_KEY set, a real OpenAI deployment is added.
+# Ctrl-C stops all three.
+#
+# Ports: SLUICE_PORT (8080), SLUICE_REDIS_PORT (6390), SLUICE_MOCK_PORT (9090).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+port="${SLUICE_PORT:-8080}"
+redis_port="${SLUICE_REDIS_PORT:-6390}"
+mock_port="${SLUICE_MOCK_PORT:-9090}"
+run="$root/.run"
+
+"$root/scripts/install-deps.sh"
+"$root/scripts/build.sh" build -DCMAKE_BUILD_TYPE=Release >/dev/null
+
+mkdir -p "$run/redis"
+for p in "$port" "$redis_port" "$mock_port"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        echo "port $p is in use; set SLUICE_PORT, SLUICE_REDIS_PORT or SLUICE_MOCK_PORT" >&2
+        exit 1
+    fi
+done
+
+# The demo key: SLUICE_API_KEY if set, else one generated once and kept in .run/api-key.
+if [ -z "${SLUICE_API_KEY:-}" ]; then
+    if [ ! -s "$run/api-key" ]; then
+        (umask 077 && echo "sk-sluice-$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+            >"$run/api-key")
+    fi
+    SLUICE_API_KEY="$(cat "$run/api-key")"
+fi
+export SLUICE_API_KEY
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$run/redis" --appendonly yes \
+    --appendfsync always --save "" --protected-mode no --daemonize no \
+    --logfile "$run/redis.log" &
+pids+=($!)
+"$root/build/sluice-mock" --listen "127.0.0.1:$mock_port" --latency-ms 200 >"$run/mock.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do
+    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+openai_provider=""
+openai_model=""
+if [ -n "${OPENAI_API_KEY:-}" ]; then
+    openai_provider=', "openai": {"dialect": "openai", "base_url": "https://api.openai.com/v1",
+        "api_key": "env:OPENAI_API_KEY", "timeout_ms": 120000}'
+    openai_model=', "gpt-4o-mini": {"kind": "chat", "strategy": "ordered", "deployments": [
+        {"provider": "openai", "model": "gpt-4o-mini", "rpm": 500, "tpm": 200000,
+         "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.60}}]}'
+fi
+cat >"$run/sluice.json" <<JSON
+{
+  "listen": "127.0.0.1:$port",
+  "redis": "redis://127.0.0.1:$redis_port/0",
+  "keys": [{"key": "env:SLUICE_API_KEY", "tenant": "default"}],
+  "providers": {
+    "mock": {"dialect": "openai", "base_url": "http://127.0.0.1:$mock_port/v1"}$openai_provider
+  },
+  "models": {
+    "demo-chat": {"kind": "chat", "strategy": "ordered", "deployments": [
+      {"provider": "mock", "model": "mock-gpt",
+       "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.60}}]}$openai_model
+  }
+}
+JSON
+
+model="demo-chat"
+[ -n "${OPENAI_API_KEY:-}" ] && model="gpt-4o-mini"
+cat <<EOF
+
+sluice is starting on http://127.0.0.1:$port (redis on $redis_port, sluice-mock on $mock_port).
+State and logs are in $run. Press Ctrl-C to stop.
+
+Submit a task:
+  ID=\$(curl -s http://127.0.0.1:$port/v1/tasks -H "Authorization: Bearer $SLUICE_API_KEY" -H 'Content-Type: application/json' -d '{"kind":"chat","input":{"model":"$model","messages":[{"role":"user","content":"Say hello"}]}}' | sed -n 's/.*"id":"\\(task_[a-z2-7]*\\)".*/\\1/p'); echo \$ID
+Read it back:
+  curl -s http://127.0.0.1:$port/v1/tasks/\$ID -H "Authorization: Bearer $SLUICE_API_KEY"
+
+EOF
+"$root/build/sluice" serve --config "$run/sluice.json" &
+pids+=($!)
+wait "${pids[-1]}"

@@ -1,0 +1,858 @@
+/*
+ * worker/http.c — libcurl multi driven by libevent (the "multi-event" pattern).
+ *
+ * curl owns the protocol; libevent owns the waiting. curl names the sockets it cares about through
+ * on_curl_socket (one struct http_sock with a persistent event each) and its next deadline through
+ * on_curl_timer (one evtimer). When either fires we hand the socket or the timeout to
+ * curl_multi_socket_action and then drain curl's finished transfers, which is the only place a
+ * user callback runs. Because http_client_send only adds the easy handle (curl answers with a
+ * zero timeout that our evtimer turns into a loop iteration), a callback can never run inside
+ * http_client_send.
+ *
+ * Calls are recycled: a finished struct http_call keeps its easy handle and buffers on an idle
+ * list, and its connection goes back to the multi handle's connection cache for the next call.
+ */
+#include "worker/http.h"
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+/* Defaults for zero fields of struct http_client_opts. */
+#define HTTP_DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define HTTP_DEFAULT_MAX_RESPONSE_BYTES ((size_t)64 * 1024 * 1024)
+#define HTTP_DEFAULT_USER_AGENT "sluice"
+/* Idle connections the cache keeps when the total is unlimited: enough for a busy worker. */
+#define HTTP_DEFAULT_MAX_CACHED_CONNECTIONS 1024L
+/* Idle calls kept for reuse; beyond this a finished call is freed. */
+#define HTTP_MAX_IDLE_CALLS 512
+/* A recycled call keeps a body buffer up to this size; larger ones are freed so that one big reply
+ * does not pin memory in every idle call. */
+#define HTTP_KEEP_BUFFER_BYTES ((size_t)16 * 1024)
+/* TCP keepalive probes on idle pooled connections, in seconds. */
+#define HTTP_KEEPIDLE_S 60L
+#define HTTP_KEEPINTVL_S 20L
+
+enum call_state {
+    CALL_IDLE = 0, /* on the idle list, or being set up */
+    CALL_ACTIVE,   /* in the multi handle, on the active list */
+    CALL_IN_CB,    /* finished; its callback is running */
+};
+
+/* A response header as offsets into http_call.hdr_buf, which may move while it grows. */
+struct hdr_span {
+    uint32_t name;
+    uint32_t value;
+};
+
+struct http_call {
+    struct http_client *client;
+    CURL *easy;
+    struct event *deadline; /* the whole call's timeout, see on_call_deadline */
+    long timeout_ms;
+    struct http_call *prev, *next; /* active list (both) or idle list (next) */
+    enum call_state state;
+    http_client_cb cb;
+    void *arg;
+
+    struct curl_slist *req_headers;
+    char *req_body;
+    size_t req_body_cap;
+
+    char *body;
+    size_t body_len, body_cap;
+    char *hdr_buf; /* "name\0value\0" pairs */
+    size_t hdr_len, hdr_cap;
+    struct hdr_span spans[HTTP_CLIENT_MAX_HEADERS];
+    size_t n_spans;
+    struct adapter_header headers[HTTP_CLIENT_MAX_HEADERS];
+    bool too_large; /* the write callback refused the body because of the cap */
+    bool oom;       /* a buffer could not grow */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* One socket curl asked us to watch. */
+struct http_sock {
+    struct event *ev;
+    struct http_sock *prev, *next;
+};
+
+struct http_client {
+    struct event_base *base;
+    CURLM *multi;
+    struct event *timer;
+    char *user_agent;
+    long connect_timeout_ms;
+    size_t max_response_bytes;
+
+    struct http_call *active; /* in flight, doubly linked */
+    size_t n_active;
+    struct http_call *idle; /* recycled, singly linked */
+    size_t n_idle;
+    struct http_sock *socks; /* every watched socket, so free can release them all */
+
+    bool dispatching;  /* user callbacks may run: http_client_free must wait */
+    bool free_pending; /* http_client_free was called from a callback */
+};
+
+/* Options every call gets, whatever it sends. */
+static const struct {
+    CURLoption opt;
+    long value;
+} call_fixed_opts[] = {
+    {CURLOPT_NOSIGNAL, 1L},
+    {CURLOPT_NOPROGRESS, 1L},
+    {CURLOPT_TCP_NODELAY, 1L},
+    {CURLOPT_TCP_KEEPALIVE, 1L},
+    {CURLOPT_TCP_KEEPIDLE, HTTP_KEEPIDLE_S},
+    {CURLOPT_TCP_KEEPINTVL, HTTP_KEEPINTVL_S},
+    {CURLOPT_FOLLOWLOCATION, 0L},
+    {CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1},
+};
+
+/* How a curl result reads as an adapter transport outcome; anything not listed is OTHER. */
+static const struct {
+    CURLcode code;
+    enum adapter_transport transport;
+} transport_table[] = {
+    {CURLE_OK, ADAPTER_TRANSPORT_OK},
+    {CURLE_OPERATION_TIMEDOUT, ADAPTER_TRANSPORT_TIMEOUT},
+    {CURLE_COULDNT_CONNECT, ADAPTER_TRANSPORT_CONNECT},
+    {CURLE_COULDNT_RESOLVE_HOST, ADAPTER_TRANSPORT_CONNECT},
+    {CURLE_COULDNT_RESOLVE_PROXY, ADAPTER_TRANSPORT_CONNECT},
+    {CURLE_RECV_ERROR, ADAPTER_TRANSPORT_RESET},
+    {CURLE_SEND_ERROR, ADAPTER_TRANSPORT_RESET},
+    {CURLE_GOT_NOTHING, ADAPTER_TRANSPORT_RESET},
+    {CURLE_PARTIAL_FILE, ADAPTER_TRANSPORT_RESET},
+    {CURLE_FILESIZE_EXCEEDED, ADAPTER_TRANSPORT_TOO_LARGE}, /* Content-Length over the cap */
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Makes *buf hold at least need bytes, growing geometrically but never past limit. Returns 0, or
+ * -1 when need passes limit or realloc fails (the old buffer stays valid either way).
+ */
+static int buf_reserve(char **buf, size_t *cap, size_t need, size_t limit)
+{
+    size_t n = *cap ? *cap : 1024;
+    char *p;
+
+    if (need <= *cap) {
+        return 0;
+    }
+    if (need > limit) {
+        return -1;
+    }
+    while (n < need) {
+        n = n > limit / 2 ? limit : n * 2;
+    }
+    if (n > limit) {
+        n = limit;
+    }
+    p = realloc(*buf, n);
+    if (!p) {
+        return -1;
+    }
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
+static void active_link(struct http_client *c, struct http_call *call)
+{
+    call->prev = NULL;
+    call->next = c->active;
+    if (c->active) {
+        c->active->prev = call;
+    }
+    c->active = call;
+    c->n_active++;
+}
+
+static void active_unlink(struct http_client *c, struct http_call *call)
+{
+    if (call->prev) {
+        call->prev->next = call->next;
+    } else {
+        c->active = call->next;
+    }
+    if (call->next) {
+        call->next->prev = call->prev;
+    }
+    call->prev = call->next = NULL;
+    c->n_active--;
+}
+
+static void call_destroy(struct http_call *call)
+{
+    if (!call) {
+        return;
+    }
+    if (call->easy) {
+        curl_easy_cleanup(call->easy);
+    }
+    if (call->deadline) {
+        event_free(call->deadline);
+    }
+    curl_slist_free_all(call->req_headers);
+    free(call->req_body);
+    free(call->body);
+    free(call->hdr_buf);
+    free(call);
+}
+
+/*
+ * Puts a call that is no longer in the multi handle back on the idle list. curl_easy_reset drops
+ * every option (so no pointer into our freed buffers stays set) but keeps the handle's caches.
+ */
+static void call_recycle(struct http_client *c, struct http_call *call)
+{
+    evtimer_del(call->deadline);
+    curl_easy_reset(call->easy);
+    curl_slist_free_all(call->req_headers);
+    call->req_headers = NULL;
+    if (call->body_cap > HTTP_KEEP_BUFFER_BYTES) {
+        free(call->body);
+        call->body = NULL;
+        call->body_cap = 0;
+    }
+    if (call->req_body_cap > HTTP_KEEP_BUFFER_BYTES) {
+        free(call->req_body);
+        call->req_body = NULL;
+        call->req_body_cap = 0;
+    }
+    if (call->hdr_cap > HTTP_KEEP_BUFFER_BYTES) {
+        free(call->hdr_buf);
+        call->hdr_buf = NULL;
+        call->hdr_cap = 0;
+    }
+    call->state = CALL_IDLE;
+    call->cb = NULL;
+    call->arg = NULL;
+    if (c->n_idle >= HTTP_MAX_IDLE_CALLS) {
+        call_destroy(call);
+        return;
+    }
+    call->prev = NULL;
+    call->next = c->idle;
+    c->idle = call;
+    c->n_idle++;
+}
+
+static void on_call_deadline(evutil_socket_t fd, short what, void *arg);
+
+/* An idle call, or a new one. NULL on out of memory. */
+static struct http_call *call_get(struct http_client *c)
+{
+    struct http_call *call = c->idle;
+
+    if (call) {
+        c->idle = call->next;
+        c->n_idle--;
+        call->next = NULL;
+        return call;
+    }
+    call = calloc(1, sizeof(*call));
+    if (!call) {
+        return NULL;
+    }
+    call->client = c;
+    call->easy = curl_easy_init();
+    call->deadline = evtimer_new(c->base, on_call_deadline, call);
+    if (!call->easy || !call->deadline) {
+        call_destroy(call);
+        return NULL;
+    }
+    return call;
+}
+
+/*
+ * Body writes. Refusing a write (returning less than offered) makes curl end the transfer with
+ * CURLE_WRITE_ERROR; the flags tell call_finish why.
+ */
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct http_call *call = userp;
+    size_t len = size * nmemb;
+    size_t max = call->client->max_response_bytes;
+
+    if (len > max - call->body_len) {
+        call->too_large = true;
+        return 0;
+    }
+    if (buf_reserve(&call->body, &call->body_cap, call->body_len + len + 1, max + 1) != 0) {
+        call->oom = true;
+        return 0;
+    }
+    memcpy(call->body + call->body_len, data, len);
+    call->body_len += len;
+    return len;
+}
+
+/*
+ * Header lines, one per call, including status lines and the blank line after each header block.
+ * A status line starts a new block (after a 1xx, only the final response's headers are kept).
+ * Lines over the size limit, continuation lines, lines without a colon and headers past the count
+ * limit are skipped rather than failing the call: the body is what the adapter needs.
+ */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct http_call *call = userp;
+    size_t len = size * nmemb;
+    size_t limit = HTTP_CLIENT_MAX_HEADERS * (HTTP_CLIENT_MAX_HEADER_LINE + 2);
+    const char *colon, *v, *end = data + len;
+    size_t name_len, value_len;
+    char *out;
+
+    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        call->n_spans = 0;
+        call->hdr_len = 0;
+        return len;
+    }
+    if (len > HTTP_CLIENT_MAX_HEADER_LINE || call->n_spans == HTTP_CLIENT_MAX_HEADERS || len == 0 ||
+        data[0] == ' ' || data[0] == '\t') {
+        return len;
+    }
+    colon = memchr(data, ':', len);
+    if (!colon || colon == data) {
+        return len;
+    }
+    name_len = (size_t)(colon - data);
+    while (name_len > 0 && (data[name_len - 1] == ' ' || data[name_len - 1] == '\t')) {
+        name_len--;
+    }
+    v = colon + 1;
+    while (v < end && (*v == ' ' || *v == '\t')) {
+        v++;
+    }
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t')) {
+        end--;
+    }
+    value_len = (size_t)(end - v);
+    if (buf_reserve(&call->hdr_buf, &call->hdr_cap, call->hdr_len + name_len + value_len + 2,
+                    limit) != 0) {
+        call->oom = true;
+        return 0;
+    }
+    out = call->hdr_buf + call->hdr_len;
+    for (size_t i = 0; i < name_len; i++) {
+        out[i] = (char)tolower((unsigned char)data[i]);
+    }
+    out[name_len] = '\0';
+    memcpy(out + name_len + 1, v, value_len);
+    out[name_len + 1 + value_len] = '\0';
+    call->spans[call->n_spans].name = (uint32_t)call->hdr_len;
+    call->spans[call->n_spans].value = (uint32_t)(call->hdr_len + name_len + 1);
+    call->n_spans++;
+    call->hdr_len += name_len + value_len + 2;
+    return len;
+}
+
+/* A header line we send must be one line: refuse CR/LF so config values cannot inject headers. */
+static bool header_line_ok(const char *h)
+{
+    return h && strpbrk(h, "\r\n") == NULL;
+}
+
+/* True when the method is a non-empty token of letters that fits its field. */
+static bool method_ok(const char *m, size_t size)
+{
+    size_t n = strnlen(m, size);
+
+    if (n == 0 || n == size) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!isalpha((unsigned char)m[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Sets the easy handle up for req. The body is copied into the call's own buffer (reused across
+ * calls) instead of CURLOPT_COPYPOSTFIELDS, to avoid one allocation per call. An explicit empty
+ * "Expect:" stops curl from waiting for 100-continue on large bodies. Returns 0 or -1.
+ */
+static int call_prepare(struct http_client *c, struct http_call *call,
+                        const struct adapter_request *req, long timeout_ms)
+{
+    CURL *e = call->easy;
+    bool has_body = req->body != NULL || strcmp(req->method, "POST") == 0;
+    bool has_expect = false;
+    bool ok = true;
+    int rc = -1;
+
+    call->body_len = 0;
+    call->hdr_len = 0;
+    call->n_spans = 0;
+    call->too_large = false;
+    call->oom = false;
+    call->errbuf[0] = '\0';
+
+    for (size_t i = 0; i < req->n_headers; i++) {
+        struct curl_slist *l;
+
+        if (!header_line_ok(req->headers[i])) {
+            goto out;
+        }
+        has_expect = has_expect || strncasecmp(req->headers[i], "expect:", 7) == 0;
+        l = curl_slist_append(call->req_headers, req->headers[i]);
+        if (!l) {
+            goto out;
+        }
+        call->req_headers = l;
+    }
+    if (!has_expect) {
+        struct curl_slist *l = curl_slist_append(call->req_headers, "Expect:");
+
+        if (!l) {
+            goto out;
+        }
+        call->req_headers = l;
+    }
+    if (has_body) {
+        size_t len = req->body ? req->body_len : 0;
+
+        if (buf_reserve(&call->req_body, &call->req_body_cap, len + 1, SIZE_MAX) != 0) {
+            goto out;
+        }
+        if (len) {
+            memcpy(call->req_body, req->body, len);
+        }
+        call->req_body[len] = '\0';
+        ok &= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->req_body) == CURLE_OK;
+    }
+    if (strcmp(req->method, "HEAD") == 0) {
+        ok &= curl_easy_setopt(e, CURLOPT_NOBODY, 1L) == CURLE_OK;
+    } else if (strcmp(req->method, "POST") != 0 && (strcmp(req->method, "GET") != 0 || has_body)) {
+        /* POSTFIELDS alone means POST and no body means GET; anything else is named. */
+        ok &= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method) == CURLE_OK;
+    }
+    for (size_t i = 0; i < sizeof(call_fixed_opts) / sizeof(call_fixed_opts[0]); i++) {
+        ok &= curl_easy_setopt(e, call_fixed_opts[i].opt, call_fixed_opts[i].value) == CURLE_OK;
+    }
+    ok &= curl_easy_setopt(e, CURLOPT_URL, req->url) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_HTTPHEADER, call->req_headers) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response_bytes) ==
+          CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_WRITEDATA, call) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_HEADERDATA, call) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_PRIVATE, call) == CURLE_OK;
+    if (ok) {
+        rc = 0;
+    }
+out:
+    return rc;
+}
+
+static enum adapter_transport transport_of(const struct http_call *call, CURLcode code)
+{
+    if (code == CURLE_WRITE_ERROR && call->too_large) {
+        return ADAPTER_TRANSPORT_TOO_LARGE;
+    }
+    for (size_t i = 0; i < sizeof(transport_table) / sizeof(transport_table[0]); i++) {
+        if (transport_table[i].code == code) {
+            return transport_table[i].transport;
+        }
+    }
+    return ADAPTER_TRANSPORT_OTHER;
+}
+
+/* Builds the response for a transfer curl reported done and hands it to the user's callback. */
+static void call_finish(struct http_client *c, struct http_call *call, CURLcode code)
+{
+    struct adapter_response resp = {0};
+    long status = 0;
+
+    resp.transport = transport_of(call, code);
+    resp.now_ms = wall_ms();
+    for (size_t i = 0; i < call->n_spans; i++) {
+        call->headers[i].name = call->hdr_buf + call->spans[i].name;
+        call->headers[i].value = call->hdr_buf + call->spans[i].value;
+    }
+    resp.headers = call->headers;
+    resp.n_headers = call->n_spans;
+    if (resp.transport == ADAPTER_TRANSPORT_OK) {
+        curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+        resp.status = (int)status;
+        resp.body = call->body ? call->body : "";
+        resp.body_len = call->body_len;
+        if (call->body) {
+            call->body[call->body_len] = '\0';
+        }
+    } else {
+        if (call->too_large || code == CURLE_FILESIZE_EXCEEDED) {
+            snprintf(call->errbuf, sizeof(call->errbuf), "response body over %zu bytes",
+                     c->max_response_bytes);
+        } else if (call->oom) {
+            snprintf(call->errbuf, sizeof(call->errbuf), "out of memory reading the response");
+        } else if (call->errbuf[0] == '\0') {
+            snprintf(call->errbuf, sizeof(call->errbuf), "%s", curl_easy_strerror(code));
+        }
+        resp.transport_msg = call->errbuf;
+    }
+    call->state = CALL_IN_CB;
+    call->cb(&resp, call->arg);
+}
+
+/*
+ * Takes an active call out of curl and the active list, then calls back and recycles it. Taking
+ * it out first gives the callback a consistent client: it may start calls (they only join the
+ * multi handle) or cancel others. Runs only inside a dispatch (see dispatch_end).
+ */
+static void call_complete(struct http_client *c, struct http_call *call, CURLcode code)
+{
+    curl_multi_remove_handle(c->multi, call->easy);
+    active_unlink(c, call);
+    call_finish(c, call, code);
+    call_recycle(c, call);
+}
+
+/*
+ * A dispatch brackets every stretch of code that may run user callbacks, so that a callback's
+ * http_client_free only aborts the calls and leaves the memory to dispatch_end. The caller must
+ * not touch the client after dispatch_end.
+ */
+static void dispatch_begin(struct http_client *c)
+{
+    c->dispatching = true;
+}
+
+static void dispatch_end(struct http_client *c)
+{
+    c->dispatching = false;
+    if (c->free_pending) {
+        http_client_free(c);
+    }
+}
+
+/*
+ * Delivers every transfer curl has finished. curl_multi_info_read is asked afresh after every
+ * callback, and a call a callback cancels is removed from the multi handle, which drops its queued
+ * done message, so the loop never sees a call twice. Stops early when a callback freed the client.
+ */
+static void drain_done(struct http_client *c)
+{
+    CURLMsg *msg;
+    int left;
+
+    dispatch_begin(c);
+    while (!c->free_pending && (msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+        struct http_call *call;
+        void *priv = NULL;
+        CURL *easy = msg->easy_handle;
+        CURLcode code = msg->data.result;
+
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+        call = priv;
+        call_complete(c, call, code);
+    }
+    dispatch_end(c);
+}
+
+/*
+ * The whole call's time is up. curl's own CURLOPT_TIMEOUT_MS does not run while a transfer waits
+ * for a free connection (max_total_connections / max_host_connections), so this timer is what
+ * makes timeout_ms bound the whole call. Whichever fires first reports TIMEOUT.
+ */
+static void on_call_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_call *call = arg;
+    struct http_client *c = call->client;
+
+    if (call->state != CALL_ACTIVE) {
+        return;
+    }
+    snprintf(call->errbuf, sizeof(call->errbuf), "call timed out after %ld ms", call->timeout_ms);
+    dispatch_begin(c);
+    call_complete(c, call, CURLE_OPERATION_TIMEDOUT);
+    dispatch_end(c);
+}
+
+static void sock_free(struct http_client *c, struct http_sock *s)
+{
+    if (!s) {
+        return;
+    }
+    if (s->prev) {
+        s->prev->next = s->next;
+    } else {
+        c->socks = s->next;
+    }
+    if (s->next) {
+        s->next->prev = s->prev;
+    }
+    if (s->ev) {
+        event_free(s->ev);
+    }
+    free(s);
+}
+
+/* libevent says a curl socket is ready: let curl work on it, then deliver what finished. */
+static void on_socket_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_client *c = arg;
+    int action =
+        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int running;
+
+    curl_multi_socket_action(c->multi, fd, action, &running);
+    drain_done(c);
+}
+
+/* curl's deadline passed: let it time transfers out and start queued ones. */
+static void on_timer_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_client *c = arg;
+    int running;
+
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    drain_done(c);
+}
+
+/*
+ * CURLMOPT_SOCKETFUNCTION: curl wants fd watched for what (or no longer watched). The event's
+ * argument is the client, not the struct http_sock, because a callback run from that event may
+ * cancel a call and make curl drop the very socket whose event is running.
+ * Returns 0, or -1 (out of memory) which makes curl fail the transfer.
+ */
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    struct http_client *c = userp;
+    struct http_sock *s = socketp;
+    short kind = EV_PERSIST;
+    int rc = -1;
+
+    if (what == CURL_POLL_REMOVE) {
+        sock_free(c, s);
+        rc = 0;
+        goto out;
+    }
+    kind |= (what & CURL_POLL_IN) ? EV_READ : 0;
+    kind |= (what & CURL_POLL_OUT) ? EV_WRITE : 0;
+    if (!s) {
+        s = calloc(1, sizeof(*s));
+        if (!s) {
+            goto out;
+        }
+        s->ev = event_new(c->base, fd, kind, on_socket_event, c);
+        if (!s->ev) {
+            free(s);
+            goto out;
+        }
+        s->next = c->socks;
+        if (c->socks) {
+            c->socks->prev = s;
+        }
+        c->socks = s;
+        if (curl_multi_assign(c->multi, fd, s) != CURLM_OK) {
+            sock_free(c, s);
+            goto out;
+        }
+    } else {
+        event_del(s->ev);
+        if (event_assign(s->ev, c->base, fd, kind, on_socket_event, c) != 0) {
+            goto out;
+        }
+    }
+    if (event_add(s->ev, NULL) != 0) {
+        goto out;
+    }
+    rc = 0;
+out:
+    return rc;
+}
+
+/*
+ * CURLMOPT_TIMERFUNCTION: curl wants to be woken after timeout_ms (-1: never). curl forbids calling
+ * curl_multi_socket_action from here, so even a zero timeout goes through the loop — which is also
+ * what keeps user callbacks out of http_client_send.
+ */
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct http_client *c = userp;
+    struct timeval tv;
+
+    if (timeout_ms < 0) {
+        evtimer_del(c->timer);
+        return 0;
+    }
+    tv.tv_sec = timeout_ms / 1000;
+    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    return evtimer_add(c->timer, &tv) == 0 ? 0 : -1;
+}
+
+struct http_client *http_client_new(struct event_base *base, const struct http_client_opts *opts)
+{
+    static const struct http_client_opts defaults = {0};
+    struct http_client *c = NULL;
+    bool ok = true;
+    long max_total, max_cached;
+
+    if (!base) {
+        goto fail;
+    }
+    if (!opts) {
+        opts = &defaults;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        goto fail;
+    }
+    c->base = base;
+    c->connect_timeout_ms =
+        opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
+    c->max_response_bytes =
+        opts->max_response_bytes > 0 ? opts->max_response_bytes : HTTP_DEFAULT_MAX_RESPONSE_BYTES;
+    c->user_agent = strdup(opts->user_agent ? opts->user_agent : HTTP_DEFAULT_USER_AGENT);
+    c->timer = evtimer_new(base, on_timer_event, c);
+    c->multi = curl_multi_init();
+    if (!c->user_agent || !c->timer || !c->multi) {
+        goto fail;
+    }
+    max_total = opts->max_total_connections > 0 ? opts->max_total_connections : 0;
+    max_cached = max_total > 0 ? max_total : HTTP_DEFAULT_MAX_CACHED_CONNECTIONS;
+    ok &= curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket) == CURLM_OK;
+    ok &= curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) == CURLM_OK;
+    ok &= curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) == CURLM_OK;
+    ok &= curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) == CURLM_OK;
+    ok &= curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING) == CURLM_OK;
+    ok &= curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_total) == CURLM_OK;
+    ok &= curl_multi_setopt(
+              c->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+              (long)(opts->max_host_connections > 0 ? opts->max_host_connections : 0)) == CURLM_OK;
+    ok &= curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, max_cached) == CURLM_OK;
+    if (!ok) {
+        goto fail;
+    }
+    return c;
+fail:
+    http_client_free(c);
+    return NULL;
+}
+
+/* Takes every in-flight call out of curl without calling back. */
+static void abort_all(struct http_client *c)
+{
+    while (c->active) {
+        struct http_call *call = c->active;
+
+        active_unlink(c, call);
+        curl_multi_remove_handle(c->multi, call->easy);
+        call_recycle(c, call);
+    }
+}
+
+/*
+ * Order matters: easy handles leave the multi handle before curl_multi_cleanup (which closes the
+ * cached connections and may still tell on_curl_socket to drop their sockets, so the client must
+ * be intact then); sockets curl never told us to drop are released last.
+ */
+void http_client_free(struct http_client *c)
+{
+    if (!c) {
+        return;
+    }
+    if (c->multi) {
+        abort_all(c);
+    }
+    if (c->dispatching) {
+        c->free_pending = true;
+        return;
+    }
+    while (c->idle) {
+        struct http_call *call = c->idle;
+
+        c->idle = call->next;
+        call_destroy(call);
+    }
+    if (c->multi) {
+        curl_multi_cleanup(c->multi);
+    }
+    while (c->socks) {
+        sock_free(c, c->socks);
+    }
+    if (c->timer) {
+        event_free(c->timer);
+    }
+    free(c->user_agent);
+    free(c);
+}
+
+struct http_call *http_client_send(struct http_client *c, const struct adapter_request *req,
+                                   long timeout_ms, http_client_cb cb, void *arg)
+{
+    struct http_call *call = NULL;
+    struct timeval tv;
+
+    if (!c || !req || !req->url || !cb || timeout_ms <= 0 || c->free_pending ||
+        !method_ok(req->method, sizeof(req->method))) {
+        goto fail;
+    }
+    call = call_get(c);
+    if (!call || call_prepare(c, call, req, timeout_ms) != 0) {
+        goto fail;
+    }
+    call->timeout_ms = timeout_ms;
+    tv.tv_sec = timeout_ms / 1000;
+    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    if (evtimer_add(call->deadline, &tv) != 0 ||
+        curl_multi_add_handle(c->multi, call->easy) != CURLM_OK) {
+        goto fail;
+    }
+    call->cb = cb;
+    call->arg = arg;
+    call->state = CALL_ACTIVE;
+    active_link(c, call);
+    return call;
+fail:
+    if (call) {
+        call_recycle(c, call);
+    }
+    return NULL;
+}
+
+void http_call_cancel(struct http_call *call)
+{
+    struct http_client *c;
+
+    if (!call || call->state != CALL_ACTIVE) {
+        return;
+    }
+    c = call->client;
+    active_unlink(c, call);
+    curl_multi_remove_handle(c->multi, call->easy);
+    call_recycle(c, call);
+}
+
+size_t http_client_in_flight(const struct http_client *c)
+{
+    return c ? c->n_active : 0;
+}
