@@ -26,6 +26,7 @@ struct sched {
     struct store *store;
     struct event *timer;
     bool ticking;
+    bool dying; /* freed while a tick was in flight: the reply frees it */
     bool leader;
     char node_id[48];
     uint64_t promoted, recovered, swept;
@@ -39,6 +40,10 @@ static void on_tick_reply(redisReply *reply, const struct core_err *err, void *a
     bool leader;
 
     s->ticking = false;
+    if (s->dying) {
+        free(s);
+        return;
+    }
     if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
         return;
     }
@@ -129,5 +134,9 @@ void sched_free(struct sched *s)
              (unsigned long long)s->promoted, (unsigned long long)s->recovered,
              (unsigned long long)s->swept);
     event_free(s->timer);
+    if (s->ticking) {
+        s->dying = true; /* the store still holds s for the tick's reply */
+        return;
+    }
     free(s);
 }

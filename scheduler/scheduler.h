@@ -20,7 +20,7 @@ struct sched;
 struct sched *sched_new(struct event_base *base, const struct config *cfg, struct store *store,
                         struct core_err *err);
 
-/* Frees the scheduler. NULL is a no-op. */
+/* Frees the scheduler; if a tick is in flight, its reply finishes the free. NULL is a no-op. */
 void sched_free(struct sched *s);
 
 #endif

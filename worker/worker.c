@@ -61,6 +61,7 @@ struct worker {
     size_t n_jobs;
     bool claiming;
     long claim_asked;
+    bool woken; /* a wake arrived while a claim was in flight: that claim may have missed it */
     bool idle; /* the last claim found the queues empty */
     bool stopping;
     void (*done)(void *arg);
@@ -400,8 +401,10 @@ static void on_claim(redisReply *reply, const struct core_err *err, void *arg)
             job_start(j);
         }
     }
-    /* A full batch means there may be more: ask again. A short one means the queues are empty. */
-    w->idle = (long)n < w->claim_asked;
+    /* A full batch means there may be more: ask again. A short one means the queues were empty
+     * when the script ran, unless a wake arrived since. */
+    w->idle = (long)n < w->claim_asked && !w->woken;
+    w->woken = false;
     if (!w->idle) {
         kick(w);
     }
@@ -555,6 +558,9 @@ static void on_wake(const char *payload, size_t len, void *arg)
     (void)payload;
     (void)len;
     w->idle = false;
+    if (w->claiming) {
+        w->woken = true;
+    }
     kick(w);
 }
 

@@ -1,0 +1,139 @@
+/*
+ * Unit tests of core/config: defaults, env secrets, and errors that name the field.
+ */
+#include <stdlib.h>
+
+#include "core/config.h"
+#include "check.h"
+
+static const char *base_ok =
+    "{ // comments are allowed\n"
+    "  \"listen\": \"127.0.0.1:9999\", \"redis\": \"redis://:pw@127.0.0.1:7000/3\",\n"
+    "  \"keys\": [{\"key\": \"env:TEST_SLUICE_KEY\", \"tenant\": \"acme\"}],\n"
+    "  /* block comment */\n"
+    "  \"providers\": {\"p\": {\"dialect\": \"openai\", \"base_url\": \"http://x/v1\",\n"
+    "                \"api_key\": \"env:TEST_PROVIDER_KEY\"}},\n"
+    "  \"models\": {\"m\": {\"kind\": \"chat\", \"deployments\": [{\"provider\": \"p\",\n"
+    "     \"model\": \"up\", \"rpm\": 10, \"price\": {\"input_per_mtok\": 1.5}}]}},\n"
+    "  \"tasks\": {\"max_attempts\": 5}\n"
+    "}";
+
+/* Parses text and returns the error's param ("" on success). */
+static const char *parse_err(const char *text, char *msg, size_t size)
+{
+    static char param[64];
+    struct config *cfg = NULL;
+    struct core_err err;
+
+    if (config_parse(text, &cfg, &err) == 0) {
+        config_free(cfg);
+        snprintf(msg, size, "ok");
+        return "";
+    }
+    snprintf(param, sizeof(param), "%s", err.param);
+    snprintf(msg, size, "%s", err.message);
+    return param;
+}
+
+static void test_ok(void)
+{
+    struct config *cfg = NULL;
+    struct core_err err;
+
+    CHECK(config_parse(base_ok, &cfg, &err) == 0);
+    if (cfg == NULL) {
+        fprintf(stderr, "parse failed: %s\n", err.message);
+        return;
+    }
+    CHECK_STR(cfg->listen_host, "127.0.0.1");
+    CHECK(cfg->listen_port == 9999);
+    CHECK_STR(cfg->redis_host, "127.0.0.1");
+    CHECK(cfg->redis_port == 7000);
+    CHECK(cfg->redis_db == 3);
+    CHECK_STR(cfg->redis_password, "pw");
+    CHECK(cfg->tasks.max_attempts == 5);
+    CHECK(cfg->tasks.lease_ms == 30000); /* default */
+    CHECK(cfg->limits.max_json_depth == 64);
+    CHECK_STR(cfg->providers[0].api_key, "provider-secret");
+    CHECK(cfg->models[0].deployments[0].rpm == 10);
+    CHECK(cfg->models[0].deployments[0].price.input_per_mtok == 1.5);
+    CHECK_STR(cfg->models[0].strategy, "ordered");
+    CHECK(config_model_find(cfg, "m") == &cfg->models[0]);
+    CHECK(config_model_find(cfg, "nope") == NULL);
+    CHECK_STR(config_tenant_for_key(cfg, "tenant-key-123"), "acme");
+    CHECK(config_tenant_for_key(cfg, "tenant-key-124") == NULL);
+    CHECK(config_tenant_for_key(cfg, "") == NULL);
+    config_free(cfg);
+}
+
+static void test_errors(void)
+{
+    /* Each bad config and the field its error must name. */
+    static const struct {
+        const char *text;
+        const char *param;
+    } cases[] = {
+        {"[1]", ""},
+        {"{\"keys\": 1}", "keys"},
+        {"{\"keys\": [{\"key\": \"env:TEST_SLUICE_UNSET\", \"tenant\": \"a\"}]}", "keys[0].key"},
+        {"{\"keys\": [{\"key\": \"short\", \"tenant\": \"a\"}]}", "keys[0].key"},
+        {"{\"keys\": [{\"key\": \"longenoughkey\", \"tenant\": \"a:b\"}]}", "keys[0].tenant"},
+        {"{\"listen\": \"nohost\", \"keys\": []}", "listen"},
+        {"{\"redis\": \"http://x\"}", "redis"},
+        {"{\"tasks\": {\"max_attempts\": 0}}", "tasks.max_attempts"},
+        {"{\"tasks\": {\"lease_ms\": \"1\"}}", "tasks.lease_ms"},
+        {"{\"keys\": [{\"key\": \"longenoughkey\", \"tenant\": \"a\"}], \"providers\": {\"p\": "
+         "{\"dialect\": \"openai\", \"base_url\": \"ftp://x\"}}}",
+         "providers.p.base_url"},
+        {"{\"keys\": [{\"key\": \"longenoughkey\", \"tenant\": \"a\"}], \"providers\": {\"p\": "
+         "{\"dialect\": \"openai\", \"base_url\": \"http://x\"}}, \"models\": {\"m\": {\"kind\": "
+         "\"chat\", \"deployments\": [{\"provider\": \"q\", \"model\": \"x\"}]}}}",
+         "models.m.deployments[0].provider"},
+        {"{\"keys\": [{\"key\": \"longenoughkey\", \"tenant\": \"a\"}], \"providers\": {\"p\": "
+         "{\"dialect\": \"openai\", \"base_url\": \"http://x\"}}, \"models\": {\"m\": {\"kind\": "
+         "\"telepathy\", \"deployments\": []}}}",
+         "models.m.kind"},
+        {"{\"keys\": [{\"key\": \"longenoughkey\", \"tenant\": \"a\"}], \"providers\": {\"p\": "
+         "{\"dialect\": \"openai\", \"base_url\": \"http://x\"}}, \"models\": {\"m\": {\"kind\": "
+         "\"chat\", \"deployments\": [{\"provider\": \"p\", \"model\": \"x\", \"price\": "
+         "{\"per_image\": -1}}]}}}",
+         "models.m.deployments[0].price"},
+    };
+    char msg[512];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *param = parse_err(cases[i].text, msg, sizeof(msg));
+        CHECK_STR(param, cases[i].param);
+        /* The message names the field too, so an operator reading a log line can find it. */
+        CHECK(cases[i].param[0] == '\0' || strstr(msg, cases[i].param) != NULL);
+    }
+}
+
+/* The commented example in deploy/ must stay loadable (tests run from the source root). */
+static void test_example_file(void)
+{
+    struct config *cfg = NULL;
+    struct core_err err;
+
+    setenv("SLUICE_API_KEY", "example-key-123", 1);
+    setenv("OPENAI_API_KEY", "example-openai", 1);
+    CHECK(config_load("deploy/sluice.example.json", &cfg, &err) == 0);
+    if (cfg == NULL) {
+        fprintf(stderr, "example: %s\n", err.message);
+        return;
+    }
+    CHECK(config_model_find(cfg, "gpt-4o-mini") != NULL);
+    CHECK(cfg->worker.concurrency == 256);
+    config_free(cfg);
+}
+
+int main(void)
+{
+    setenv("TEST_SLUICE_KEY", "tenant-key-123", 1);
+    setenv("TEST_PROVIDER_KEY", "provider-secret", 1);
+    unsetenv("TEST_SLUICE_UNSET");
+    test_ok();
+    test_errors();
+    test_example_file();
+    return check_done();
+}

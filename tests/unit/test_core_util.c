@@ -1,0 +1,134 @@
+/*
+ * Unit tests of core/util, core/err and core/task rendering.
+ */
+#include <stdlib.h>
+
+#include "core/err.h"
+#include "core/task.h"
+#include "core/util.h"
+#include "check.h"
+
+static void test_ids(void)
+{
+    char a[64], b[64];
+
+    CHECK(util_random_id("task_", a, sizeof(a)) == 0);
+    CHECK(util_random_id("task_", b, sizeof(b)) == 0);
+    CHECK(strlen(a) == 31);
+    CHECK(strcmp(a, b) != 0);
+    CHECK(util_id_valid("task_", a));
+    CHECK(!util_id_valid("task_", "task_short"));
+    CHECK(!util_id_valid("task_", "task_AAAAAAAAAAAAAAAAAAAAAAAAAA"));
+    CHECK(!util_id_valid("task_", "file_aaaaaaaaaaaaaaaaaaaaaaaaaa"));
+    CHECK(util_id_valid("task_", "task_aaaaaaaaaaaaaaaaaaaaaaaaa7"));
+    CHECK(util_random_id("task_", a, 10) < 0);
+}
+
+static void test_json_depth(void)
+{
+    char deep[2001];
+
+    CHECK(util_json_depth("{}", 2, 64) == 1);
+    CHECK(util_json_depth("{\"a\":[1,{\"b\":2}]}", 17, 64) == 3);
+    CHECK(util_json_depth("\"[[[[\"", 6, 64) == 0);      /* brackets in strings don't count */
+    CHECK(util_json_depth("[\"\\\"[[\"]", 8, 64) == 1); /* nor after an escaped quote */
+    memset(deep, '[', 1000);
+    memset(deep + 1000, ']', 1000);
+    CHECK(util_json_depth(deep, 2000, 64) == 65); /* stops early, past the limit */
+}
+
+static void test_sha(void)
+{
+    char hex[65];
+    util_sha256_hex("abc", 3, hex);
+    CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+static void test_err(void)
+{
+    struct core_err e;
+    char *env;
+
+    core_err_clear(&e);
+    CHECK(e.retry_after_ms == -1);
+    CHECK(core_err_set(&e, CORE_ENOTFOUND, "model", "no model %s", "x") == CORE_ENOTFOUND);
+    CHECK(e.http_status == 404);
+    CHECK_STR(e.type, "not_found_error");
+    core_err_set_code(&e, "model_not_found");
+    env = core_err_envelope(&e);
+    CHECK_STR(env, "{\"error\":{\"message\":\"no model x\",\"type\":\"not_found_error\","
+                   "\"param\":\"model\",\"code\":\"model_not_found\"}}");
+    free(env);
+    CHECK(core_code_status(CORE_ETOOLARGE) == 413);
+    CHECK(core_code_status(CORE_EQUOTA) == 429);
+    CHECK(core_code_status(CORE_EUNAVAILABLE) == 503);
+}
+
+/* A fake HGETALL reply built from field/value pairs. */
+static redisReply *fake_hash(const char **kv, size_t n)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = n;
+    r->element = calloc(n, sizeof(*r->element));
+    for (size_t i = 0; i < n; i++) {
+        r->element[i] = calloc(1, sizeof(**r->element));
+        r->element[i]->type = REDIS_REPLY_STRING;
+        r->element[i]->str = (char *)kv[i];
+        r->element[i]->len = strlen(kv[i]);
+    }
+    return r;
+}
+
+static void free_fake(redisReply *r)
+{
+    for (size_t i = 0; i < r->elements; i++) {
+        free(r->element[i]);
+    }
+    free(r->element);
+    free(r);
+}
+
+static void test_task_render(void)
+{
+    const char *kv[] = {"tenant",   "acme",          "kind",    "chat",
+                        "model",    "m",             "status",  "completed",
+                        "priority", "0",             "created", "1700000000123",
+                        "started",  "1700000001999", "completed", "1700000002000",
+                        "attempts", "2",             "max_attempts", "3",
+                        "result",   "{\"object\":\"chat.completion\"}", "usage",
+                        "{\"total_tokens\":5}"};
+    redisReply *r = fake_hash(kv, sizeof(kv) / sizeof(kv[0]));
+    cJSON *t = task_to_json("task_x", r);
+    char *s = cJSON_PrintUnformatted(t);
+
+    CHECK(strstr(s, "\"status\":\"completed\"") != NULL);
+    CHECK(strstr(s, "\"priority\":\"interactive\"") != NULL);
+    CHECK(strstr(s, "\"created_at\":1700000000,") != NULL);
+    CHECK(strstr(s, "\"started_at\":1700000001,") != NULL);
+    CHECK(strstr(s, "\"result\":{\"object\":\"chat.completion\"}") != NULL);
+    CHECK(strstr(s, "\"error\":null") != NULL);
+    CHECK(strstr(s, "\"expires_at\":null") != NULL);
+    CHECK(strstr(s, "\"metadata\":{}") != NULL);
+    CHECK(strstr(s, "tenant") == NULL); /* internal fields stay internal */
+    CHECK(strstr(s, "fence") == NULL);
+    CHECK_STR(task_hash_get(r, "tenant"), "acme");
+    CHECK(task_hash_get(r, "nope") == NULL);
+    CHECK(task_status_terminal("failed"));
+    CHECK(!task_status_terminal("cancelling"));
+    CHECK(task_priority_parse("batch") == 2);
+    CHECK(task_priority_parse("urgent") == -1);
+    free(s);
+    cJSON_Delete(t);
+    free_fake(r);
+}
+
+int main(void)
+{
+    test_ids();
+    test_json_depth();
+    test_sha();
+    test_err();
+    test_task_render();
+    return check_done();
+}
