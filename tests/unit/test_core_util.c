@@ -30,7 +30,7 @@ static void test_json_depth(void)
 
     CHECK(util_json_depth("{}", 2, 64) == 1);
     CHECK(util_json_depth("{\"a\":[1,{\"b\":2}]}", 17, 64) == 3);
-    CHECK(util_json_depth("\"[[[[\"", 6, 64) == 0);      /* brackets in strings don't count */
+    CHECK(util_json_depth("\"[[[[\"", 6, 64) == 0);     /* brackets in strings don't count */
     CHECK(util_json_depth("[\"\\\"[[\"]", 8, 64) == 1); /* nor after an escaped quote */
     memset(deep, '[', 1000);
     memset(deep + 1000, ']', 1000);
@@ -91,13 +91,18 @@ static void free_fake(redisReply *r)
 
 static void test_task_render(void)
 {
-    const char *kv[] = {"tenant",   "acme",          "kind",    "chat",
-                        "model",    "m",             "status",  "completed",
-                        "priority", "0",             "created", "1700000000123",
-                        "started",  "1700000001999", "completed", "1700000002000",
-                        "attempts", "2",             "max_attempts", "3",
-                        "result",   "{\"object\":\"chat.completion\"}", "usage",
-                        "{\"total_tokens\":5}"};
+    const char *kv[] = {"tenant",       "acme",
+                        "kind",         "chat",
+                        "model",        "m",
+                        "status",       "completed",
+                        "priority",     "0",
+                        "created",      "1700000000123",
+                        "started",      "1700000001999",
+                        "completed",    "1700000002000",
+                        "attempts",     "2",
+                        "max_attempts", "3",
+                        "result",       "{\"object\":\"chat.completion\"}",
+                        "usage",        "{\"total_tokens\":5}"};
     redisReply *r = fake_hash(kv, sizeof(kv) / sizeof(kv[0]));
     cJSON *t = task_to_json("task_x", r);
     char *s = cJSON_PrintUnformatted(t);
