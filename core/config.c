@@ -170,12 +170,16 @@ static int parse_numbers(struct config *cfg, const cJSON *root, struct core_err 
         if (v == NULL) {
             continue;
         }
-        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble) {
+        if (!cJSON_IsNumber(v)) {
             return core_err_set(err, CORE_EINVAL, field, "%s: must be an integer", field);
         }
-        if ((long)v->valuedouble < o->min || (long)v->valuedouble > o->max) {
+        /* Range first, in double: casting an out-of-range double to long is undefined. */
+        if (v->valuedouble < (double)o->min || v->valuedouble > (double)o->max) {
             return core_err_set(err, CORE_EINVAL, field, "%s: must be between %ld and %ld", field,
                                 o->min, o->max);
+        }
+        if (v->valuedouble != (double)(long)v->valuedouble) {
+            return core_err_set(err, CORE_EINVAL, field, "%s: must be an integer", field);
         }
         *slot = (long)v->valuedouble;
     }
