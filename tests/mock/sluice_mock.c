@@ -25,6 +25,7 @@
 #include <time.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <netdb.h>
 
 #include <cJSON.h>
 #include <event2/buffer.h>
@@ -669,44 +670,39 @@ static const struct timeval *latency_tv(struct mock *m, long ms, struct timeval 
     return m->common_tv != NULL ? m->common_tv : plain;
 }
 
-/* Parks an answer for ms milliseconds. On failure the answer goes out at once. */
+/* Parks an answer for ms milliseconds. If that fails, the answer (503 for a hang) goes now. */
 static void held_start(struct mock *m, struct evhttp_request *req, int status, long ms)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct held *h = calloc(1, sizeof(*h));
     if (h == NULL || evcon == NULL) {
-        free(h);
-        reply_send(m, req, status == ANSWER_HANG ? 503 : status);
-        return;
+        goto fail;
     }
     evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
-    h->m = m;
-    h->req = req;
-    h->evcon = evcon;
-    h->status = status;
+    *h = (struct held){.m = m, .req = req, .evcon = evcon, .status = status, .next = m->held};
     h->timer = evtimer_new(m->base, held_on_timer, h);
     h->watch = event_new(m->base, fd, EV_READ, held_on_readable, h);
-    if (h->timer == NULL || h->watch == NULL) {
-        if (h->timer != NULL) {
-            event_free(h->timer);
-        }
-        if (h->watch != NULL) {
-            event_free(h->watch);
-        }
-        free(h);
-        reply_send(m, req, status == ANSWER_HANG ? 503 : status);
-        return;
-    }
     struct timeval plain;
-    event_add(h->timer, latency_tv(m, ms, &plain));
-    event_add(h->watch, NULL);
-    h->next = m->held;
+    if (h->timer == NULL || h->watch == NULL ||
+        event_add(h->timer, latency_tv(m, ms, &plain)) < 0 || event_add(h->watch, NULL) < 0) {
+        goto fail;
+    }
     if (m->held != NULL) {
         m->held->prev = h;
     }
     m->held = h;
     m->in_flight++;
     evhttp_connection_set_closecb(evcon, held_on_close, h);
+    return;
+fail:
+    if (h != NULL && h->timer != NULL) {
+        event_free(h->timer);
+    }
+    if (h != NULL && h->watch != NULL) {
+        event_free(h->watch);
+    }
+    free(h);
+    reply_send(m, req, status == ANSWER_HANG ? 503 : status);
 }
 
 /* ---- request recording ---- */
@@ -1132,58 +1128,31 @@ static void raise_nofile_limit(void)
 }
 
 /*
- * Parses HOST:PORT, where HOST is an IPv4 literal, [IPv6] or localhost and PORT may be 0.
- * (evutil_parse_sockaddr_port refuses port 0.)
+ * Binds --listen (HOST:PORT, HOST numeric, [IPv6] or localhost, PORT 0 for any free port) with a
+ * deep backlog, and prints the line tests wait for. Resolution happens before the loop runs.
  */
-static int parse_listen(const char *spec, struct sockaddr_storage *ss, int *len)
-{
-    char host[128];
-    const char *colon = strrchr(spec, ':');
-    char *end;
-    long port = colon != NULL ? strtol(colon + 1, &end, 10) : -1;
-    size_t host_len = colon != NULL ? (size_t)(colon - spec) : 0;
-    if (colon == NULL || end == colon + 1 || *end != '\0' || port < 0 || port > 65535 ||
-        host_len >= sizeof(host)) {
-        return -1;
-    }
-    if (host_len >= 2 && spec[0] == '[' && spec[host_len - 1] == ']') {
-        spec++;
-        host_len -= 2;
-    }
-    memcpy(host, spec, host_len);
-    host[host_len] = '\0';
-    memset(ss, 0, sizeof(*ss));
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    if (strcmp(host, "localhost") == 0 || evutil_inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-        if (strcmp(host, "localhost") == 0) {
-            evutil_inet_pton(AF_INET, "127.0.0.1", &v4->sin_addr);
-        }
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)port);
-        *len = sizeof(*v4);
-    } else if (evutil_inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)port);
-        *len = sizeof(*v6);
-    } else {
-        return -1;
-    }
-    return 0;
-}
-
-/* Binds --listen with a deep backlog and prints the line tests wait for. */
 static int mock_listen(struct mock *m, const char *listen)
 {
-    struct sockaddr_storage ss;
-    int len;
-    if (parse_listen(listen, &ss, &len) < 0) {
+    char host[256], serv[16];
+    const char *colon = strrchr(listen, ':');
+    size_t host_len = colon != NULL ? (size_t)(colon - listen) : 0;
+    if (host_len >= 2 && listen[0] == '[' && listen[host_len - 1] == ']') {
+        snprintf(host, sizeof(host), "%.*s", (int)host_len - 2, listen + 1);
+    } else {
+        snprintf(host, sizeof(host), "%.*s", (int)host_len, listen);
+    }
+    struct addrinfo hints = {.ai_flags = AI_NUMERICSERV, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    char *end;
+    long port = colon != NULL ? strtol(colon + 1, &end, 10) : -1;
+    if (port < 0 || port > 65535 || end == colon + 1 || *end != '\0' || host_len == 0 ||
+        getaddrinfo(host, colon + 1, &hints, &ai) != 0) {
         fprintf(stderr, "sluice-mock: bad --listen '%s' (want HOST:PORT)\n", listen);
         return -1;
     }
     struct evconnlistener *lev = evconnlistener_new_bind(
         m->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
-        MOCK_LISTEN_BACKLOG, (struct sockaddr *)&ss, len);
+        MOCK_LISTEN_BACKLOG, ai->ai_addr, (int)ai->ai_addrlen);
+    freeaddrinfo(ai);
     if (lev == NULL) {
         fprintf(stderr, "sluice-mock: cannot listen on %s: %s\n", listen,
                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -1194,18 +1163,15 @@ static int mock_listen(struct mock *m, const char *listen)
         return -1;
     }
     evconnlistener_set_error_cb(lev, listener_on_error);
-    socklen_t slen = sizeof(ss);
-    char host[64];
-    getsockname(evconnlistener_get_fd(lev), (struct sockaddr *)&ss, &slen);
-    if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        evutil_inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-        printf("sluice-mock listening on [%s]:%u\n", host, ntohs(a->sin6_port));
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        evutil_inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-        printf("sluice-mock listening on %s:%u\n", host, ntohs(a->sin_port));
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(evconnlistener_get_fd(lev), (struct sockaddr *)&ss, &len) < 0 ||
+        getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), serv, sizeof(serv),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        return -1;
     }
+    bool v6 = strchr(host, ':') != NULL;
+    printf("sluice-mock listening on %s%s%s:%s\n", v6 ? "[" : "", host, v6 ? "]" : "", serv);
     fflush(stdout);
     return 0;
 }
