@@ -20,7 +20,7 @@
 
 /* Every dialect sluice speaks. adapter_find() looks names up here. */
 static const struct adapter *const adapter_table[] = {
-    &adapter_openai,
+    &adapter_openai, &adapter_anthropic, &adapter_gemini, &adapter_replicate, &adapter_fal,
 };
 
 /* Task kinds as clients and the config name them. */
@@ -146,7 +146,13 @@ void adapter_result_cleanup(struct adapter_result *res)
     }
     cJSON_Delete(res->result);
     cJSON_Delete(res->usage);
+    cJSON_Delete(res->job);
     free(res->upstream_id);
+    for (size_t i = 0; i < res->n_artifacts; i++) {
+        free(res->artifacts[i].b64);
+        adapter_request_cleanup(&res->artifacts[i].fetch);
+    }
+    free(res->artifacts);
     memset(res, 0, sizeof(*res));
 }
 

@@ -2,14 +2,15 @@
  * adapters/adapter.h — the provider vtable.
  *
  * One const struct adapter per provider dialect, listed in one table (adapter.c). Adapters are pure
- * functions over data: they build the HTTP request for a task and deployment, parse a reply into the
- * normalized OpenAI-shaped result and usage, and classify a failure (retryable or not, retry-after).
- * They never touch the event loop, curl handles or Redis; the worker owns all I/O. Hooks a dialect
- * does not support are NULL. Code that two dialects share lives once in adapter.c.
+ * functions over data: they build the HTTP request for a task and deployment, parse a reply into
+ * the normalized OpenAI-shaped result and usage, and classify a failure (retryable or not,
+ * retry-after). They never touch the event loop, curl handles or Redis; the worker owns all I/O.
+ * Hooks a dialect does not support are NULL. Code that two dialects share lives once in adapter.c.
  */
 #ifndef SLUICE_ADAPTER_H
 #define SLUICE_ADAPTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,12 +41,13 @@ struct adapter_target {
     const char *provider; /* provider name in the config, for messages */
     const char *base_url; /* includes the version path, no trailing slash needed */
     const char *api_key;
-    const char *model; /* upstream model name, replaces the alias in the body */
+    const char *model;       /* upstream model name, replaces the alias in the body */
+    long default_max_tokens; /* for dialects that require max_tokens (Anthropic); 0 = none */
 };
 
 /* An HTTP request for the worker to send. Owned by the struct: adapter_request_cleanup(). */
 struct adapter_request {
-    char method[8]; /* "POST", "GET" */
+    char method[8]; /* "POST", "GET", "PUT" */
     char *url;
     char **headers; /* "Name: value" strings */
     size_t n_headers;
@@ -70,37 +72,105 @@ struct adapter_response {
     int64_t now_ms;            /* wall clock (Unix ms) when the reply arrived */
 };
 
-/* A successful call, normalized. Owned by the struct: adapter_result_cleanup(). */
+/*
+ * Everything a hook knows about the call. All borrowed. For polls and cancels of long-running
+ * jobs, upstream_id and job are what an earlier parse_response / parse_poll returned.
+ */
+struct adapter_call {
+    enum adapter_op op;
+    const cJSON *input; /* the client's OpenAI request body of this kind */
+    const struct adapter_target *target;
+    bool stream;             /* chat only: relay the provider's stream */
+    const char *upstream_id; /* polls and cancels; NULL otherwise */
+    const cJSON *job;        /* polls and cancels: the dialect's saved job state; may be NULL */
+};
+
+/* Where a call left the task. */
+enum adapter_outcome {
+    ADAPTER_DONE = 0, /* result is final */
+    ADAPTER_PENDING,  /* an upstream job is queued or running: poll it later */
+};
+
+/*
+ * Bytes the worker must keep for GET /v1/tasks/{id}/content: either inline base64 (b64, as
+ * OpenAI's b64_json) or a download (fetch: a GET, with auth headers when the provider needs them,
+ * e.g. OpenAI's /videos/{id}/content). Fetched once into the blob directory, so the bytes outlive
+ * the provider's URL.
+ */
+struct adapter_artifact {
+    char *b64;                    /* owned; NULL when fetch is used */
+    struct adapter_request fetch; /* owned; fetch.url NULL when b64 is used */
+    char content_type[64];        /* "image/png", "video/mp4"; "" = take the reply's */
+};
+
+/* A parsed reply, normalized. Owned by the struct: adapter_result_cleanup(). */
 struct adapter_result {
-    cJSON *result;     /* OpenAI-shaped object: chat.completion, embedding list, ... */
-    cJSON *usage;      /* OpenAI usage names; NULL when the provider gave none */
+    enum adapter_outcome outcome;
+    cJSON *result; /* DONE: OpenAI-shaped object: chat.completion, embedding list, images
+                      response, video object */
+    cJSON *usage;  /* OpenAI usage names (media: {"images": n} or {"seconds": s}); may be NULL */
     char *upstream_id; /* provider's id for the response or job; may be NULL */
+
+    /* PENDING: the state the next poll needs, kept with the task (URLs, phase). May be NULL. */
+    cJSON *job;
+    int progress;          /* 0-100, -1 when unknown */
+    int queue_position;    /* -1 when unknown */
+    int64_t poll_after_ms; /* -1: the provider's configured interval; 0: at once */
+
+    struct adapter_artifact *artifacts; /* DONE, media kinds */
+    size_t n_artifacts;
 };
 
 struct adapter {
     const char *name; /* dialect name as written in the config ("openai") */
 
     /*
-     * Builds the upstream request for input (the client's OpenAI request body of kind op,
-     * borrowed) against target t. Returns 0, or a negative code with err filled: CORE_EINVAL or
-     * CORE_EUNPROCESSABLE when the input cannot be expressed in this dialect (not retryable).
+     * Builds the upstream request for the call. Returns 0, or a negative code with err filled:
+     * CORE_EINVAL or CORE_EUNPROCESSABLE when the input cannot be expressed in this dialect (not
+     * retryable). With call->stream, the request asks the provider for its stream.
      */
-    int (*build_request)(enum adapter_op op, const cJSON *input, const struct adapter_target *t,
-                         struct adapter_request *out, struct core_err *err);
+    int (*build_request)(const struct adapter_call *call, struct adapter_request *out,
+                         struct core_err *err);
 
     /*
-     * Parses a reply to a request built by build_request. Returns 0 with out filled on success,
-     * or a negative code with err filled: retryable, retry_after_ms, provider_status, and the
-     * provider's message normalized into OpenAI's error fields. Transport failures are classified
-     * here too (adapter_classify_transport does it for most dialects).
+     * Parses a reply to build_request's request. Returns 0 with out filled (DONE with a result,
+     * or PENDING with upstream_id/job for a long-running job), or a negative code with err
+     * filled: retryable, retry_after_ms, provider_status, and the provider's message normalized
+     * into OpenAI's error fields. Transport failures are classified here too
+     * (adapter_classify_transport). Not called for streamed calls.
      */
-    int (*parse_response)(enum adapter_op op, const cJSON *input, const struct adapter_target *t,
-                          const struct adapter_response *resp, struct adapter_result *out,
-                          struct core_err *err);
+    int (*parse_response)(const struct adapter_call *call, const struct adapter_response *resp,
+                          struct adapter_result *out, struct core_err *err);
+
+    /* Long-running jobs; NULL when the dialect has none. Same contracts as above. */
+    int (*build_poll)(const struct adapter_call *call, struct adapter_request *out,
+                      struct core_err *err);
+    int (*parse_poll)(const struct adapter_call *call, const struct adapter_response *resp,
+                      struct adapter_result *out, struct core_err *err);
+    int (*build_cancel)(const struct adapter_call *call, struct adapter_request *out,
+                        struct core_err *err);
+
+    /*
+     * Streaming chat; NULL when the dialect cannot stream. stream_new makes the per-call state
+     * (NULL on OOM). stream_event takes one server-sent event of the provider's stream (event
+     * name, NULL when none; data = the event's data lines joined by '\n', not NUL-terminated)
+     * and appends zero or more OpenAI chat.completion.chunk objects to chunks (a cJSON array);
+     * it sets *done when the provider's stream has ended. It returns 0, or a negative code with
+     * err filled when the provider sent an error event or a chunk it cannot read. The worker
+     * feeds every chunk to an adapter_accum to build the task's final chat.completion.
+     */
+    void *(*stream_new)(const struct adapter_call *call);
+    int (*stream_event)(void *state, const char *event, const char *data, size_t len, cJSON *chunks,
+                        bool *done, struct core_err *err);
+    void (*stream_free)(void *state);
 };
 
-/* Dialects. */
+/* Dialects, listed in adapter.c's table. */
 extern const struct adapter adapter_openai;
+extern const struct adapter adapter_anthropic;
+extern const struct adapter adapter_gemini;
+extern const struct adapter adapter_replicate;
+extern const struct adapter adapter_fal;
 
 /* The dialect with this name, or NULL. */
 const struct adapter *adapter_find(const char *name);
@@ -189,5 +259,17 @@ int adapter_http_error(const struct adapter_response *resp, const struct adapter
  * ADAPTER_MAX_WAIT_MS. Returns 0, or -1 when s is not such a duration.
  */
 int adapter_parse_duration_ms(const char *s, int64_t *out_ms);
+
+/*
+ * Builds a chat task's final chat.completion from the OpenAI chunks of a stream (any dialect's,
+ * after stream_event translated them): concatenated content, tool calls merged by index, the
+ * last finish_reason, and usage from the chunk that carried it.
+ */
+struct adapter_accum;
+struct adapter_accum *adapter_accum_new(void);
+int adapter_accum_add(struct adapter_accum *a, const cJSON *chunk);
+/* Fills out->result (chat.completion) and out->usage. Returns 0 or CORE_ENOMEM. */
+int adapter_accum_finish(struct adapter_accum *a, struct adapter_result *out);
+void adapter_accum_free(struct adapter_accum *a);
 
 #endif

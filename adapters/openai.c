@@ -70,10 +70,12 @@ static cJSON *openai_chat_body(const cJSON *input, const char *model)
     return body;
 }
 
-static int openai_build_request(enum adapter_op op, const cJSON *input,
-                                const struct adapter_target *t, struct adapter_request *out,
+static int openai_build_request(const struct adapter_call *call, struct adapter_request *out,
                                 struct core_err *err)
 {
+    enum adapter_op op = call->op;
+    const cJSON *input = call->input;
+    const struct adapter_target *t = call->target;
     const cJSON *messages = cJSON_GetObjectItemCaseSensitive(input, "messages");
     cJSON *body = NULL;
     int rc = 0;
@@ -186,11 +188,12 @@ static int openai_malformed(const struct adapter_response *resp, const char *why
     return err->code;
 }
 
-static int openai_parse_response(enum adapter_op op, const cJSON *input,
-                                 const struct adapter_target *t,
+static int openai_parse_response(const struct adapter_call *call,
                                  const struct adapter_response *resp, struct adapter_result *out,
                                  struct core_err *err)
 {
+    enum adapter_op op = call->op;
+    const struct adapter_target *t = call->target;
     cJSON *root = NULL;
     const cJSON *usage;
     const cJSON *id;

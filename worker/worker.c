@@ -62,7 +62,7 @@ struct worker {
     bool claiming;
     long claim_asked;
     bool woken; /* a wake arrived while a claim was in flight: that claim may have missed it */
-    bool idle; /* the last claim found the queues empty */
+    bool idle;  /* the last claim found the queues empty */
     bool stopping;
     void (*done)(void *arg);
     void *done_arg;
@@ -266,15 +266,16 @@ static void on_http_done(const struct adapter_response *resp, void *arg)
     struct job *j = arg;
     const struct adapter *ad = adapter_find(j->dep->provider->dialect);
     struct adapter_target t = {j->dep->provider->name, j->dep->provider->base_url,
-                               j->dep->provider->api_key, j->dep->model};
+                               j->dep->provider->api_key, j->dep->model, 0};
     struct adapter_result res = {0};
     struct core_err e;
     cJSON *input = cJSON_Parse(j->input);
-    int op = adapter_op_from_kind(j->kind);
+    struct adapter_call call = {
+        .op = (enum adapter_op)adapter_op_from_kind(j->kind), .input = input, .target = &t};
 
     j->call = NULL;
     core_err_clear(&e);
-    if (ad->parse_response((enum adapter_op)op, input, &t, resp, &res, &e) < 0) {
+    if (ad->parse_response(&call, resp, &res, &e) < 0) {
         job_fail(j, &e);
     } else {
         j->result = cJSON_PrintUnformatted(res.result);
@@ -315,7 +316,7 @@ static void job_start(struct job *j)
         goto fail;
     }
     ad = adapter_find(j->dep->provider->dialect);
-    if (ad == NULL || op < 0) {
+    if (ad == NULL || op < 0 || ad->build_request == NULL || ad->parse_response == NULL) {
         core_err_set(&e, CORE_EUNPROCESSABLE, "model", "no adapter '%s' for kind '%s'",
                      j->dep->provider->dialect, j->kind);
         goto fail;
@@ -326,8 +327,9 @@ static void job_start(struct job *j)
         goto fail;
     }
     struct adapter_target t = {j->dep->provider->name, j->dep->provider->base_url,
-                               j->dep->provider->api_key, j->dep->model};
-    if (ad->build_request((enum adapter_op)op, input, &t, &req, &e) < 0) {
+                               j->dep->provider->api_key, j->dep->model, 0};
+    struct adapter_call call = {.op = (enum adapter_op)op, .input = input, .target = &t};
+    if (ad->build_request(&call, &req, &e) < 0) {
         goto fail;
     }
     j->started_mono = util_mono_ms();

@@ -12,7 +12,7 @@ static const int statuses[] = {200, 201, 400, 401, 404, 408, 413, 429, 500, 502,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct adapter_target t = {"p", "http://127.0.0.1/v1", "k", "m"};
+    struct adapter_target t = {"p", "http://127.0.0.1/v1", "k", "m", 0};
     struct adapter_header h[] = {{"retry-after", "2"}, {"x-ratelimit-reset-requests", "1m3s"}};
     struct adapter_response resp = {0};
     struct adapter_result res = {0};
@@ -37,7 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     resp.headers = h;
     resp.n_headers = 2;
     resp.now_ms = 1700000000000;
-    if (adapter_openai.parse_response(ADAPTER_OP_CHAT, input, &t, &resp, &res, &err) == 0) {
+    struct adapter_call call = {.op = ADAPTER_OP_CHAT, .input = input, .target = &t};
+    if (adapter_openai.parse_response(&call, &resp, &res, &err) == 0) {
         adapter_result_cleanup(&res);
     }
     free(body);

@@ -72,6 +72,7 @@ struct golden_case {
     cJSON *reply;
     cJSON *expected;
     struct adapter_target target;
+    struct adapter_call call;
     struct adapter_request req;
     struct adapter_result res;
     struct adapter_header *headers;
@@ -464,8 +465,14 @@ static bool run_case(const struct adapter *a, struct golden_case *c)
         return fail(c, "target.json: unknown kind \"%s\"", kind);
     }
 
+    c->call.op = (enum adapter_op)op;
+    c->call.input = c->input;
+    c->call.target = &c->target;
+    if (a->build_request == NULL) {
+        return fail(c, "dialect %s has no build_request", a->name);
+    }
     core_err_clear(&err);
-    rc = a->build_request((enum adapter_op)op, c->input, &c->target, &c->req, &err);
+    rc = a->build_request(&c->call, &c->req, &err);
     if (cJSON_GetObjectItemCaseSensitive(c->request, "error") != NULL) {
         if (!check_error(c, "build_request", rc, &err, c->request)) {
             return false;
@@ -487,7 +494,7 @@ static bool run_case(const struct adapter *a, struct golden_case *c)
         return false;
     }
     core_err_clear(&err);
-    rc = a->parse_response((enum adapter_op)op, c->input, &c->target, &resp, &c->res, &err);
+    rc = a->parse_response(&c->call, &resp, &c->res, &err);
     if (cJSON_GetObjectItemCaseSensitive(c->expected, "error") != NULL) {
         if (c->res.result != NULL || c->res.usage != NULL || c->res.upstream_id != NULL) {
             return fail(c, "parse_response failed but left a result behind");

@@ -1,0 +1,9 @@
+/*
+ * adapters/anthropic.c — the anthropic dialect. Placeholder: every hook is NULL until the providers
+ * work lands, so the worker refuses tasks routed here as unsupported.
+ */
+#include "adapters/adapter.h"
+
+const struct adapter adapter_anthropic = {
+    .name = "anthropic",
+};

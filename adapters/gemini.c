@@ -1,0 +1,9 @@
+/*
+ * adapters/gemini.c — the gemini dialect. Placeholder: every hook is NULL until the providers work
+ * lands, so the worker refuses tasks routed here as unsupported.
+ */
+#include "adapters/adapter.h"
+
+const struct adapter adapter_gemini = {
+    .name = "gemini",
+};
