@@ -35,6 +35,8 @@ static const struct num_option num_options[] = {
     OPT("limits", limits.max_json_depth, "max_json_depth", 4, 512, 64),
     OPT("limits", limits.request_timeout_s, "request_timeout_s", 1, 3600, 30),
     OPT("limits", limits.max_list_limit, "max_list_limit", 1, 1000, 100),
+    OPT("limits", limits.sync_wait_s, "sync_wait_s", 1, 3600, 600),
+    OPT("blobs", blobs.max_bytes, "max_bytes", 1024, 1L << 34, 1L << 30),
     OPT("tasks", tasks.max_attempts, "max_attempts", 1, 100, 3),
     OPT("tasks", tasks.lease_ms, "lease_ms", 500, 3600000, 30000),
     OPT("tasks", tasks.retention_s, "retention_s", 1, 365L * 86400, 86400),
@@ -262,7 +264,6 @@ static int parse_providers(struct config *cfg, const cJSON *root, struct core_er
         const char *dialect = get_string(p, "dialect");
         const char *base_url = get_string(p, "base_url");
         const cJSON *key = cJSON_GetObjectItemCaseSensitive(p, "api_key");
-        const cJSON *timeout = cJSON_GetObjectItemCaseSensitive(p, "timeout_ms");
 
         pr->name = strdup(p->string);
         cfg->n_providers = ++i;
@@ -287,15 +288,32 @@ static int parse_providers(struct config *cfg, const cJSON *root, struct core_er
                 return rc;
             }
         }
-        pr->timeout_ms = 60000;
-        snprintf(field, sizeof(field), "providers.%s.timeout_ms", p->string);
-        if (timeout != NULL) {
-            if (!cJSON_IsNumber(timeout) || timeout->valuedouble < 100 ||
-                timeout->valuedouble > 3600000) {
-                return core_err_set(err, CORE_EINVAL, field,
-                                    "%s: must be a number of ms between 100 and 3600000", field);
+        {
+            /* Per-provider numbers: key, slot, bounds, default. */
+            const struct {
+                const char *key;
+                long *slot;
+                long min, max, def;
+            } nums[] = {
+                {"timeout_ms", &pr->timeout_ms, 100, 3600000, 60000},
+                {"poll_interval_ms", &pr->poll_interval_ms, 50, 3600000, 5000},
+                {"default_max_tokens", &pr->default_max_tokens, 0, 10000000, 0},
+            };
+            for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]); k++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, nums[k].key);
+                *nums[k].slot = nums[k].def;
+                if (v == NULL) {
+                    continue;
+                }
+                snprintf(field, sizeof(field), "providers.%s.%s", p->string, nums[k].key);
+                if (!cJSON_IsNumber(v) || v->valuedouble < (double)nums[k].min ||
+                    v->valuedouble > (double)nums[k].max) {
+                    return core_err_set(err, CORE_EINVAL, field,
+                                        "%s: must be a number between %ld and %ld", field,
+                                        nums[k].min, nums[k].max);
+                }
+                *nums[k].slot = (long)v->valuedouble;
             }
-            pr->timeout_ms = (long)timeout->valuedouble;
         }
     }
     return 0;
@@ -488,6 +506,11 @@ int config_parse(const char *text, struct config **out, struct core_err *err)
         goto out;
     }
     cfg->log_level = xstrdup(level ? level : "info");
+    {
+        const cJSON *blobs = cJSON_GetObjectItemCaseSensitive(root, "blobs");
+        const char *dir = cJSON_IsObject(blobs) ? get_string(blobs, "dir") : NULL;
+        cfg->blobs.dir = strdup(dir ? dir : "sluice-blobs");
+    }
     if ((rc = parse_numbers(cfg, root, err)) < 0 || (rc = parse_keys(cfg, root, err)) < 0 ||
         (rc = parse_providers(cfg, root, err)) < 0 || (rc = parse_models(cfg, root, err)) < 0) {
         goto out;
@@ -572,6 +595,7 @@ void config_free(struct config *cfg)
     }
     free(cfg->redis_password);
     free(cfg->log_level);
+    free(cfg->blobs.dir);
     free(cfg);
 }
 

@@ -24,6 +24,8 @@ struct config_provider {
     char *base_url; /* includes the version path */
     char *api_key;  /* resolved secret, may be NULL */
     long timeout_ms;
+    long poll_interval_ms;   /* long-running jobs: how often to ask the provider */
+    long default_max_tokens; /* dialects that require max_tokens (anthropic); 0 = none */
 };
 
 struct config_price {
@@ -54,6 +56,7 @@ struct config_limits {
     long max_json_depth;
     long request_timeout_s;
     long max_list_limit;
+    long sync_wait_s; /* how long a synchronous endpoint holds the connection for its task */
 };
 
 struct config_tasks {
@@ -73,6 +76,11 @@ struct config_worker {
 
 struct config_scheduler {
     long tick_ms;
+};
+
+struct config_blobs {
+    char *dir;      /* where artifacts (images, videos) are kept, one folder per task */
+    long max_bytes; /* the largest artifact sluice will fetch */
 };
 
 struct config {
@@ -96,6 +104,7 @@ struct config {
     struct config_tasks tasks;
     struct config_worker worker;
     struct config_scheduler scheduler;
+    struct config_blobs blobs;
 };
 
 /*
