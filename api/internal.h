@@ -12,16 +12,32 @@
 
 #include "api/api.h"
 
+struct api_ctx;
+
+#define API_WAITER_BUCKETS 4096
+
+struct waiter;
+
 struct api {
     struct event_base *base;
     const struct config *cfg;
     struct store *store;
+    struct store *sub; /* subscribed to this process's channel: "task finished", stream chunks */
     struct evhttp *http;
     struct evhttp_bound_socket *listener;
+    char node_id[48];
+    char channel[80]; /* CHANNEL_API + node_id */
     size_t in_flight;
-    uint64_t responses[6]; /* by status class: 1xx..5xx, index 0 unused */
+    size_t n_waiters;
+    struct waiter *waiters[API_WAITER_BUCKETS]; /* by task id */
+    uint64_t responses[6];                      /* by status class: 1xx..5xx, index 0 unused */
     uint64_t tasks_accepted;
 };
+
+/* How a submit went: 0 created (c->task rendered, c->id set), 1 an idempotent replay (hash of
+ * the earlier task in dup, its id in c->id), or a negative code (the answer is the caller's). */
+typedef void (*api_submit_cb)(struct api_ctx *c, int outcome, redisReply *dup,
+                              const struct core_err *err);
 
 /* One request waiting for Redis. Freed by api_ctx_free after the answer is sent. */
 struct api_ctx {
@@ -29,10 +45,103 @@ struct api_ctx {
     struct evhttp_request *req;
     const char *tenant; /* borrowed from the config */
     char id[64];
-    cJSON *task; /* a task rendered before the round trip (submit), owned */
-    int pending; /* round trips still outstanding (metrics) */
+    char orig_id[64]; /* the id a submit proposed, when an idempotent replay named another */
+    cJSON *task;      /* a task rendered before the round trip (submit), owned */
+    cJSON *body;      /* the request body, kept for the answer when needed, owned */
+    int pending;      /* round trips still outstanding (metrics) */
     int64_t values[8];
+    api_submit_cb submit_cb;
+    int mode;        /* endpoint-specific (e.g. how to answer after a submit) */
+    int64_t wait_ms; /* Prefer: wait */
 };
+
+/* What a new task is: every endpoint that creates tasks fills one (all borrowed). */
+struct api_submit {
+    const char *kind;
+    const cJSON *input; /* the OpenAI request body of the kind */
+    const struct config_model *model;
+    int prio;
+    const cJSON *metadata; /* may be NULL */
+    const char *idem;      /* Idempotency-Key, may be NULL */
+    const char *raw;       /* the request body, for the idempotency hash */
+    size_t raw_len;
+    bool notify; /* this process waits for it: store reply_to */
+    bool stream;
+    int64_t deadline_ms; /* 0 = none */
+};
+
+/*
+ * Creates the task in one SUBMIT script. c->id must hold a fresh id (api_new_task_id). Returns 0
+ * (cb will run once) or a negative code with err filled (cb never runs).
+ */
+int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api_submit_cb cb,
+               struct core_err *err);
+
+/* Fills c->id with a new task id. Returns 0 or -1. */
+int api_new_task_id(struct api_ctx *c);
+
+/* Validates a client's input for kind and model (messages for chat, prompt for media, ...). */
+int api_validate_input(const char *kind, const cJSON *input, struct core_err *e);
+
+/* The Idempotency-Key header, or NULL; answers 400 itself and sets *bad when it is malformed. */
+const char *api_idempotency_key(struct api *a, struct evhttp_request *req, bool *bad);
+
+/* Answers 503 "store unavailable". */
+void api_reply_store_down(struct api *a, struct evhttp_request *req);
+
+/* Answers 404 for a task id. */
+void api_reply_not_found(struct api *a, struct evhttp_request *req, const char *id);
+
+/* The HTTP status a synchronous endpoint answers for a finished-but-failed task. */
+int api_failed_status(const char *error_json);
+
+/* ---- waiters.c: requests held open until their task finishes ---- */
+
+enum waiter_kind {
+    WAIT_TASK,   /* Prefer: wait=N on POST /v1/tasks: the task object */
+    WAIT_RESULT, /* synchronous OpenAI endpoints: the result, or the error */
+    WAIT_STREAM, /* stream: true: SSE chunks as they come, then [DONE] */
+};
+
+/* Subscribes to this process's channel; call once from api_new. Returns 0 or -1. */
+int api_waiters_init(struct api *a);
+
+/* Answers every waiter (503) and frees the registry; call from api_free. */
+void api_waiters_cleanup(struct api *a);
+
+/*
+ * Holds req until task id finishes (or wait_ms passes), then answers by kind. Register before
+ * submitting, so the notification cannot come first. Returns 0, or -1 on OOM (nothing held).
+ */
+int api_wait(struct api *a, struct evhttp_request *req, const char *tenant, const char *id,
+             enum waiter_kind kind, int64_t wait_ms);
+
+/* Drops the waiter for id without answering (the submit failed and was answered). */
+void api_wait_cancel(struct api *a, const char *id);
+
+/* Re-keys a waiter (an idempotent replay named an earlier task) and checks it at once. */
+void api_wait_rekey(struct api *a, const char *from_id, const char *to_id);
+
+/* ---- compat.c, videos.c ---- */
+void api_compat_chat(struct api *a, struct evhttp_request *req, const char *tenant,
+                     const char *arg);
+void api_compat_embeddings(struct api *a, struct evhttp_request *req, const char *tenant,
+                           const char *arg);
+void api_compat_images(struct api *a, struct evhttp_request *req, const char *tenant,
+                       const char *arg);
+void api_models_list(struct api *a, struct evhttp_request *req, const char *tenant,
+                     const char *arg);
+void api_models_get(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg);
+void api_videos_create(struct api *a, struct evhttp_request *req, const char *tenant,
+                       const char *arg);
+void api_videos_get(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg);
+void api_videos_content(struct api *a, struct evhttp_request *req, const char *tenant,
+                        const char *arg);
+void api_tasks_content(struct api *a, struct evhttp_request *req, const char *tenant,
+                       const char *arg);
+
+/* The OpenAI video object of a video task, from its hash. Caller frees. */
+cJSON *api_video_json(const char *id, const redisReply *hash);
 
 struct api_ctx *api_ctx_new(struct api *a, struct evhttp_request *req, const char *tenant);
 void api_ctx_free(struct api_ctx *c);

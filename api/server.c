@@ -37,6 +37,15 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/v1/tasks", api_tasks_list, true},
     {EVHTTP_REQ_GET, "/v1/tasks/*", api_tasks_get, true},
     {EVHTTP_REQ_POST, "/v1/tasks/*/cancel", api_tasks_cancel, true},
+    {EVHTTP_REQ_GET, "/v1/tasks/*/content", api_tasks_content, true},
+    {EVHTTP_REQ_POST, "/v1/chat/completions", api_compat_chat, true},
+    {EVHTTP_REQ_POST, "/v1/embeddings", api_compat_embeddings, true},
+    {EVHTTP_REQ_POST, "/v1/images/generations", api_compat_images, true},
+    {EVHTTP_REQ_POST, "/v1/videos", api_videos_create, true},
+    {EVHTTP_REQ_GET, "/v1/videos/*", api_videos_get, true},
+    {EVHTTP_REQ_GET, "/v1/videos/*/content", api_videos_content, true},
+    {EVHTTP_REQ_GET, "/v1/models", api_models_list, true},
+    {EVHTTP_REQ_GET, "/v1/models/*", api_models_get, true},
     {EVHTTP_REQ_GET, "/healthz", api_health_live, false},
     {EVHTTP_REQ_GET, "/readyz", api_health_ready, false},
     {EVHTTP_REQ_GET, "/metrics", api_health_metrics, false},
@@ -176,6 +185,7 @@ void api_ctx_free(struct api_ctx *c)
     }
     c->api->in_flight--;
     cJSON_Delete(c->task);
+    cJSON_Delete(c->body);
     free(c);
 }
 
@@ -317,6 +327,11 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
         free(a);
         return NULL;
     }
+    if (api_waiters_init(a) < 0) {
+        core_err_set(err, CORE_ENOMEM, NULL, "cannot subscribe for task notifications");
+        api_free(a);
+        return NULL;
+    }
     log_info("listening", "addr=%s:%d", cfg->listen_host, cfg->listen_port);
     return a;
 }
@@ -339,6 +354,7 @@ void api_free(struct api *a)
     if (a == NULL) {
         return;
     }
+    api_waiters_cleanup(a);
     evhttp_free(a->http);
     free(a);
 }

@@ -39,13 +39,13 @@ static bool kind_known(const char *kind)
     return false;
 }
 
-static void reply_store_down(struct api *a, struct evhttp_request *req)
+void api_reply_store_down(struct api *a, struct evhttp_request *req)
 {
     api_reply_error(a, req, CORE_EUNAVAILABLE, NULL, "store_unavailable",
                     "The task store is unavailable; retry shortly");
 }
 
-static void reply_not_found(struct api *a, struct evhttp_request *req, const char *id)
+void api_reply_not_found(struct api *a, struct evhttp_request *req, const char *id)
 {
     api_reply_error(a, req, CORE_ENOTFOUND, "id", "task_not_found", "No task found with id '%s'",
                     id);
@@ -59,18 +59,68 @@ static int validate_chat(const cJSON *input, struct core_err *e)
     int i = 0;
 
     if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0) {
-        return core_err_set(e, CORE_EINVAL, "input.messages",
-                            "'input.messages' must be a non-empty array");
+        return core_err_set(e, CORE_EINVAL, "messages", "'messages' must be a non-empty array");
     }
     cJSON_ArrayForEach(m, messages)
     {
         if (!cJSON_IsObject(m) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "role"))) {
-            return core_err_set(e, CORE_EINVAL, "input.messages",
-                                "'input.messages[%d]' must be an object with a string 'role'", i);
+            return core_err_set(e, CORE_EINVAL, "messages",
+                                "'messages[%d]' must be an object with a string 'role'", i);
         }
         i++;
     }
     return 0;
+}
+
+/* An embedding input: a non-empty string, or a non-empty array of strings or token arrays. */
+static int validate_embedding(const cJSON *input, struct core_err *e)
+{
+    const cJSON *in = cJSON_GetObjectItemCaseSensitive(input, "input");
+    const cJSON *v;
+
+    if (cJSON_IsString(in) && in->valuestring[0]) {
+        return 0;
+    }
+    if (!cJSON_IsArray(in) || cJSON_GetArraySize(in) == 0) {
+        return core_err_set(e, CORE_EINVAL, "input",
+                            "'input' must be a non-empty string or array of strings");
+    }
+    cJSON_ArrayForEach(v, in)
+    {
+        if (!cJSON_IsString(v) && !cJSON_IsArray(v) && !cJSON_IsNumber(v)) {
+            return core_err_set(e, CORE_EINVAL, "input",
+                                "'input' items must be strings or token arrays");
+        }
+    }
+    return 0;
+}
+
+/* An image or video input: a prompt, and for images at most 10 of them. */
+static int validate_media(const cJSON *input, bool image, struct core_err *e)
+{
+    const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(input, "prompt");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(input, "n");
+
+    if (!cJSON_IsString(prompt) || prompt->valuestring[0] == '\0') {
+        return core_err_set(e, CORE_EINVAL, "prompt", "'prompt' must be a non-empty string");
+    }
+    if (image && n != NULL &&
+        (!cJSON_IsNumber(n) || n->valuedouble < 1 || n->valuedouble > 10 ||
+         n->valuedouble != (double)(int)n->valuedouble)) {
+        return core_err_set(e, CORE_EINVAL, "n", "'n' must be an integer between 1 and 10");
+    }
+    return 0;
+}
+
+int api_validate_input(const char *kind, const cJSON *input, struct core_err *e)
+{
+    if (strcmp(kind, "chat") == 0) {
+        return validate_chat(input, e);
+    }
+    if (strcmp(kind, "embedding") == 0) {
+        return validate_embedding(input, e);
+    }
+    return validate_media(input, strcmp(kind, "image") == 0, e);
 }
 
 static int validate_metadata(const cJSON *meta, struct core_err *e)
@@ -142,7 +192,11 @@ static int validate_create(struct api *a, const cJSON *body, const char **kind, 
         return core_err_set(e, CORE_EINVAL, "kind", "The model '%.128s' serves %s tasks, not %s",
                             m->valuestring, (*model)->kind, *kind);
     }
-    if (strcmp(*kind, "chat") == 0 && validate_chat(*input, e) < 0) {
+    if (api_validate_input(*kind, *input, e) < 0) {
+        /* The native API nests the OpenAI body under "input". */
+        char param[sizeof(e->param) + 8];
+        snprintf(param, sizeof(param), "input.%s", e->param);
+        snprintf(e->param, sizeof(e->param), "%.*s", (int)sizeof(e->param) - 1, param);
         return e->code;
     }
     *prio = TASK_PRIO_NORMAL;
@@ -159,6 +213,124 @@ static int validate_create(struct api *a, const cJSON *body, const char **kind, 
     return 0;
 }
 
+static void on_submit(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct api_ctx *c = arg;
+    struct core_err e;
+    const char *what;
+
+    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+        if (err) {
+            log_warn("submit failed", "error=\"%s\"", err->message);
+        }
+        core_err_clear(&e);
+        core_err_set(&e, CORE_EUNAVAILABLE, NULL, "The task store is unavailable; retry shortly");
+        core_err_set_code(&e, "store_unavailable");
+        c->submit_cb(c, e.code, NULL, &e);
+        return;
+    }
+    what = reply->element[0]->str;
+    if (strcmp(what, "ok") == 0) {
+        c->api->tasks_accepted++;
+        c->submit_cb(c, 0, NULL, NULL);
+    } else if (strcmp(what, "dup") == 0 && reply->elements == 3) {
+        snprintf(c->orig_id, sizeof(c->orig_id), "%s", c->id);
+        snprintf(c->id, sizeof(c->id), "%s", reply->element[1]->str);
+        c->submit_cb(c, 1, reply->element[2], NULL);
+    } else {
+        core_err_clear(&e);
+        core_err_set(&e, CORE_ECONFLICT, "Idempotency-Key",
+                     "This Idempotency-Key was already used with a different request body");
+        core_err_set_code(&e, "idempotency_key_reused");
+        c->submit_cb(c, e.code, NULL, &e);
+    }
+}
+
+int api_new_task_id(struct api_ctx *c)
+{
+    return util_random_id(TASK_ID_PREFIX, c->id, sizeof(c->id));
+}
+
+const char *api_idempotency_key(struct api *a, struct evhttp_request *req, bool *bad)
+{
+    const char *idem = evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
+
+    *bad = false;
+    if (idem && (idem[0] == '\0' || strlen(idem) > API_IDEMPOTENCY_KEY_MAX)) {
+        api_reply_error(a, req, CORE_EINVAL, "Idempotency-Key", NULL,
+                        "The Idempotency-Key header must be 1-%d characters",
+                        API_IDEMPOTENCY_KEY_MAX);
+        *bad = true;
+        return NULL;
+    }
+    return idem;
+}
+
+int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api_submit_cb cb,
+               struct core_err *err)
+{
+    char *input_text = cJSON_PrintUnformatted(s->input);
+    char *meta_text = s->metadata ? cJSON_PrintUnformatted(s->metadata) : NULL;
+    char body_hash[65], idem_hash[65];
+    char task_key[96], queue_key[32], tenant_key[96], idem_key[192];
+    char prio_s[4], now_s[24], max_s[24], ttl_s[24], deadline_s[24];
+    int64_t now = util_now_ms();
+    int rc = 0;
+
+    c->submit_cb = cb;
+    c->task = task_new_json(c->id, s->kind, s->model->alias, s->prio, now,
+                            a->cfg->tasks.max_attempts, s->metadata);
+    if (input_text == NULL || c->task == NULL) {
+        rc = core_err_set(err, CORE_ENOMEM, NULL, "Out of memory");
+        goto out;
+    }
+    util_sha256_hex(s->raw ? s->raw : "", s->raw_len, body_hash);
+    if (s->idem) {
+        util_sha256_hex(s->idem, strlen(s->idem), idem_hash);
+    }
+    snprintf(task_key, sizeof(task_key), KEY_TASK "%s", c->id);
+    snprintf(queue_key, sizeof(queue_key), KEY_QUEUE "%d", s->prio);
+    snprintf(tenant_key, sizeof(tenant_key), KEY_TENANT "%s", c->tenant);
+    snprintf(idem_key, sizeof(idem_key), KEY_IDEM "%s:%s", c->tenant, s->idem ? idem_hash : "-");
+    snprintf(prio_s, sizeof(prio_s), "%d", s->prio);
+    snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
+    snprintf(max_s, sizeof(max_s), "%ld", a->cfg->tasks.max_attempts);
+    snprintf(ttl_s, sizeof(ttl_s), "%lld", (long long)a->cfg->tasks.retention_s * 1000);
+    snprintf(deadline_s, sizeof(deadline_s), "%lld", (long long)s->deadline_ms);
+    {
+        const char *argv[] = {task_key,
+                              queue_key,
+                              tenant_key,
+                              idem_key,
+                              c->id,
+                              c->tenant,
+                              s->kind,
+                              s->model->alias,
+                              prio_s,
+                              now_s,
+                              max_s,
+                              input_text,
+                              meta_text ? meta_text : "",
+                              s->idem ? "1" : "0",
+                              body_hash,
+                              ttl_s,
+                              CHANNEL_WAKE,
+                              KEY_TASK,
+                              s->notify ? a->channel : "",
+                              s->stream ? "1" : "0",
+                              s->deadline_ms > 0 ? deadline_s : ""};
+        if (store_script(a->store, SCRIPT_SUBMIT, on_submit, c, 4, 21, argv, NULL) < 0) {
+            rc = core_err_set(err, CORE_EUNAVAILABLE, NULL,
+                              "The task store is unavailable; retry shortly");
+            core_err_set_code(err, "store_unavailable");
+        }
+    }
+out:
+    cJSON_free(input_text);
+    cJSON_free(meta_text);
+    return rc;
+}
+
 static void reply_task(struct api *a, struct evhttp_request *req, int status, const char *id,
                        cJSON *task)
 {
@@ -170,121 +342,106 @@ static void reply_task(struct api *a, struct evhttp_request *req, int status, co
     api_reply_json(a, req, status, task);
 }
 
-static void on_submit(redisReply *reply, const struct core_err *err, void *arg)
+/* After the SUBMIT of POST /v1/tasks: 202 with the task, or hold it for Prefer: wait. */
+static void on_task_submitted(struct api_ctx *c, int outcome, redisReply *dup,
+                              const struct core_err *err)
 {
-    struct api_ctx *c = arg;
     struct api *a = c->api;
-    const char *what;
 
-    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
-        if (err) {
-            log_warn("submit failed", "error=\"%s\"", err->message);
+    if (outcome < 0) {
+        if (c->wait_ms > 0) {
+            api_wait_cancel(a, c->id);
         }
-        reply_store_down(a, c->req);
-        goto out;
-    }
-    what = reply->element[0]->str;
-    if (strcmp(what, "ok") == 0) {
-        a->tasks_accepted++;
+        api_reply_err(a, c->req, err);
+    } else if (c->wait_ms > 0) {
+        if (outcome == 1) {
+            api_wait_rekey(a, c->orig_id, c->id);
+        }
+        /* the waiter answers */
+    } else if (outcome == 1) {
+        reply_task(a, c->req, 202, c->id, task_to_json(c->id, dup));
+    } else {
         reply_task(a, c->req, 202, c->id, c->task);
         c->task = NULL;
-    } else if (strcmp(what, "dup") == 0 && reply->elements == 3) {
-        const char *id = reply->element[1]->str;
-        reply_task(a, c->req, 202, id, task_to_json(id, reply->element[2]));
-    } else {
-        api_reply_error(a, c->req, CORE_ECONFLICT, "Idempotency-Key", "idempotency_key_reused",
-                        "This Idempotency-Key was already used with a different request body");
     }
-out:
     api_ctx_free(c);
+}
+
+/* Prefer: wait=N (N <= 60) → ms, or 0. respond-async is the default here. */
+static int64_t prefer_wait_ms(struct evhttp_request *req)
+{
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Prefer");
+    const char *w = h ? strstr(h, "wait=") : NULL;
+    long n;
+
+    if (w == NULL) {
+        return 0;
+    }
+    n = strtol(w + 5, NULL, 10);
+    n = n < 0 ? 0 : n > 60 ? 60 : n;
+    return (int64_t)n * 1000;
 }
 
 void api_tasks_create(struct api *a, struct evhttp_request *req, const char *tenant,
                       const char *arg)
 {
-    const char *raw = NULL, *kind = NULL, *idem;
+    struct api_submit sub = {0};
+    const char *raw = NULL;
     size_t raw_len = 0;
-    const cJSON *input = NULL, *meta = NULL;
-    const struct config_model *model = NULL;
-    int prio = TASK_PRIO_NORMAL;
+    const cJSON *deadline;
     struct core_err e;
     struct api_ctx *c = NULL;
-    char *input_text = NULL, *meta_text = NULL;
-    char body_hash[65], idem_hash[65];
-    char task_key[96], queue_key[32], tenant_key[96], idem_key[192];
-    char prio_s[4], now_s[24], max_s[24], ttl_s[24];
-    int64_t now = util_now_ms();
+    bool bad = false;
     cJSON *body = api_read_json(a, req, &raw, &raw_len);
 
     if (body == NULL) {
         return;
     }
     core_err_clear(&e);
-    if (validate_create(a, body, &kind, &input, &model, &prio, &meta, &e) < 0) {
+    if (validate_create(a, body, &sub.kind, &sub.input, &sub.model, &sub.prio, &sub.metadata, &e) <
+        0) {
         api_reply_err(a, req, &e);
         goto out;
     }
-    idem = evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
-    if (idem && (idem[0] == '\0' || strlen(idem) > API_IDEMPOTENCY_KEY_MAX)) {
-        api_reply_error(a, req, CORE_EINVAL, "Idempotency-Key", NULL,
-                        "The Idempotency-Key header must be 1-%d characters",
-                        API_IDEMPOTENCY_KEY_MAX);
+    deadline = cJSON_GetObjectItemCaseSensitive(body, "deadline");
+    if (deadline != NULL) {
+        /* Seconds from now that the task may take in all; past it, it expires. */
+        if (!cJSON_IsNumber(deadline) || deadline->valuedouble < 1 ||
+            deadline->valuedouble > 7 * 86400) {
+            api_reply_error(a, req, CORE_EINVAL, "deadline", NULL,
+                            "'deadline' must be a number of seconds between 1 and 604800");
+            goto out;
+        }
+        sub.deadline_ms = util_now_ms() + (int64_t)(deadline->valuedouble * 1000);
+    }
+    sub.idem = api_idempotency_key(a, req, &bad);
+    if (bad) {
         goto out;
     }
+    sub.raw = raw;
+    sub.raw_len = raw_len;
     c = api_ctx_new(a, req, tenant);
-    if (c == NULL || util_random_id(TASK_ID_PREFIX, c->id, sizeof(c->id)) < 0) {
+    if (c == NULL || api_new_task_id(c) < 0) {
         api_reply_error(a, req, CORE_EINTERNAL, NULL, NULL, "Could not create a task id");
         goto out;
     }
-    input_text = cJSON_PrintUnformatted(input);
-    meta_text = meta ? cJSON_PrintUnformatted(meta) : NULL;
-    c->task = task_new_json(c->id, kind, model->alias, prio, now, a->cfg->tasks.max_attempts, meta);
-    if (input_text == NULL || c->task == NULL) {
+    c->wait_ms = prefer_wait_ms(req);
+    sub.notify = c->wait_ms > 0;
+    if (c->wait_ms > 0 && api_wait(a, req, tenant, c->id, WAIT_TASK, c->wait_ms) < 0) {
         api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
         goto out;
     }
-    util_sha256_hex(raw, raw_len, body_hash);
-    if (idem) {
-        util_sha256_hex(idem, strlen(idem), idem_hash);
-    }
-    snprintf(task_key, sizeof(task_key), KEY_TASK "%s", c->id);
-    snprintf(queue_key, sizeof(queue_key), KEY_QUEUE "%d", prio);
-    snprintf(tenant_key, sizeof(tenant_key), KEY_TENANT "%s", tenant);
-    snprintf(idem_key, sizeof(idem_key), KEY_IDEM "%s:%s", tenant, idem ? idem_hash : "-");
-    snprintf(prio_s, sizeof(prio_s), "%d", prio);
-    snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
-    snprintf(max_s, sizeof(max_s), "%ld", a->cfg->tasks.max_attempts);
-    snprintf(ttl_s, sizeof(ttl_s), "%lld", (long long)a->cfg->tasks.retention_s * 1000);
-    {
-        const char *argv[] = {task_key,
-                              queue_key,
-                              tenant_key,
-                              idem_key,
-                              c->id,
-                              tenant,
-                              kind,
-                              model->alias,
-                              prio_s,
-                              now_s,
-                              max_s,
-                              input_text,
-                              meta_text ? meta_text : "",
-                              idem ? "1" : "0",
-                              body_hash,
-                              ttl_s,
-                              CHANNEL_WAKE,
-                              KEY_TASK};
-        if (store_script(a->store, SCRIPT_SUBMIT, on_submit, c, 4, 18, argv, NULL) < 0) {
-            reply_store_down(a, req);
-            goto out;
+    if (api_submit(a, c, &sub, on_task_submitted, &e) < 0) {
+        if (c->wait_ms > 0) {
+            api_wait_cancel(a, c->id);
         }
+        api_reply_err(a, req, &e);
+        goto out;
     }
-    c = NULL; /* on_submit owns it now */
+    c = NULL; /* on_task_submitted owns it now */
 out:
     api_ctx_free(c);
     cJSON_Delete(body);
-    cJSON_free(input_text);
-    cJSON_free(meta_text);
 }
 
 static void on_get(redisReply *reply, const struct core_err *err, void *arg)
@@ -293,10 +450,10 @@ static void on_get(redisReply *reply, const struct core_err *err, void *arg)
     const char *owner;
 
     if (err != NULL) {
-        reply_store_down(c->api, c->req);
+        api_reply_store_down(c->api, c->req);
     } else if ((owner = task_hash_get(reply, "tenant")) == NULL || strcmp(owner, c->tenant) != 0) {
         /* Another tenant's task is indistinguishable from a missing one. */
-        reply_not_found(c->api, c->req, c->id);
+        api_reply_not_found(c->api, c->req, c->id);
     } else {
         api_reply_json(c->api, c->req, 200, task_to_json(c->id, reply));
     }
@@ -309,7 +466,7 @@ void api_tasks_get(struct api *a, struct evhttp_request *req, const char *tenant
     char key[96];
 
     if (!util_id_valid(TASK_ID_PREFIX, arg)) {
-        reply_not_found(a, req, arg);
+        api_reply_not_found(a, req, arg);
         return;
     }
     c = api_ctx_new(a, req, tenant);
@@ -321,7 +478,7 @@ void api_tasks_get(struct api *a, struct evhttp_request *req, const char *tenant
     snprintf(key, sizeof(key), KEY_TASK "%s", arg);
     const char *argv[] = {"HGETALL", key};
     if (store_command(a->store, on_get, c, 2, argv, NULL) < 0) {
-        reply_store_down(a, req);
+        api_reply_store_down(a, req);
         api_ctx_free(c);
     }
 }
@@ -333,7 +490,7 @@ static void on_list(redisReply *reply, const struct core_err *err, void *arg)
     const char *first = NULL, *last = NULL;
 
     if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
-        reply_store_down(c->api, c->req);
+        api_reply_store_down(c->api, c->req);
         goto out;
     }
     if (strcmp(reply->element[0]->str, "badcursor") == 0) {
@@ -416,7 +573,7 @@ void api_tasks_list(struct api *a, struct evhttp_request *req, const char *tenan
         const char *argv[] = {key,      after ? after : "", limit_buf, status ? status : "",
                               KEY_TASK, API_LIST_SCAN_CAP};
         if (store_script(a->store, SCRIPT_LIST, on_list, c, 1, 6, argv, NULL) < 0) {
-            reply_store_down(a, req);
+            api_reply_store_down(a, req);
             api_ctx_free(c);
         }
     }
@@ -430,12 +587,12 @@ static void on_cancel(redisReply *reply, const struct core_err *err, void *arg)
     const char *what;
 
     if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
-        reply_store_down(c->api, c->req);
+        api_reply_store_down(c->api, c->req);
         goto out;
     }
     what = reply->element[0]->str;
     if (strcmp(what, "notfound") == 0) {
-        reply_not_found(c->api, c->req, c->id);
+        api_reply_not_found(c->api, c->req, c->id);
     } else if (strcmp(what, "conflict") == 0) {
         api_reply_error(c->api, c->req, CORE_ECONFLICT, "id", "task_not_cancellable",
                         "The task is already %s and cannot be cancelled",
@@ -454,7 +611,7 @@ void api_tasks_cancel(struct api *a, struct evhttp_request *req, const char *ten
     char key[96], now_s[24], ret_s[24];
 
     if (!util_id_valid(TASK_ID_PREFIX, arg)) {
-        reply_not_found(a, req, arg);
+        api_reply_not_found(a, req, arg);
         return;
     }
     c = api_ctx_new(a, req, tenant);
@@ -466,9 +623,9 @@ void api_tasks_cancel(struct api *a, struct evhttp_request *req, const char *ten
     snprintf(key, sizeof(key), KEY_TASK "%s", arg);
     snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
     snprintf(ret_s, sizeof(ret_s), "%lld", (long long)a->cfg->tasks.retention_s * 1000);
-    const char *argv[] = {key, KEY_DELAYED, KEY_EXPIRY, arg, tenant, now_s, ret_s};
+    const char *argv[] = {key, KEY_DELAYED, KEY_POLLS, arg, tenant, now_s, ret_s};
     if (store_script(a->store, SCRIPT_CANCEL, on_cancel, c, 3, 7, argv, NULL) < 0) {
-        reply_store_down(a, req);
+        api_reply_store_down(a, req);
         api_ctx_free(c);
     }
 }

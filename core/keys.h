@@ -12,7 +12,11 @@
  *   {sl}:expiry              zset   "tenant|id" → ms when the finished task's hash expires
  *   {sl}:tn:<tenant>         zset   id → created ms (the tenant's list, newest first)
  *   {sl}:idem:<tenant>:<h>   string "<sha256 of body> <id>" for an Idempotency-Key (h = its hash)
+ *   {sl}:polls               zset   id → ms when a parked long-running task is due for a poll
+ *   {sl}:deadlines           zset   id → the client's deadline ms (then the task expires)
  *   {sl}:leader              string the scheduler holding the leader lock
+ *   {sl}:api:<node>          channel one API process's waiters: "d <id>" (task finished),
+ *                                    "c <id> <chunk>" (a streamed chat chunk)
  *   {sl}:wake                channel "work arrived" for idle workers
  */
 #ifndef SLUICE_CORE_KEYS_H
@@ -28,7 +32,10 @@
 #define KEY_EXPIRY "{sl}:expiry"
 #define KEY_TENANT "{sl}:tn:"
 #define KEY_IDEM "{sl}:idem:"
+#define KEY_POLLS "{sl}:polls"
+#define KEY_DEADLINES "{sl}:deadlines"
 #define KEY_LEADER "{sl}:leader"
+#define CHANNEL_API "{sl}:api:"
 #define CHANNEL_WAKE "{sl}:wake"
 
 #endif

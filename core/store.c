@@ -97,7 +97,9 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     (void)ac;
     pending_unlink(s, p);
-    if (reply == NULL) {
+    if (p->cb == NULL) {
+        /* fire-and-forget (PUBLISH of a stream chunk): nothing to tell */
+    } else if (reply == NULL) {
         core_err_clear(&err);
         core_err_set(&err, CORE_EUNAVAILABLE, NULL, "redis unavailable");
         p->cb(NULL, &err, p->arg);

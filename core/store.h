@@ -64,7 +64,8 @@ size_t store_pending(const struct store *s);
 
 /*
  * Sends a command. argv/lens borrowed for the call. Returns 0 (cb will be called once) or
- * CORE_EUNAVAILABLE when not connected (cb is never called).
+ * CORE_EUNAVAILABLE when not connected (cb is never called). cb may be NULL for a command whose
+ * answer nobody needs.
  */
 int store_command(struct store *s, store_cb cb, void *arg, int argc, const char **argv,
                   const size_t *lens);

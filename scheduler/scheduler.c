@@ -29,7 +29,7 @@ struct sched {
     bool dying; /* freed while a tick was in flight: the reply frees it */
     bool leader;
     char node_id[48];
-    uint64_t promoted, recovered, swept;
+    uint64_t promoted, recovered, swept, expired;
 };
 
 static void tick(struct sched *s);
@@ -53,10 +53,12 @@ static void on_tick_reply(redisReply *reply, const struct core_err *err, void *a
                  s->node_id);
         s->leader = leader;
     }
-    if (leader && reply->elements == 4) {
+    if (leader && reply->elements == 5) {
         long long promoted = reply->element[1]->integer;
         long long recovered = reply->element[2]->integer;
         long long swept = reply->element[3]->integer;
+        long long expired = reply->element[4]->integer;
+        s->expired += (uint64_t)expired;
         s->promoted += (uint64_t)promoted;
         s->recovered += (uint64_t)recovered;
         s->swept += (uint64_t)swept;
@@ -65,7 +67,7 @@ static void on_tick_reply(redisReply *reply, const struct core_err *err, void *a
         }
         /* A full step means a backlog: go again now rather than next period. */
         if (promoted >= SCHED_STEP_LIMIT || recovered >= SCHED_STEP_LIMIT ||
-            swept >= SCHED_STEP_LIMIT) {
+            swept >= SCHED_STEP_LIMIT || expired >= SCHED_STEP_LIMIT) {
             tick(s);
         }
     }
@@ -130,9 +132,9 @@ void sched_free(struct sched *s)
     if (s == NULL) {
         return;
     }
-    log_info("scheduler stopped", "promoted=%llu recovered=%llu swept=%llu",
+    log_info("scheduler stopped", "promoted=%llu recovered=%llu swept=%llu expired=%llu",
              (unsigned long long)s->promoted, (unsigned long long)s->recovered,
-             (unsigned long long)s->swept);
+             (unsigned long long)s->swept, (unsigned long long)s->expired);
     event_free(s->timer);
     if (s->ticking) {
         s->dying = true; /* the store still holds s for the tick's reply */

@@ -1,93 +1,48 @@
 /*
- * worker/worker.c — the claim loop, task execution, heartbeats and graceful stop.
+ * worker/worker.c — the claim loop, heartbeats, outcomes and graceful stop.
  *
- * A job is one claimed task. Its life: CALLING (an upstream call in flight) → REPORTING (its
+ * A job is one claimed unit of work: a call (a queued task's upstream attempt) or a poll (of a
+ * parked long-running task). Its life: CALLING (upstream work in flight, exec.c) → REPORTING (its
  * outcome on the way to Redis) → freed; or REPORT_WAIT when Redis could not take the outcome,
  * until the store is back. The worker claims in batches while it has free slots, and sleeps when
- * the queues are empty until a "work arrived" message or its one-second tick.
+ * there is nothing to do until a "work arrived" message or its one-second tick (which also picks
+ * up polls that came due).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapters/adapter.h"
 #include "core/keys.h"
 #include "core/log.h"
 #include "core/scripts.h"
 #include "core/util.h"
-#include "worker/http.h"
-#include "worker/worker.h"
+#include "worker/internal.h"
 
 #define WORKER_TICK_MS 1000
-#define WORKER_CLAIM_FIELDS 8
+#define WORKER_CLAIM_FIELDS 15
 #define WORKER_STOP_REPORT_WAIT_MS 5000
-
-enum job_state { JOB_CALLING, JOB_REPORTING, JOB_REPORT_WAIT };
-
-struct job {
-    struct worker *w;
-    struct job *prev, *next;
-    enum job_state state;
-    bool dead;   /* finished, but a heartbeat still refers to it */
-    int hb_refs; /* heartbeats in flight that list this job */
-
-    char id[48];
-    char fence[24];
-    char tenant[72];
-    int attempts;
-    int max_attempts;
-    char *model;
-    char *kind;
-    char *input;
-    const struct config_deployment *dep;
-    struct http_call *call;
-    int64_t started_mono;
-
-    /* The outcome, once known: arguments of the FINISH script. */
-    const char *outcome; /* completed | failed | retry | release */
-    char *result, *usage, *provider, *cost, *error;
-    int64_t retry_at_ms;
-};
-
-struct worker {
-    struct event_base *base;
-    const struct config *cfg;
-    struct store *store;
-    struct store *wake;
-    struct http_client *http;
-
-    struct job *jobs; /* every job held, any state */
-    size_t n_jobs;
-    bool claiming;
-    long claim_asked;
-    bool woken; /* a wake arrived while a claim was in flight: that claim may have missed it */
-    bool idle;  /* the last claim found the queues empty */
-    bool stopping;
-    void (*done)(void *arg);
-    void *done_arg;
-    int64_t stop_deadline_mono;
-
-    struct event *tick;
-    struct event *heartbeat;
-    struct event *grace;
-
-    uint64_t completed, failed, retried, released;
-};
 
 static void kick(struct worker *w);
 static void maybe_done(struct worker *w);
 
 static void job_free(struct job *j)
 {
+    exec_cleanup(j);
     free(j->model);
     free(j->kind);
-    free(j->input);
+    free(j->input_text);
+    free(j->up_id);
+    free(j->job_text);
+    free(j->reply_to);
     cJSON_free(j->result);
     cJSON_free(j->usage);
     cJSON_free(j->provider);
     cJSON_free(j->cost);
     cJSON_free(j->error);
+    cJSON_free(j->artifacts);
+    cJSON_free(j->out_up_id);
+    cJSON_free(j->out_job);
     free(j);
 }
 
@@ -96,10 +51,7 @@ static void job_retire(struct job *j)
 {
     struct worker *w = j->w;
 
-    if (j->call) {
-        http_call_cancel(j->call);
-        j->call = NULL;
-    }
+    exec_abort(j);
     if (j->prev) {
         j->prev->next = j->next;
     } else {
@@ -122,20 +74,25 @@ static void on_report(redisReply *reply, const struct core_err *err, void *arg);
  * Writes the job's outcome with the FINISH script. If Redis cannot take it now, the job waits in
  * REPORT_WAIT and the tick sends it again: an outcome is never dropped because Redis blinked.
  */
-static void job_report(struct job *j)
+void worker_job_report(struct job *j)
 {
     struct worker *w = j->w;
-    char task_key[96], now_s[24], retry_s[24], ret_s[24];
+    char task_key[96], now_s[24], retry_s[24], ret_s[24], prog_s[16], qpos_s[16], poll_s[24];
+    char dep_s[16];
     int rc;
 
     snprintf(task_key, sizeof(task_key), KEY_TASK "%s", j->id);
     snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
     snprintf(retry_s, sizeof(retry_s), "%lld", (long long)j->retry_at_ms);
     snprintf(ret_s, sizeof(ret_s), "%lld", (long long)w->cfg->tasks.retention_s * 1000);
+    snprintf(prog_s, sizeof(prog_s), "%d", j->progress);
+    snprintf(qpos_s, sizeof(qpos_s), "%d", j->queue_position);
+    snprintf(poll_s, sizeof(poll_s), "%lld", (long long)j->poll_at_ms);
+    snprintf(dep_s, sizeof(dep_s), "%d", j->dep_index);
     const char *argv[] = {task_key,
                           KEY_LEASES,
                           KEY_DELAYED,
-                          KEY_EXPIRY,
+                          KEY_POLLS,
                           j->id,
                           j->fence,
                           now_s,
@@ -148,9 +105,16 @@ static void job_report(struct job *j)
                           retry_s,
                           ret_s,
                           KEY_QUEUE,
-                          CHANNEL_WAKE};
+                          CHANNEL_WAKE,
+                          j->out_up_id ? j->out_up_id : "",
+                          j->out_job ? j->out_job : "",
+                          j->progress >= 0 ? prog_s : "",
+                          j->queue_position >= 0 ? qpos_s : "",
+                          poll_s,
+                          dep_s,
+                          j->artifacts ? j->artifacts : ""};
     j->state = JOB_REPORTING;
-    rc = store_script(w->store, SCRIPT_FINISH, on_report, j, 4, 17, argv, NULL);
+    rc = store_script(w->store, SCRIPT_FINISH, on_report, j, 4, 24, argv, NULL);
     if (rc < 0) {
         j->state = JOB_REPORT_WAIT;
     }
@@ -177,6 +141,8 @@ static void on_report(redisReply *reply, const struct core_err *err, void *arg)
         w->retried++;
     } else if (strcmp(applied, "release") == 0) {
         w->released++;
+    } else if (strcmp(applied, "park") == 0) {
+        w->parked++;
     } else if (strcmp(applied, "stale") == 0) {
         log_info("outcome refused: attempt no longer current", "task=%s fence=%s", j->id, j->fence);
     }
@@ -187,8 +153,7 @@ static void on_report(redisReply *reply, const struct core_err *err, void *arg)
     maybe_done(w);
 }
 
-/* Exponential backoff with jitter, never shorter than the provider's retry-after. */
-static int64_t backoff_ms(const struct worker *w, int attempts, int64_t retry_after_ms)
+int64_t worker_backoff_ms(const struct worker *w, int attempts, int64_t retry_after_ms)
 {
     double d = (double)w->cfg->tasks.backoff_base_ms * pow(2.0, attempts > 1 ? attempts - 1 : 0);
     if (d > (double)w->cfg->tasks.backoff_max_ms) {
@@ -201,153 +166,17 @@ static int64_t backoff_ms(const struct worker *w, int attempts, int64_t retry_af
     return (int64_t)d;
 }
 
-static char *provider_json(const struct job *j, const char *upstream_id)
+int64_t worker_poll_interval(const struct job *j)
 {
-    cJSON *p = cJSON_CreateObject();
-    char *s;
-
-    cJSON_AddStringToObject(p, "name", j->dep ? j->dep->provider->name : "");
-    cJSON_AddStringToObject(p, "model", j->dep ? j->dep->model : "");
-    if (upstream_id) {
-        cJSON_AddStringToObject(p, "upstream_id", upstream_id);
-    } else {
-        cJSON_AddNullToObject(p, "upstream_id");
-    }
-    s = cJSON_PrintUnformatted(p);
-    cJSON_Delete(p);
-    return s;
+    return j->dep ? j->dep->provider->poll_interval_ms : 5000;
 }
 
-/* The deployment's price applied to the usage: tokens per million, in USD. */
-static char *cost_json(const struct config_deployment *dep, const cJSON *usage)
+static char *dup_field(const redisReply *r)
 {
-    double in = 0, out = 0, amount;
-    cJSON *c;
-    char *s;
-
-    if (usage) {
-        const cJSON *p = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
-        const cJSON *o = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
-        in = cJSON_IsNumber(p) ? p->valuedouble : 0;
-        out = cJSON_IsNumber(o) ? o->valuedouble : 0;
-    }
-    amount = in * dep->price.input_per_mtok / 1e6 + out * dep->price.output_per_mtok / 1e6;
-    c = cJSON_CreateObject();
-    cJSON_AddNumberToObject(c, "amount", amount);
-    cJSON_AddStringToObject(c, "currency", "USD");
-    s = cJSON_PrintUnformatted(c);
-    cJSON_Delete(c);
-    return s;
+    return strdup(r->type == REDIS_REPLY_STRING ? r->str : "");
 }
 
-/* Records a failed attempt: retry (with backoff) when the error allows it, else failed. */
-static void job_fail(struct job *j, const struct core_err *e)
-{
-    cJSON *ej = core_err_to_json(e, true);
-
-    j->error = cJSON_PrintUnformatted(ej);
-    cJSON_Delete(ej);
-    if (j->provider == NULL && j->dep) {
-        j->provider = provider_json(j, NULL);
-    }
-    if (e->retryable) {
-        j->outcome = "retry";
-        j->retry_at_ms = util_now_ms() + backoff_ms(j->w, j->attempts, e->retry_after_ms);
-    } else {
-        j->outcome = "failed";
-    }
-    log_info("attempt failed", "task=%s attempt=%d retryable=%d status=%d error=\"%.200s\"", j->id,
-             j->attempts, e->retryable, e->provider_status, e->message);
-    job_report(j);
-}
-
-static void on_http_done(const struct adapter_response *resp, void *arg)
-{
-    struct job *j = arg;
-    const struct adapter *ad = adapter_find(j->dep->provider->dialect);
-    struct adapter_target t = {j->dep->provider->name, j->dep->provider->base_url,
-                               j->dep->provider->api_key, j->dep->model, 0};
-    struct adapter_result res = {0};
-    struct core_err e;
-    cJSON *input = cJSON_Parse(j->input);
-    struct adapter_call call = {
-        .op = (enum adapter_op)adapter_op_from_kind(j->kind), .input = input, .target = &t};
-
-    j->call = NULL;
-    core_err_clear(&e);
-    if (ad->parse_response(&call, resp, &res, &e) < 0) {
-        job_fail(j, &e);
-    } else {
-        j->result = cJSON_PrintUnformatted(res.result);
-        j->usage = res.usage ? cJSON_PrintUnformatted(res.usage) : NULL;
-        j->provider = provider_json(j, res.upstream_id);
-        j->cost = cost_json(j->dep, res.usage);
-        j->outcome = "completed";
-        job_report(j);
-    }
-    adapter_result_cleanup(&res);
-    cJSON_Delete(input);
-}
-
-/*
- * Routing seam: picks the deployment for a task. Today the first deployment of the alias; the
- * scheduler issue replaces this with strategies, budgets and health.
- */
-static const struct config_deployment *pick_deployment(const struct config_model *m)
-{
-    return m->n_deployments > 0 ? &m->deployments[0] : NULL;
-}
-
-/* Builds the upstream request through the deployment's adapter and sends it. */
-static void job_start(struct job *j)
-{
-    struct worker *w = j->w;
-    const struct config_model *m = config_model_find(w->cfg, j->model);
-    const struct adapter *ad = NULL;
-    struct adapter_request req = {0};
-    struct core_err e;
-    cJSON *input = NULL;
-    int op = adapter_op_from_kind(j->kind);
-
-    core_err_clear(&e);
-    j->dep = m ? pick_deployment(m) : NULL;
-    if (j->dep == NULL) {
-        core_err_set(&e, CORE_ENOTFOUND, "model", "model '%s' is no longer configured", j->model);
-        goto fail;
-    }
-    ad = adapter_find(j->dep->provider->dialect);
-    if (ad == NULL || op < 0 || ad->build_request == NULL || ad->parse_response == NULL) {
-        core_err_set(&e, CORE_EUNPROCESSABLE, "model", "no adapter '%s' for kind '%s'",
-                     j->dep->provider->dialect, j->kind);
-        goto fail;
-    }
-    input = cJSON_Parse(j->input);
-    if (input == NULL) {
-        core_err_set(&e, CORE_EINTERNAL, "input", "stored input is not JSON");
-        goto fail;
-    }
-    struct adapter_target t = {j->dep->provider->name, j->dep->provider->base_url,
-                               j->dep->provider->api_key, j->dep->model, 0};
-    struct adapter_call call = {.op = (enum adapter_op)op, .input = input, .target = &t};
-    if (ad->build_request(&call, &req, &e) < 0) {
-        goto fail;
-    }
-    j->started_mono = util_mono_ms();
-    j->call = http_client_send(w->http, &req, j->dep->provider->timeout_ms, on_http_done, j);
-    if (j->call == NULL) {
-        core_err_set(&e, CORE_EUPSTREAM, NULL, "could not start the upstream call");
-        e.retryable = true;
-        goto fail;
-    }
-    adapter_request_cleanup(&req);
-    cJSON_Delete(input);
-    return;
-fail:
-    adapter_request_cleanup(&req);
-    cJSON_Delete(input);
-    job_fail(j, &e);
-}
-
+/* A job from one claimed unit (15 fields, see the CLAIM script). */
 static struct job *job_from_claim(struct worker *w, redisReply **f)
 {
     struct job *j = calloc(1, sizeof(*j));
@@ -357,14 +186,25 @@ static struct job *job_from_claim(struct worker *w, redisReply **f)
     }
     j->w = w;
     j->state = JOB_CALLING;
+    j->progress = -1;
+    j->queue_position = -1;
+    j->artifact_fd = -1;
     snprintf(j->id, sizeof(j->id), "%s", f[0]->str);
     snprintf(j->fence, sizeof(j->fence), "%s", f[1]->str);
-    j->attempts = atoi(f[2]->str);
-    j->max_attempts = f[3]->str ? atoi(f[3]->str) : 1;
-    snprintf(j->tenant, sizeof(j->tenant), "%s", f[4]->str ? f[4]->str : "");
-    j->model = strdup(f[5]->str ? f[5]->str : "");
-    j->kind = strdup(f[6]->str ? f[6]->str : "");
-    j->input = strdup(f[7]->str ? f[7]->str : "null");
+    j->attempts = f[2]->type == REDIS_REPLY_STRING ? atoi(f[2]->str) : 0;
+    j->max_attempts = f[3]->type == REDIS_REPLY_STRING ? atoi(f[3]->str) : 1;
+    snprintf(j->tenant, sizeof(j->tenant), "%s", f[4]->type == REDIS_REPLY_STRING ? f[4]->str : "");
+    j->model = dup_field(f[5]);
+    j->kind = dup_field(f[6]);
+    j->input_text = dup_field(f[7]);
+    j->mode =
+        (f[8]->type == REDIS_REPLY_STRING && strcmp(f[8]->str, "poll") == 0) ? JOB_POLL : JOB_CALL;
+    j->cancelling = f[9]->type == REDIS_REPLY_STRING && strcmp(f[9]->str, "cancelling") == 0;
+    j->up_id = dup_field(f[10]);
+    j->job_text = dup_field(f[11]);
+    j->dep_index = f[12]->type == REDIS_REPLY_STRING ? atoi(f[12]->str) : 0;
+    j->stream = f[13]->type == REDIS_REPLY_STRING && strcmp(f[13]->str, "1") == 0;
+    j->reply_to = dup_field(f[14]);
     j->next = w->jobs;
     if (w->jobs) {
         w->jobs->prev = j;
@@ -386,21 +226,22 @@ static void on_claim(redisReply *reply, const struct core_err *err, void *arg)
     n = reply->elements / WORKER_CLAIM_FIELDS;
     for (size_t i = 0; i < n; i++) {
         redisReply **f = &reply->element[i * WORKER_CLAIM_FIELDS];
-        bool ok = true;
-        for (int k = 0; k < WORKER_CLAIM_FIELDS; k++) {
-            ok = ok && (f[k]->type == REDIS_REPLY_STRING || k >= 3);
-        }
+        bool ok = f[0]->type == REDIS_REPLY_STRING && f[1]->type == REDIS_REPLY_STRING;
         struct job *j = ok ? job_from_claim(w, f) : NULL;
         if (j == NULL) {
             log_error("cannot hold a claimed task; its lease will expire", "task=%s",
                       f[0]->type == REDIS_REPLY_STRING ? f[0]->str : "?");
             continue;
         }
-        if (w->stopping) {
+        if (w->stopping && j->mode == JOB_CALL) {
             j->outcome = "release";
-            job_report(j);
+            worker_job_report(j);
+        } else if (w->stopping) {
+            j->outcome = "park"; /* a poll claimed while stopping: due again at once */
+            j->poll_at_ms = util_now_ms();
+            worker_job_report(j);
         } else {
-            job_start(j);
+            exec_start(j);
         }
     }
     /* A full batch means there may be more: ask again. A short one means the queues were empty
@@ -425,9 +266,9 @@ static void kick(struct worker *w)
     snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
     snprintf(lease_s, sizeof(lease_s), "%ld", w->cfg->tasks.lease_ms);
     snprintf(n_s, sizeof(n_s), "%ld", n);
-    const char *argv[] = {KEY_QUEUE_0, KEY_QUEUE_1, KEY_QUEUE_2, KEY_LEASES,
+    const char *argv[] = {KEY_QUEUE_0, KEY_QUEUE_1, KEY_QUEUE_2, KEY_LEASES, KEY_POLLS,
                           now_s,       lease_s,     n_s,         KEY_TASK};
-    if (store_script(w->store, SCRIPT_CLAIM, on_claim, w, 4, 8, argv, NULL) == 0) {
+    if (store_script(w->store, SCRIPT_CLAIM, on_claim, w, 5, 9, argv, NULL) == 0) {
         w->claiming = true;
         w->claim_asked = n;
     }
@@ -461,14 +302,19 @@ static void on_heartbeat(redisReply *reply, const struct core_err *err, void *ar
         if (st == NULL || j->state != JOB_CALLING) {
             continue;
         }
-        if (strcmp(st, "cancelling") == 0) {
-            /* The client cancelled: stop the call; FINISH turns any outcome into cancelled. */
+        if (strcmp(st, "cancelling") == 0 && !j->cancelling) {
+            /* The client cancelled (or the deadline passed): stop the call; FINISH turns the
+             * outcome into cancelled. A long-running job's upstream job, if one was created,
+             * is cancelled by the poll that parking makes due at once. */
             struct core_err e;
-            http_call_cancel(j->call);
-            j->call = NULL;
+            exec_abort(j);
             core_err_clear(&e);
-            core_err_set(&e, CORE_ECONFLICT, NULL, "cancelled by the client");
-            job_fail(j, &e);
+            core_err_set(&e, CORE_ECONFLICT, NULL, "cancelled");
+            j->outcome = "failed";
+            cJSON *ej = core_err_to_json(&e, true);
+            j->error = cJSON_PrintUnformatted(ej);
+            cJSON_Delete(ej);
+            worker_job_report(j);
         } else if (strcmp(st, "lost") == 0) {
             log_warn("lease lost; dropping the attempt", "task=%s fence=%s", j->id, j->fence);
             job_retire(j);
@@ -534,7 +380,7 @@ static void flush_reports(struct worker *w)
     while (j) {
         struct job *next = j->next;
         if (j->state == JOB_REPORT_WAIT && store_ready(w->store)) {
-            job_report(j);
+            worker_job_report(j);
         }
         j = next;
     }
@@ -591,9 +437,10 @@ static void maybe_done(struct worker *w)
         log_warn("stopping with outcomes unwritten; their leases will expire", "jobs=%zu",
                  w->n_jobs);
     }
-    log_info("worker stopped", "completed=%llu failed=%llu retried=%llu released=%llu",
+    log_info("worker stopped", "completed=%llu failed=%llu retried=%llu released=%llu parked=%llu",
              (unsigned long long)w->completed, (unsigned long long)w->failed,
-             (unsigned long long)w->retried, (unsigned long long)w->released);
+             (unsigned long long)w->retried, (unsigned long long)w->released,
+             (unsigned long long)w->parked);
     done = w->done;
     w->done = NULL;
     done(w->done_arg);
@@ -610,10 +457,14 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
     while (j) {
         struct job *next = j->next;
         if (j->state == JOB_CALLING) {
-            http_call_cancel(j->call);
-            j->call = NULL;
-            j->outcome = "release";
-            job_report(j);
+            exec_abort(j);
+            if (j->mode == JOB_POLL) {
+                j->outcome = "park"; /* the upstream job runs on: poll it again soon */
+                j->poll_at_ms = util_now_ms();
+            } else {
+                j->outcome = "release";
+            }
+            worker_job_report(j);
         }
         j = next;
     }

@@ -1,0 +1,488 @@
+/*
+ * api/waiters.c — requests held open until their task finishes.
+ *
+ * Each API process subscribes to its own channel ({sl}:api:<node>); a task submitted by a request
+ * that will wait carries that channel as reply_to, and every terminal transition publishes
+ * "d <id>" there; a streaming worker publishes "c <id> <chunk>" for each chat chunk. The waiter
+ * registers before the task is submitted, so no notification can come first. Notifications are
+ * a fast path, not the only one: each waiter also re-reads its task every couple of seconds and
+ * after the subscription reconnects, so a message lost with a Redis restart costs latency, never
+ * an answer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "api/internal.h"
+#include "core/keys.h"
+#include "core/log.h"
+#include "core/task.h"
+#include "core/util.h"
+
+#define WAITER_RECHECK_MS 2000
+
+struct waiter {
+    struct api *api;
+    struct evhttp_request *req;
+    struct waiter *next; /* bucket chain */
+    char id[48];
+    const char *tenant;
+    enum waiter_kind kind;
+    int64_t deadline_mono;
+    int64_t wait_ms;
+    struct event *timer;
+    bool checking; /* an HGETALL is in flight: it owns the waiter */
+    bool answered;
+    bool started; /* stream: the 200 and headers went out */
+    long chunks;
+};
+
+static size_t bucket_of(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (; *id; id++) {
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    }
+    return h % API_WAITER_BUCKETS;
+}
+
+static struct waiter *find(struct api *a, const char *id)
+{
+    for (struct waiter *w = a->waiters[bucket_of(id)]; w; w = w->next) {
+        if (strcmp(w->id, id) == 0 && !w->answered) {
+            return w;
+        }
+    }
+    return NULL;
+}
+
+static void unlink_waiter(struct waiter *w)
+{
+    struct waiter **p = &w->api->waiters[bucket_of(w->id)];
+    while (*p && *p != w) {
+        p = &(*p)->next;
+    }
+    if (*p) {
+        *p = w->next;
+        w->api->n_waiters--;
+    }
+    w->next = NULL;
+}
+
+/* Marks the waiter answered and frees it unless a check still holds it. */
+static void retire(struct waiter *w)
+{
+    w->answered = true;
+    unlink_waiter(w);
+    if (w->checking) {
+        return;
+    }
+    event_free(w->timer);
+    free(w);
+}
+
+static void arm(struct waiter *w)
+{
+    int64_t left = w->deadline_mono - util_mono_ms();
+    int64_t ms = left < WAITER_RECHECK_MS ? (left > 0 ? left : 0) : WAITER_RECHECK_MS;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(w->timer, &tv);
+}
+
+/* ---- answers ------------------------------------------------------------------------------ */
+
+static void sse_write(struct waiter *w, const char *data, size_t len)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (b == NULL) {
+        return;
+    }
+    evbuffer_add(b, "data: ", 6);
+    evbuffer_add(b, data, len);
+    evbuffer_add(b, "\n\n", 2);
+    evhttp_send_reply_chunk(w->req, b);
+    evbuffer_free(b);
+}
+
+static void stream_start(struct waiter *w)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(w->req);
+    evhttp_add_header(h, "Content-Type", "text/event-stream");
+    evhttp_add_header(h, "Cache-Control", "no-cache");
+    w->api->responses[2]++;
+    evhttp_send_reply_start(w->req, 200, "OK");
+    w->started = true;
+}
+
+/* A completion replayed as chunks, for a stream whose live chunks never came (a dialect that
+ * cannot stream, or chunks lost with a Redis blip). */
+static void stream_synthesize(struct waiter *w, const cJSON *completion)
+{
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(completion, "choices");
+    const cJSON *usage = cJSON_GetObjectItemCaseSensitive(completion, "usage");
+    const cJSON *ch;
+
+    cJSON_ArrayForEach(ch, choices)
+    {
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(ch, "message");
+        const cJSON *calls = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls");
+        cJSON *chunk = cJSON_CreateObject();
+        cJSON *arr, *c, *delta;
+        char *text;
+
+        cJSON_AddItemToObject(
+            chunk, "id", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(completion, "id"), true));
+        cJSON_AddStringToObject(chunk, "object", "chat.completion.chunk");
+        cJSON_AddItemToObject(
+            chunk, "created",
+            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(completion, "created"), true));
+        cJSON_AddItemToObject(
+            chunk, "model",
+            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(completion, "model"), true));
+        arr = cJSON_AddArrayToObject(chunk, "choices");
+        c = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, c);
+        cJSON_AddItemToObject(c, "index",
+                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(ch, "index"), true));
+        delta = cJSON_AddObjectToObject(c, "delta");
+        cJSON_AddStringToObject(delta, "role", "assistant");
+        cJSON_AddItemToObject(
+            delta, "content",
+            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(msg, "content"), true));
+        if (cJSON_IsArray(calls)) {
+            cJSON *tc = cJSON_Duplicate(calls, true);
+            cJSON *one;
+            int i = 0;
+            cJSON_ArrayForEach(one, tc)
+            {
+                cJSON_AddNumberToObject(one, "index", i++);
+            }
+            cJSON_AddItemToObject(delta, "tool_calls", tc);
+        }
+        cJSON_AddItemToObject(
+            c, "finish_reason",
+            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(ch, "finish_reason"), true));
+        text = cJSON_PrintUnformatted(chunk);
+        if (text) {
+            sse_write(w, text, strlen(text));
+        }
+        cJSON_free(text);
+        cJSON_Delete(chunk);
+    }
+    if (cJSON_IsObject(usage)) {
+        cJSON *chunk = cJSON_CreateObject();
+        char *text;
+        cJSON_AddItemToObject(
+            chunk, "id", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(completion, "id"), true));
+        cJSON_AddStringToObject(chunk, "object", "chat.completion.chunk");
+        cJSON_AddItemToObject(
+            chunk, "created",
+            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(completion, "created"), true));
+        cJSON_AddItemToObject(
+            chunk, "model",
+            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(completion, "model"), true));
+        cJSON_AddArrayToObject(chunk, "choices");
+        cJSON_AddItemToObject(chunk, "usage", cJSON_Duplicate(usage, true));
+        text = cJSON_PrintUnformatted(chunk);
+        if (text) {
+            sse_write(w, text, strlen(text));
+        }
+        cJSON_free(text);
+        cJSON_Delete(chunk);
+    }
+}
+
+int api_failed_status(const char *error_json)
+{
+    cJSON *e = error_json ? cJSON_Parse(error_json) : NULL;
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(e, "provider_status");
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+    int p = cJSON_IsNumber(ps) ? (int)ps->valuedouble : 0;
+    int status = 502;
+
+    if (cJSON_IsString(code) && strcmp(code->valuestring, "content_policy_violation") == 0) {
+        status = 400;
+    } else if (p == 400 || p == 404 || p == 413 || p == 422) {
+        status = p; /* the request itself was refused: the client's to fix */
+    } else if (p == 429 || p == 529) {
+        status = 503; /* the provider stayed busy: never a 429, which means the client's quota */
+    }
+    cJSON_Delete(e);
+    return status;
+}
+
+/* The stored error as an OpenAI envelope with the status a synchronous caller should see. */
+static void answer_failed(struct waiter *w, const redisReply *hash)
+{
+    const char *status = task_hash_get(hash, "status");
+    const char *error = task_hash_get(hash, "error");
+    cJSON *env = cJSON_CreateObject();
+    cJSON *e = error ? cJSON_Parse(error) : NULL;
+    int code = api_failed_status(error);
+
+    if (e == NULL) {
+        e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "message",
+                                strcmp(status, "expired") == 0 ? "The task passed its deadline"
+                                                               : "The task was cancelled");
+        cJSON_AddStringToObject(e, "type", "invalid_request_error");
+        cJSON_AddNullToObject(e, "param");
+        cJSON_AddStringToObject(e, "code", status);
+        code = strcmp(status, "expired") == 0 ? 504 : 409;
+    }
+    cJSON_DeleteItemFromObject(e, "retryable");
+    cJSON_DeleteItemFromObject(e, "provider_status");
+    if (w->started) {
+        char *text;
+        cJSON_AddItemToObject(env, "error", e);
+        text = cJSON_PrintUnformatted(env);
+        if (text) {
+            sse_write(w, text, strlen(text));
+        }
+        cJSON_free(text);
+        cJSON_Delete(env);
+        evhttp_send_reply_end(w->req);
+        return;
+    }
+    cJSON_AddItemToObject(env, "error", e);
+    api_reply_json(w->api, w->req, code, env);
+}
+
+static void answer_final(struct waiter *w, const redisReply *hash)
+{
+    const char *status = task_hash_get(hash, "status");
+    const char *result = task_hash_get(hash, "result");
+
+    if (w->kind == WAIT_TASK) {
+        api_reply_json(w->api, w->req, 200, task_to_json(w->id, hash));
+    } else if (strcmp(status, "completed") != 0 || result == NULL) {
+        answer_failed(w, hash);
+    } else if (w->kind == WAIT_RESULT) {
+        struct evbuffer *out = evhttp_request_get_output_buffer(w->req);
+        evbuffer_add(out, result, strlen(result));
+        evhttp_add_header(evhttp_request_get_output_headers(w->req), "Content-Type",
+                          "application/json");
+        w->api->responses[2]++;
+        evhttp_send_reply(w->req, 200, "OK", NULL);
+    } else {
+        if (!w->started) {
+            stream_start(w);
+        }
+        if (w->chunks == 0) {
+            cJSON *c = cJSON_Parse(result);
+            stream_synthesize(w, c);
+            cJSON_Delete(c);
+        }
+        sse_write(w, "[DONE]", 6);
+        evhttp_send_reply_end(w->req);
+    }
+    retire(w);
+}
+
+static void answer_timeout(struct waiter *w, const redisReply *hash)
+{
+    if (w->kind == WAIT_TASK && hash != NULL) {
+        char loc[96];
+        snprintf(loc, sizeof(loc), "/v1/tasks/%s", w->id);
+        evhttp_add_header(evhttp_request_get_output_headers(w->req), "Location", loc);
+        api_reply_json(w->api, w->req, 202, task_to_json(w->id, hash));
+    } else if (w->started) {
+        const char *msg = "{\"error\":{\"message\":\"The task did not finish in time\","
+                          "\"type\":\"timeout_error\",\"param\":null,\"code\":\"sync_timeout\"}}";
+        sse_write(w, msg, strlen(msg));
+        evhttp_send_reply_end(w->req);
+    } else {
+        api_reply_error(w->api, w->req, CORE_ETIMEOUT, NULL, "sync_timeout",
+                        "The task %s did not finish within %lld s; poll GET /v1/tasks/%s", w->id,
+                        (long long)(w->wait_ms / 1000), w->id);
+    }
+    retire(w);
+}
+
+/* ---- checks ------------------------------------------------------------------------------- */
+
+static void on_check(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct waiter *w = arg;
+    const char *status;
+
+    w->checking = false;
+    if (w->answered) {
+        retire(w); /* answered meanwhile (cleanup): only the free was left */
+        return;
+    }
+    status = err ? NULL : task_hash_get(reply, "status");
+    if (status && task_status_terminal(status)) {
+        answer_final(w, reply);
+    } else if (util_mono_ms() >= w->deadline_mono) {
+        answer_timeout(w, err ? NULL : reply);
+    } else {
+        arm(w);
+    }
+}
+
+static void check(struct waiter *w)
+{
+    char key[96];
+
+    if (w->checking || w->answered) {
+        return;
+    }
+    snprintf(key, sizeof(key), KEY_TASK "%s", w->id);
+    const char *argv[] = {"HGETALL", key};
+    if (store_command(w->api->store, on_check, w, 2, argv, NULL) == 0) {
+        w->checking = true;
+    } else if (util_mono_ms() >= w->deadline_mono) {
+        answer_timeout(w, NULL);
+    } else {
+        arm(w);
+    }
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    check(arg);
+}
+
+/* "d <id>" or "c <id> <chunk>" on this process's channel. */
+static void on_message(const char *payload, size_t len, void *arg)
+{
+    struct api *a = arg;
+    char id[48];
+    const char *sp;
+    size_t idlen;
+    struct waiter *w;
+
+    if (len < 3 || payload[1] != ' ') {
+        return;
+    }
+    sp = memchr(payload + 2, ' ', len - 2);
+    idlen = sp ? (size_t)(sp - payload - 2) : len - 2;
+    if (idlen == 0 || idlen >= sizeof(id)) {
+        return;
+    }
+    memcpy(id, payload + 2, idlen);
+    id[idlen] = '\0';
+    w = find(a, id);
+    if (w == NULL) {
+        return;
+    }
+    if (payload[0] == 'd') {
+        check(w);
+    } else if (payload[0] == 'c' && sp && w->kind == WAIT_STREAM) {
+        if (!w->started) {
+            stream_start(w);
+        }
+        sse_write(w, sp + 1, len - (size_t)(sp + 1 - payload));
+        w->chunks++;
+    }
+}
+
+static void on_sub_state(bool connected, void *arg)
+{
+    struct api *a = arg;
+
+    if (!connected) {
+        return;
+    }
+    /* Anything published while the subscription was down is lost: look at every task. */
+    for (size_t b = 0; b < API_WAITER_BUCKETS; b++) {
+        struct waiter *w = a->waiters[b];
+        while (w) {
+            struct waiter *next = w->next;
+            check(w);
+            w = next;
+        }
+    }
+}
+
+/* ---- registry ----------------------------------------------------------------------------- */
+
+int api_wait(struct api *a, struct evhttp_request *req, const char *tenant, const char *id,
+             enum waiter_kind kind, int64_t wait_ms)
+{
+    struct waiter *w = calloc(1, sizeof(*w));
+    size_t b = bucket_of(id);
+
+    if (w == NULL || (w->timer = evtimer_new(a->base, on_timer, w)) == NULL) {
+        free(w);
+        return -1;
+    }
+    w->api = a;
+    w->req = req;
+    w->tenant = tenant;
+    w->kind = kind;
+    w->wait_ms = wait_ms;
+    w->deadline_mono = util_mono_ms() + wait_ms;
+    snprintf(w->id, sizeof(w->id), "%s", id);
+    w->next = a->waiters[b];
+    a->waiters[b] = w;
+    a->n_waiters++;
+    arm(w);
+    return 0;
+}
+
+void api_wait_cancel(struct api *a, const char *id)
+{
+    struct waiter *w = find(a, id);
+    if (w) {
+        retire(w);
+    }
+}
+
+void api_wait_rekey(struct api *a, const char *from_id, const char *to_id)
+{
+    struct waiter *w = find(a, from_id);
+    size_t b;
+
+    if (w == NULL) {
+        return;
+    }
+    unlink_waiter(w);
+    snprintf(w->id, sizeof(w->id), "%s", to_id);
+    b = bucket_of(w->id);
+    w->next = a->waiters[b];
+    a->waiters[b] = w;
+    a->n_waiters++;
+    check(w);
+}
+
+int api_waiters_init(struct api *a)
+{
+    struct store_opts so = {a->cfg->redis_host,     a->cfg->redis_port,       a->cfg->redis_db,
+                            a->cfg->redis_password, a->cfg->redis_timeout_ms, "api-sub"};
+
+    if (util_random_id("api_", a->node_id, sizeof(a->node_id)) < 0) {
+        return -1;
+    }
+    snprintf(a->channel, sizeof(a->channel), CHANNEL_API "%s", a->node_id);
+    a->sub = store_new(a->base, &so);
+    if (a->sub == NULL) {
+        return -1;
+    }
+    store_on_state(a->sub, on_sub_state, a);
+    return store_subscribe(a->sub, a->channel, on_message, a);
+}
+
+void api_waiters_cleanup(struct api *a)
+{
+    store_free(a->sub);
+    a->sub = NULL;
+    for (size_t b = 0; b < API_WAITER_BUCKETS; b++) {
+        while (a->waiters[b]) {
+            struct waiter *w = a->waiters[b];
+            if (w->started) {
+                evhttp_send_reply_end(w->req);
+            } else {
+                api_reply_error(a, w->req, CORE_EUNAVAILABLE, NULL, "shutting_down",
+                                "The server is shutting down; poll GET /v1/tasks/%s", w->id);
+            }
+            retire(w);
+        }
+    }
+}

@@ -1,0 +1,444 @@
+/*
+ * worker/exec.c — running one job: an upstream call (plain or streamed), a poll of a long-running
+ * job, or the cancel of one. Adapters turn tasks into requests and replies into outcomes; this
+ * file moves the bytes and decides what the outcome means for the task.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "worker/internal.h"
+
+#define EXEC_MAX_SSE_EVENT (1L << 20)
+
+static char *print_json(const cJSON *j)
+{
+    return j ? cJSON_PrintUnformatted(j) : NULL;
+}
+
+static char *provider_json(const struct job *j, const char *upstream_id)
+{
+    cJSON *p = cJSON_CreateObject();
+    char *s;
+
+    cJSON_AddStringToObject(p, "name", j->dep ? j->dep->provider->name : "");
+    cJSON_AddStringToObject(p, "model", j->dep ? j->dep->model : "");
+    if (upstream_id && upstream_id[0]) {
+        cJSON_AddStringToObject(p, "upstream_id", upstream_id);
+    } else {
+        cJSON_AddNullToObject(p, "upstream_id");
+    }
+    s = cJSON_PrintUnformatted(p);
+    cJSON_Delete(p);
+    return s;
+}
+
+static double usage_number(const cJSON *usage, const char *name)
+{
+    const cJSON *v = usage ? cJSON_GetObjectItemCaseSensitive(usage, name) : NULL;
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/* The deployment's price applied to the usage: tokens per million, images, video seconds. */
+static char *cost_json(const struct config_deployment *dep, const cJSON *usage)
+{
+    const struct config_price *p = &dep->price;
+    double amount = usage_number(usage, "prompt_tokens") * p->input_per_mtok / 1e6 +
+                    usage_number(usage, "completion_tokens") * p->output_per_mtok / 1e6 +
+                    usage_number(usage, "images") * p->per_image +
+                    usage_number(usage, "seconds") * p->per_video_second;
+    cJSON *c = cJSON_CreateObject();
+    char *s;
+
+    cJSON_AddNumberToObject(c, "amount", amount);
+    cJSON_AddStringToObject(c, "currency", "USD");
+    s = cJSON_PrintUnformatted(c);
+    cJSON_Delete(c);
+    return s;
+}
+
+/* Reports the job completed with res (the normalized result, usage, upstream id). */
+void exec_complete(struct job *j, const struct adapter_result *res)
+{
+    j->result = print_json(res->result);
+    j->usage = print_json(res->usage);
+    j->provider = provider_json(j, res->upstream_id ? res->upstream_id : j->up_id);
+    j->cost = cost_json(j->dep, res->usage);
+    j->outcome = "completed";
+    worker_job_report(j);
+}
+
+/* Parks the task: an upstream job runs; the next poll is due after the provider's interval. */
+static void exec_park(struct job *j, const struct adapter_result *res)
+{
+    int64_t after = res->poll_after_ms >= 0 ? res->poll_after_ms : worker_poll_interval(j);
+
+    if (res->upstream_id) {
+        j->out_up_id = strdup(res->upstream_id);
+        j->provider = provider_json(j, res->upstream_id);
+    }
+    j->out_job = print_json(res->job);
+    j->progress = res->progress;
+    j->queue_position = res->queue_position;
+    j->poll_at_ms = util_now_ms() + after;
+    j->outcome = "park";
+    worker_job_report(j);
+}
+
+void exec_fail(struct job *j, const struct core_err *e)
+{
+    cJSON *ej = core_err_to_json(e, true);
+    bool upstream_job = j->up_id && j->up_id[0];
+
+    cJSON_free(j->error);
+    j->error = cJSON_PrintUnformatted(ej);
+    cJSON_Delete(ej);
+    if (j->provider == NULL && j->dep) {
+        j->provider = provider_json(j, j->up_id);
+    }
+    if (upstream_job && e->retryable) {
+        /* A poll failed: the upstream job is still there; ask again after a backoff. */
+        j->outcome = "park";
+        j->poll_at_ms = util_now_ms() + worker_backoff_ms(j->w, 2, e->retry_after_ms);
+    } else if (e->retryable) {
+        j->outcome = "retry";
+        j->retry_at_ms = util_now_ms() + worker_backoff_ms(j->w, j->attempts, e->retry_after_ms);
+    } else {
+        j->outcome = "failed";
+    }
+    log_info("attempt failed", "task=%s attempt=%d retryable=%d status=%d error=\"%.200s\"", j->id,
+             j->attempts, e->retryable, e->provider_status, e->message);
+    worker_job_report(j);
+}
+
+/* A parsed reply or poll: DONE (keeping artifacts first), PENDING (park), or an error. */
+static void exec_outcome(struct job *j, int rc, struct adapter_result *res, struct core_err *e)
+{
+    if (rc < 0) {
+        exec_fail(j, e);
+    } else if (res->outcome == ADAPTER_PENDING) {
+        exec_park(j, res);
+    } else if (res->n_artifacts > 0) {
+        j->done = *res;
+        memset(res, 0, sizeof(*res));
+        artifacts_keep(j);
+    } else {
+        exec_complete(j, res);
+    }
+    adapter_result_cleanup(res);
+}
+
+static void on_call_done(const struct adapter_response *resp, void *arg)
+{
+    struct job *j = arg;
+    struct adapter_result res = {0};
+    struct core_err e;
+    int rc;
+
+    j->http = NULL;
+    core_err_clear(&e);
+    rc = j->adapter->parse_response(&j->call, resp, &res, &e);
+    exec_outcome(j, rc, &res, &e);
+}
+
+static void on_poll_done(const struct adapter_response *resp, void *arg)
+{
+    struct job *j = arg;
+    struct adapter_result res = {0};
+    struct core_err e;
+    int rc;
+
+    j->http = NULL;
+    core_err_clear(&e);
+    rc = j->adapter->parse_poll(&j->call, resp, &res, &e);
+    exec_outcome(j, rc, &res, &e);
+}
+
+/* The upstream job was cancelled (or the attempt failed: the task is cancelled either way). */
+static void on_cancel_done(const struct adapter_response *resp, void *arg)
+{
+    struct job *j = arg;
+    struct core_err e;
+
+    j->http = NULL;
+    if (resp->transport != ADAPTER_TRANSPORT_OK || resp->status < 200 || resp->status > 299) {
+        log_warn("upstream cancel failed", "task=%s status=%d", j->id, resp->status);
+    }
+    core_err_clear(&e);
+    core_err_set(&e, CORE_ECONFLICT, NULL, "cancelled");
+    j->up_id[0] = '\0'; /* not a poll failure: finish the task */
+    exec_fail(j, &e);
+}
+
+/* Sends req; on immediate failure reports a retryable error. */
+static void exec_send(struct job *j, struct adapter_request *req, http_client_cb done)
+{
+    j->started_mono = util_mono_ms();
+    j->http = http_client_send(j->w->http, req, j->dep->provider->timeout_ms, done, j);
+    adapter_request_cleanup(req);
+    if (j->http == NULL) {
+        struct core_err e;
+        core_err_clear(&e);
+        core_err_set(&e, CORE_EUPSTREAM, NULL, "could not start the upstream call");
+        e.retryable = true;
+        exec_fail(j, &e);
+    }
+}
+
+/* ---- streaming chat ---------------------------------------------------------------------- */
+
+static void publish_chunk(struct job *j, const cJSON *chunk)
+{
+    char *text = cJSON_PrintUnformatted(chunk);
+    size_t idlen = strlen(j->id);
+    char *payload;
+    size_t len;
+
+    if (text == NULL) {
+        return;
+    }
+    len = 2 + idlen + 1 + strlen(text);
+    payload = malloc(len + 1);
+    if (payload != NULL && j->reply_to && j->reply_to[0]) {
+        snprintf(payload, len + 1, "c %s %s", j->id, text);
+        const char *argv[] = {"PUBLISH", j->reply_to, payload};
+        size_t lens[] = {7, strlen(j->reply_to), len};
+        /* A chunk Redis cannot take now is lost to the live stream; the stored result and the
+         * final answer still carry everything. */
+        store_command(j->w->store, NULL, NULL, 3, argv, lens);
+    }
+    free(payload);
+    cJSON_free(text);
+}
+
+static int on_sse_event(const char *event, const char *data, size_t len, void *arg)
+{
+    struct job *j = arg;
+    cJSON *chunks = cJSON_CreateArray();
+    const cJSON *c;
+    bool done = false;
+    int rc;
+
+    if (chunks == NULL) {
+        return -1;
+    }
+    core_err_clear(&j->stream_err);
+    rc = j->adapter->stream_event(j->stream_state, event, data, len, chunks, &done, &j->stream_err);
+    cJSON_ArrayForEach(c, chunks)
+    {
+        adapter_accum_add(j->accum, c);
+        publish_chunk(j, c);
+        j->chunks_sent++;
+    }
+    cJSON_Delete(chunks);
+    if (rc < 0) {
+        j->stream_failed = true;
+        return 1;
+    }
+    if (done) {
+        j->stream_done = true;
+    }
+    return 0;
+}
+
+static int on_stream_data(int status, const char *buf, size_t len, void *arg)
+{
+    struct job *j = arg;
+    (void)status;
+    return sse_parser_feed(j->sse, buf, len, on_sse_event, j) != 0;
+}
+
+static void on_stream_done(const struct adapter_response *resp, void *arg)
+{
+    struct job *j = arg;
+    struct adapter_result res = {0};
+    struct core_err e;
+
+    j->http = NULL;
+    core_err_clear(&e);
+    if (j->stream_failed) {
+        e = j->stream_err;
+    } else if (resp->transport == ADAPTER_TRANSPORT_OK && resp->status >= 200 &&
+               resp->status <= 299 && j->chunks_sent == 0) {
+        core_err_set(&e, CORE_EUPSTREAM, NULL, "the provider answered without streaming events");
+        e.retryable = true;
+    } else if (resp->transport == ADAPTER_TRANSPORT_OK && resp->status >= 200 &&
+               resp->status <= 299) {
+        if (adapter_accum_finish(j->accum, &res) == 0) {
+            exec_complete(j, &res);
+            adapter_result_cleanup(&res);
+            return;
+        }
+        core_err_set(&e, CORE_ENOMEM, NULL, "out of memory assembling the streamed completion");
+    } else {
+        /* The stream never started (or broke): classify it like a plain reply. */
+        struct adapter_call plain = j->call;
+        plain.stream = false;
+        if (j->adapter->parse_response(&plain, resp, &res, &e) == 0) {
+            core_err_set(&e, CORE_EUPSTREAM, NULL, "the provider's stream ended early");
+            e.retryable = true;
+        }
+        adapter_result_cleanup(&res);
+    }
+    if (j->chunks_sent > 0) {
+        /* The client already saw part of an answer: another attempt cannot be spliced in. */
+        e.retryable = false;
+    }
+    exec_fail(j, &e);
+}
+
+static void exec_stream(struct job *j)
+{
+    struct adapter_request req = {0};
+    struct core_err e;
+
+    core_err_clear(&e);
+    j->call.stream = true;
+    j->sse = sse_parser_new(EXEC_MAX_SSE_EVENT);
+    j->stream_state = j->adapter->stream_new(&j->call);
+    j->accum = adapter_accum_new();
+    if (j->sse == NULL || j->stream_state == NULL || j->accum == NULL) {
+        core_err_set(&e, CORE_ENOMEM, NULL, "out of memory starting a stream");
+        e.retryable = true;
+        exec_fail(j, &e);
+        return;
+    }
+    if (j->adapter->build_request(&j->call, &req, &e) < 0) {
+        exec_fail(j, &e);
+        return;
+    }
+    j->started_mono = util_mono_ms();
+    j->http = http_client_send_stream(j->w->http, &req, j->dep->provider->timeout_ms,
+                                      on_stream_data, on_stream_done, j);
+    adapter_request_cleanup(&req);
+    if (j->http == NULL) {
+        core_err_set(&e, CORE_EUPSTREAM, NULL, "could not start the upstream call");
+        e.retryable = true;
+        exec_fail(j, &e);
+    }
+}
+
+/* ---- starting ---------------------------------------------------------------------------- */
+
+/*
+ * Routing seam: the deployment for a call. Today the first deployment of the alias; the
+ * scheduler issue replaces this with strategies, budgets and health. A poll goes back to the
+ * deployment that holds its upstream job.
+ */
+static int resolve(struct job *j, struct core_err *e)
+{
+    const struct config_model *m = config_model_find(j->w->cfg, j->model);
+    int op = adapter_op_from_kind(j->kind);
+
+    if (m == NULL || m->n_deployments == 0) {
+        return core_err_set(e, CORE_ENOTFOUND, "model", "model '%s' is no longer configured",
+                            j->model);
+    }
+    if (j->mode == JOB_CALL || j->dep_index < 0 || (size_t)j->dep_index >= m->n_deployments) {
+        j->dep_index = 0;
+    }
+    j->dep = &m->deployments[j->dep_index];
+    j->adapter = adapter_find(j->dep->provider->dialect);
+    if (j->adapter == NULL || op < 0 || j->adapter->build_request == NULL ||
+        j->adapter->parse_response == NULL) {
+        return core_err_set(e, CORE_EUNPROCESSABLE, "model", "the %s dialect cannot serve %s tasks",
+                            j->dep->provider->dialect, j->kind);
+    }
+    j->input = cJSON_Parse(j->input_text);
+    if (j->input == NULL) {
+        return core_err_set(e, CORE_EINTERNAL, "input", "stored input is not JSON");
+    }
+    if (j->job_text && j->job_text[0]) {
+        j->job_json = cJSON_Parse(j->job_text);
+    }
+    j->target.provider = j->dep->provider->name;
+    j->target.base_url = j->dep->provider->base_url;
+    j->target.api_key = j->dep->provider->api_key;
+    j->target.model = j->dep->model;
+    j->target.default_max_tokens = j->dep->provider->default_max_tokens;
+    j->call.op = (enum adapter_op)op;
+    j->call.input = j->input;
+    j->call.target = &j->target;
+    j->call.upstream_id = j->up_id && j->up_id[0] ? j->up_id : NULL;
+    j->call.job = j->job_json;
+    return 0;
+}
+
+void exec_start(struct job *j)
+{
+    struct adapter_request req = {0};
+    struct core_err e;
+
+    core_err_clear(&e);
+    if (resolve(j, &e) < 0) {
+        j->up_id[0] = '\0';
+        exec_fail(j, &e);
+        return;
+    }
+    if (j->mode == JOB_POLL && j->cancelling) {
+        if (j->adapter->build_cancel && j->adapter->build_cancel(&j->call, &req, &e) == 0) {
+            exec_send(j, &req, on_cancel_done);
+            return;
+        }
+        on_cancel_done(&(struct adapter_response){.transport = ADAPTER_TRANSPORT_OK, .status = 204},
+                       j);
+        return;
+    }
+    if (j->mode == JOB_POLL) {
+        if (j->adapter->build_poll == NULL || j->adapter->parse_poll == NULL ||
+            j->adapter->build_poll(&j->call, &req, &e) < 0) {
+            if (e.code == 0) {
+                core_err_set(&e, CORE_EINTERNAL, NULL, "the %s dialect cannot poll",
+                             j->adapter->name);
+            }
+            e.retryable = false;
+            j->up_id[0] = '\0';
+            exec_fail(j, &e);
+            return;
+        }
+        exec_send(j, &req, on_poll_done);
+        return;
+    }
+    if (j->stream && j->call.op == ADAPTER_OP_CHAT && j->adapter->stream_new &&
+        j->adapter->stream_event && j->adapter->stream_free) {
+        exec_stream(j);
+        return;
+    }
+    if (j->adapter->build_request(&j->call, &req, &e) < 0) {
+        exec_fail(j, &e);
+        return;
+    }
+    exec_send(j, &req, on_call_done);
+}
+
+void exec_abort(struct job *j)
+{
+    if (j->http) {
+        http_call_cancel(j->http);
+        j->http = NULL;
+    }
+    artifacts_abort(j);
+}
+
+void exec_cleanup(struct job *j)
+{
+    exec_abort(j);
+    cJSON_Delete(j->input);
+    cJSON_Delete(j->job_json);
+    sse_parser_free(j->sse);
+    if (j->stream_state && j->adapter && j->adapter->stream_free) {
+        j->adapter->stream_free(j->stream_state);
+    }
+    adapter_accum_free(j->accum);
+    adapter_result_cleanup(&j->done);
+    cJSON_Delete(j->artifacts_json);
+    free(j->artifact_tmp);
+    free(j->artifact_path);
+    j->input = j->job_json = j->artifacts_json = NULL;
+    j->sse = NULL;
+    j->stream_state = NULL;
+    j->accum = NULL;
+    j->artifact_tmp = j->artifact_path = NULL;
+}

@@ -1,0 +1,142 @@
+/*
+ * worker/internal.h — what the worker's files share: the worker and job structs. Not for other
+ * roles.
+ *
+ * worker.c runs the loop (claims, heartbeats, outcomes, stop); exec.c runs one job (an upstream
+ * call, a stream, a poll, an upstream cancel); artifacts.c keeps the bytes of images and videos.
+ */
+#ifndef SLUICE_WORKER_INTERNAL_H
+#define SLUICE_WORKER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "adapters/adapter.h"
+#include "core/config.h"
+#include "core/sse.h"
+#include "core/store.h"
+#include "worker/http.h"
+#include "worker/worker.h"
+
+enum job_state { JOB_CALLING, JOB_REPORTING, JOB_REPORT_WAIT };
+enum job_mode { JOB_CALL, JOB_POLL };
+
+struct job {
+    struct worker *w;
+    struct job *prev, *next;
+    enum job_state state;
+    enum job_mode mode;
+    bool dead;   /* finished, but a heartbeat still refers to it */
+    int hb_refs; /* heartbeats in flight that list this job */
+
+    /* What the claim handed over. */
+    char id[48];
+    char fence[24];
+    char tenant[72];
+    int attempts;
+    int max_attempts;
+    bool cancelling; /* claimed as a poll of a task the client cancelled (or that expired) */
+    bool stream;
+    char *model;
+    char *kind;
+    char *input_text;
+    char *up_id;    /* the upstream job's id, for polls */
+    char *job_text; /* the dialect's saved job state, for polls */
+    char *reply_to; /* the API process waiting on this task, for streams */
+    int dep_index;
+
+    /* Resolved when the job starts. */
+    cJSON *input;
+    cJSON *job_json;
+    const struct config_deployment *dep;
+    const struct adapter *adapter;
+    struct adapter_target target;
+    struct adapter_call call;
+    struct http_call *http;
+    int64_t started_mono;
+
+    /* Streaming chat. */
+    struct sse_parser *sse;
+    void *stream_state;
+    struct adapter_accum *accum;
+    long chunks_sent;
+    bool stream_done;
+    struct core_err stream_err;
+    bool stream_failed;
+
+    /* Artifacts being kept (DONE media results). */
+    struct adapter_result done;
+    size_t artifact_next;
+    int artifact_fd;
+    char *artifact_tmp;
+    char *artifact_path;
+    int64_t artifact_bytes;
+    cJSON *artifacts_json;
+
+    /* The outcome: arguments of the FINISH script. */
+    const char *outcome; /* completed | failed | retry | release | park */
+    char *result, *usage, *provider, *cost, *error, *artifacts;
+    char *out_up_id, *out_job;
+    int progress;
+    int queue_position;
+    int64_t retry_at_ms;
+    int64_t poll_at_ms;
+};
+
+struct worker {
+    struct event_base *base;
+    const struct config *cfg;
+    struct store *store;
+    struct store *wake;
+    struct http_client *http;
+
+    struct job *jobs; /* every job held, any state */
+    size_t n_jobs;
+    bool claiming;
+    long claim_asked;
+    bool woken; /* a wake arrived while a claim was in flight: that claim may have missed it */
+    bool idle;  /* the last claim found nothing to do */
+    bool stopping;
+    void (*done)(void *arg);
+    void *done_arg;
+    int64_t stop_deadline_mono;
+
+    struct event *tick;
+    struct event *heartbeat;
+    struct event *grace;
+
+    uint64_t completed, failed, retried, released, parked;
+};
+
+/* exec.c: starts the job's upstream work; ends in worker_job_report (directly or later). */
+void exec_start(struct job *j);
+
+/* exec.c: stops whatever upstream work the job has in flight (no callback follows). */
+void exec_abort(struct job *j);
+
+/* exec.c: records a failed attempt and reports it (retry, park again, or failed). */
+void exec_fail(struct job *j, const struct core_err *e);
+
+/* exec.c: reports the job completed with res (result, usage, upstream id; borrowed). */
+void exec_complete(struct job *j, const struct adapter_result *res);
+
+/* exec.c: frees what exec_* allocated. */
+void exec_cleanup(struct job *j);
+
+/* artifacts.c: keeps the bytes of j->done's artifacts in the blob directory, then reports the
+ * job completed (or fails it). */
+void artifacts_keep(struct job *j);
+
+/* artifacts.c: stops an artifact download in flight and removes its partial file. */
+void artifacts_abort(struct job *j);
+
+/* worker.c: writes the job's outcome with the FINISH script (and keeps it until Redis took it). */
+void worker_job_report(struct job *j);
+
+/* worker.c: the provider's poll interval for the job's deployment, in ms. */
+int64_t worker_poll_interval(const struct job *j);
+
+/* worker.c: exponential backoff with jitter, never shorter than retry_after_ms. */
+int64_t worker_backoff_ms(const struct worker *w, int attempts, int64_t retry_after_ms);
+
+#endif
