@@ -8,6 +8,10 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 "$root/scripts/install-deps.sh"
+if [ -f "$root/tests/integration/package-lock.json" ]; then
+    # The integration tests drive sluice with the official OpenAI SDK (npm package "openai").
+    (cd "$root/tests/integration" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 run_suite() {
     local dir="$1"
