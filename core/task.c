@@ -1,6 +1,7 @@
 /*
  * core/task.c — rendering tasks from their Redis hash.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +89,28 @@ static void add_raw(cJSON *o, const char *name, const char *json)
     }
 }
 
+/* The kept artifacts as {index, content_type, bytes, url}; the url is sluice's, not the
+ * provider's, so it does not expire with the provider's. */
+static void add_artifacts(cJSON *o, const char *id, const char *json)
+{
+    cJSON *list = json ? cJSON_Parse(json) : NULL;
+    cJSON *a;
+
+    if (!cJSON_IsArray(list)) {
+        cJSON_Delete(list);
+        return;
+    }
+    cJSON_ArrayForEach(a, list)
+    {
+        const cJSON *index = cJSON_GetObjectItemCaseSensitive(a, "index");
+        char url[128];
+        snprintf(url, sizeof(url), "/v1/tasks/%s/content?index=%d", id,
+                 cJSON_IsNumber(index) ? (int)index->valuedouble : 0);
+        cJSON_AddStringToObject(a, "url", url);
+    }
+    cJSON_AddItemToObject(o, "artifacts", list);
+}
+
 cJSON *task_to_json(const char *id, const redisReply *hash)
 {
     cJSON *o;
@@ -111,6 +134,12 @@ cJSON *task_to_json(const char *id, const redisReply *hash)
     add_seconds(o, "started_at", task_hash_get(hash, "started"));
     add_seconds(o, "completed_at", task_hash_get(hash, "completed"));
     add_seconds(o, "expires_at", task_hash_get(hash, "expires"));
+    if (task_hash_get(hash, "progress")) {
+        add_int(o, "progress", task_hash_get(hash, "progress"));
+    }
+    if (task_hash_get(hash, "queue_position")) {
+        add_int(o, "queue_position", task_hash_get(hash, "queue_position"));
+    }
     add_int(o, "attempts", task_hash_get(hash, "attempts"));
     add_int(o, "max_attempts", task_hash_get(hash, "max_attempts"));
     add_raw(o, "provider", task_hash_get(hash, "provider"));
@@ -121,6 +150,7 @@ cJSON *task_to_json(const char *id, const redisReply *hash)
     }
     add_raw(o, "usage", task_hash_get(hash, "usage"));
     add_raw(o, "cost", task_hash_get(hash, "cost"));
+    add_artifacts(o, id, task_hash_get(hash, "artifacts"));
     meta = task_hash_get(hash, "metadata");
     if (meta) {
         cJSON_AddRawToObject(o, "metadata", meta);

@@ -8,7 +8,9 @@
  * are plain blocking writes: artifacts are written once per task, and a local disk answers in
  * microseconds; a slow network filesystem would call for a writer thread.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,5 +226,55 @@ void artifacts_abort(struct job *j)
         if (j->artifact_tmp) {
             unlink(j->artifact_tmp);
         }
+    }
+}
+
+/* Removes one task folder and the files in it (artifacts are flat: no subfolders). */
+static void remove_task_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    char file[4096];
+
+    if (d == NULL) {
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
+        unlink(file);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+void artifacts_sweep(struct worker *w, int max_entries)
+{
+    const char *root = w->cfg->blobs.dir;
+    time_t cutoff = time(NULL) - (time_t)w->cfg->tasks.retention_s - 3600;
+    DIR *d = opendir(root);
+    struct dirent *e;
+    char path[4096];
+    struct stat st;
+    int seen = 0, removed = 0;
+
+    if (d == NULL) {
+        return;
+    }
+    while ((e = readdir(d)) != NULL && seen++ < max_entries) {
+        if (strncmp(e->d_name, "task_", 5) != 0) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", root, e->d_name);
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_mtime < cutoff) {
+            remove_task_dir(path);
+            removed++;
+        }
+    }
+    closedir(d);
+    if (removed > 0) {
+        log_info("removed expired artifacts", "tasks=%d", removed);
     }
 }

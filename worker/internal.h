@@ -105,6 +105,7 @@ struct worker {
     struct event *heartbeat;
     struct event *grace;
 
+    int64_t next_sweep_mono;
     uint64_t completed, failed, retried, released, parked;
 };
 
@@ -129,6 +130,10 @@ void artifacts_keep(struct job *j);
 
 /* artifacts.c: stops an artifact download in flight and removes its partial file. */
 void artifacts_abort(struct job *j);
+
+/* artifacts.c: deletes artifact folders older than the retention period (plus an hour), looking
+ * at no more than max_entries folders, so a huge directory costs a bounded slice per call. */
+void artifacts_sweep(struct worker *w, int max_entries);
 
 /* worker.c: writes the job's outcome with the FINISH script (and keeps it until Redis took it). */
 void worker_job_report(struct job *j);

@@ -22,6 +22,8 @@
 #define WORKER_TICK_MS 1000
 #define WORKER_CLAIM_FIELDS 15
 #define WORKER_STOP_REPORT_WAIT_MS 5000
+#define WORKER_SWEEP_MS 60000
+#define WORKER_SWEEP_ENTRIES 5000
 
 static void kick(struct worker *w);
 static void maybe_done(struct worker *w);
@@ -393,6 +395,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     flush_reports(w);
+    if (util_mono_ms() >= w->next_sweep_mono) {
+        w->next_sweep_mono = util_mono_ms() + WORKER_SWEEP_MS;
+        artifacts_sweep(w, WORKER_SWEEP_ENTRIES);
+    }
     if (w->stopping) {
         maybe_done(w);
     } else {
