@@ -234,7 +234,7 @@ static void remove_task_dir(const char *path)
 {
     DIR *d = opendir(path);
     struct dirent *e;
-    char file[4096];
+    char file[4096 + 256];
 
     if (d == NULL) {
         return;
@@ -256,7 +256,7 @@ void artifacts_sweep(struct worker *w, int max_entries)
     time_t cutoff = time(NULL) - (time_t)w->cfg->tasks.retention_s - 3600;
     DIR *d = opendir(root);
     struct dirent *e;
-    char path[4096];
+    char path[4096 + 256];
     struct stat st;
     int seen = 0, removed = 0;
 
