@@ -243,8 +243,10 @@ static void remove_task_dir(const char *path)
         if (e->d_name[0] == '.') {
             continue;
         }
-        snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
-        unlink(file);
+        int n = snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
+        if (n > 0 && (size_t)n < sizeof(file)) {
+            unlink(file);
+        }
     }
     closedir(d);
     rmdir(path);
@@ -267,8 +269,8 @@ void artifacts_sweep(struct worker *w, int max_entries)
         if (strncmp(e->d_name, "task_", 5) != 0) {
             continue;
         }
-        snprintf(path, sizeof(path), "%s/%s", root, e->d_name);
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_mtime < cutoff) {
+        int n = snprintf(path, sizeof(path), "%s/%s", root, e->d_name);
+        if (n > 0 && (size_t)n < sizeof(path) && stat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_mtime < cutoff) {
             remove_task_dir(path);
             removed++;
         }
