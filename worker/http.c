@@ -11,6 +11,12 @@
  *
  * Calls are recycled: a finished struct http_call keeps its easy handle and buffers on an idle
  * list, and its connection goes back to the multi handle's connection cache for the next call.
+ *
+ * Streaming calls are the exception to "user code runs only after curl returns": a data callback
+ * runs inside curl's write callback, where curl refuses curl_multi_add_handle and
+ * curl_multi_remove_handle. So while curl runs (in_curl), a cancel only marks the call doomed and
+ * parks it; run_curl takes doomed calls out of curl as soon as curl returns, before it delivers
+ * finished transfers.
  */
 #include "worker/http.h"
 
@@ -44,6 +50,7 @@ enum call_state {
     CALL_IDLE = 0, /* on the idle list, or being set up */
     CALL_ACTIVE,   /* in the multi handle, on the active list */
     CALL_IN_CB,    /* finished; its callback is running */
+    CALL_DOOMED,   /* cancelled while curl ran; still in the multi handle, on the doomed list */
 };
 
 /* A response header as offsets into http_call.hdr_buf, which may move while it grows. */
@@ -56,10 +63,12 @@ struct http_call {
     struct http_client *client;
     CURL *easy;
     struct event *deadline; /* the whole call's timeout, see on_call_deadline */
+    struct event *idle;     /* streaming calls: the silence limit, see on_call_idle */
     long timeout_ms;
-    struct http_call *prev, *next; /* active list (both) or idle list (next) */
+    struct http_call *prev, *next; /* active list (both), idle or doomed list (next) */
     enum call_state state;
     http_client_cb cb;
+    http_client_data_cb on_data; /* NULL: a buffered call */
     void *arg;
 
     struct curl_slist *req_headers;
@@ -73,8 +82,12 @@ struct http_call {
     struct hdr_span spans[HTTP_CLIENT_MAX_HEADERS];
     size_t n_spans;
     struct adapter_header headers[HTTP_CLIENT_MAX_HEADERS];
-    bool too_large; /* the write callback refused the body because of the cap */
-    bool oom;       /* a buffer could not grow */
+    bool too_large;    /* the write callback refused the body because of the cap */
+    bool oom;          /* a buffer could not grow */
+    bool body_seen;    /* stream calls: the first body byte arrived and the mode is decided */
+    bool streaming;    /* stream calls: the status is 2xx and the body goes to on_data */
+    int stream_status; /* stream calls: the status on_data is given */
+    bool aborted;      /* on_data asked to stop */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -91,16 +104,26 @@ struct http_client {
     char *user_agent;
     long connect_timeout_ms;
     size_t max_response_bytes;
+    long idle_timeout_ms;
 
     struct http_call *active; /* in flight, doubly linked */
     size_t n_active;
     struct http_call *idle; /* recycled, singly linked */
     size_t n_idle;
-    struct http_sock *socks; /* every watched socket, so free can release them all */
+    struct http_call *doomed; /* cancelled while curl ran, singly linked; see reap_doomed */
+    struct http_sock *socks;  /* every watched socket, so free can release them all */
 
     bool dispatching;  /* user callbacks may run: http_client_free must wait */
     bool free_pending; /* http_client_free was called from a callback */
+    bool in_curl;      /* inside curl_multi_socket_action: curl's multi API is off limits */
 };
+
+/*
+ * Methods whose request always carries a body: with req->body NULL they send an empty one, so
+ * that "Content-Length: 0" goes out (RFC 9110 8.6: a request whose method defines a meaning for
+ * content should say its length). Every other method sends a body only when it has one.
+ */
+static const char *const body_methods[] = {"POST", "PUT", "PATCH"};
 
 /* Options every call gets, whatever it sends. */
 static const struct {
@@ -133,6 +156,12 @@ static const struct {
     {CURLE_PARTIAL_FILE, ADAPTER_TRANSPORT_RESET},
     {CURLE_FILESIZE_EXCEEDED, ADAPTER_TRANSPORT_TOO_LARGE}, /* Content-Length over the cap */
 };
+
+/* A streaming call hands a response with this status to on_data; any other is buffered. */
+static bool status_streams(long status)
+{
+    return status >= 200 && status < 300;
+}
 
 static int64_t wall_ms(void)
 {
@@ -208,6 +237,9 @@ static void call_destroy(struct http_call *call)
     if (call->deadline) {
         event_free(call->deadline);
     }
+    if (call->idle) {
+        event_free(call->idle);
+    }
     curl_slist_free_all(call->req_headers);
     free(call->req_body);
     free(call->body);
@@ -222,6 +254,7 @@ static void call_destroy(struct http_call *call)
 static void call_recycle(struct http_client *c, struct http_call *call)
 {
     evtimer_del(call->deadline);
+    evtimer_del(call->idle);
     curl_easy_reset(call->easy);
     curl_slist_free_all(call->req_headers);
     call->req_headers = NULL;
@@ -242,6 +275,7 @@ static void call_recycle(struct http_client *c, struct http_call *call)
     }
     call->state = CALL_IDLE;
     call->cb = NULL;
+    call->on_data = NULL;
     call->arg = NULL;
     if (c->n_idle >= HTTP_MAX_IDLE_CALLS) {
         call_destroy(call);
@@ -254,6 +288,7 @@ static void call_recycle(struct http_client *c, struct http_call *call)
 }
 
 static void on_call_deadline(evutil_socket_t fd, short what, void *arg);
+static void on_call_idle(evutil_socket_t fd, short what, void *arg);
 
 /* An idle call, or a new one. NULL on out of memory. */
 static struct http_call *call_get(struct http_client *c)
@@ -273,7 +308,8 @@ static struct http_call *call_get(struct http_client *c)
     call->client = c;
     call->easy = curl_easy_init();
     call->deadline = evtimer_new(c->base, on_call_deadline, call);
-    if (!call->easy || !call->deadline) {
+    call->idle = evtimer_new(c->base, on_call_idle, call);
+    if (!call->easy || !call->deadline || !call->idle) {
         call_destroy(call);
         return NULL;
     }
@@ -281,8 +317,58 @@ static struct http_call *call_get(struct http_client *c)
 }
 
 /*
+ * A byte of the response arrived on a streaming call: restart its silence limit. Cheap enough per
+ * write (a min-heap update), and a separate timer per call keeps one slow stream from holding up
+ * the others.
+ */
+static void call_touch(struct http_call *call)
+{
+    long ms = call->client->idle_timeout_ms;
+    struct timeval tv;
+
+    if (!call->on_data || ms <= 0) {
+        return;
+    }
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    evtimer_add(call->idle, &tv);
+}
+
+/*
+ * CURLOPT_PREREQFUNCTION: a streaming call's connection is ready and the request about to go out.
+ * The silence limit starts here, so that waiting for a free connection and connecting stay under
+ * timeout_ms and connect_timeout_ms only.
+ */
+static int on_prereq(void *userp, char *primary_ip, char *local_ip, int primary_port,
+                     int local_port)
+{
+    call_touch(userp);
+    return CURL_PREREQFUNC_OK;
+}
+
+/*
+ * Hands a piece of a streamed 2xx body to on_data. on_data may cancel this call or free the
+ * client: either leaves the call doomed (see call_abort) with its memory intact until curl
+ * returns, so its state can still be read here. A refused write stops the transfer.
+ */
+static size_t stream_write(struct http_call *call, const char *data, size_t len)
+{
+    if (len == 0) {
+        return 0;
+    }
+    if (call->on_data(call->stream_status, data, len, call->arg) != 0 &&
+        call->state == CALL_ACTIVE) {
+        call->aborted = true;
+    }
+    return call->state == CALL_ACTIVE && !call->aborted ? len : 0;
+}
+
+/*
  * Body writes. Refusing a write (returning less than offered) makes curl end the transfer with
- * CURLE_WRITE_ERROR; the flags tell call_finish why.
+ * CURLE_WRITE_ERROR; the flags tell call_finish why. A doomed call's data is refused so that it
+ * stops at once and reaches no callback. A streaming call decides at its first body byte, by the
+ * final status (curl has parsed it by then; 1xx responses have no body), whether the body goes
+ * to on_data or into the buffer.
  */
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
@@ -290,6 +376,23 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
     size_t len = size * nmemb;
     size_t max = call->client->max_response_bytes;
 
+    if (call->state != CALL_ACTIVE) {
+        return 0;
+    }
+    if (call->on_data) {
+        call_touch(call);
+        if (!call->body_seen) {
+            long status = 0;
+
+            curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+            call->body_seen = true;
+            call->streaming = status_streams(status);
+            call->stream_status = (int)status;
+        }
+        if (call->streaming) {
+            return stream_write(call, data, len);
+        }
+    }
     if (len > max - call->body_len) {
         call->too_large = true;
         return 0;
@@ -318,6 +421,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
     size_t name_len, value_len;
     char *out;
 
+    call_touch(call);
     if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         call->n_spans = 0;
         call->hdr_len = 0;
@@ -384,16 +488,31 @@ static bool method_ok(const char *m, size_t size)
     return true;
 }
 
+/* True when method's request carries a body even if req->body is NULL (see body_methods). */
+static bool method_has_body(const char *method)
+{
+    for (size_t i = 0; i < sizeof(body_methods) / sizeof(body_methods[0]); i++) {
+        if (strcmp(method, body_methods[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * Sets the easy handle up for req. The body is copied into the call's own buffer (reused across
  * calls) instead of CURLOPT_COPYPOSTFIELDS, to avoid one allocation per call. An explicit empty
- * "Expect:" stops curl from waiting for 100-continue on large bodies. Returns 0 or -1.
+ * "Expect:" stops curl from waiting for 100-continue on large bodies. Any body goes out through
+ * CURLOPT_POSTFIELDS, which makes curl send a POST; every other method is then named with
+ * CURLOPT_CUSTOMREQUEST, which changes only the request line. A streaming call gets no
+ * CURLOPT_MAXFILESIZE (its 2xx body is not capped; on_body caps a buffered one) and, with an idle
+ * limit, the hook that starts it. Returns 0 or -1.
  */
 static int call_prepare(struct http_client *c, struct http_call *call,
                         const struct adapter_request *req, long timeout_ms)
 {
     CURL *e = call->easy;
-    bool has_body = req->body != NULL || strcmp(req->method, "POST") == 0;
+    bool has_body = req->body != NULL || method_has_body(req->method);
     bool has_expect = false;
     bool ok = true;
     int rc = -1;
@@ -403,6 +522,10 @@ static int call_prepare(struct http_client *c, struct http_call *call,
     call->n_spans = 0;
     call->too_large = false;
     call->oom = false;
+    call->body_seen = false;
+    call->streaming = false;
+    call->stream_status = 0;
+    call->aborted = false;
     call->errbuf[0] = '\0';
 
     for (size_t i = 0; i < req->n_headers; i++) {
@@ -454,8 +577,13 @@ static int call_prepare(struct http_client *c, struct http_call *call,
     ok &= curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response_bytes) ==
-          CURLE_OK;
+    if (!call->on_data) {
+        ok &= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response_bytes) ==
+              CURLE_OK;
+    } else if (c->idle_timeout_ms > 0) {
+        ok &= curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_PREREQDATA, call) == CURLE_OK;
+    }
     ok &= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_WRITEDATA, call) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK;
@@ -499,15 +627,19 @@ static void call_finish(struct http_client *c, struct http_call *call, CURLcode 
     if (resp.transport == ADAPTER_TRANSPORT_OK) {
         curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
         resp.status = (int)status;
-        resp.body = call->body ? call->body : "";
-        resp.body_len = call->body_len;
-        if (call->body) {
-            call->body[call->body_len] = '\0';
+        if (!call->on_data || !status_streams(status)) {
+            resp.body = call->body ? call->body : "";
+            resp.body_len = call->body_len;
+            if (call->body) {
+                call->body[call->body_len] = '\0';
+            }
         }
     } else {
         if (call->too_large || code == CURLE_FILESIZE_EXCEEDED) {
             snprintf(call->errbuf, sizeof(call->errbuf), "response body over %zu bytes",
                      c->max_response_bytes);
+        } else if (call->aborted) {
+            snprintf(call->errbuf, sizeof(call->errbuf), "aborted by the receiver");
         } else if (call->oom) {
             snprintf(call->errbuf, sizeof(call->errbuf), "out of memory reading the response");
         } else if (call->errbuf[0] == '\0') {
@@ -551,16 +683,50 @@ static void dispatch_end(struct http_client *c)
 }
 
 /*
+ * Takes a call out of flight without calling back. Outside curl it leaves the multi handle at
+ * once. Inside curl (a data callback cancelling a call or freeing the client) curl would refuse
+ * that, so the call is doomed instead: parked, still in the multi handle, until curl returns and
+ * reap_doomed removes it. Meanwhile on_body refuses its data, so no data callback runs for it.
+ */
+static void call_abort(struct http_client *c, struct http_call *call)
+{
+    active_unlink(c, call);
+    if (c->in_curl) {
+        evtimer_del(call->deadline);
+        evtimer_del(call->idle);
+        call->state = CALL_DOOMED;
+        call->next = c->doomed;
+        c->doomed = call;
+        return;
+    }
+    curl_multi_remove_handle(c->multi, call->easy);
+    call_recycle(c, call);
+}
+
+/* Takes the doomed calls out of curl, which also drops their queued done messages. */
+static void reap_doomed(struct http_client *c)
+{
+    while (c->doomed) {
+        struct http_call *call = c->doomed;
+
+        c->doomed = call->next;
+        call->next = NULL;
+        curl_multi_remove_handle(c->multi, call->easy);
+        call_recycle(c, call);
+    }
+}
+
+/*
  * Delivers every transfer curl has finished. curl_multi_info_read is asked afresh after every
  * callback, and a call a callback cancels is removed from the multi handle, which drops its queued
  * done message, so the loop never sees a call twice. Stops early when a callback freed the client.
+ * Runs only inside a dispatch, outside curl.
  */
 static void drain_done(struct http_client *c)
 {
     CURLMsg *msg;
     int left;
 
-    dispatch_begin(c);
     while (!c->free_pending && (msg = curl_multi_info_read(c->multi, &left)) != NULL) {
         struct http_call *call;
         void *priv = NULL;
@@ -574,6 +740,23 @@ static void drain_done(struct http_client *c)
         call = priv;
         call_complete(c, call, code);
     }
+}
+
+/*
+ * Lets curl work on fd (or on its timeouts, for CURL_SOCKET_TIMEOUT), then takes out what data
+ * callbacks cancelled meanwhile and delivers what finished. The whole run is one dispatch, since
+ * a data callback may free the client. The caller must not touch the client afterwards.
+ */
+static void run_curl(struct http_client *c, curl_socket_t fd, int action)
+{
+    int running;
+
+    dispatch_begin(c);
+    c->in_curl = true;
+    curl_multi_socket_action(c->multi, fd, action, &running);
+    c->in_curl = false;
+    reap_doomed(c);
+    drain_done(c);
     dispatch_end(c);
 }
 
@@ -591,6 +774,21 @@ static void on_call_deadline(evutil_socket_t fd, short what, void *arg)
         return;
     }
     snprintf(call->errbuf, sizeof(call->errbuf), "call timed out after %ld ms", call->timeout_ms);
+    dispatch_begin(c);
+    call_complete(c, call, CURLE_OPERATION_TIMEDOUT);
+    dispatch_end(c);
+}
+
+/* A streaming call heard nothing for idle_timeout_ms: it ends as a timeout, like the deadline. */
+static void on_call_idle(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_call *call = arg;
+    struct http_client *c = call->client;
+
+    if (call->state != CALL_ACTIVE) {
+        return;
+    }
+    snprintf(call->errbuf, sizeof(call->errbuf), "no data for %ld ms", c->idle_timeout_ms);
     dispatch_begin(c);
     call_complete(c, call, CURLE_OPERATION_TIMEDOUT);
     dispatch_end(c);
@@ -621,20 +819,16 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg)
     struct http_client *c = arg;
     int action =
         ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
-    int running;
 
-    curl_multi_socket_action(c->multi, fd, action, &running);
-    drain_done(c);
+    run_curl(c, fd, action);
 }
 
 /* curl's deadline passed: let it time transfers out and start queued ones. */
 static void on_timer_event(evutil_socket_t fd, short what, void *arg)
 {
     struct http_client *c = arg;
-    int running;
 
-    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    drain_done(c);
+    run_curl(c, CURL_SOCKET_TIMEOUT, 0);
 }
 
 /*
@@ -731,6 +925,7 @@ struct http_client *http_client_new(struct event_base *base, const struct http_c
         opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
     c->max_response_bytes =
         opts->max_response_bytes > 0 ? opts->max_response_bytes : HTTP_DEFAULT_MAX_RESPONSE_BYTES;
+    c->idle_timeout_ms = opts->idle_timeout_ms > 0 ? opts->idle_timeout_ms : 0;
     c->user_agent = strdup(opts->user_agent ? opts->user_agent : HTTP_DEFAULT_USER_AGENT);
     c->timer = evtimer_new(base, on_timer_event, c);
     c->multi = curl_multi_init();
@@ -758,15 +953,11 @@ fail:
     return NULL;
 }
 
-/* Takes every in-flight call out of curl without calling back. */
+/* Takes every in-flight call out of flight without calling back (see call_abort). */
 static void abort_all(struct http_client *c)
 {
     while (c->active) {
-        struct http_call *call = c->active;
-
-        active_unlink(c, call);
-        curl_multi_remove_handle(c->multi, call->easy);
-        call_recycle(c, call);
+        call_abort(c, c->active);
     }
 }
 
@@ -787,6 +978,9 @@ void http_client_free(struct http_client *c)
         c->free_pending = true;
         return;
     }
+    if (c->multi) {
+        reap_doomed(c);
+    }
     while (c->idle) {
         struct http_call *call = c->idle;
 
@@ -806,18 +1000,27 @@ void http_client_free(struct http_client *c)
     free(c);
 }
 
-struct http_call *http_client_send(struct http_client *c, const struct adapter_request *req,
-                                   long timeout_ms, http_client_cb cb, void *arg)
+/*
+ * Both kinds of call. Refused inside curl (from a data callback), where curl_multi_add_handle
+ * would fail anyway: checked here so that no half-started call is left behind.
+ */
+static struct http_call *call_start(struct http_client *c, const struct adapter_request *req,
+                                    long timeout_ms, http_client_data_cb on_data, http_client_cb cb,
+                                    void *arg)
 {
     struct http_call *call = NULL;
     struct timeval tv;
 
-    if (!c || !req || !req->url || !cb || timeout_ms <= 0 || c->free_pending ||
+    if (!c || !req || !req->url || !cb || timeout_ms <= 0 || c->free_pending || c->in_curl ||
         !method_ok(req->method, sizeof(req->method))) {
         goto fail;
     }
     call = call_get(c);
-    if (!call || call_prepare(c, call, req, timeout_ms) != 0) {
+    if (!call) {
+        goto fail;
+    }
+    call->on_data = on_data;
+    if (call_prepare(c, call, req, timeout_ms) != 0) {
         goto fail;
     }
     call->timeout_ms = timeout_ms;
@@ -839,17 +1042,28 @@ fail:
     return NULL;
 }
 
+struct http_call *http_client_send(struct http_client *c, const struct adapter_request *req,
+                                   long timeout_ms, http_client_cb cb, void *arg)
+{
+    return call_start(c, req, timeout_ms, NULL, cb, arg);
+}
+
+struct http_call *http_client_send_stream(struct http_client *c, const struct adapter_request *req,
+                                          long timeout_ms, http_client_data_cb on_data,
+                                          http_client_cb on_done, void *arg)
+{
+    if (!on_data) {
+        return NULL;
+    }
+    return call_start(c, req, timeout_ms, on_data, on_done, arg);
+}
+
 void http_call_cancel(struct http_call *call)
 {
-    struct http_client *c;
-
     if (!call || call->state != CALL_ACTIVE) {
         return;
     }
-    c = call->client;
-    active_unlink(c, call);
-    curl_multi_remove_handle(c->multi, call->easy);
-    call_recycle(c, call);
+    call_abort(call->client, call);
 }
 
 size_t http_client_in_flight(const struct http_client *c)

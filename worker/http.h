@@ -14,6 +14,9 @@
  * Callback rules, in the libuv spirit: a call that returns NULL never calls its callback; a call
  * that returns a handle calls its callback exactly once, always from the event loop (never from
  * inside http_client_send), unless it is cancelled or its client freed first.
+ *
+ * Streaming calls (http_client_send_stream) add a data callback that sees a 2xx body chunk by
+ * chunk as it arrives, instead of the body being collected for the final callback.
  */
 #ifndef SLUICE_WORKER_HTTP_H
 #define SLUICE_WORKER_HTTP_H
@@ -34,8 +37,15 @@ struct http_call;
  *   max_host_connections   open connections to one host (default 0: unlimited)
  *   connect_timeout_ms     TCP + TLS connect limit (default 10000)
  *   max_response_bytes     response body cap; a longer body ends the call with
- *                          ADAPTER_TRANSPORT_TOO_LARGE (default 64 MiB)
+ *                          ADAPTER_TRANSPORT_TOO_LARGE (default 64 MiB). A streamed 2xx body is
+ *                          not buffered and not capped: its receiver bounds what it keeps
  *   user_agent             User-Agent header (default "sluice"); copied
+ *   idle_timeout_ms        streaming calls only: once the request is on its way (connected,
+ *                          about to be sent), the longest wait for the next byte of the response
+ *                          (header or body); a longer silence ends the call with
+ *                          ADAPTER_TRANSPORT_TIMEOUT (default 0: no idle limit, only the call's
+ *                          timeout). Buffered calls ignore it: a non-streamed reply may
+ *                          legitimately stay silent until it is complete
  */
 struct http_client_opts {
     int max_total_connections;
@@ -43,6 +53,7 @@ struct http_client_opts {
     long connect_timeout_ms;
     size_t max_response_bytes;
     const char *user_agent;
+    long idle_timeout_ms;
 };
 
 /* At most this many response headers are kept per call; later ones are dropped. */
@@ -61,9 +72,10 @@ struct http_client *http_client_new(struct event_base *base, const struct http_c
  * frees everything the client owns. Every http_call handle of this client becomes invalid.
  * NULL is a no-op.
  *
- * May be called from inside an http_client_cb: the in-flight calls are aborted at once and the
- * memory is released when that callback returns, so the callback may still read its resp but must
- * not use the client again.
+ * May be called from inside an http_client_cb or an http_client_data_cb: the in-flight calls are
+ * aborted at once (none of their callbacks runs again) and the memory is released when that
+ * callback returns, so the callback may still read its resp or buf but must not use the client
+ * again.
  */
 void http_client_free(struct http_client *c);
 
@@ -72,6 +84,7 @@ void http_client_free(struct http_client *c);
  * borrowed and valid only while the callback runs: copy out what you keep.
  *   transport == ADAPTER_TRANSPORT_OK: status is the HTTP status, body is the whole body (never
  *     NULL, NUL-terminated for convenience, body_len excludes the NUL), transport_msg is NULL.
+ *     Exception: a streamed 2xx (see http_client_send_stream) has body NULL and body_len 0.
  *   otherwise: status is 0, body is NULL, body_len 0, transport_msg says what went wrong.
  * headers holds the final response's headers (names in lower case, values trimmed, at most
  * HTTP_CLIENT_MAX_HEADERS) as far as they arrived. now_ms is the wall clock at completion.
@@ -79,10 +92,20 @@ void http_client_free(struct http_client *c);
 typedef void (*http_client_cb)(const struct adapter_response *resp, void *arg);
 
 /*
+ * A piece of a streamed 2xx body, in arrival order. status is the response's HTTP status; buf
+ * (len > 0 bytes, not NUL-terminated) is borrowed and valid only during the call. Return 0 to go
+ * on, or non-zero to abort the transfer: the call then completes with ADAPTER_TRANSPORT_OTHER and
+ * transport_msg "aborted by the receiver".
+ */
+typedef int (*http_client_data_cb)(int status, const char *buf, size_t len, void *arg);
+
+/*
  * Starts req on c. req is borrowed: method, url, headers and body are copied before this returns.
- * Methods: GET, POST, or any other token sent as a custom method with the body, if any. Redirects
- * are not followed; HTTP/1.1 only. timeout_ms (> 0) bounds the whole call, including waiting for
- * a free connection, connecting, sending and receiving. arg is passed to cb untouched.
+ * Methods: GET, HEAD, POST, PUT, PATCH, DELETE, or any other token of letters, sent as a custom
+ * method. req->body, when not NULL, is sent with any method but HEAD; when it is NULL, POST, PUT
+ * and PATCH send an empty body (Content-Length: 0) and the others none. Redirects are not
+ * followed; HTTP/1.1 only. timeout_ms (> 0) bounds the whole call, including waiting for a free
+ * connection, connecting, sending and receiving. arg is passed to cb untouched.
  *
  * Returns the call handle, valid until cb returns or the call is cancelled; or NULL on immediate
  * failure (bad argument, out of memory), in which case cb is never called. Otherwise cb is called
@@ -90,16 +113,40 @@ typedef void (*http_client_cb)(const struct adapter_response *resp, void *arg);
  * with http_call_cancel or the client freed first. A URL curl cannot use is reported through cb
  * (transport OTHER), not as NULL.
  *
- * Re-entrancy: cb may call http_client_send and http_call_cancel on the same client, and
- * http_client_free (see there).
+ * Re-entrancy: cb may call http_client_send, http_client_send_stream and http_call_cancel on the
+ * same client, and http_client_free (see there).
  */
 struct http_call *http_client_send(struct http_client *c, const struct adapter_request *req,
                                    long timeout_ms, http_client_cb cb, void *arg);
 
 /*
- * Aborts an in-flight call; its callback is not called. Safe from inside any callback, including
- * another call's http_client_cb. Cancelling a call from inside its own callback is a no-op.
- * call must be a live handle (not yet completed, cancelled, or freed with its client).
+ * Like http_client_send, but a 2xx response body is not collected: each piece is handed to
+ * on_data as it arrives, and on_done then gets status and headers with body NULL, body_len 0.
+ * max_response_bytes does not apply to the streamed total; idle_timeout_ms (client opts) does.
+ * A non-2xx response is buffered (within max_response_bytes) and given to on_done exactly as
+ * http_client_send does; on_data is never called for it. timeout_ms still bounds the whole call,
+ * so a long stream needs a long one.
+ *
+ * on_data and on_done must not be NULL; arg goes to both. on_data is only called from the event
+ * loop, never from inside this function, never after the call is cancelled or its client freed,
+ * and never after on_done. on_done is called exactly once, as for http_client_send.
+ *
+ * Re-entrancy in on_data (which runs inside curl's processing): it may call http_call_cancel on
+ * this or any other call of the client, and http_client_free (buf stays valid until on_data
+ * returns); the cancelled calls, this one included, then never call back. It cannot start calls
+ * on the same client: http_client_send and http_client_send_stream return NULL there (start
+ * them from on_done, or from a zero timer). Returning non-zero ends this call and still gets
+ * on_done.
+ */
+struct http_call *http_client_send_stream(struct http_client *c, const struct adapter_request *req,
+                                          long timeout_ms, http_client_data_cb on_data,
+                                          http_client_cb on_done, void *arg);
+
+/*
+ * Aborts an in-flight call; neither its callback nor (for a stream) its data callback is called
+ * again. Safe from inside any callback, including another call's http_client_cb and any call's
+ * http_client_data_cb (its own included). Cancelling a call from inside its own http_client_cb is
+ * a no-op. call must be a live handle (not yet completed, cancelled, or freed with its client).
  */
 void http_call_cancel(struct http_call *call);
 
