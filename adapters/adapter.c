@@ -523,3 +523,409 @@ int adapter_parse_duration_ms(const char *s, int64_t *out_ms)
     *out_ms = capped ? ADAPTER_MAX_WAIT_MS : (total_ns + 999999) / 1000000;
     return 0;
 }
+
+/*
+ * Streams, accumulated. Chunks arrive from the network (through a dialect's stream_event), so
+ * every count and every byte held is capped.
+ */
+#define ACCUM_MAX_CHOICES 128
+#define ACCUM_MAX_TOOL_CALLS 128
+
+/* Text grown from deltas. set: at least one delta carried this field as a string. */
+struct accum_text {
+    char *p;
+    size_t len;
+    size_t cap;
+    bool set;
+};
+
+struct accum_tool {
+    long index;
+    char *id;
+    char *type;
+    char *name;
+    struct accum_text args;
+};
+
+struct accum_choice {
+    long index;
+    char *role;
+    struct accum_text content;
+    struct accum_text refusal;
+    char *finish_reason;
+    struct accum_tool *tools; /* sorted by index */
+    size_t n_tools;
+};
+
+struct adapter_accum {
+    cJSON *id; /* copies of the first values seen */
+    cJSON *created;
+    cJSON *model;
+    cJSON *usage;                 /* the last usage object seen */
+    struct accum_choice *choices; /* sorted by index */
+    size_t n_choices;
+    size_t bytes; /* text held, against ADAPTER_MAX_REPLY_BYTES */
+};
+
+struct adapter_accum *adapter_accum_new(void)
+{
+    return calloc(1, sizeof(struct adapter_accum));
+}
+
+void adapter_accum_free(struct adapter_accum *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < a->n_choices; i++) {
+        struct accum_choice *ch = &a->choices[i];
+        for (size_t t = 0; t < ch->n_tools; t++) {
+            free(ch->tools[t].id);
+            free(ch->tools[t].type);
+            free(ch->tools[t].name);
+            free(ch->tools[t].args.p);
+        }
+        free(ch->tools);
+        free(ch->role);
+        free(ch->content.p);
+        free(ch->refusal.p);
+        free(ch->finish_reason);
+    }
+    free(a->choices);
+    cJSON_Delete(a->id);
+    cJSON_Delete(a->created);
+    cJSON_Delete(a->model);
+    cJSON_Delete(a->usage);
+    free(a);
+}
+
+/* Appends a delta's string to t (a non-string delta is ignored), within the accum's byte cap. */
+static int accum_text_add(struct adapter_accum *a, struct accum_text *t, const cJSON *delta)
+{
+    size_t n;
+
+    if (!cJSON_IsString(delta)) {
+        return 0;
+    }
+    n = strlen(delta->valuestring);
+    if (n > ADAPTER_MAX_REPLY_BYTES - a->bytes) {
+        return CORE_ETOOLARGE;
+    }
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 64;
+        char *grown;
+        while (cap < t->len + n + 1) {
+            cap *= 2;
+        }
+        grown = realloc(t->p, cap);
+        if (grown == NULL) {
+            return CORE_ENOMEM;
+        }
+        t->p = grown;
+        t->cap = cap;
+    }
+    memcpy(t->p + t->len, delta->valuestring, n + 1);
+    t->len += n;
+    t->set = true;
+    a->bytes += n;
+    return 0;
+}
+
+/* *slot = a copy of the delta's string, unless a value was already kept or it is not one. */
+static int accum_keep_first(char **slot, const cJSON *delta)
+{
+    if (*slot != NULL || !cJSON_IsString(delta) || delta->valuestring[0] == '\0') {
+        return 0;
+    }
+    *slot = strdup(delta->valuestring);
+    return *slot ? 0 : CORE_ENOMEM;
+}
+
+/* As accum_keep_first, but a later non-empty value replaces the kept one. */
+static int accum_keep_last(char **slot, const cJSON *delta)
+{
+    char *copy;
+
+    if (!cJSON_IsString(delta) || delta->valuestring[0] == '\0') {
+        return 0;
+    }
+    copy = strdup(delta->valuestring);
+    if (copy == NULL) {
+        return CORE_ENOMEM;
+    }
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static int accum_keep_json(cJSON **slot, const cJSON *v, bool last)
+{
+    cJSON *copy;
+
+    if (v == NULL || cJSON_IsNull(v) || (*slot != NULL && !last)) {
+        return 0;
+    }
+    copy = cJSON_Duplicate(v, true);
+    if (copy == NULL) {
+        return CORE_ENOMEM;
+    }
+    cJSON_Delete(*slot);
+    *slot = copy;
+    return 0;
+}
+
+/*
+ * The element of a sorted array with this index, inserted zeroed when new. Returns NULL on OOM
+ * or when the array already holds max elements (*rc says which).
+ */
+static void *accum_slot(void **arr, size_t *n, size_t elem, long index, size_t max, int *rc)
+{
+    char *base = *arr;
+    size_t at = 0;
+    char *grown;
+
+    while (at < *n && *(long *)(void *)(base + at * elem) < index) {
+        at++;
+    }
+    if (at < *n && *(long *)(void *)(base + at * elem) == index) {
+        return base + at * elem;
+    }
+    if (*n >= max) {
+        *rc = CORE_ETOOLARGE;
+        return NULL;
+    }
+    grown = realloc(base, (*n + 1) * elem);
+    if (grown == NULL) {
+        *rc = CORE_ENOMEM;
+        return NULL;
+    }
+    memmove(grown + (at + 1) * elem, grown + at * elem, (*n - at) * elem);
+    memset(grown + at * elem, 0, elem);
+    *(long *)(void *)(grown + at * elem) = index;
+    *arr = grown;
+    (*n)++;
+    return grown + at * elem;
+}
+
+/*
+ * An index field: a non-negative integer below max, or def when absent (some OpenAI-compatible
+ * servers leave the index of a single choice or tool call out). Otherwise a negative code:
+ * CORE_ETOOLARGE past the cap, CORE_EINVAL when it is no such integer.
+ */
+static long accum_index(const cJSON *v, long def, long max)
+{
+    if (!cJSON_IsNumber(v)) {
+        return def;
+    }
+    if (!(v->valuedouble >= 0) || v->valuedouble != floor(v->valuedouble)) {
+        return CORE_EINVAL;
+    }
+    if (v->valuedouble >= (double)max) {
+        return CORE_ETOOLARGE;
+    }
+    return (long)v->valuedouble;
+}
+
+/*
+ * One tool-call delta. Without an index, a delta carrying a new id starts the next call and
+ * anything else continues the last one.
+ */
+static int accum_tool_add(struct adapter_accum *a, struct accum_choice *ch, const cJSON *tc)
+{
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
+    struct accum_tool *last = ch->n_tools ? &ch->tools[ch->n_tools - 1] : NULL;
+    long def = last ? last->index : 0;
+    struct accum_tool *tool;
+    long index;
+    int rc = 0;
+
+    if (!cJSON_IsObject(tc)) {
+        return CORE_EINVAL;
+    }
+    if (last != NULL && cJSON_IsString(id) && id->valuestring[0] != '\0' &&
+        (last->id == NULL || strcmp(last->id, id->valuestring) != 0)) {
+        def = last->index + 1;
+    }
+    index = accum_index(cJSON_GetObjectItemCaseSensitive(tc, "index"), def, ACCUM_MAX_TOOL_CALLS);
+    if (index < 0) {
+        return (int)index;
+    }
+    tool = accum_slot((void **)&ch->tools, &ch->n_tools, sizeof(*ch->tools), index,
+                      ACCUM_MAX_TOOL_CALLS, &rc);
+    if (tool == NULL) {
+        return rc;
+    }
+    if ((rc = accum_keep_first(&tool->id, id)) != 0 ||
+        (rc = accum_keep_first(&tool->type, cJSON_GetObjectItemCaseSensitive(tc, "type"))) != 0 ||
+        (rc = accum_keep_first(&tool->name, cJSON_GetObjectItemCaseSensitive(fn, "name"))) != 0) {
+        return rc;
+    }
+    return accum_text_add(a, &tool->args, cJSON_GetObjectItemCaseSensitive(fn, "arguments"));
+}
+
+static int accum_choice_add(struct adapter_accum *a, const cJSON *c)
+{
+    const cJSON *delta = cJSON_GetObjectItemCaseSensitive(c, "delta");
+    const cJSON *tools = cJSON_GetObjectItemCaseSensitive(delta, "tool_calls");
+    const cJSON *tc;
+    struct accum_choice *ch;
+    long index;
+    int rc = 0;
+
+    if (!cJSON_IsObject(c)) {
+        return CORE_EINVAL;
+    }
+    index = accum_index(cJSON_GetObjectItemCaseSensitive(c, "index"), 0, ACCUM_MAX_CHOICES);
+    if (index < 0) {
+        return (int)index;
+    }
+    ch = accum_slot((void **)&a->choices, &a->n_choices, sizeof(*a->choices), index,
+                    ACCUM_MAX_CHOICES, &rc);
+    if (ch == NULL) {
+        return rc;
+    }
+    if ((rc = accum_keep_first(&ch->role, cJSON_GetObjectItemCaseSensitive(delta, "role"))) != 0 ||
+        (rc = accum_text_add(a, &ch->content,
+                             cJSON_GetObjectItemCaseSensitive(delta, "content"))) != 0 ||
+        (rc = accum_text_add(a, &ch->refusal,
+                             cJSON_GetObjectItemCaseSensitive(delta, "refusal"))) != 0 ||
+        (rc = accum_keep_last(&ch->finish_reason,
+                              cJSON_GetObjectItemCaseSensitive(c, "finish_reason"))) != 0) {
+        return rc;
+    }
+    cJSON_ArrayForEach(tc, (cJSON_IsArray(tools) ? tools : NULL))
+    {
+        if ((rc = accum_tool_add(a, ch, tc)) != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int adapter_accum_add(struct adapter_accum *a, const cJSON *chunk)
+{
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(chunk, "choices");
+    const cJSON *usage = cJSON_GetObjectItemCaseSensitive(chunk, "usage");
+    const cJSON *c;
+    int rc;
+
+    if (a == NULL || !cJSON_IsObject(chunk)) {
+        return CORE_EINVAL;
+    }
+    if ((rc = accum_keep_json(&a->id, cJSON_GetObjectItemCaseSensitive(chunk, "id"), false)) != 0 ||
+        (rc = accum_keep_json(&a->created, cJSON_GetObjectItemCaseSensitive(chunk, "created"),
+                              false)) != 0 ||
+        (rc = accum_keep_json(&a->model, cJSON_GetObjectItemCaseSensitive(chunk, "model"),
+                              false)) != 0 ||
+        (rc = accum_keep_json(&a->usage, cJSON_IsObject(usage) ? usage : NULL, true)) != 0) {
+        return rc;
+    }
+    cJSON_ArrayForEach(c, (cJSON_IsArray(choices) ? choices : NULL))
+    {
+        if ((rc = accum_choice_add(a, c)) != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* A string as JSON, or null when s is NULL. Added to o under key; false on OOM. */
+static bool accum_put_string(cJSON *o, const char *key, const char *s)
+{
+    return (s ? cJSON_AddStringToObject(o, key, s) : cJSON_AddNullToObject(o, key)) != NULL;
+}
+
+static cJSON *accum_tool_json(const struct accum_tool *t)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *fn = cJSON_CreateObject();
+    bool ok = o != NULL && fn != NULL;
+
+    ok = ok && accum_put_string(o, "id", t->id);
+    ok = ok && accum_put_string(o, "type", t->type ? t->type : "function");
+    ok = ok && accum_put_string(fn, "name", t->name);
+    ok = ok && accum_put_string(fn, "arguments", t->args.p ? t->args.p : "");
+    if (ok && cJSON_AddItemToObject(o, "function", fn)) {
+        return o;
+    }
+    cJSON_Delete(fn);
+    cJSON_Delete(o);
+    return NULL;
+}
+
+static cJSON *accum_choice_json(const struct accum_choice *ch)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *msg = cJSON_CreateObject();
+    cJSON *tools = NULL;
+    bool ok = o != NULL && msg != NULL;
+
+    ok = ok && cJSON_AddNumberToObject(o, "index", (double)ch->index) != NULL;
+    ok = ok && accum_put_string(msg, "role", ch->role ? ch->role : "assistant");
+    ok = ok && accum_put_string(msg, "content", ch->content.set ? ch->content.p : NULL);
+    if (ok && ch->refusal.set) {
+        ok = accum_put_string(msg, "refusal", ch->refusal.p);
+    }
+    if (ok && ch->n_tools > 0) {
+        ok = (tools = cJSON_AddArrayToObject(msg, "tool_calls")) != NULL;
+        for (size_t t = 0; ok && t < ch->n_tools; t++) {
+            cJSON *tj = accum_tool_json(&ch->tools[t]);
+            ok = tj != NULL && cJSON_AddItemToArray(tools, tj);
+        }
+    }
+    if (ok && cJSON_AddItemToObject(o, "message", msg)) {
+        msg = NULL;
+        if (accum_put_string(o, "finish_reason", ch->finish_reason)) {
+            return o;
+        }
+    }
+    cJSON_Delete(msg);
+    cJSON_Delete(o);
+    return NULL;
+}
+
+static bool accum_put_copy(cJSON *o, const char *key, const cJSON *v)
+{
+    cJSON *copy;
+
+    if (v == NULL) {
+        return true;
+    }
+    copy = cJSON_Duplicate(v, true);
+    if (copy != NULL && cJSON_AddItemToObject(o, key, copy)) {
+        return true;
+    }
+    cJSON_Delete(copy);
+    return false;
+}
+
+int adapter_accum_finish(struct adapter_accum *a, struct adapter_result *out)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON *choices = NULL;
+    bool ok = r != NULL && a != NULL;
+
+    memset(out, 0, sizeof(*out));
+    ok = ok && accum_put_copy(r, "id", a->id);
+    ok = ok && cJSON_AddStringToObject(r, "object", "chat.completion") != NULL;
+    ok = ok && accum_put_copy(r, "created", a->created);
+    ok = ok && accum_put_copy(r, "model", a->model);
+    ok = ok && (choices = cJSON_AddArrayToObject(r, "choices")) != NULL;
+    for (size_t i = 0; ok && i < a->n_choices; i++) {
+        cJSON *cj = accum_choice_json(&a->choices[i]);
+        ok = cj != NULL && cJSON_AddItemToArray(choices, cj);
+    }
+    ok = ok && accum_put_copy(r, "usage", a->usage);
+    if (ok && a->usage != NULL) {
+        ok = (out->usage = cJSON_Duplicate(a->usage, true)) != NULL;
+    }
+    if (!ok) {
+        cJSON_Delete(r);
+        adapter_result_cleanup(out);
+        return a == NULL ? CORE_EINVAL : CORE_ENOMEM;
+    }
+    out->outcome = ADAPTER_DONE;
+    out->result = r;
+    return 0;
+}

@@ -263,13 +263,34 @@ int adapter_parse_duration_ms(const char *s, int64_t *out_ms);
 /*
  * Builds a chat task's final chat.completion from the OpenAI chunks of a stream (any dialect's,
  * after stream_event translated them): concatenated content, tool calls merged by index, the
- * last finish_reason, and usage from the chunk that carried it.
+ * last finish_reason, and usage from the chunk that carried it. The result is
+ *   {"id", "object": "chat.completion", "created", "model",      (id/created/model: the first
+ *    "choices": [{"index",                                         chunk's that had them; left
+ *                 "message": {"role", "content": text | null,      out when none did)
+ *                             "refusal"?, "tool_calls"?: [{"id", "type", "function": {"name",
+ *                                                          "arguments"}}]},
+ *                 "finish_reason": last non-null | null}],
+ *    "usage"?}
+ * with choices and tool calls sorted by index, role defaulting to "assistant", a tool call's type
+ * to "function" and its arguments to ""; refusal, tool_calls and usage only when a chunk carried
+ * them. A tool-call delta without an index continues the last call unless it brings a new id.
+ * Text held is capped at ADAPTER_MAX_REPLY_BYTES, choices and tool calls per choice at 128.
  */
 struct adapter_accum;
+/* NULL on OOM. */
 struct adapter_accum *adapter_accum_new(void);
+/*
+ * Adds one chunk (borrowed; copied from as needed). Returns 0, CORE_EINVAL for a chunk that is
+ * not an object or has an index that is no non-negative integer, CORE_ETOOLARGE past a cap, or
+ * CORE_ENOMEM. A failed add may have kept part of the chunk.
+ */
 int adapter_accum_add(struct adapter_accum *a, const cJSON *chunk);
-/* Fills out->result (chat.completion) and out->usage. Returns 0 or CORE_ENOMEM. */
+/*
+ * Fills out->result (chat.completion) and out->usage (a copy; NULL when no chunk carried one),
+ * outcome DONE; nothing else. The accumulator is left as it was. Returns 0 or CORE_ENOMEM.
+ */
 int adapter_accum_finish(struct adapter_accum *a, struct adapter_result *out);
+/* NULL is a no-op. */
 void adapter_accum_free(struct adapter_accum *a);
 
 #endif

@@ -1,8 +1,11 @@
 /*
  * adapters/openai.c — the OpenAI-compatible dialect: OpenAI itself and every server that speaks its
- * chat API. Chat only for now; embeddings, images and videos come with the providers issue.
- * Streaming is relayed later, so every call is made with streaming off.
+ * API. Chat (plain or streamed), embeddings, image generation, and video generation as a
+ * long-running job (submit, poll, cancel, then the MP4 fetched from /videos/{id}/content).
+ * Bodies pass through with the alias replaced by the deployment's model, so parameters sluice does
+ * not know yet still reach the provider; replies are already OpenAI-shaped and pass through too.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,12 +13,47 @@
 #include "adapters/adapter.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define OPENAI_MAX_IMAGES 128      /* more images in one reply is not a reply we believe */
+#define OPENAI_MAX_ID_LEN 200      /* a video id spliced into a URL path */
+#define OPENAI_OOM "out of memory" /* the message of every CORE_ENOMEM below */
+
+struct openai_op;
+
+/* Builds the upstream body for a call. Returns 0 with *out set, or a negative code with err. */
+typedef int (*openai_body_fn)(const struct adapter_call *call, cJSON **out, struct core_err *err);
 
 /*
- * Fields removed from the client's body before the call: the call does not stream, and OpenAI
- * refuses stream_options unless stream is on.
+ * Reads a 2xx reply's parsed body (borrowed: a parser that keeps root as the result detaches it
+ * by setting *root to NULL) into out. Returns 0 or a negative code with err filled.
  */
-static const char *const openai_dropped_fields[] = {"stream", "stream_options"};
+typedef int (*openai_parse_fn)(const struct adapter_call *call, const struct adapter_response *resp,
+                               cJSON **root, struct adapter_result *out, struct core_err *err);
+
+/* What the dialect does for one task kind. */
+struct openai_op {
+    enum adapter_op op;
+    const char *path;     /* POST <base_url>/<path> */
+    const char *required; /* the input field every request of this kind needs */
+    openai_body_fn body;
+    openai_parse_fn parse;
+};
+
+/* Per-call state of a relayed stream. */
+struct openai_stream {
+    bool done;
+};
+
+/*
+ * Fields removed from a chat body before the call: streaming is set from call->stream alone, and
+ * OpenAI refuses stream_options unless stream is on.
+ */
+static const char *const openai_chat_dropped[] = {"stream", "stream_options"};
+
+/* Image fields that ask for a stream of partial images, which sluice does not relay. */
+static const char *const openai_image_dropped[] = {"stream", "partial_images"};
+
+/* The fields of a video submission OpenAI takes, passed through as the client sent them. */
+static const char *const openai_video_fields[] = {"prompt", "seconds", "size", "input_reference"};
 
 /*
  * Provider error codes (or types) that no retry can fix, whatever the status says: an account out
@@ -36,86 +74,312 @@ static const struct {
     {"x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens"},
 };
 
+/* Image output_format → content type; the first row is OpenAI's default. */
+static const struct {
+    const char *format;
+    const char *content_type;
+} openai_image_types[] = {
+    {"png", "image/png"},
+    {"jpeg", "image/jpeg"},
+    {"jpg", "image/jpeg"},
+    {"webp", "image/webp"},
+};
+
+/* Video statuses and where each leaves the task. */
+enum openai_video_phase { VIDEO_PENDING, VIDEO_DONE, VIDEO_FAILED };
+
+static const struct {
+    const char *status;
+    enum openai_video_phase phase;
+} openai_video_statuses[] = {
+    {"queued", VIDEO_PENDING},
+    {"in_progress", VIDEO_PENDING},
+    {"completed", VIDEO_DONE},
+    {"failed", VIDEO_FAILED},
+};
+
+static int openai_chat_body(const struct adapter_call *call, cJSON **out, struct core_err *err);
+static int openai_passthrough_body(const struct adapter_call *call, cJSON **out,
+                                   struct core_err *err);
+static int openai_image_body(const struct adapter_call *call, cJSON **out, struct core_err *err);
+static int openai_video_body(const struct adapter_call *call, cJSON **out, struct core_err *err);
+static int openai_chat_parse(const struct adapter_call *call, const struct adapter_response *resp,
+                             cJSON **root, struct adapter_result *out, struct core_err *err);
+static int openai_embedding_parse(const struct adapter_call *call,
+                                  const struct adapter_response *resp, cJSON **root,
+                                  struct adapter_result *out, struct core_err *err);
+static int openai_image_parse(const struct adapter_call *call, const struct adapter_response *resp,
+                              cJSON **root, struct adapter_result *out, struct core_err *err);
+static int openai_video_parse(const struct adapter_call *call, const struct adapter_response *resp,
+                              cJSON **root, struct adapter_result *out, struct core_err *err);
+
+static const struct openai_op openai_ops[] = {
+    {ADAPTER_OP_CHAT, "chat/completions", "messages", openai_chat_body, openai_chat_parse},
+    {ADAPTER_OP_EMBEDDING, "embeddings", "input", openai_passthrough_body, openai_embedding_parse},
+    {ADAPTER_OP_IMAGE, "images/generations", "prompt", openai_image_body, openai_image_parse},
+    {ADAPTER_OP_VIDEO, "videos", "prompt", openai_video_body, openai_video_parse},
+};
+
+static const struct openai_op *openai_op_find(enum adapter_op op)
+{
+    for (size_t i = 0; i < ARRAY_LEN(openai_ops); i++) {
+        if (openai_ops[i].op == op) {
+            return &openai_ops[i];
+        }
+    }
+    return NULL;
+}
+
 static int openai_unsupported(enum adapter_op op, struct core_err *err)
 {
     return core_err_set(err, CORE_EUNPROCESSABLE, NULL,
-                        "the openai dialect does not support %s tasks yet", adapter_op_name(op));
+                        "the openai dialect does not support this call for %s tasks",
+                        adapter_op_name(op));
+}
+
+static int openai_oom(struct core_err *err)
+{
+    return core_err_set(err, CORE_ENOMEM, NULL, OPENAI_OOM);
+}
+
+/* Sets o[key] to a string, replacing whatever was there. false on OOM. */
+static bool openai_set_string(cJSON *o, const char *key, const char *value)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(o, key);
+    return cJSON_AddStringToObject(o, key, value) != NULL;
+}
+
+/* A copy of the client's body without the dropped fields and with the deployment's model. */
+static int openai_copy_body(const struct adapter_call *call, const char *const *dropped,
+                            size_t n_dropped, cJSON **out, struct core_err *err)
+{
+    cJSON *body = cJSON_Duplicate(call->input, true);
+
+    for (size_t i = 0; body != NULL && i < n_dropped; i++) {
+        cJSON_DeleteItemFromObjectCaseSensitive(body, dropped[i]);
+    }
+    if (body == NULL || !openai_set_string(body, "model", call->target->model)) {
+        cJSON_Delete(body);
+        return openai_oom(err);
+    }
+    *out = body;
+    return 0;
+}
+
+static int openai_passthrough_body(const struct adapter_call *call, cJSON **out,
+                                   struct core_err *err)
+{
+    return openai_copy_body(call, NULL, 0, out, err);
+}
+
+static int openai_image_body(const struct adapter_call *call, cJSON **out, struct core_err *err)
+{
+    return openai_copy_body(call, openai_image_dropped, ARRAY_LEN(openai_image_dropped), out, err);
 }
 
 /*
- * The client's chat body with the alias replaced by the deployment's model and streaming off.
- * Everything else passes through untouched, so parameters sluice does not know yet still reach
- * the provider. Caller frees; NULL on OOM.
+ * The chat body streams exactly when the call does. A streamed call always asks for
+ * include_usage, keeping any other stream_options the client set: usage arrives only that way,
+ * and the task's accounting needs it.
  */
-static cJSON *openai_chat_body(const cJSON *input, const char *model)
+static int openai_chat_body(const struct adapter_call *call, cJSON **out, struct core_err *err)
 {
-    cJSON *body = cJSON_Duplicate(input, true);
-    cJSON *item;
+    const cJSON *opts = cJSON_GetObjectItemCaseSensitive(call->input, "stream_options");
+    cJSON *body = NULL;
+    cJSON *stream_opts = NULL;
+    int rc;
 
-    if (body == NULL) {
-        return NULL;
+    rc = openai_copy_body(call, openai_chat_dropped, ARRAY_LEN(openai_chat_dropped), &body, err);
+    if (rc != 0 || !call->stream) {
+        *out = body;
+        return rc;
     }
-    for (size_t i = 0; i < ARRAY_LEN(openai_dropped_fields); i++) {
-        cJSON_DeleteItemFromObjectCaseSensitive(body, openai_dropped_fields[i]);
+    stream_opts = cJSON_IsObject(opts) ? cJSON_Duplicate(opts, true) : cJSON_CreateObject();
+    if (stream_opts != NULL) {
+        cJSON_DeleteItemFromObjectCaseSensitive(stream_opts, "include_usage");
     }
-    item = cJSON_GetObjectItemCaseSensitive(body, "model");
-    if (cJSON_IsString(item) && cJSON_SetValuestring(item, model) != NULL) {
-        return body;
-    }
-    cJSON_DeleteItemFromObjectCaseSensitive(body, "model");
-    if (cJSON_AddStringToObject(body, "model", model) == NULL) {
+    if (stream_opts == NULL || cJSON_AddTrueToObject(stream_opts, "include_usage") == NULL ||
+        cJSON_AddTrueToObject(body, "stream") == NULL ||
+        !cJSON_AddItemToObject(body, "stream_options", stream_opts)) {
+        cJSON_Delete(stream_opts);
         cJSON_Delete(body);
-        return NULL;
+        return openai_oom(err);
     }
-    return body;
+    *out = body;
+    return 0;
+}
+
+/* {model, prompt, seconds?, size?, input_reference?}: the fields OpenAI's /videos takes. */
+static int openai_video_body(const struct adapter_call *call, cJSON **out, struct core_err *err)
+{
+    cJSON *body = cJSON_CreateObject();
+    bool ok = body != NULL && cJSON_AddStringToObject(body, "model", call->target->model) != NULL;
+
+    for (size_t i = 0; ok && i < ARRAY_LEN(openai_video_fields); i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->input, openai_video_fields[i]);
+        cJSON *copy;
+        if (v == NULL || cJSON_IsNull(v)) {
+            continue;
+        }
+        copy = cJSON_Duplicate(v, true);
+        ok = copy != NULL && cJSON_AddItemToObject(body, openai_video_fields[i], copy);
+        if (!ok) {
+            cJSON_Delete(copy);
+        }
+    }
+    if (!ok) {
+        cJSON_Delete(body);
+        return openai_oom(err);
+    }
+    *out = body;
+    return 0;
+}
+
+/* The field every request of this kind needs: a non-empty array or string (chat: an array). */
+static int openai_check_input(const struct adapter_call *call, const struct openai_op *op,
+                              struct core_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->input, op->required);
+    bool ok = cJSON_IsArray(v) ? cJSON_GetArraySize(v) > 0
+                               : (cJSON_IsString(v) && v->valuestring[0] != '\0');
+
+    if (!cJSON_IsObject(call->input)) {
+        return core_err_set(err, CORE_EINVAL, NULL, "the %s request is not a JSON object",
+                            adapter_op_name(call->op));
+    }
+    if (op->op == ADAPTER_OP_CHAT && !cJSON_IsArray(v)) {
+        ok = false;
+    }
+    if (!ok) {
+        return core_err_set(err, CORE_EINVAL, op->required, "a %s request needs a non-empty %s%s",
+                            adapter_op_name(call->op), op->required,
+                            op->op == ADAPTER_OP_CHAT ? " array" : "");
+    }
+    return 0;
+}
+
+/* Authorization (when the deployment has a key) and, for requests with a body, Content-Type. */
+static int openai_add_headers(const struct adapter_target *t, struct adapter_request *out,
+                              bool json_body)
+{
+    if (t->api_key != NULL && t->api_key[0] != '\0' &&
+        adapter_request_add_header(out, "Authorization: Bearer %s", t->api_key) != 0) {
+        return CORE_ENOMEM;
+    }
+    if (json_body && adapter_request_add_header(out, "Content-Type: application/json") != 0) {
+        return CORE_ENOMEM;
+    }
+    return 0;
+}
+
+static bool openai_target_ok(const struct adapter_target *t)
+{
+    return t != NULL && t->base_url != NULL && t->model != NULL && t->model[0] != '\0';
 }
 
 static int openai_build_request(const struct adapter_call *call, struct adapter_request *out,
                                 struct core_err *err)
 {
-    enum adapter_op op = call->op;
-    const cJSON *input = call->input;
+    const struct openai_op *op = openai_op_find(call->op);
     const struct adapter_target *t = call->target;
-    const cJSON *messages = cJSON_GetObjectItemCaseSensitive(input, "messages");
     cJSON *body = NULL;
     int rc = 0;
 
     memset(out, 0, sizeof(*out));
     core_err_clear(err);
-    if (op != ADAPTER_OP_CHAT) {
-        rc = openai_unsupported(op, err);
+    if (op == NULL) {
+        rc = openai_unsupported(call->op, err);
         goto out;
     }
-    if (t == NULL || t->base_url == NULL || t->model == NULL || t->model[0] == '\0') {
+    if (!openai_target_ok(t)) {
         rc = core_err_set(err, CORE_EINTERNAL, NULL, "deployment has no base_url or model");
         goto out;
     }
-    if (!cJSON_IsObject(input) || !cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0) {
-        rc = core_err_set(err, CORE_EINVAL, "messages",
-                          "a chat request needs a non-empty messages array");
+    if ((rc = openai_check_input(call, op, err)) != 0 || (rc = op->body(call, &body, err)) != 0) {
         goto out;
     }
     snprintf(out->method, sizeof(out->method), "POST");
-    body = openai_chat_body(input, t->model);
-    out->url = adapter_url_join(t->base_url, "chat/completions");
-    out->body = body ? cJSON_PrintUnformatted(body) : NULL;
-    if (out->url == NULL || out->body == NULL) {
-        rc = core_err_set(err, CORE_ENOMEM, NULL, "out of memory building the request");
+    out->url = adapter_url_join(t->base_url, op->path);
+    out->body = cJSON_PrintUnformatted(body);
+    if (out->url == NULL || out->body == NULL || openai_add_headers(t, out, true) != 0) {
+        rc = openai_oom(err);
         goto out;
     }
     out->body_len = strlen(out->body);
-    if ((t->api_key != NULL && t->api_key[0] != '\0' &&
-         adapter_request_add_header(out, "Authorization: Bearer %s", t->api_key) != 0) ||
-        adapter_request_add_header(out, "Content-Type: application/json") != 0) {
-        rc = core_err_set(err, CORE_ENOMEM, NULL, "out of memory building the request");
-        goto out;
-    }
 out:
     cJSON_Delete(body);
     if (rc != 0) {
         adapter_request_cleanup(out);
     }
     return rc;
+}
+
+/*
+ * A provider's id is safe to splice into a URL path when it is short and made only of letters,
+ * digits, '_', '-' and '.' (not "." or ".."), as OpenAI's video ids ("video_68d7...") are.
+ */
+static bool openai_id_ok(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+
+    if (n == 0 || n > OPENAI_MAX_ID_LEN || strcmp(id, ".") == 0 || strcmp(id, "..") == 0) {
+        return false;
+    }
+    return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") == n;
+}
+
+/* A request on <base>/videos/<id><suffix>: polls, the cancel, and the content fetch. */
+static int openai_video_request(const struct adapter_target *t, const char *method, const char *id,
+                                const char *suffix, struct adapter_request *out,
+                                struct core_err *err)
+{
+    char path[OPENAI_MAX_ID_LEN + 32];
+    int rc = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (!openai_target_ok(t)) {
+        rc = core_err_set(err, CORE_EINTERNAL, NULL, "deployment has no base_url or model");
+        goto out;
+    }
+    if (!openai_id_ok(id)) {
+        rc = core_err_set(err, CORE_EINTERNAL, NULL, "the video job has no usable upstream id");
+        goto out;
+    }
+    snprintf(out->method, sizeof(out->method), "%s", method);
+    snprintf(path, sizeof(path), "videos/%s%s", id, suffix);
+    out->url = adapter_url_join(t->base_url, path);
+    if (out->url == NULL || openai_add_headers(t, out, false) != 0) {
+        rc = openai_oom(err);
+        goto out;
+    }
+out:
+    if (rc != 0) {
+        adapter_request_cleanup(out);
+    }
+    return rc;
+}
+
+static int openai_build_poll(const struct adapter_call *call, struct adapter_request *out,
+                             struct core_err *err)
+{
+    core_err_clear(err);
+    if (call->op != ADAPTER_OP_VIDEO) {
+        memset(out, 0, sizeof(*out));
+        return openai_unsupported(call->op, err);
+    }
+    return openai_video_request(call->target, "GET", call->upstream_id, "", out, err);
+}
+
+/* OpenAI drops a video job, queued or not, by deleting the video. */
+static int openai_build_cancel(const struct adapter_call *call, struct adapter_request *out,
+                               struct core_err *err)
+{
+    core_err_clear(err);
+    if (call->op != ADAPTER_OP_VIDEO) {
+        memset(out, 0, sizeof(*out));
+        return openai_unsupported(call->op, err);
+    }
+    return openai_video_request(call->target, "DELETE", call->upstream_id, "", out, err);
 }
 
 /*
@@ -157,7 +421,10 @@ static bool openai_is_final(const struct core_err *err)
     return false;
 }
 
-/* A non-2xx reply: the shared rules, plus OpenAI's final codes and its reset headers. */
+/*
+ * An error reply: the shared rules, plus OpenAI's final codes and its reset headers. Also used
+ * for an error inside a 200 stream, where the status (200) makes it a non-retryable 502.
+ */
 static int openai_http_error(const struct adapter_response *resp, const cJSON *root,
                              struct core_err *err)
 {
@@ -175,8 +442,9 @@ static int openai_http_error(const struct adapter_response *resp, const cJSON *r
 }
 
 /*
- * A 2xx that is not a chat completion. Retryable: a proxy or an overloaded server cut the body,
- * and the next attempt usually gets a whole one. Too large is final: it would come back as large.
+ * A 2xx that is not the object asked for. Retryable: a proxy or an overloaded server cut the
+ * body, and the next attempt usually gets a whole one. Too large is final: it would come back as
+ * large.
  */
 static int openai_malformed(const struct adapter_response *resp, const char *why,
                             struct core_err *err)
@@ -188,64 +456,330 @@ static int openai_malformed(const struct adapter_response *resp, const char *why
     return err->code;
 }
 
-static int openai_parse_response(const struct adapter_call *call,
-                                 const struct adapter_response *resp, struct adapter_result *out,
-                                 struct core_err *err)
+/* Copies o[key] (an object) into *slot; absent or not an object leaves *slot NULL. */
+static int openai_copy_object(const cJSON *o, const char *key, cJSON **slot, struct core_err *err)
 {
-    enum adapter_op op = call->op;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+    if (cJSON_IsObject(v) && (*slot = cJSON_Duplicate(v, true)) == NULL) {
+        return openai_oom(err);
+    }
+    return 0;
+}
+
+/* Some compatible servers leave "model" out; the result then names the deployment's model. */
+static int openai_fill_model(const struct adapter_call *call, cJSON *root, struct core_err *err)
+{
     const struct adapter_target *t = call->target;
+
+    if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(root, "model")) || t == NULL ||
+        t->model == NULL) {
+        return 0;
+    }
+    return openai_set_string(root, "model", t->model) ? 0 : openai_oom(err);
+}
+
+/* Takes root as the DONE result. */
+static void openai_take_result(cJSON **root, struct adapter_result *out)
+{
+    out->outcome = ADAPTER_DONE;
+    out->result = *root;
+    *root = NULL;
+}
+
+static int openai_chat_parse(const struct adapter_call *call, const struct adapter_response *resp,
+                             cJSON **root, struct adapter_result *out, struct core_err *err)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(*root, "id");
+    int rc;
+
+    if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(*root, "choices"))) {
+        return openai_malformed(resp, "no choices array", err);
+    }
+    if ((rc = openai_fill_model(call, *root, err)) != 0 ||
+        (rc = openai_copy_object(*root, "usage", &out->usage, err)) != 0) {
+        return rc;
+    }
+    if (cJSON_IsString(id) && (out->upstream_id = strdup(id->valuestring)) == NULL) {
+        return openai_oom(err);
+    }
+    openai_take_result(root, out);
+    return 0;
+}
+
+static int openai_embedding_parse(const struct adapter_call *call,
+                                  const struct adapter_response *resp, cJSON **root,
+                                  struct adapter_result *out, struct core_err *err)
+{
+    int rc;
+
+    if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(*root, "data"))) {
+        return openai_malformed(resp, "no data array", err);
+    }
+    if ((rc = openai_fill_model(call, *root, err)) != 0 ||
+        (rc = openai_copy_object(*root, "usage", &out->usage, err)) != 0) {
+        return rc;
+    }
+    openai_take_result(root, out);
+    return 0;
+}
+
+/* The content type of generated images: the reply's output_format, else the request's, else PNG. */
+static const char *openai_image_type(const cJSON *reply, const cJSON *input)
+{
+    const char *fmt =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(reply, "output_format"));
+
+    if (fmt == NULL) {
+        fmt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(input, "output_format"));
+    }
+    for (size_t i = 0; fmt != NULL && i < ARRAY_LEN(openai_image_types); i++) {
+        if (strcmp(fmt, openai_image_types[i].format) == 0) {
+            return openai_image_types[i].content_type;
+        }
+    }
+    return openai_image_types[0].content_type;
+}
+
+/*
+ * One artifact per image: b64_json kept inline, or a url fetched as given. The URL is pre-signed
+ * (and not OpenAI's host), so the fetch carries no Authorization header; its content type is the
+ * one the download answers with.
+ */
+static int openai_image_artifacts(const struct adapter_call *call,
+                                  const struct adapter_response *resp, const cJSON *root,
+                                  struct adapter_result *out, struct core_err *err)
+{
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+    const char *type = openai_image_type(root, call->input);
+    size_t n = (size_t)cJSON_GetArraySize(data);
+    const cJSON *item;
+
+    if (n > OPENAI_MAX_IMAGES) {
+        return openai_malformed(resp, "too many images", err);
+    }
+    if (n == 0) {
+        return 0;
+    }
+    out->artifacts = calloc(n, sizeof(*out->artifacts));
+    if (out->artifacts == NULL) {
+        return openai_oom(err);
+    }
+    cJSON_ArrayForEach(item, data)
+    {
+        struct adapter_artifact *art = &out->artifacts[out->n_artifacts];
+        const char *b64 = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "b64_json"));
+        const char *url = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "url"));
+
+        if (b64 != NULL && b64[0] != '\0') {
+            snprintf(art->content_type, sizeof(art->content_type), "%s", type);
+            if ((art->b64 = strdup(b64)) == NULL) {
+                return openai_oom(err);
+            }
+        } else if (url != NULL && url[0] != '\0') {
+            snprintf(art->fetch.method, sizeof(art->fetch.method), "GET");
+            if ((art->fetch.url = strdup(url)) == NULL) {
+                return openai_oom(err);
+            }
+        } else {
+            return openai_malformed(resp, "an image has neither url nor b64_json", err);
+        }
+        out->n_artifacts++;
+    }
+    return 0;
+}
+
+/* Usage of an image call: whatever the provider reported, plus {"images": n}. */
+static int openai_image_usage(const cJSON *root, struct adapter_result *out, struct core_err *err)
+{
+    int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "data"));
+    int rc = openai_copy_object(root, "usage", &out->usage, err);
+
+    if (rc != 0) {
+        return rc;
+    }
+    if (out->usage == NULL && (out->usage = cJSON_CreateObject()) == NULL) {
+        return openai_oom(err);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(out->usage, "images");
+    if (cJSON_AddNumberToObject(out->usage, "images", n) == NULL) {
+        return openai_oom(err);
+    }
+    return 0;
+}
+
+static int openai_image_parse(const struct adapter_call *call, const struct adapter_response *resp,
+                              cJSON **root, struct adapter_result *out, struct core_err *err)
+{
+    int rc;
+
+    if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(*root, "data"))) {
+        return openai_malformed(resp, "no data array", err);
+    }
+    if ((rc = openai_image_artifacts(call, resp, *root, out, err)) != 0 ||
+        (rc = openai_image_usage(*root, out, err)) != 0) {
+        return rc;
+    }
+    openai_take_result(root, out);
+    return 0;
+}
+
+/* A video's length in seconds: OpenAI sends it as a string ("8"); a number works too. -1: none. */
+static double openai_video_seconds(const cJSON *v)
+{
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(v, "seconds");
+    char *end = NULL;
+    double d;
+
+    if (cJSON_IsNumber(s)) {
+        d = s->valuedouble;
+    } else if (cJSON_IsString(s)) {
+        d = strtod(s->valuestring, &end);
+        if (end == s->valuestring || *end != '\0') {
+            return -1;
+        }
+    } else {
+        return -1;
+    }
+    return (isfinite(d) && d >= 0 && d < 1e9) ? d : -1;
+}
+
+/* A finished video: the object as the result, its length as usage, the MP4 as the artifact. */
+static int openai_video_done(const struct adapter_call *call, const char *id, cJSON **root,
+                             struct adapter_result *out, struct core_err *err)
+{
+    double seconds = openai_video_seconds(*root);
+    struct adapter_artifact *art;
+    int rc;
+
+    if (seconds < 0) {
+        seconds = openai_video_seconds(call->input);
+    }
+    if (seconds >= 0 && ((out->usage = cJSON_CreateObject()) == NULL ||
+                         cJSON_AddNumberToObject(out->usage, "seconds", seconds) == NULL)) {
+        return openai_oom(err);
+    }
+    art = calloc(1, sizeof(*art));
+    if (art == NULL) {
+        return openai_oom(err);
+    }
+    out->artifacts = art;
+    out->n_artifacts = 1;
+    snprintf(art->content_type, sizeof(art->content_type), "video/mp4");
+    if ((rc = openai_video_request(call->target, "GET", id, "/content", &art->fetch, err)) != 0) {
+        return rc;
+    }
+    openai_take_result(root, out);
+    return 0;
+}
+
+/*
+ * A failed video job. Final: the provider rendered and refused (content policy, bad input), and
+ * submitting the same prompt again fails the same way.
+ */
+static int openai_video_failed(const struct adapter_response *resp, const cJSON *root,
+                               struct core_err *err)
+{
+    struct adapter_error_fields f;
+
+    if (adapter_error_fields_read(root, &f) && f.message != NULL && f.message[0] != '\0') {
+        core_err_set(err, CORE_EUPSTREAM, NULL, "%s", f.message);
+    } else {
+        core_err_set(err, CORE_EUPSTREAM, NULL, "the provider failed the video job");
+    }
+    core_err_set_code(err, f.code[0] != '\0' ? f.code : "video_failed");
+    err->provider_status = resp->status;
+    err->retryable = false;
+    return err->code;
+}
+
+/*
+ * A video object, from the submission or a poll: queued or in progress is PENDING (progress as
+ * reported; the configured poll interval), completed is DONE, failed is a final error.
+ */
+static int openai_video_parse(const struct adapter_call *call, const struct adapter_response *resp,
+                              cJSON **root, struct adapter_result *out, struct core_err *err)
+{
+    const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(*root, "id"));
+    const char *status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(*root, "status"));
+    const cJSON *progress = cJSON_GetObjectItemCaseSensitive(*root, "progress");
+    enum openai_video_phase phase = VIDEO_PENDING;
+    bool known = (status == NULL);
+
+    if (!openai_id_ok(id)) {
+        return openai_malformed(resp, "no usable video id", err);
+    }
+    for (size_t i = 0; status != NULL && i < ARRAY_LEN(openai_video_statuses); i++) {
+        if (strcmp(status, openai_video_statuses[i].status) == 0) {
+            phase = openai_video_statuses[i].phase;
+            known = true;
+        }
+    }
+    if (!known) {
+        return openai_malformed(resp, "unknown video status", err);
+    }
+    if (phase == VIDEO_FAILED) {
+        return openai_video_failed(resp, *root, err);
+    }
+    if ((out->upstream_id = strdup(id)) == NULL) {
+        return openai_oom(err);
+    }
+    if (phase == VIDEO_DONE) {
+        return openai_video_done(call, id, root, out, err);
+    }
+    out->outcome = ADAPTER_PENDING;
+    out->progress = -1;
+    if (cJSON_IsNumber(progress) && progress->valuedouble >= 0 && progress->valuedouble <= 100) {
+        out->progress = (int)progress->valuedouble;
+    }
+    out->queue_position = -1;
+    out->poll_after_ms = -1;
+    return 0;
+}
+
+/*
+ * What every reply goes through before its kind's parser: transport failures, HTTP errors, the
+ * size cap, and a body that must be a JSON object. Returns 0 with *root (caller frees) or a
+ * negative code with err filled.
+ */
+static int openai_reply_root(const struct adapter_response *resp, cJSON **root,
+                             struct core_err *err)
+{
+    *root = NULL;
+    if (resp->transport != ADAPTER_TRANSPORT_OK) {
+        return adapter_classify_transport(resp, err);
+    }
+    *root = adapter_json_parse(resp->body, resp->body_len);
+    if (resp->status < 200 || resp->status > 299) {
+        return openai_http_error(resp, *root, err);
+    }
+    if (resp->body_len > ADAPTER_MAX_REPLY_BYTES) {
+        return openai_malformed(resp, "the body passed the size limit", err);
+    }
+    if (!cJSON_IsObject(*root)) {
+        return openai_malformed(resp, "the body is not a JSON object", err);
+    }
+    return 0;
+}
+
+/* The shared shape of parse_response and parse_poll: the checks, then the kind's parser. */
+static int openai_parse_with(openai_parse_fn parse, const struct adapter_call *call,
+                             const struct adapter_response *resp, struct adapter_result *out,
+                             struct core_err *err)
+{
     cJSON *root = NULL;
-    const cJSON *usage;
-    const cJSON *id;
-    int rc = 0;
+    int rc;
 
     memset(out, 0, sizeof(*out));
     core_err_clear(err);
-    if (op != ADAPTER_OP_CHAT) {
-        rc = openai_unsupported(op, err);
+    if (parse == NULL) {
+        rc = openai_unsupported(call->op, err);
         goto out;
     }
-    if (resp->transport != ADAPTER_TRANSPORT_OK) {
-        rc = adapter_classify_transport(resp, err);
+    if ((rc = openai_reply_root(resp, &root, err)) != 0) {
         goto out;
     }
-    root = adapter_json_parse(resp->body, resp->body_len);
-    if (resp->status < 200 || resp->status > 299) {
-        rc = openai_http_error(resp, root, err);
-        goto out;
-    }
-    if (resp->body_len > ADAPTER_MAX_REPLY_BYTES) {
-        rc = openai_malformed(resp, "the body passed the size limit", err);
-        goto out;
-    }
-    if (!cJSON_IsObject(root)) {
-        rc = openai_malformed(resp, "the body is not a JSON object", err);
-        goto out;
-    }
-    if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "choices"))) {
-        rc = openai_malformed(resp, "no choices array", err);
-        goto out;
-    }
-    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(root, "model")) && t != NULL &&
-        t->model != NULL) {
-        cJSON_DeleteItemFromObjectCaseSensitive(root, "model");
-        if (cJSON_AddStringToObject(root, "model", t->model) == NULL) {
-            rc = core_err_set(err, CORE_ENOMEM, NULL, "out of memory reading the reply");
-            goto out;
-        }
-    }
-    usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
-    id = cJSON_GetObjectItemCaseSensitive(root, "id");
-    if (cJSON_IsObject(usage) && (out->usage = cJSON_Duplicate(usage, true)) == NULL) {
-        rc = core_err_set(err, CORE_ENOMEM, NULL, "out of memory reading the reply");
-        goto out;
-    }
-    if (cJSON_IsString(id) && (out->upstream_id = strdup(id->valuestring)) == NULL) {
-        rc = core_err_set(err, CORE_ENOMEM, NULL, "out of memory reading the reply");
-        goto out;
-    }
-    out->result = root;
-    root = NULL;
+    rc = parse(call, resp, &root, out, err);
 out:
     cJSON_Delete(root);
     if (rc != 0) {
@@ -254,8 +788,128 @@ out:
     return rc;
 }
 
+static int openai_parse_response(const struct adapter_call *call,
+                                 const struct adapter_response *resp, struct adapter_result *out,
+                                 struct core_err *err)
+{
+    const struct openai_op *op = openai_op_find(call->op);
+
+    return openai_parse_with(op ? op->parse : NULL, call, resp, out, err);
+}
+
+static int openai_parse_poll(const struct adapter_call *call, const struct adapter_response *resp,
+                             struct adapter_result *out, struct core_err *err)
+{
+    return openai_parse_with(call->op == ADAPTER_OP_VIDEO ? openai_video_parse : NULL, call, resp,
+                             out, err);
+}
+
+static void *openai_stream_new(const struct adapter_call *call)
+{
+    (void)call;
+    return calloc(1, sizeof(struct openai_stream));
+}
+
+static void openai_stream_free(void *state)
+{
+    free(state);
+}
+
+/*
+ * A stream that went wrong after its 200: a bad chunk or the provider's own error event. Final,
+ * because chunks may already have reached the client and a retry would send them twice.
+ */
+static int openai_stream_error(const cJSON *root, const char *why, struct core_err *err)
+{
+    struct adapter_response started = {.status = 200, .transport = ADAPTER_TRANSPORT_OK};
+    struct adapter_error_fields f;
+
+    if (root != NULL && adapter_error_fields_read(root, &f)) {
+        openai_http_error(&started, root, err);
+        if (f.message == NULL || f.message[0] == '\0') {
+            snprintf(err->message, sizeof(err->message), "the provider's stream failed");
+        }
+    } else {
+        core_err_set(err, CORE_EUPSTREAM, NULL, "malformed stream from the provider: %s", why);
+        core_err_set_code(err, "malformed_reply");
+        err->provider_status = 200;
+    }
+    err->retryable = false;
+    return err->code;
+}
+
+/* data is exactly "[DONE]", give or take surrounding whitespace. */
+static bool openai_is_done(const char *data, size_t len)
+{
+    static const char marker[] = "[DONE]";
+    const size_t mlen = sizeof(marker) - 1;
+
+    while (len > 0 && memchr(" \t\r\n", data[0], 4) != NULL) {
+        data++;
+        len--;
+    }
+    while (len > 0 && memchr(" \t\r\n", data[len - 1], 4) != NULL) {
+        len--;
+    }
+    return len == mlen && memcmp(data, marker, mlen) == 0;
+}
+
+/*
+ * One event of OpenAI's stream: `data: {chunk}` passes through as sent (model included), `data:
+ * [DONE]` ends it, `data: {"error": {...}}` (or an `error` event) fails it; a chunk carrying
+ * "error": null is an ordinary chunk. Empty events are keep-alives. Events after the end are
+ * ignored.
+ */
+static int openai_stream_event(void *state, const char *event, const char *data, size_t len,
+                               cJSON *chunks, bool *done, struct core_err *err)
+{
+    struct openai_stream *s = state;
+    const cJSON *error;
+    cJSON *root = NULL;
+    int rc = 0;
+
+    core_err_clear(err);
+    if (s->done) {
+        *done = true;
+        return 0;
+    }
+    if (openai_is_done(data, len)) {
+        s->done = true;
+        *done = true;
+        return 0;
+    }
+    if (len == 0) {
+        return 0;
+    }
+    root = adapter_json_parse(data, len);
+    if (!cJSON_IsObject(root)) {
+        rc = openai_stream_error(NULL, "a chunk is not a JSON object", err);
+        goto out;
+    }
+    error = cJSON_GetObjectItemCaseSensitive(root, "error");
+    if (cJSON_IsObject(error) || cJSON_IsString(error) ||
+        (event != NULL && strcmp(event, "error") == 0)) {
+        rc = openai_stream_error(root, "the provider sent an error event", err);
+        goto out;
+    }
+    if (!cJSON_AddItemToArray(chunks, root)) {
+        rc = openai_oom(err);
+        goto out;
+    }
+    root = NULL;
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
 const struct adapter adapter_openai = {
     .name = "openai",
     .build_request = openai_build_request,
     .parse_response = openai_parse_response,
+    .build_poll = openai_build_poll,
+    .parse_poll = openai_parse_poll,
+    .build_cancel = openai_build_cancel,
+    .stream_new = openai_stream_new,
+    .stream_event = openai_stream_event,
+    .stream_free = openai_stream_free,
 };

@@ -456,6 +456,190 @@ static void test_http_error(void)
     }
 }
 
+/*
+ * Feeds chunks (a JSON array text) to a fresh accumulator and returns the finished result as
+ * compact JSON text with usage text in *usage (both caller frees; NULL when absent). *add_rc gets
+ * the first non-zero adapter_accum_add return, or 0.
+ */
+static char *accum_run(const char *chunks_text, char **usage, int *add_rc)
+{
+    cJSON *chunks = cJSON_Parse(chunks_text);
+    struct adapter_accum *a = adapter_accum_new();
+    struct adapter_result res;
+    const cJSON *chunk;
+    char *text = NULL;
+
+    *usage = NULL;
+    *add_rc = 0;
+    memset(&res, 0, sizeof(res));
+    if (chunks == NULL || a == NULL) {
+        goto out;
+    }
+    cJSON_ArrayForEach(chunk, chunks)
+    {
+        int rc = adapter_accum_add(a, chunk);
+        if (rc != 0 && *add_rc == 0) {
+            *add_rc = rc;
+        }
+    }
+    if (adapter_accum_finish(a, &res) == 0) {
+        text = cJSON_PrintUnformatted(res.result);
+        *usage = res.usage ? cJSON_PrintUnformatted(res.usage) : NULL;
+    }
+out:
+    adapter_result_cleanup(&res);
+    adapter_accum_free(a);
+    cJSON_Delete(chunks);
+    return text;
+}
+
+/* got (JSON text) equals want (JSON text) as JSON. */
+static bool same_json(const char *got, const char *want)
+{
+    cJSON *g = got ? cJSON_Parse(got) : NULL;
+    cJSON *w = want ? cJSON_Parse(want) : NULL;
+    bool same = (g == NULL && w == NULL) || (g && w && cJSON_Compare(g, w, true));
+
+    cJSON_Delete(g);
+    cJSON_Delete(w);
+    return same;
+}
+
+#define CHECK_ACCUM(chunks, want_result, want_usage)                                               \
+    do {                                                                                           \
+        char *usage_;                                                                              \
+        int rc_;                                                                                   \
+        char *got_ = accum_run((chunks), &usage_, &rc_);                                           \
+        CHECK_I64(rc_, 0);                                                                         \
+        CHECK(same_json(got_, (want_result)));                                                     \
+        CHECK(same_json(usage_, (want_usage)));                                                    \
+        if (!same_json(got_, (want_result))) {                                                     \
+            check_str(got_, (want_result), __LINE__, "accumulated result");                        \
+        }                                                                                          \
+        free(got_);                                                                                \
+        free(usage_);                                                                              \
+    } while (0)
+
+/* Text deltas joined; id/created/model from the first chunk with them; usage from its chunk. */
+static void test_accum_text(void)
+{
+    CHECK_ACCUM(
+        "[{\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+        "\"assistant\",\"content\":\"\"},\"finish_reason\":null}],\"usage\":null},"
+        "{\"id\":\"c1\",\"created\":7,\"model\":\"m-1\",\"choices\":[{\"index\":0,\"delta\":"
+        "{\"content\":\"Hel\"},\"finish_reason\":null}]},"
+        "{\"id\":\"c2\",\"created\":8,\"model\":\"m-2\",\"choices\":[{\"index\":0,\"delta\":"
+        "{\"content\":\"lo \\u00e9\"},\"finish_reason\":\"length\"}]},"
+        "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]},"
+        "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":null}]},"
+        "{\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,"
+        "\"total_tokens\":5}}]",
+        "{\"id\":\"c1\",\"object\":\"chat.completion\",\"created\":7,\"model\":\"m-1\","
+        "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hello "
+        "\\u00e9\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":3,"
+        "\"completion_tokens\":2,\"total_tokens\":5}}",
+        "{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}");
+}
+
+/* Tool calls merged by index, in any arrival order; type defaults to function. */
+static void test_accum_tool_calls(void)
+{
+    CHECK_ACCUM(
+        "[{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
+        "null,\"tool_calls\":[{\"index\":1,\"id\":\"call_b\",\"type\":\"function\",\"function\":"
+        "{\"name\":\"b\",\"arguments\":\"{\\\"x\\\"\"}}]}}]},"
+        "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":"
+        "\"call_a\",\"function\":{\"name\":\"a\"}}]}}]},"
+        "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,"
+        "\"id\":\"ignored\",\"function\":{\"name\":\"ignored\",\"arguments\":\":1}\"}},"
+        "{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]}}]},"
+        "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}]",
+        "{\"id\":\"c\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+        "{\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":\"a\",\"arguments\":"
+        "\"{}\"}},{\"id\":\"call_b\",\"type\":\"function\",\"function\":{\"name\":\"b\","
+        "\"arguments\":\"{\\\"x\\\":1}\"}}]},\"finish_reason\":\"tool_calls\"}]}",
+        NULL);
+}
+
+/* Servers that leave tool-call indexes out: a new id starts the next call. */
+static void test_accum_tool_calls_no_index(void)
+{
+    CHECK_ACCUM("[{\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"t1\",\"function\":{\"name\":"
+                "\"f\",\"arguments\":\"{\\\"a\\\"\"}}]}}]},"
+                "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":\":1}\"}}"
+                "]}}]},"
+                "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"t2\",\"function\":{\"name\":"
+                "\"g\",\"arguments\":\"{}\"}}]}}]}]",
+                "{\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+                "\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"t1\",\"type\":"
+                "\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}},"
+                "{\"id\":\"t2\",\"type\":\"function\",\"function\":{\"name\":\"g\",\"arguments\":"
+                "\"{}\"}}]},\"finish_reason\":null}]}",
+                NULL);
+}
+
+/* Several choices, sorted by index; a refusal kept apart from content. */
+static void test_accum_choices_and_refusal(void)
+{
+    CHECK_ACCUM(
+        "[{\"choices\":[{\"index\":1,\"delta\":{\"role\":\"assistant\",\"content\":\"B\"}},"
+        "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"refusal\":\"I can\"}}]},"
+        "{\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"not.\"},\"finish_reason\":"
+        "\"stop\"},{\"index\":1,\"delta\":{\"content\":\"b\"},\"finish_reason\":\"stop\"}]}]",
+        "{\"object\":\"chat.completion\",\"choices\":["
+        "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,\"refusal\":"
+        "\"I cannot.\"},\"finish_reason\":\"stop\"},"
+        "{\"index\":1,\"message\":{\"role\":\"assistant\",\"content\":\"Bb\"},"
+        "\"finish_reason\":\"stop\"}]}",
+        NULL);
+}
+
+/* No chunks at all: an empty completion, no usage. */
+static void test_accum_empty(void)
+{
+    CHECK_ACCUM("[]", "{\"object\":\"chat.completion\",\"choices\":[]}", NULL);
+}
+
+/* What the accumulator refuses: non-objects, bad indexes, too many choices. */
+static void test_accum_refuses(void)
+{
+    const char *bad[] = {
+        "[1]",
+        "[{\"choices\":[{\"index\":-1,\"delta\":{}}]}]",
+        "[{\"choices\":[{\"index\":1.5,\"delta\":{}}]}]",
+        "[{\"choices\":[{\"index\":1e300,\"delta\":{}}]}]",
+        "[{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":100000}]}}]}]",
+        "[{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[7]}}]}]",
+        "[{\"choices\":[3]}]",
+    };
+    struct adapter_accum *a = adapter_accum_new();
+    cJSON *chunk = cJSON_Parse("{\"choices\":[{\"index\":0,\"delta\":{}}]}");
+    cJSON *index =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(chunk, "choices"), 0), "index");
+    int rc = 0;
+
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        char *usage;
+        int add_rc;
+        char *got = accum_run(bad[i], &usage, &add_rc);
+        CHECK(add_rc < 0);
+        free(got);
+        free(usage);
+    }
+    CHECK(adapter_accum_add(NULL, chunk) == CORE_EINVAL);
+    CHECK(adapter_accum_add(a, NULL) == CORE_EINVAL);
+    /* Choices past the cap are refused, the ones before it kept. */
+    for (int i = 0; i < 1000 && rc == 0; i++) {
+        cJSON_SetNumberValue(index, i);
+        rc = adapter_accum_add(a, chunk);
+    }
+    CHECK(rc == CORE_ETOOLARGE);
+    adapter_accum_free(a);
+    adapter_accum_free(NULL);
+    cJSON_Delete(chunk);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -473,6 +657,12 @@ static const struct {
     {"json_parse_bounds", test_json_parse_bounds},
     {"error_fields", test_error_fields},
     {"http_error", test_http_error},
+    {"accum_text", test_accum_text},
+    {"accum_tool_calls", test_accum_tool_calls},
+    {"accum_tool_calls_no_index", test_accum_tool_calls_no_index},
+    {"accum_choices_and_refusal", test_accum_choices_and_refusal},
+    {"accum_empty", test_accum_empty},
+    {"accum_refuses", test_accum_refuses},
 };
 
 int main(void)
