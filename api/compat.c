@@ -103,9 +103,8 @@ static void compat_submit(struct api *a, struct evhttp_request *req, const char 
     if (bad) {
         goto out;
     }
-    c = api_ctx_new(a, req, tenant);
-    if (c == NULL || api_new_task_id(c) < 0) {
-        api_reply_error(a, req, CORE_EINTERNAL, NULL, NULL, "Could not create a task id");
+    c = api_ctx_for_new_task(a, req, tenant);
+    if (c == NULL) {
         goto out;
     }
     c->mode = prefers_async(req) ? COMPAT_ASYNC : COMPAT_WAIT;

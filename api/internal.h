@@ -71,14 +71,11 @@ struct api_submit {
 };
 
 /*
- * Creates the task in one SUBMIT script. c->id must hold a fresh id (api_new_task_id). Returns 0
- * (cb will run once) or a negative code with err filled (cb never runs).
+ * Creates the task in one SUBMIT script. c->id must hold a fresh id (api_ctx_for_new_task). Returns
+ * 0 (cb will run once) or a negative code with err filled (cb never runs).
  */
 int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api_submit_cb cb,
                struct core_err *err);
-
-/* Fills c->id with a new task id. Returns 0 or -1. */
-int api_new_task_id(struct api_ctx *c);
 
 /* Validates a client's input for kind and model (messages for chat, prompt for media, ...). */
 int api_validate_input(const char *kind, const cJSON *input, struct core_err *e);
@@ -144,6 +141,13 @@ void api_tasks_content(struct api *a, struct evhttp_request *req, const char *te
 cJSON *api_video_json(const char *id, const redisReply *hash);
 
 struct api_ctx *api_ctx_new(struct api *a, struct evhttp_request *req, const char *tenant);
+
+/* A context for a request about task id: NULL after answering 404 (not a task id) or 500. */
+struct api_ctx *api_ctx_for_task(struct api *a, struct evhttp_request *req, const char *tenant,
+                                 const char *id);
+
+/* A context with a fresh task id for a request that creates one: NULL after answering 500. */
+struct api_ctx *api_ctx_for_new_task(struct api *a, struct evhttp_request *req, const char *tenant);
 void api_ctx_free(struct api_ctx *c);
 
 /* Sends body (takes ownership, may be NULL for an empty body) with status. */

@@ -13,6 +13,7 @@
 
 #include "api/internal.h"
 #include "core/log.h"
+#include "core/task.h"
 #include "core/util.h"
 
 /* evhttp's own cap sits above the configured limit, so over-limit bodies (up to this factor)
@@ -175,6 +176,36 @@ struct api_ctx *api_ctx_new(struct api *a, struct evhttp_request *req, const cha
     c->req = req;
     c->tenant = tenant;
     a->in_flight++;
+    return c;
+}
+
+struct api_ctx *api_ctx_for_task(struct api *a, struct evhttp_request *req, const char *tenant,
+                                 const char *id)
+{
+    struct api_ctx *c;
+
+    if (!util_id_valid(TASK_ID_PREFIX, id)) {
+        api_reply_not_found(a, req, id);
+        return NULL;
+    }
+    c = api_ctx_new(a, req, tenant);
+    if (c == NULL) {
+        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
+        return NULL;
+    }
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    return c;
+}
+
+struct api_ctx *api_ctx_for_new_task(struct api *a, struct evhttp_request *req, const char *tenant)
+{
+    struct api_ctx *c = api_ctx_new(a, req, tenant);
+
+    if (c == NULL || util_random_id(TASK_ID_PREFIX, c->id, sizeof(c->id)) < 0) {
+        api_ctx_free(c);
+        api_reply_error(a, req, CORE_EINTERNAL, NULL, NULL, "Could not create a task id");
+        return NULL;
+    }
     return c;
 }
 

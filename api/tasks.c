@@ -246,11 +246,6 @@ static void on_submit(redisReply *reply, const struct core_err *err, void *arg)
     }
 }
 
-int api_new_task_id(struct api_ctx *c)
-{
-    return util_random_id(TASK_ID_PREFIX, c->id, sizeof(c->id));
-}
-
 const char *api_idempotency_key(struct api *a, struct evhttp_request *req, bool *bad)
 {
     const char *idem = evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
@@ -420,9 +415,8 @@ void api_tasks_create(struct api *a, struct evhttp_request *req, const char *ten
     }
     sub.raw = raw;
     sub.raw_len = raw_len;
-    c = api_ctx_new(a, req, tenant);
-    if (c == NULL || api_new_task_id(c) < 0) {
-        api_reply_error(a, req, CORE_EINTERNAL, NULL, NULL, "Could not create a task id");
+    c = api_ctx_for_new_task(a, req, tenant);
+    if (c == NULL) {
         goto out;
     }
     c->wait_ms = prefer_wait_ms(req);
@@ -462,19 +456,12 @@ static void on_get(redisReply *reply, const struct core_err *err, void *arg)
 
 void api_tasks_get(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg)
 {
-    struct api_ctx *c;
+    struct api_ctx *c = api_ctx_for_task(a, req, tenant, arg);
     char key[96];
 
-    if (!util_id_valid(TASK_ID_PREFIX, arg)) {
-        api_reply_not_found(a, req, arg);
-        return;
-    }
-    c = api_ctx_new(a, req, tenant);
     if (c == NULL) {
-        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
         return;
     }
-    snprintf(c->id, sizeof(c->id), "%s", arg);
     snprintf(key, sizeof(key), KEY_TASK "%s", arg);
     const char *argv[] = {"HGETALL", key};
     if (store_command(a->store, on_get, c, 2, argv, NULL) < 0) {
@@ -607,19 +594,12 @@ out:
 void api_tasks_cancel(struct api *a, struct evhttp_request *req, const char *tenant,
                       const char *arg)
 {
-    struct api_ctx *c;
+    struct api_ctx *c = api_ctx_for_task(a, req, tenant, arg);
     char key[96], now_s[24], ret_s[24];
 
-    if (!util_id_valid(TASK_ID_PREFIX, arg)) {
-        api_reply_not_found(a, req, arg);
-        return;
-    }
-    c = api_ctx_new(a, req, tenant);
     if (c == NULL) {
-        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
         return;
     }
-    snprintf(c->id, sizeof(c->id), "%s", arg);
     snprintf(key, sizeof(key), KEY_TASK "%s", arg);
     snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
     snprintf(ret_s, sizeof(ret_s), "%lld", (long long)a->cfg->tasks.retention_s * 1000);

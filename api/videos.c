@@ -254,9 +254,8 @@ void api_videos_create(struct api *a, struct evhttp_request *req, const char *te
     if (bad) {
         goto out;
     }
-    c = api_ctx_new(a, req, tenant);
-    if (c == NULL || api_new_task_id(c) < 0) {
-        api_reply_error(a, req, CORE_EINTERNAL, NULL, NULL, "Could not create a task id");
+    c = api_ctx_for_new_task(a, req, tenant);
+    if (c == NULL) {
         goto out;
     }
     if (api_submit(a, c, &sub, on_video_submitted, &e) < 0) {
@@ -339,19 +338,12 @@ static void on_read(redisReply *reply, const struct core_err *err, void *arg)
 static void read_task(struct api *a, struct evhttp_request *req, const char *tenant, const char *id,
                       enum read_kind kind, long index)
 {
-    struct api_ctx *c;
+    struct api_ctx *c = api_ctx_for_task(a, req, tenant, id);
     char key[96];
 
-    if (!util_id_valid(TASK_ID_PREFIX, id)) {
-        api_reply_not_found(a, req, id);
-        return;
-    }
-    c = api_ctx_new(a, req, tenant);
     if (c == NULL) {
-        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
         return;
     }
-    snprintf(c->id, sizeof(c->id), "%s", id);
     c->mode = kind;
     c->values[0] = index;
     snprintf(key, sizeof(key), KEY_TASK "%s", id);

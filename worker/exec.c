@@ -130,7 +130,8 @@ static void exec_outcome(struct job *j, int rc, struct adapter_result *res, stru
     adapter_result_cleanup(res);
 }
 
-static void on_call_done(const struct adapter_response *resp, void *arg)
+/* A reply to a call (parse_response) or a poll (parse_poll), by the job's mode. */
+static void on_reply_done(const struct adapter_response *resp, void *arg)
 {
     struct job *j = arg;
     struct adapter_result res = {0};
@@ -139,20 +140,8 @@ static void on_call_done(const struct adapter_response *resp, void *arg)
 
     j->http = NULL;
     core_err_clear(&e);
-    rc = j->adapter->parse_response(&j->call, resp, &res, &e);
-    exec_outcome(j, rc, &res, &e);
-}
-
-static void on_poll_done(const struct adapter_response *resp, void *arg)
-{
-    struct job *j = arg;
-    struct adapter_result res = {0};
-    struct core_err e;
-    int rc;
-
-    j->http = NULL;
-    core_err_clear(&e);
-    rc = j->adapter->parse_poll(&j->call, resp, &res, &e);
+    rc = j->mode == JOB_POLL ? j->adapter->parse_poll(&j->call, resp, &res, &e)
+                             : j->adapter->parse_response(&j->call, resp, &res, &e);
     exec_outcome(j, rc, &res, &e);
 }
 
@@ -398,7 +387,7 @@ void exec_start(struct job *j)
             exec_fail(j, &e);
             return;
         }
-        exec_send(j, &req, on_poll_done);
+        exec_send(j, &req, on_reply_done);
         return;
     }
     if (j->stream && j->call.op == ADAPTER_OP_CHAT && j->adapter->stream_new &&
@@ -410,7 +399,7 @@ void exec_start(struct job *j)
         exec_fail(j, &e);
         return;
     }
-    exec_send(j, &req, on_call_done);
+    exec_send(j, &req, on_reply_done);
 }
 
 void exec_abort(struct job *j)
