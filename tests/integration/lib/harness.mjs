@@ -489,8 +489,8 @@ export class Cluster {
   /**
    * Starts $SLUICE_MOCK_BIN on an ephemeral port. opts: latencyMs, errorRate, errorStatus,
    * errorMessage, failFirst, rateLimit, retryAfter, hang, malformed, record (how many requests
-   * /_mock/stats keeps, default 1000 here), seed, apiKey (defaults to this.keys.mock; null for
-   * none), args (extra argv).
+   * /_mock/stats keeps, default 1000 here), seed, jobMs (upstream job duration of the video,
+   * Replicate and fal jobs), apiKey (defaults to this.keys.mock; null for none), args (extra argv).
    */
   async startMock(opts = {}) {
     const bin = requireEnvBin('SLUICE_MOCK_BIN');
@@ -507,6 +507,7 @@ export class Cluster {
     if (opts.malformed) args.push('--malformed');
     flag('--record', opts.record ?? 1000);
     flag('--seed', opts.seed);
+    flag('--job-ms', opts.jobMs);
     const apiKey = opts.apiKey === undefined ? this.keys.mock : opts.apiKey;
     flag('--api-key', apiKey);
     if (opts.args) args.push(...opts.args);
@@ -527,6 +528,22 @@ export class Cluster {
       redisUrl: redis.url,
       mockBaseUrl: mock ? mock.baseUrl : 'http://127.0.0.1:9/v1',
       listenPort: await freePort(),
+      overrides,
+    });
+  }
+
+  /**
+   * makeDialectConfig() with a fresh listen port: every provider dialect pointed at ONE mock,
+   * blobs in <dir>/blobs. opts: pollIntervalMs, timeoutMs, overrides.
+   */
+  async dialectConfigFor({ redis, mock, pollIntervalMs, timeoutMs, overrides } = {}) {
+    return makeDialectConfig({
+      redisUrl: redis.url,
+      mockRoot: mock.root,
+      listenPort: await freePort(),
+      blobsDir: path.join(this.dir, 'blobs'),
+      pollIntervalMs,
+      timeoutMs,
       overrides,
     });
   }
@@ -601,7 +618,8 @@ function requireEnvBin(name) {
   const bin = process.env[name];
   if (!bin) throw new Error(`${name} is not set (ctest sets it; by hand: ${name}=build/${name === 'SLUICE_BIN' ? 'sluice' : 'sluice-mock'} node <test>)`);
   if (!fs.existsSync(bin)) throw new Error(`${name}=${bin} does not exist`);
-  return bin;
+  // Children run in the cluster's temp dir: a path relative to ours must not be read from there.
+  return bin.includes('/') ? path.resolve(bin) : bin;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -656,6 +674,17 @@ class RedisServer {
     throw lastErr;
   }
 
+  /** INFO <section> as an object of strings ({used_memory: '1234', ...}). */
+  async info(section = 'memory') {
+    const out = await this.cli('info', section);
+    const info = {};
+    for (const line of out.split(/\r?\n/)) {
+      const i = line.indexOf(':');
+      if (i > 0 && !line.startsWith('#')) info[line.slice(0, i)] = line.slice(i + 1).trim();
+    }
+    return info;
+  }
+
   /** redis-cli -p PORT ...args → trimmed stdout (rejects on non-zero exit or after 5 s). */
   cli(...args) {
     return new Promise((resolve, reject) => {
@@ -708,6 +737,11 @@ class Mock {
   /** Clears the counters and request log (and the behaviour back to the command line's). */
   reset() {
     return this.control('POST', '/_mock/reset', {});
+  }
+
+  /** stats().by_route: provider requests counted by route name ("openai.chat", "fal.submit", ...). */
+  async byRoute() {
+    return (await this.stats()).by_route ?? {};
   }
 
   /** How many chat completion requests the mock received. */
@@ -778,16 +812,124 @@ export function makeConfig({ redisUrl, mockBaseUrl, listenPort, overrides = {} }
   return deepMerge(base, overrides);
 }
 
+/**
+ * The aliases of the multi-dialect config (makeDialectConfig): alias → {kind, provider, model
+ * (upstream), price, routes (the mock's by_route names that count one upstream submission)}.
+ */
+export const DIALECT_MODELS = {
+  'chat-openai': { kind: 'chat', provider: 'openai', model: 'gpt-4o-mini',
+    price: { input_per_mtok: 0.15, output_per_mtok: 0.6 }, routes: ['openai.chat'] },
+  'chat-anthropic': { kind: 'chat', provider: 'anthropic', model: 'claude-sonnet-4',
+    price: { input_per_mtok: 3, output_per_mtok: 15 }, routes: ['anthropic.messages'] },
+  'chat-gemini': { kind: 'chat', provider: 'gemini', model: 'gemini-2.0-flash',
+    price: { input_per_mtok: 0.1, output_per_mtok: 0.4 }, routes: ['gemini.generate', 'gemini.stream'] },
+  'embed-openai': { kind: 'embedding', provider: 'openai', model: 'text-embedding-3-small',
+    price: { input_per_mtok: 0.02 }, routes: ['openai.embeddings'] },
+  'image-openai': { kind: 'image', provider: 'openai', model: 'gpt-image-1',
+    price: { per_image: 0.04 }, routes: ['openai.images'] },
+  'image-replicate': { kind: 'image', provider: 'replicate', model: 'black-forest-labs/flux-schnell',
+    price: { per_image: 0.003 }, routes: ['replicate.create_model', 'replicate.create'] },
+  'image-fal': { kind: 'image', provider: 'fal', model: 'fal-ai/flux/dev',
+    price: { per_image: 0.025 }, routes: ['fal.submit'] },
+  'video-openai': { kind: 'video', provider: 'openai', model: 'sora-2',
+    price: { per_video_second: 0.1 }, routes: ['openai.videos.create'] },
+  'video-replicate': { kind: 'video', provider: 'replicate', model: 'minimax/video-01',
+    price: { per_video_second: 0.05 }, routes: ['replicate.create_model', 'replicate.create'] },
+  'video-fal': { kind: 'video', provider: 'fal', model: 'fal-ai/kling-video',
+    price: { per_video_second: 0.07 }, routes: ['fal.submit'] },
+};
+
+/** The mock's path prefix of each dialect (the provider's base_url is mock root + prefix). */
+export const DIALECT_PREFIX = {
+  openai: '/v1',
+  anthropic: '/anthropic/v1',
+  gemini: '/gemini/v1beta',
+  replicate: '/replicate/v1',
+  fal: '/fal',
+};
+
+/**
+ * A sluice config with one provider per dialect (named like the dialect), all on one sluice-mock
+ * at mockRoot ("http://127.0.0.1:PORT"), and every alias of DIALECT_MODELS; blobs in blobsDir.
+ * `overrides` is deep-merged into it (e.g. {providers: {gemini: {timeout_ms: 1000}}}).
+ */
+export function makeDialectConfig({ redisUrl, mockRoot, listenPort, blobsDir, pollIntervalMs = 200,
+  timeoutMs = 10000, overrides = {} }) {
+  const providers = {};
+  for (const [name, prefix] of Object.entries(DIALECT_PREFIX)) {
+    providers[name] = {
+      dialect: name,
+      base_url: mockRoot + prefix,
+      api_key: 'env:SLUICE_TEST_MOCK_KEY',
+      timeout_ms: timeoutMs,
+      poll_interval_ms: pollIntervalMs,
+    };
+  }
+  providers.anthropic.default_max_tokens = 1024;
+  const models = {};
+  for (const [alias, m] of Object.entries(DIALECT_MODELS)) {
+    models[alias] = {
+      kind: m.kind,
+      strategy: 'ordered',
+      deployments: [{ provider: m.provider, model: m.model, price: { ...m.price } }],
+    };
+  }
+  const base = makeConfig({ redisUrl, mockBaseUrl: mockRoot + '/v1', listenPort });
+  base.providers = providers;
+  base.models = models;
+  base.blobs = { dir: blobsDir };
+  return deepMerge(base, overrides);
+}
+
+/** Sums a by_route object over route names. */
+export function routeCount(byRoute, routes) {
+  return routes.reduce((n, r) => n + (byRoute?.[r] ?? 0), 0);
+}
+
+/** A field of /proc/<pid>/status in KiB (VmRSS, VmHWM, ...), or null when unreadable. */
+export function procStatusKb(pid, field = 'VmRSS') {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(text);
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Server-sent events of a text/event-stream body → [{event, data}] (data lines joined by "\n";
+ * comments and empty events skipped).
+ */
+export function parseSse(text) {
+  const events = [];
+  for (const block of String(text).split(/\r?\n\r?\n/)) {
+    let event = 'message';
+    const data = [];
+    for (const line of block.split(/\r?\n/)) {
+      if (line === '' || line.startsWith(':')) continue;
+      const i = line.indexOf(':');
+      const field = i < 0 ? line : line.slice(0, i);
+      let value = i < 0 ? '' : line.slice(i + 1);
+      if (value.startsWith(' ')) value = value.slice(1);
+      if (field === 'event') event = value;
+      else if (field === 'data') data.push(value);
+    }
+    if (data.length > 0) events.push({ event, data: data.join('\n') });
+  }
+  return events;
+}
+
 // ---------------------------------------------------------------------------------------------
 // HTTP client for sluice
 
 /**
- * client(baseUrl, key): request(method, path, {body, headers, rawBody, timeoutMs}) →
- * {status, headers, json, text, ms}. key null sends no Authorization header; a caller-supplied
- * `authorization` header replaces the default one.
+ * client(baseUrl, key): request(method, path, {body, headers, rawBody, timeoutMs, binary}) →
+ * {status, headers, json, text, bytes, ms} (bytes: a Buffer, only with binary: true). key null
+ * sends no Authorization header; a caller-supplied `authorization` header replaces the default one.
  */
 export function client(baseUrl, key) {
-  async function request(method, p, { body, headers = {}, rawBody, timeoutMs = 30000 } = {}) {
+  async function request(method, p, { body, headers = {}, rawBody, timeoutMs = 30000, binary = false } = {}) {
     const h = {};
     if (key !== null && key !== undefined) h.authorization = `Bearer ${key}`;
     let payload;
@@ -800,14 +942,15 @@ export function client(baseUrl, key) {
     }
     const t0 = Date.now();
     const res = await fetch(baseUrl + p, { method, headers: h, body: payload, signal: AbortSignal.timeout(timeoutMs) });
-    const text = await res.text();
+    const bytes = binary ? Buffer.from(await res.arrayBuffer()) : undefined;
+    const text = binary ? bytes.toString('latin1') : await res.text();
     let json;
     try {
       json = JSON.parse(text);
     } catch {
       json = undefined;
     }
-    return { status: res.status, headers: Object.fromEntries(res.headers), json, text, ms: Date.now() - t0 };
+    return { status: res.status, headers: Object.fromEntries(res.headers), json, text, bytes, ms: Date.now() - t0 };
   }
 
   /**
@@ -819,6 +962,18 @@ export function client(baseUrl, key) {
     const messages = Array.isArray(content) ? content : [{ role: 'user', content }];
     const body = { kind: 'chat', input: { model, messages, ...input }, ...fields };
     return request('POST', '/v1/tasks', { body, headers, timeoutMs });
+  }
+
+  /**
+   * POST /v1/tasks {kind, input, ...fields}; extra: {headers, timeoutMs, ...other top-level
+   * fields}. `wait` (seconds) adds `Prefer: wait=N`.
+   */
+  function submit(kind, input, extra = {}) {
+    const { headers = {}, timeoutMs, wait, ...fields } = extra;
+    const h = { ...headers };
+    if (wait !== undefined) h.prefer = `wait=${wait}`;
+    return request('POST', '/v1/tasks', { body: { kind, input, ...fields }, headers: h,
+      timeoutMs: timeoutMs ?? (wait !== undefined ? (wait + 15) * 1000 : undefined) });
   }
 
   /** GET /v1/tasks/{id} */
@@ -882,7 +1037,7 @@ export function client(baseUrl, key) {
     return ids.map((id) => final.get(id));
   }
 
-  return { baseUrl, key, request, submitChat, getTask, cancel, list, waitTerminal };
+  return { baseUrl, key, request, submit, submitChat, getTask, cancel, list, waitTerminal };
 }
 
 /**

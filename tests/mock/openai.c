@@ -1,0 +1,512 @@
+/*
+ * tests/mock/openai.c — the OpenAI dialect at /v1: chat completions (plain, streamed, tool
+ * calls), embeddings and image generations. Videos are in videos.c.
+ *
+ * Success answers are written with printf into evbuffers rather than built with cJSON: chat is
+ * the benchmark baseline's hot path.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tests/mock/mock.h"
+
+/* ---- dialect ---- */
+
+static const char *openai_error_type(int status)
+{
+    static const struct {
+        int status;
+        const char *type;
+    } types[] = {
+        {400, "invalid_request_error"}, {401, "authentication_error"}, {403, "permission_error"},
+        {404, "not_found_error"},       {429, "rate_limit_error"},
+    };
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (types[i].status == status) {
+            return types[i].type;
+        }
+    }
+    return status >= 500 ? "server_error" : "invalid_request_error";
+}
+
+int openai_error(struct exchange *x, int status, const char *type, const char *message,
+                 const char *code)
+{
+    struct evbuffer *out = mock_out_body(x);
+    if (status == 429) {
+        faults_retry_after_header(x);
+    }
+    evbuffer_drain(out, (size_t)-1);
+    evbuffer_add_printf(out, "{\"error\":{\"message\":\"");
+    mock_json_escape(out, message, strlen(message));
+    evbuffer_add_printf(out, "\",\"type\":\"%s\",\"param\":null,\"code\":",
+                        type != NULL ? type : openai_error_type(status));
+    if (code != NULL) {
+        evbuffer_add_printf(out, "\"%s\"}}", code);
+    } else {
+        evbuffer_add_printf(out, "null}}");
+    }
+    return status;
+}
+
+static int openai_auth(struct exchange *x)
+{
+    const char *key = x->m->api_key;
+    if (key == NULL) {
+        return ANSWER_PASS;
+    }
+    const char *got = mock_in_header(x, "Authorization");
+    if (got != NULL && strncmp(got, "Bearer ", 7) == 0 && strcmp(got + 7, key) == 0) {
+        return ANSWER_PASS;
+    }
+    return openai_error(x, 401, "authentication_error", "Incorrect API key provided.",
+                        "invalid_api_key");
+}
+
+/* Formats a duration the way OpenAI's x-ratelimit-reset-* headers do: "12ms", "1s", "2.5s". */
+static void format_duration(char *buf, size_t len, double s)
+{
+    if (s < 1.0) {
+        snprintf(buf, len, "%lldms", (long long)ceil(s * 1000.0));
+    } else {
+        snprintf(buf, len, "%gs", ceil(s * 1000.0) / 1000.0);
+    }
+}
+
+static int openai_rate_limited(struct exchange *x, double reset_s)
+{
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%.0f", ceil(x->m->config.rate_limit_rps));
+    mock_out_header(x, "x-ratelimit-limit-requests", buf);
+    mock_out_header(x, "x-ratelimit-remaining-requests", "0");
+    format_duration(buf, sizeof(buf), reset_s);
+    mock_out_header(x, "x-ratelimit-reset-requests", buf);
+    return openai_error(x, 429, "requests", "Rate limit reached for requests",
+                        "rate_limit_exceeded");
+}
+
+const struct dialect dialect_openai = {
+    .name = "openai",
+    .request_id_header = NULL,
+    .auth = openai_auth,
+    .error = openai_error,
+    .rate_limited = openai_rate_limited,
+    .broken_body = "{\"id\":\"chatcmpl-broken\",\"choices\":[{",
+};
+
+/* ---- chat ---- */
+
+/* Adds a message's content (a string, or parts with "text") to the prompt, echoing if asked. */
+static void content_scan(const cJSON *content, struct mock_reply *r, bool echo)
+{
+    if (cJSON_IsString(content)) {
+        size_t n = strlen(content->valuestring);
+        r->prompt_bytes += echo ? 0 : n;
+        if (echo) {
+            mock_reply_echo(r, content->valuestring, n);
+        }
+        return;
+    }
+    const cJSON *part;
+    cJSON_ArrayForEach(part, content)
+    {
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (cJSON_IsString(text)) {
+            size_t n = strlen(text->valuestring);
+            r->prompt_bytes += echo ? 0 : n;
+            if (echo) {
+                mock_reply_echo(r, text->valuestring, n);
+            }
+        }
+    }
+}
+
+/*
+ * The tool to call, or NULL for a text answer: the first tool (or the one tool_choice names),
+ * unless tool_choice is "none" or the conversation ends with a tool result (so agent loops end).
+ */
+static const char *chat_tool(const cJSON *root, const cJSON *last)
+{
+    const cJSON *tools = cJSON_GetObjectItemCaseSensitive(root, "tools");
+    const cJSON *choice = cJSON_GetObjectItemCaseSensitive(root, "tool_choice");
+    if (!cJSON_IsArray(tools) || cJSON_GetArraySize(tools) == 0 ||
+        (cJSON_IsString(choice) && strcmp(choice->valuestring, "none") == 0) ||
+        strcmp(mock_json_str(last, "role", ""), "tool") == 0) {
+        return NULL;
+    }
+    const char *named =
+        mock_json_str(cJSON_GetObjectItemCaseSensitive(choice, "function"), "name", NULL);
+    if (named != NULL) {
+        return named;
+    }
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(tools, 0), "function");
+    return mock_json_str(fn, "name", "tool");
+}
+
+static const char tool_args[] = "{\"q\":\"mock\"}";
+
+struct chat {
+    struct exchange *x;
+    const char *model;
+    const char *tool; /* NULL: a text answer */
+    const char *finish;
+    long long created, prompt, completion;
+    bool usage_chunk;
+    struct mock_reply reply;
+};
+
+static void chat_usage(struct evbuffer *out, const struct chat *c)
+{
+    evbuffer_add_printf(out,
+                        "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld}",
+                        c->prompt, c->completion, c->prompt + c->completion);
+}
+
+static void chat_plain(struct evbuffer *out, const struct chat *c)
+{
+    evbuffer_add_printf(out,
+                        "{\"id\":\"chatcmpl-mock-%llu\",\"object\":\"chat.completion\","
+                        "\"created\":%lld,\"model\":",
+                        c->x->seq, c->created);
+    mock_json_string(out, c->model);
+    evbuffer_add_printf(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",");
+    if (c->tool != NULL) {
+        evbuffer_add_printf(out,
+                            "\"content\":null,\"tool_calls\":[{\"id\":\"call_mock_%llu\","
+                            "\"type\":\"function\",\"function\":{\"name\":",
+                            c->x->seq);
+        mock_json_string(out, c->tool);
+        evbuffer_add_printf(out, ",\"arguments\":");
+        mock_json_string(out, tool_args);
+        evbuffer_add_printf(out, "}}]");
+    } else {
+        evbuffer_add_printf(out, "\"content\":\"");
+        mock_json_escape(out, c->reply.text, c->reply.len);
+        evbuffer_add_printf(out, "\"");
+    }
+    evbuffer_add_printf(out, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"%s\"}],",
+                        c->finish);
+    evbuffer_add_printf(out, "\"usage\":");
+    chat_usage(out, c);
+    evbuffer_add_printf(out, "}");
+}
+
+/* "data: {chunk head" … up to the choices array, which the caller fills. */
+static void chunk_open(struct evbuffer *out, const struct chat *c)
+{
+    evbuffer_add_printf(out,
+                        "data: {\"id\":\"chatcmpl-mock-%llu\",\"object\":\"chat.completion.chunk\","
+                        "\"created\":%lld,\"model\":",
+                        c->x->seq, c->created);
+    mock_json_string(out, c->model);
+    evbuffer_add_printf(out, ",\"system_fingerprint\":null,\"choices\":[");
+}
+
+static void chunk_close(struct evbuffer *out, const struct chat *c, const char *finish)
+{
+    evbuffer_add_printf(out, "},\"logprobs\":null,\"finish_reason\":");
+    mock_json_string(out, finish);
+    evbuffer_add_printf(out, "}]%s}\n\n", c->usage_chunk ? ",\"usage\":null" : "");
+    mock_stream_mark(c->x);
+}
+
+/*
+ * The stream: a role chunk, the content in ~4 deltas (or the tool call's arguments in two), a
+ * finish_reason chunk, with include_usage a final `choices: []` chunk carrying usage, then
+ * `data: [DONE]`.
+ */
+static int chat_stream(struct chat *c)
+{
+    struct evbuffer *out = mock_stream_open(c->x, "text/event-stream");
+    size_t ends[MOCK_STREAM_PIECES];
+    if (out == NULL) {
+        return openai_error(c->x, 500, NULL, "mock: out of memory", NULL);
+    }
+    chunk_open(out, c);
+    evbuffer_add_printf(out, "{\"index\":0,\"delta\":{\"role\":\"assistant\",");
+    if (c->tool != NULL) {
+        evbuffer_add_printf(out,
+                            "\"content\":null,\"tool_calls\":[{\"index\":0,"
+                            "\"id\":\"call_mock_%llu\",\"type\":\"function\",\"function\":{"
+                            "\"name\":",
+                            c->x->seq);
+        mock_json_string(out, c->tool);
+        evbuffer_add_printf(out, ",\"arguments\":\"\"}}],\"refusal\":null");
+    } else {
+        evbuffer_add_printf(out, "\"content\":\"\",\"refusal\":null");
+    }
+    chunk_close(out, c, NULL);
+
+    const char *text = c->tool != NULL ? tool_args : c->reply.text;
+    size_t len = c->tool != NULL ? sizeof(tool_args) - 1 : c->reply.len;
+    size_t n = mock_split(text, len, c->tool != NULL ? 2 : MOCK_STREAM_PIECES, ends);
+    for (size_t i = 0, start = 0; i < n; start = ends[i++]) {
+        chunk_open(out, c);
+        if (c->tool != NULL) {
+            evbuffer_add_printf(out, "{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,"
+                                     "\"function\":{\"arguments\":\"");
+        } else {
+            evbuffer_add_printf(out, "{\"index\":0,\"delta\":{\"content\":\"");
+        }
+        mock_json_escape(out, text + start, ends[i] - start);
+        evbuffer_add_printf(out, c->tool != NULL ? "\"}}]" : "\"");
+        chunk_close(out, c, NULL);
+    }
+    chunk_open(out, c);
+    evbuffer_add_printf(out, "{\"index\":0,\"delta\":{");
+    chunk_close(out, c, c->finish);
+    if (c->usage_chunk) {
+        chunk_open(out, c);
+        evbuffer_add_printf(out, "],\"usage\":");
+        chat_usage(out, c);
+        evbuffer_add_printf(out, "}\n\n");
+        mock_stream_mark(c->x);
+    }
+    evbuffer_add_printf(out, "data: [DONE]\n\n");
+    mock_stream_mark(c->x);
+    return 200;
+}
+
+/* POST /v1/chat/completions */
+int openai_chat(struct exchange *x)
+{
+    cJSON *root = mock_body_json(x);
+    if (root == NULL) {
+        return openai_error(x, 400, NULL, "We could not parse the JSON body of your request.",
+                            NULL);
+    }
+    const cJSON *messages = cJSON_GetObjectItemCaseSensitive(root, "messages");
+    if (!cJSON_IsArray(messages)) {
+        cJSON_Delete(root);
+        return openai_error(x, 400, NULL, "Missing required parameter: 'messages'.", NULL);
+    }
+    struct chat c = {.x = x, .created = (long long)time(NULL), .finish = "stop"};
+    mock_reply_init(&c.reply);
+    const cJSON *msg, *last_user = NULL, *last = NULL;
+    cJSON_ArrayForEach(msg, messages)
+    {
+        if (strcmp(mock_json_str(msg, "role", ""), "user") == 0) {
+            last_user = msg;
+        }
+        last = msg;
+        content_scan(cJSON_GetObjectItemCaseSensitive(msg, "content"), &c.reply, false);
+    }
+    if (last_user != NULL) {
+        content_scan(cJSON_GetObjectItemCaseSensitive(last_user, "content"), &c.reply, true);
+    }
+    c.tool = chat_tool(root, last);
+    c.prompt = mock_tokens(c.reply.prompt_bytes);
+    c.prompt = c.prompt < 1 ? 1 : c.prompt;
+    if (c.tool != NULL) {
+        c.completion = mock_tokens(strlen(c.tool) + sizeof(tool_args) - 1);
+        c.finish = "tool_calls";
+    } else {
+        c.completion = mock_tokens(c.reply.len);
+    }
+    const cJSON *max = cJSON_GetObjectItemCaseSensitive(root, "max_completion_tokens");
+    if (!cJSON_IsNumber(max)) {
+        max = cJSON_GetObjectItemCaseSensitive(root, "max_tokens");
+    }
+    if (cJSON_IsNumber(max) && max->valuedouble >= 0 && (double)c.completion > max->valuedouble) {
+        c.completion = (long long)max->valuedouble;
+        c.finish = "length";
+    }
+    c.model = mock_json_str(root, "model", "mock-model");
+    int status;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "stream"))) {
+        const cJSON *opts = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+        c.usage_chunk = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "include_usage"));
+        status = chat_stream(&c);
+    } else {
+        chat_plain(mock_out_body(x), &c);
+        status = 200;
+    }
+    cJSON_Delete(root);
+    return status;
+}
+
+/* ---- embeddings ---- */
+
+/* A unit vector of dims floats derived from the text: the same text, the same vector. */
+static void embed_vector(const char *text, size_t n, int dims, float *v)
+{
+    uint64_t seed = mock_hash(text, n);
+    double norm = 0;
+    for (int i = 0; i < dims; i++) {
+        uint64_t h = mock_mix64(seed + (uint64_t)i);
+        v[i] = (float)((double)(h >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+        norm += (double)v[i] * (double)v[i];
+    }
+    norm = norm > 0 ? sqrt(norm) : 1;
+    for (int i = 0; i < dims; i++) {
+        v[i] = (float)(v[i] / norm);
+    }
+}
+
+static int embed_one(struct evbuffer *out, const cJSON *item, int index, int dims, bool b64,
+                     size_t *bytes)
+{
+    float v[MOCK_EMBED_DIMS_MAX];
+    char *printed = NULL;
+    const char *text;
+    if (cJSON_IsString(item)) {
+        text = item->valuestring;
+    } else if ((printed = cJSON_PrintUnformatted(item)) != NULL) {
+        text = printed; /* token arrays: hashed as their JSON */
+    } else {
+        return -1;
+    }
+    size_t n = strlen(text);
+    *bytes += n;
+    embed_vector(text, n, dims, v);
+    cJSON_free(printed);
+    evbuffer_add_printf(out, "%s{\"object\":\"embedding\",\"index\":%d,\"embedding\":",
+                        index > 0 ? "," : "", index);
+    if (b64) {
+        unsigned char le[4 * MOCK_EMBED_DIMS_MAX];
+        for (int i = 0; i < dims; i++) {
+            uint32_t u;
+            memcpy(&u, &v[i], 4);
+            for (int k = 0; k < 4; k++) {
+                le[4 * i + k] = (unsigned char)(u >> (8 * k));
+            }
+        }
+        evbuffer_add(out, "\"", 1);
+        mock_base64(out, le, 4 * (size_t)dims);
+        evbuffer_add(out, "\"}", 2);
+    } else {
+        evbuffer_add(out, "[", 1);
+        for (int i = 0; i < dims; i++) {
+            evbuffer_add_printf(out, "%s%.8g", i > 0 ? "," : "", (double)v[i]);
+        }
+        evbuffer_add(out, "]}", 2);
+    }
+    return 0;
+}
+
+/* POST /v1/embeddings: input is a string or an array (strings or token arrays). */
+int openai_embeddings(struct exchange *x)
+{
+    cJSON *root = mock_body_json(x);
+    const cJSON *input = cJSON_GetObjectItemCaseSensitive(root, "input");
+    const cJSON *dims_j = cJSON_GetObjectItemCaseSensitive(root, "dimensions");
+    const char *format = mock_json_str(root, "encoding_format", "float");
+    const char *bad = NULL;
+    int dims = MOCK_EMBED_DIMS;
+    if (root == NULL) {
+        bad = "We could not parse the JSON body of your request.";
+    } else if (input == NULL) {
+        bad = "Missing required parameter: 'input'.";
+    } else if ((cJSON_IsString(input) && input->valuestring[0] == '\0') ||
+               (cJSON_IsArray(input) &&
+                (cJSON_GetArraySize(input) == 0 || cJSON_GetArraySize(input) > 2048)) ||
+               (!cJSON_IsString(input) && !cJSON_IsArray(input))) {
+        bad = "'$.input' is invalid. Please check the API reference.";
+    } else if (strcmp(format, "float") != 0 && strcmp(format, "base64") != 0) {
+        bad = "Invalid value for 'encoding_format': must be 'float' or 'base64'.";
+    } else if (dims_j != NULL) {
+        if (!cJSON_IsNumber(dims_j) || dims_j->valuedouble < 1 ||
+            dims_j->valuedouble > MOCK_EMBED_DIMS_MAX) {
+            bad = "Invalid value for 'dimensions'.";
+        } else {
+            dims = (int)dims_j->valuedouble;
+        }
+    }
+    if (bad != NULL) {
+        cJSON_Delete(root);
+        return openai_error(x, 400, NULL, bad, NULL);
+    }
+    struct evbuffer *out = mock_out_body(x);
+    bool b64 = strcmp(format, "base64") == 0;
+    size_t bytes = 0;
+    int index = 0;
+    evbuffer_add_printf(out, "{\"object\":\"list\",\"data\":[");
+    if (cJSON_IsString(input)) {
+        embed_one(out, input, index++, dims, b64, &bytes);
+    } else {
+        const cJSON *item;
+        cJSON_ArrayForEach(item, input)
+        {
+            embed_one(out, item, index++, dims, b64, &bytes);
+        }
+    }
+    long long tokens = mock_tokens(bytes);
+    evbuffer_add_printf(out, "],\"model\":");
+    mock_json_string(out, mock_json_str(root, "model", "mock-embedding"));
+    evbuffer_add_printf(out, ",\"usage\":{\"prompt_tokens\":%lld,\"total_tokens\":%lld}}", tokens,
+                        tokens);
+    cJSON_Delete(root);
+    return 200;
+}
+
+/* ---- images ---- */
+
+/*
+ * POST /v1/images/generations: n PNGs, as b64_json or as URLs of /_mock/blob/img_<seq>_<i>.png
+ * (the same bytes either way). gpt-image models default to b64_json and report usage.
+ */
+int openai_images(struct exchange *x)
+{
+    cJSON *root = mock_body_json(x);
+    const char *prompt = mock_json_str(root, "prompt", NULL);
+    const char *model = mock_json_str(root, "model", "dall-e-2");
+    bool gpt_image = strncmp(model, "gpt-image", 9) == 0;
+    const char *format = mock_json_str(root, "response_format", gpt_image ? "b64_json" : "url");
+    const cJSON *n_j = cJSON_GetObjectItemCaseSensitive(root, "n");
+    int n = cJSON_IsNumber(n_j) ? (int)n_j->valuedouble : 1;
+    const char *bad = NULL;
+    if (root == NULL) {
+        bad = "We could not parse the JSON body of your request.";
+    } else if (prompt == NULL || prompt[0] == '\0') {
+        bad = "Missing required parameter: 'prompt'.";
+    } else if (n < 1 || n > MOCK_MAX_N || (n_j != NULL && !cJSON_IsNumber(n_j))) {
+        bad = "Invalid value for 'n': must be between 1 and 10.";
+    } else if (strcmp(format, "url") != 0 && strcmp(format, "b64_json") != 0) {
+        bad = "Invalid value for 'response_format': must be 'url' or 'b64_json'.";
+    }
+    if (bad != NULL) {
+        cJSON_Delete(root);
+        return openai_error(x, 400, NULL, bad, NULL);
+    }
+    struct evbuffer *out = mock_out_body(x);
+    struct evbuffer *png = evbuffer_new();
+    char origin[300], name[64];
+    mock_origin(x, origin, sizeof(origin));
+    evbuffer_add_printf(out, "{\"created\":%lld,\"data\":[", (long long)time(NULL));
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "img_%llu_%d.png", x->seq, i);
+        evbuffer_add_printf(out, "%s{", i > 0 ? "," : "");
+        if (strcmp(format, "url") == 0) {
+            evbuffer_add_printf(out, "\"url\":\"");
+            mock_json_escape(out, origin, strlen(origin));
+            evbuffer_add_printf(out, "/_mock/blob/%s\"", name);
+        } else if (png != NULL) {
+            evbuffer_drain(png, (size_t)-1);
+            blob_render(png, name);
+            evbuffer_add_printf(out, "\"b64_json\":\"");
+            mock_base64(out, evbuffer_pullup(png, -1), evbuffer_get_length(png));
+            evbuffer_add_printf(out, "\"");
+        }
+        evbuffer_add_printf(out, ",\"revised_prompt\":");
+        mock_json_string(out, prompt);
+        evbuffer_add_printf(out, "}");
+    }
+    evbuffer_add_printf(out, "]");
+    if (gpt_image) {
+        long long in = mock_tokens(strlen(prompt)), outt = 272LL * n;
+        evbuffer_add_printf(out,
+                            ",\"usage\":{\"total_tokens\":%lld,\"input_tokens\":%lld,"
+                            "\"output_tokens\":%lld,\"input_tokens_details\":{"
+                            "\"text_tokens\":%lld,\"image_tokens\":0}}",
+                            in + outt, in, outt, in);
+    }
+    evbuffer_add_printf(out, "}");
+    if (png != NULL) {
+        evbuffer_free(png);
+    }
+    cJSON_Delete(root);
+    return 200;
+}
