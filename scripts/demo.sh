@@ -46,7 +46,8 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$run/redis" --appendon
     --appendfsync always --save "" --protected-mode no --daemonize no \
     --logfile "$run/redis.log" &
 pids+=($!)
-"$root/build/sluice-mock" --listen "127.0.0.1:$mock_port" --latency-ms 200 >"$run/mock.log" 2>&1 &
+"$root/build/sluice-mock" --listen "127.0.0.1:$mock_port" --latency-ms 200 --job-ms 10000 \
+    >"$run/mock.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do
     redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
@@ -67,13 +68,34 @@ cat >"$run/sluice.json" <<JSON
   "listen": "127.0.0.1:$port",
   "redis": "redis://127.0.0.1:$redis_port/0",
   "keys": [{"key": "env:SLUICE_API_KEY", "tenant": "default"}],
+  "blobs": {"dir": "$run/blobs"},
   "providers": {
-    "mock": {"dialect": "openai", "base_url": "http://127.0.0.1:$mock_port/v1"}$openai_provider
+    "mock": {"dialect": "openai", "base_url": "http://127.0.0.1:$mock_port/v1",
+             "poll_interval_ms": 1000},
+    "mock-anthropic": {"dialect": "anthropic", "base_url": "http://127.0.0.1:$mock_port/anthropic/v1",
+                       "default_max_tokens": 1024},
+    "mock-gemini": {"dialect": "gemini", "base_url": "http://127.0.0.1:$mock_port/gemini/v1beta"},
+    "mock-replicate": {"dialect": "replicate", "base_url": "http://127.0.0.1:$mock_port/replicate/v1",
+                       "poll_interval_ms": 1000},
+    "mock-fal": {"dialect": "fal", "base_url": "http://127.0.0.1:$mock_port/fal",
+                 "poll_interval_ms": 1000}$openai_provider
   },
   "models": {
-    "demo-chat": {"kind": "chat", "strategy": "ordered", "deployments": [
+    "demo-chat": {"kind": "chat", "deployments": [
       {"provider": "mock", "model": "mock-gpt",
-       "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.60}}]}$openai_model
+       "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.60}}]},
+    "demo-claude": {"kind": "chat", "deployments": [
+      {"provider": "mock-anthropic", "model": "claude-sonnet-4",
+       "price": {"input_per_mtok": 3, "output_per_mtok": 15}}]},
+    "demo-gemini": {"kind": "chat", "deployments": [
+      {"provider": "mock-gemini", "model": "gemini-2.0-flash",
+       "price": {"input_per_mtok": 0.10, "output_per_mtok": 0.40}}]},
+    "demo-embed": {"kind": "embedding", "deployments": [
+      {"provider": "mock", "model": "text-embedding-3-small", "price": {"input_per_mtok": 0.02}}]},
+    "demo-image": {"kind": "image", "deployments": [
+      {"provider": "mock-fal", "model": "fal-ai/flux/dev", "price": {"per_image": 0.025}}]},
+    "demo-video": {"kind": "video", "deployments": [
+      {"provider": "mock", "model": "sora-2", "price": {"per_video_second": 0.10}}]}$openai_model
   }
 }
 JSON
@@ -89,6 +111,10 @@ Submit a task:
   ID=\$(curl -s http://127.0.0.1:$port/v1/tasks -H "Authorization: Bearer $SLUICE_API_KEY" -H 'Content-Type: application/json' -d '{"kind":"chat","input":{"model":"$model","messages":[{"role":"user","content":"Say hello"}]}}' | sed -n 's/.*"id":"\\(task_[a-z2-7]*\\)".*/\\1/p'); echo \$ID
 Read it back:
   curl -s http://127.0.0.1:$port/v1/tasks/\$ID -H "Authorization: Bearer $SLUICE_API_KEY"
+
+Or use the OpenAI-compatible endpoints (models: demo-chat, demo-claude, demo-gemini, demo-embed,
+demo-image, demo-video; each served by the demo provider simulator in its own dialect):
+  curl -s http://127.0.0.1:$port/v1/chat/completions -H "Authorization: Bearer $SLUICE_API_KEY" -d '{"model":"demo-claude","messages":[{"role":"user","content":"Hi"}]}'
 
 EOF
 "$root/build/sluice" serve --config "$run/sluice.json" &

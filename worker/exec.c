@@ -217,6 +217,11 @@ static int on_sse_event(const char *event, const char *data, size_t len, void *a
     rc = j->adapter->stream_event(j->stream_state, event, data, len, chunks, &done, &j->stream_err);
     cJSON_ArrayForEach(c, chunks)
     {
+        cJSON *created = cJSON_GetObjectItemCaseSensitive(c, "created");
+        if (cJSON_IsNumber(created) && created->valuedouble == 0) {
+            /* Dialects have no clock (adapters are pure): the stream's time is stamped here. */
+            cJSON_SetNumberValue(created, (double)(j->started_wall_ms / 1000));
+        }
         adapter_accum_add(j->accum, c);
         publish_chunk(j, c);
         j->chunks_sent++;
@@ -299,6 +304,7 @@ static void exec_stream(struct job *j)
         return;
     }
     j->started_mono = util_mono_ms();
+    j->started_wall_ms = util_now_ms();
     j->http = http_client_send_stream(j->w->http, &req, j->dep->provider->timeout_ms,
                                       on_stream_data, on_stream_done, j);
     adapter_request_cleanup(&req);

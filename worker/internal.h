@@ -54,6 +54,7 @@ struct job {
     struct adapter_call call;
     struct http_call *http;
     int64_t started_mono;
+    int64_t started_wall_ms;
 
     /* Streaming chat. */
     struct sse_parser *sse;
