@@ -67,7 +67,8 @@ struct api_submit {
     size_t raw_len;
     bool notify; /* this process waits for it: store reply_to */
     bool stream;
-    int64_t deadline_ms; /* 0 = none */
+    int64_t deadline_ms;   /* 0 = none */
+    const cJSON *routing; /* the task's {strategy, max_cost}, validated; may be NULL */
 };
 
 /*

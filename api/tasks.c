@@ -213,6 +213,34 @@ static int validate_create(struct api *a, const cJSON *body, const char **kind, 
     return 0;
 }
 
+/*
+ * A task's routing: {strategy?, max_cost?}. It narrows the alias: another strategy over the same
+ * deployments, and a cap on the estimated cost of a deployment.
+ */
+static int validate_routing(const cJSON *r, struct core_err *e)
+{
+    static const char *const strategies[] = {"cost", "latency", "weighted", "ordered"};
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(r, "strategy");
+    const cJSON *mc = cJSON_GetObjectItemCaseSensitive(r, "max_cost");
+    bool ok = st == NULL;
+
+    if (!cJSON_IsObject(r)) {
+        return core_err_set(e, CORE_EINVAL, "routing", "'routing' must be an object");
+    }
+    for (size_t i = 0; cJSON_IsString(st) && i < sizeof(strategies) / sizeof(strategies[0]); i++) {
+        ok = ok || strcmp(st->valuestring, strategies[i]) == 0;
+    }
+    if (!ok) {
+        return core_err_set(e, CORE_EINVAL, "routing.strategy",
+                            "'routing.strategy' must be one of cost, latency, weighted, ordered");
+    }
+    if (mc != NULL && (!cJSON_IsNumber(mc) || mc->valuedouble < 0)) {
+        return core_err_set(e, CORE_EINVAL, "routing.max_cost",
+                            "'routing.max_cost' must be a number >= 0 (USD)");
+    }
+    return 0;
+}
+
 static void on_submit(redisReply *reply, const struct core_err *err, void *arg)
 {
     struct api_ctx *c = arg;
@@ -233,6 +261,14 @@ static void on_submit(redisReply *reply, const struct core_err *err, void *arg)
     if (strcmp(what, "ok") == 0) {
         c->api->tasks_accepted++;
         c->submit_cb(c, 0, NULL, NULL);
+    } else if (strcmp(what, "quota") == 0) {
+        core_err_clear(&e);
+        core_err_set(&e, CORE_EQUOTA, NULL,
+                     "Your tenant has %lld tasks queued, its quota; retry after some finish",
+                     reply->elements > 1 ? reply->element[1]->integer : 0LL);
+        core_err_set_code(&e, "queue_quota_exceeded");
+        e.retry_after_ms = 2000;
+        c->submit_cb(c, e.code, NULL, &e);
     } else if (strcmp(what, "dup") == 0 && reply->elements == 3) {
         snprintf(c->orig_id, sizeof(c->orig_id), "%s", c->id);
         snprintf(c->id, sizeof(c->id), "%s", reply->element[1]->str);
@@ -261,14 +297,57 @@ const char *api_idempotency_key(struct api *a, struct evhttp_request *req, bool 
     return idem;
 }
 
+/* Characters of every string in v (recursively), bounded by the body limit that already held. */
+static size_t text_chars(const cJSON *v)
+{
+    size_t n = 0;
+    const cJSON *c;
+
+    if (cJSON_IsString(v)) {
+        return strlen(v->valuestring);
+    }
+    cJSON_ArrayForEach(c, v)
+    {
+        n += text_chars(c);
+    }
+    return n;
+}
+
+/*
+ * The tokens a task will use, estimated before the call so the token budgets can be taken at
+ * claim time (reconciled with the real usage after it): about four characters a token for the
+ * input, plus the output the request allows (max_completion_tokens or max_tokens, else 256).
+ */
+static long estimate_tokens(const char *kind, const cJSON *input)
+{
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(input, "max_completion_tokens");
+    long in, out = 256;
+
+    if (strcmp(kind, "chat") == 0) {
+        in = (long)(text_chars(cJSON_GetObjectItemCaseSensitive(input, "messages")) / 4) + 1;
+    } else if (strcmp(kind, "embedding") == 0) {
+        return (long)(text_chars(cJSON_GetObjectItemCaseSensitive(input, "input")) / 4) + 1;
+    } else {
+        return 0;
+    }
+    if (!cJSON_IsNumber(mt)) {
+        mt = cJSON_GetObjectItemCaseSensitive(input, "max_tokens");
+    }
+    if (cJSON_IsNumber(mt) && mt->valuedouble > 0 && mt->valuedouble < 1e7) {
+        out = (long)mt->valuedouble;
+    }
+    return in + out;
+}
+
 int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api_submit_cb cb,
                struct core_err *err)
 {
     char *input_text = cJSON_PrintUnformatted(s->input);
     char *meta_text = s->metadata ? cJSON_PrintUnformatted(s->metadata) : NULL;
+    char *routing_text = s->routing ? cJSON_PrintUnformatted(s->routing) : NULL;
     char body_hash[65], idem_hash[65];
-    char task_key[96], queue_key[32], tenant_key[96], idem_key[192];
-    char prio_s[4], now_s[24], max_s[24], ttl_s[24], deadline_s[24];
+    char task_key[96], tenant_key[96], idem_key[192];
+    char prio_s[4], now_s[24], max_s[24], ttl_s[24], deadline_s[24], est_s[24], quota_s[24];
     int64_t now = util_now_ms();
     int rc = 0;
 
@@ -284,7 +363,6 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
         util_sha256_hex(s->idem, strlen(s->idem), idem_hash);
     }
     snprintf(task_key, sizeof(task_key), KEY_TASK "%s", c->id);
-    snprintf(queue_key, sizeof(queue_key), KEY_QUEUE "%d", s->prio);
     snprintf(tenant_key, sizeof(tenant_key), KEY_TENANT "%s", c->tenant);
     snprintf(idem_key, sizeof(idem_key), KEY_IDEM "%s:%s", c->tenant, s->idem ? idem_hash : "-");
     snprintf(prio_s, sizeof(prio_s), "%d", s->prio);
@@ -292,9 +370,10 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
     snprintf(max_s, sizeof(max_s), "%ld", a->cfg->tasks.max_attempts);
     snprintf(ttl_s, sizeof(ttl_s), "%lld", (long long)a->cfg->tasks.retention_s * 1000);
     snprintf(deadline_s, sizeof(deadline_s), "%lld", (long long)s->deadline_ms);
+    snprintf(est_s, sizeof(est_s), "%ld", estimate_tokens(s->kind, s->input));
+    snprintf(quota_s, sizeof(quota_s), "%ld", config_max_queued(a->cfg, c->tenant));
     {
         const char *argv[] = {task_key,
-                              queue_key,
                               tenant_key,
                               idem_key,
                               c->id,
@@ -310,11 +389,13 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
                               body_hash,
                               ttl_s,
                               CHANNEL_WAKE,
-                              KEY_TASK,
                               s->notify ? a->channel : "",
                               s->stream ? "1" : "0",
-                              s->deadline_ms > 0 ? deadline_s : ""};
-        if (store_script(a->store, SCRIPT_SUBMIT, on_submit, c, 4, 21, argv, NULL) < 0) {
+                              s->deadline_ms > 0 ? deadline_s : "",
+                              est_s,
+                              routing_text ? routing_text : "",
+                              quota_s};
+        if (store_script(a->store, SCRIPT_SUBMIT, on_submit, c, 3, 22, argv, NULL) < 0) {
             rc = core_err_set(err, CORE_EUNAVAILABLE, NULL,
                               "The task store is unavailable; retry shortly");
             core_err_set_code(err, "store_unavailable");
@@ -323,6 +404,7 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
 out:
     cJSON_free(input_text);
     cJSON_free(meta_text);
+    cJSON_free(routing_text);
     return rc;
 }
 
@@ -398,6 +480,11 @@ void api_tasks_create(struct api *a, struct evhttp_request *req, const char *ten
         api_reply_err(a, req, &e);
         goto out;
     }
+    sub.routing = cJSON_GetObjectItemCaseSensitive(body, "routing");
+    if (sub.routing != NULL && validate_routing(sub.routing, &e) < 0) {
+        api_reply_err(a, req, &e);
+        goto out;
+    }
     deadline = cJSON_GetObjectItemCaseSensitive(body, "deadline");
     if (deadline != NULL) {
         /* Seconds from now that the task may take in all; past it, it expires. */
@@ -441,15 +528,28 @@ out:
 static void on_get(redisReply *reply, const struct core_err *err, void *arg)
 {
     struct api_ctx *c = arg;
-    const char *owner;
+    const redisReply *hash = NULL;
+    const char *owner = NULL;
 
+    if (err == NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3) {
+        hash = reply->element[0];
+        owner = task_hash_get(hash, "tenant");
+    }
     if (err != NULL) {
         api_reply_store_down(c->api, c->req);
-    } else if ((owner = task_hash_get(reply, "tenant")) == NULL || strcmp(owner, c->tenant) != 0) {
+    } else if (owner == NULL || strcmp(owner, c->tenant) != 0) {
         /* Another tenant's task is indistinguishable from a missing one. */
         api_reply_not_found(c->api, c->req, c->id);
     } else {
-        api_reply_json(c->api, c->req, 200, task_to_json(c->id, reply));
+        cJSON *t = task_to_json(c->id, hash);
+        if (reply->element[1]->integer >= 0) {
+            cJSON_DeleteItemFromObject(t, "queue_position");
+            cJSON_AddNumberToObject(t, "queue_position", (double)reply->element[1]->integer);
+        }
+        if (reply->element[2]->integer >= 0) {
+            cJSON_AddNumberToObject(t, "eta_seconds", (double)reply->element[2]->integer);
+        }
+        api_reply_json(c->api, c->req, 200, t);
     }
     api_ctx_free(c);
 }
@@ -463,8 +563,8 @@ void api_tasks_get(struct api *a, struct evhttp_request *req, const char *tenant
         return;
     }
     snprintf(key, sizeof(key), KEY_TASK "%s", arg);
-    const char *argv[] = {"HGETALL", key};
-    if (store_command(a->store, on_get, c, 2, argv, NULL) < 0) {
+    const char *argv[] = {key, arg};
+    if (store_script(a->store, SCRIPT_GET, on_get, c, 1, 2, argv, NULL) < 0) {
         api_reply_store_down(a, req);
         api_ctx_free(c);
     }
@@ -488,7 +588,7 @@ static void on_list(redisReply *reply, const struct core_err *err, void *arg)
     list = cJSON_CreateObject();
     cJSON_AddStringToObject(list, "object", "list");
     data = cJSON_AddArrayToObject(list, "data");
-    for (size_t i = 2; i + 1 < reply->elements; i += 2) {
+    for (size_t i = 3; i + 1 < reply->elements; i += 2) {
         const char *id = reply->element[i]->str;
         cJSON *t = task_to_json(id, reply->element[i + 1]);
         if (t) {
@@ -500,6 +600,10 @@ static void on_list(redisReply *reply, const struct core_err *err, void *arg)
     if (first) {
         cJSON_AddStringToObject(list, "first_id", first);
         cJSON_AddStringToObject(list, "last_id", last);
+    } else if (reply->element[1]->integer != 0 && reply->element[2]->len > 0) {
+        /* Nothing matched within the scan bound: last_id is where to go on from. */
+        cJSON_AddNullToObject(list, "first_id");
+        cJSON_AddStringToObject(list, "last_id", reply->element[2]->str);
     } else {
         cJSON_AddNullToObject(list, "first_id");
         cJSON_AddNullToObject(list, "last_id");

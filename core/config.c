@@ -47,6 +47,12 @@ static const struct num_option num_options[] = {
     OPT("worker", worker.shutdown_grace_ms, "shutdown_grace_ms", 0, 3600000, 10000),
     OPT("worker", worker.max_response_bytes, "max_response_bytes", 1024, 1L << 30, 16L << 20),
     OPT("scheduler", scheduler.tick_ms, "tick_ms", 10, 60000, 500),
+    OPT("scheduler", scheduler.burst_ms, "burst_ms", 50, 60000, 1000),
+    OPT("breaker", breaker.min_requests, "min_requests", 1, 100000, 10),
+    OPT("breaker", breaker.failure_pct, "failure_pct", 1, 100, 50),
+    OPT("breaker", breaker.window_ms, "window_ms", 100, 3600000, 30000),
+    OPT("breaker", breaker.open_ms, "open_ms", 100, 3600000, 15000),
+    OPT("quotas", default_max_queued, "default_max_queued", 1, 100000000, 100000),
     OPT(NULL, redis_timeout_ms, "redis_timeout_ms", 10, 600000, 2000),
 };
 
@@ -470,6 +476,80 @@ static int parse_models(struct config *cfg, const cJSON *root, struct core_err *
     return 0;
 }
 
+/* quotas.tenants: {"name": max_queued, ...} overriding quotas.default_max_queued. */
+static int parse_quotas(struct config *cfg, const cJSON *root, struct core_err *err)
+{
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quotas");
+    const cJSON *tenants =
+        cJSON_IsObject(q) ? cJSON_GetObjectItemCaseSensitive(q, "tenants") : NULL;
+    const cJSON *t;
+    size_t i = 0;
+
+    if (tenants == NULL) {
+        return 0;
+    }
+    if (!cJSON_IsObject(tenants)) {
+        return core_err_set(err, CORE_EINVAL, "quotas.tenants",
+                            "quotas.tenants: must be an object");
+    }
+    cfg->quotas = calloc((size_t)cJSON_GetArraySize(tenants) + 1, sizeof(*cfg->quotas));
+    if (cfg->quotas == NULL) {
+        return core_err_set(err, CORE_ENOMEM, NULL, "out of memory");
+    }
+    cJSON_ArrayForEach(t, tenants)
+    {
+        if (!cJSON_IsNumber(t) || t->valuedouble < 1 || t->valuedouble > 1e8) {
+            return core_err_set(err, CORE_EINVAL, "quotas.tenants",
+                                "quotas.tenants.%s: must be a number between 1 and 100000000",
+                                t->string);
+        }
+        cfg->quotas[i].tenant = strdup(t->string);
+        cfg->quotas[i].max_queued = (long)t->valuedouble;
+        cfg->n_quotas = ++i;
+    }
+    return 0;
+}
+
+long config_max_queued(const struct config *cfg, const char *tenant)
+{
+    for (size_t i = 0; i < cfg->n_quotas; i++) {
+        if (strcmp(cfg->quotas[i].tenant, tenant) == 0) {
+            return cfg->quotas[i].max_queued;
+        }
+    }
+    return cfg->default_max_queued;
+}
+
+char *config_model_routing_json(const struct config *cfg, const struct config_model *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *br = cJSON_AddObjectToObject(o, "breaker");
+    cJSON *deps = cJSON_AddArrayToObject(o, "deps");
+    char *s;
+
+    cJSON_AddStringToObject(o, "strategy", m->strategy);
+    cJSON_AddNumberToObject(br, "min", (double)cfg->breaker.min_requests);
+    cJSON_AddNumberToObject(br, "pct", (double)cfg->breaker.failure_pct);
+    cJSON_AddNumberToObject(br, "window", (double)cfg->breaker.window_ms);
+    cJSON_AddNumberToObject(br, "open", (double)cfg->breaker.open_ms);
+    for (size_t i = 0; i < m->n_deployments; i++) {
+        const struct config_deployment *d = &m->deployments[i];
+        cJSON *dj = cJSON_CreateObject();
+        cJSON_AddNumberToObject(dj, "rpm", (double)d->rpm);
+        cJSON_AddNumberToObject(dj, "tpm", (double)d->tpm);
+        cJSON_AddNumberToObject(dj, "maxc", (double)d->max_concurrency);
+        cJSON_AddNumberToObject(dj, "weight", (double)d->weight);
+        cJSON_AddNumberToObject(dj, "pin", d->price.input_per_mtok);
+        cJSON_AddNumberToObject(dj, "pout", d->price.output_per_mtok);
+        cJSON_AddNumberToObject(dj, "pimg", d->price.per_image);
+        cJSON_AddNumberToObject(dj, "psec", d->price.per_video_second);
+        cJSON_AddItemToArray(deps, dj);
+    }
+    s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
 int config_parse(const char *text, struct config **out, struct core_err *err)
 {
     struct config *cfg = calloc(1, sizeof(*cfg));
@@ -513,6 +593,9 @@ int config_parse(const char *text, struct config **out, struct core_err *err)
     }
     if ((rc = parse_numbers(cfg, root, err)) < 0 || (rc = parse_keys(cfg, root, err)) < 0 ||
         (rc = parse_providers(cfg, root, err)) < 0 || (rc = parse_models(cfg, root, err)) < 0) {
+        goto out;
+    }
+    if ((rc = parse_quotas(cfg, root, err)) < 0) {
         goto out;
     }
     if (cfg->tasks.backoff_max_ms < cfg->tasks.backoff_base_ms) {
@@ -596,6 +679,10 @@ void config_free(struct config *cfg)
     free(cfg->redis_password);
     free(cfg->log_level);
     free(cfg->blobs.dir);
+    for (size_t i = 0; i < cfg->n_quotas; i++) {
+        free(cfg->quotas[i].tenant);
+    }
+    free(cfg->quotas);
     free(cfg);
 }
 

@@ -76,6 +76,20 @@ struct config_worker {
 
 struct config_scheduler {
     long tick_ms;
+    long burst_ms; /* a deployment's request/token buckets hold this much of its rate */
+};
+
+/* The circuit breaker every deployment has (state shared through Redis). */
+struct config_breaker {
+    long min_requests; /* calls in the window before the failure ratio counts */
+    long failure_pct;  /* open at this share of failed calls */
+    long window_ms;
+    long open_ms; /* how long an open breaker waits before a half-open probe */
+};
+
+struct config_tenant_quota {
+    char *tenant;
+    long max_queued;
 };
 
 struct config_blobs {
@@ -105,7 +119,21 @@ struct config {
     struct config_worker worker;
     struct config_scheduler scheduler;
     struct config_blobs blobs;
+    struct config_breaker breaker;
+    long default_max_queued; /* per tenant; past it POST /v1/tasks answers 429 */
+    struct config_tenant_quota *quotas;
+    size_t n_quotas;
 };
+
+/* The most tasks tenant may have queued. */
+long config_max_queued(const struct config *cfg, const char *tenant);
+
+/*
+ * The model's routing as JSON for the CLAIM script ({strategy, breaker, deps: [{rpm, tpm, maxc,
+ * weight, pin, pout}]}): workers publish it in Redis so admission, shared by every worker, reads
+ * one definition. Caller frees. NULL on OOM.
+ */
+char *config_model_routing_json(const struct config *cfg, const struct config_model *m);
 
 /*
  * Loads and validates the file at path. On success returns 0 and *out (caller frees with

@@ -6,7 +6,15 @@
  * is a later step). Scripts build per-task keys from KEY_TASK + id.
  *
  *   {sl}:t:<id>              hash   the task (fields in core/task.c)
- *   {sl}:q:<0|1|2>           list   ready queue per priority (LPUSH new, RPOP claims, RPUSH = head)
+ *   {sl}:q:<p>:<tenant>      list   a tenant's ready queue at priority p (LPUSH new, RPOP claims,
+ *                                    RPUSH = back to the head)
+ *   {sl}:ring:<p>            list   tenants with queued tasks at priority p, rotated by CLAIM so
+ *                                    tenants take turns (fairness); {sl}:rs:<p> is its set
+ *   {sl}:cfg:<alias>         string the alias's routing (strategy, deployments' limits and
+ *                                    prices, breaker), published by workers for CLAIM
+ *   {sl}:dep:<alias>:<i>     hash   deployment i's shared state: request and token buckets,
+ *                                    calls in flight, pause, breaker, latency EWMA
+ *   {sl}:stats               hash   counters and gauges for /metrics
  *   {sl}:delayed             zset   id → due ms (retries waiting for their backoff)
  *   {sl}:leases              zset   id → lease deadline ms (claimed tasks)
  *   {sl}:expiry              zset   "tenant|id" → ms when the finished task's hash expires
@@ -24,9 +32,11 @@
 
 #define KEY_TASK "{sl}:t:"
 #define KEY_QUEUE "{sl}:q:"
-#define KEY_QUEUE_0 "{sl}:q:0"
-#define KEY_QUEUE_1 "{sl}:q:1"
-#define KEY_QUEUE_2 "{sl}:q:2"
+#define KEY_RING "{sl}:ring:"
+#define KEY_RINGSET "{sl}:rs:"
+#define KEY_ROUTING "{sl}:cfg:"
+#define KEY_DEP "{sl}:dep:"
+#define KEY_STATS "{sl}:stats"
 #define KEY_DELAYED "{sl}:delayed"
 #define KEY_LEASES "{sl}:leases"
 #define KEY_EXPIRY "{sl}:expiry"

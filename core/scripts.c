@@ -23,10 +23,47 @@
  * the script's declared keys route it to.
  */
 static const char prelude_lua[] =
+    "local T = '" KEY_TASK "'\n"
+    "local STATS = '" KEY_STATS "'\n"
+    "local function num(x, d) return tonumber(x) or d end\n"
+    /* status moves keep the per-status gauges of /metrics true */
+    "local function set_status(k, new)\n"
+    "  local old = redis.call('HGET', k, 'status')\n"
+    "  if old == new then return end\n"
+    "  if old then redis.call('HINCRBY', STATS, 'status|' .. old, -1) end\n"
+    "  redis.call('HINCRBY', STATS, 'status|' .. new, 1)\n"
+    "  redis.call('HSET', k, 'status', new)\n"
+    "end\n"
+    /* into the tenant's ready list at the task's priority (head = next to be claimed) */
+    "local function enqueue(k, id, head)\n"
+    "  local f = redis.call('HMGET', k, 'priority', 'tenant', 'model')\n"
+    "  local q = '" KEY_QUEUE "' .. f[1] .. ':' .. f[2]\n"
+    "  local was = redis.call('LLEN', q)\n"
+    "  if head then redis.call('RPUSH', q, id) else redis.call('LPUSH', q, id) end\n"
+    "  if redis.call('SADD', '" KEY_RINGSET "' .. f[1], f[2]) == 1 then\n"
+    "    redis.call('RPUSH', '" KEY_RING "' .. f[1], f[2])\n"
+    "  end\n"
+    "  redis.call('HSET', k, 'inq', '1')\n"
+    "  redis.call('HINCRBY', STATS, 'depth|' .. f[3] .. '|' .. f[1], 1)\n"
+    "  redis.call('HINCRBY', STATS, 'depthp|' .. f[1], 1)\n"
+    "  return was\n"
+    "end\n"
+    /* a queued task leaves the ready lists without a claim (cancel, expiry): its list entry
+       stays and is dropped when it reaches the head */
+    "local function dequeued(k)\n"
+    "  if redis.call('HGET', k, 'inq') == '1' then\n"
+    "    local f = redis.call('HMGET', k, 'priority', 'model')\n"
+    "    redis.call('HINCRBY', STATS, 'depth|' .. f[2] .. '|' .. f[1], -1)\n"
+    "    redis.call('HINCRBY', STATS, 'depthp|' .. f[1], -1)\n"
+    "    redis.call('HDEL', k, 'inq')\n"
+    "  end\n"
+    "end\n"
+    /* the one way a task becomes terminal */
     "local function finalize(k, id, status, now, ret, tenant)\n"
-    "  redis.call('HSET', k, 'status', status, 'completed', now, 'expires', now + ret)\n"
+    "  set_status(k, status)\n"
+    "  redis.call('HSET', k, 'completed', now, 'expires', now + ret)\n"
     "  redis.call('PEXPIRE', k, ret)\n"
-    "  redis.call('ZADD', '" KEY_EXPIRY "', now + ret, tenant .. '|' .. id)\n"
+    "  redis.call('ZADD', '" KEY_EXPIRY "', now + ret, tenant .. '|' .. id .. '|' .. status)\n"
     "  redis.call('ZREM', '" KEY_DEADLINES "', id)\n"
     "  redis.call('ZREM', '" KEY_POLLS "', id)\n"
     "  local r = redis.call('HGET', k, 'reply_to')\n"
@@ -38,60 +75,77 @@ static const char prelude_lua[] =
     "end\n";
 
 /*
- * SUBMIT — create a queued task.
- * KEYS: 1 task, 2 queue of its priority, 3 tenant index, 4 idempotency key
+ * SUBMIT — create a queued task, unless the tenant's quota of queued tasks is used up.
+ * KEYS: 1 task, 2 tenant index, 3 idempotency key
  * ARGV: 1 id, 2 tenant, 3 kind, 4 model, 5 priority (0-2), 6 now ms, 7 max_attempts, 8 input,
  *       9 metadata ("" none), 10 use idempotency (0/1), 11 body sha256, 12 idempotency ttl ms,
- *       13 wake channel, 14 task key prefix, 15 reply_to channel ("" none), 16 stream (0/1),
- *       17 deadline ms ("" none)
- * Returns {"ok"} | {"dup", id, hash...} | {"conflict"}.
+ *       13 wake channel, 14 reply_to channel ("" none), 15 stream (0/1), 16 deadline ms ("" none),
+ *       17 estimated tokens, 18 routing JSON ("" none), 19 the tenant's quota of queued tasks
+ * Returns {"ok"} | {"dup", id, hash} | {"conflict"} | {"quota", queued}.
  */
 static const char submit_lua[] =
     "if ARGV[10] == '1' then\n"
-    "  local prev = redis.call('GET', KEYS[4])\n"
+    "  local prev = redis.call('GET', KEYS[3])\n"
     "  if prev then\n"
     "    local h, id = string.match(prev, '^(%x+) (.+)$')\n"
     "    if h ~= ARGV[11] then return {'conflict'} end\n"
-    "    local t = redis.call('HGETALL', ARGV[14] .. id)\n"
+    "    local t = redis.call('HGETALL', T .. id)\n"
     "    if #t > 0 then return {'dup', id, t} end\n"
     "  end\n"
     "end\n"
+    "local queued = 0\n"
+    "for p = 0, 2 do queued = queued + redis.call('LLEN', '" KEY_QUEUE
+    "' .. p .. ':' .. ARGV[2]) end\n"
+    "if queued >= tonumber(ARGV[19]) then return {'quota', queued} end\n"
     "redis.call('HSET', KEYS[1], 'tenant', ARGV[2], 'kind', ARGV[3], 'model', ARGV[4],\n"
-    "  'status', 'queued', 'priority', ARGV[5], 'created', ARGV[6], 'attempts', 0,\n"
-    "  'max_attempts', ARGV[7], 'fence', 0, 'input', ARGV[8])\n"
+    "  'priority', ARGV[5], 'created', ARGV[6], 'attempts', 0,\n"
+    "  'max_attempts', ARGV[7], 'fence', 0, 'input', ARGV[8], 'est', ARGV[17])\n"
+    "set_status(KEYS[1], 'queued')\n"
     "if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'metadata', ARGV[9]) end\n"
-    "if ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'reply_to', ARGV[15]) end\n"
-    "if ARGV[16] == '1' then redis.call('HSET', KEYS[1], 'stream', '1') end\n"
-    "if ARGV[17] ~= '' then\n"
-    "  redis.call('HSET', KEYS[1], 'deadline', ARGV[17])\n"
-    "  redis.call('ZADD', '" KEY_DEADLINES "', ARGV[17], ARGV[1])\n"
+    "if ARGV[14] ~= '' then redis.call('HSET', KEYS[1], 'reply_to', ARGV[14]) end\n"
+    "if ARGV[15] == '1' then redis.call('HSET', KEYS[1], 'stream', '1') end\n"
+    "if ARGV[16] ~= '' then\n"
+    "  redis.call('HSET', KEYS[1], 'deadline', ARGV[16])\n"
+    "  redis.call('ZADD', '" KEY_DEADLINES "', ARGV[16], ARGV[1])\n"
     "end\n"
-    "local was = redis.call('LLEN', KEYS[2])\n"
-    "redis.call('LPUSH', KEYS[2], ARGV[1])\n"
-    "redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1])\n"
+    "if ARGV[18] ~= '' then redis.call('HSET', KEYS[1], 'routing', ARGV[18]) end\n"
+    "local was = enqueue(KEYS[1], ARGV[1], false)\n"
+    "redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])\n"
     "if ARGV[10] == '1' then\n"
-    "  redis.call('SET', KEYS[4], ARGV[11] .. ' ' .. ARGV[1], 'PX', ARGV[12])\n"
+    "  redis.call('SET', KEYS[3], ARGV[11] .. ' ' .. ARGV[1], 'PX', ARGV[12])\n"
     "end\n"
+    "redis.call('HINCRBY', STATS, 'accepted', 1)\n"
     "if was == 0 then redis.call('PUBLISH', ARGV[13], '1') end\n"
     "return {'ok'}\n";
 
 /*
- * CLAIM — take up to n units of work and lease them: first parked long-running tasks whose poll
- * is due (mode "poll"; their fence moves, their attempts do not), then queued tasks, interactive
- * before normal before batch (mode "call"). Entries whose task is no longer queued (cancelled,
- * expired) are dropped on the way: cancel does not search the lists. This is the scheduler's
- * admission step: per-deployment budgets are taken here when pacing arrives, so a task that finds
- * no capacity simply stays queued.
- * KEYS: 1-3 queues 0..2, 4 leases, 5 polls
- * ARGV: 1 now ms, 2 lease ms, 3 n, 4 task key prefix
- * Returns a flat array, 15 per unit: id, fence, attempts, max_attempts, tenant, model, kind,
- * input, mode, status, up_id, job, dep, stream, reply_to.
+ * CLAIM — the scheduler's admission step, shared by every worker on every host. Takes up to n
+ * units of work and leases them: first parked long-running tasks whose poll is due (mode "poll";
+ * no budget: a poll is a cheap read), then queued tasks: interactive before normal before batch,
+ * and within a priority the tenants take turns (the ring rotates one tenant per task), so one
+ * tenant's backlog cannot starve another's single request. A task is claimed only when a
+ * deployment of its model is healthy and has budget now (requests, tokens, calls in flight), picked
+ * by the alias's strategy (or the task's narrower routing); the budget is taken in the same step.
+ * A task that finds no capacity stays at the head of its tenant's list; the reply says how long
+ * until capacity returns, so the worker sleeps rather than spins.
+ * KEYS: 1 leases, 2 polls
+ * ARGV: 1 now ms, 2 lease ms, 3 n, 4 random seed, 5 burst ms
+ * Returns {wait_ms (-1: nothing waiting on capacity), then 15 per unit: id, fence, attempts,
+ * max_attempts, tenant, model, kind, input, mode, status, up_id, job, dep, stream, reply_to}.
  */
 static const char claim_lua[] =
-    "local out = {}\n"
+    "local now = tonumber(ARGV[1])\n"
     "local n = tonumber(ARGV[3])\n"
+    "local burst = tonumber(ARGV[5])\n"
+    "local deadline = now + tonumber(ARGV[2])\n"
+    "math.randomseed(tonumber(ARGV[4]))\n"
+    "local out = {-1}\n"
     "local got = 0\n"
-    "local deadline = tonumber(ARGV[1]) + tonumber(ARGV[2])\n"
+    "local wait = -1\n"
+    "local routing = {}\n"
+    "local function note_wait(ms)\n"
+    "  if ms > 0 and (wait < 0 or ms < wait) then wait = math.ceil(ms) end\n"
+    "end\n"
     "local function emit(id, k, mode, fence)\n"
     "  local f = redis.call('HMGET', k, 'attempts', 'max_attempts', 'tenant', 'model', 'kind',\n"
     "    'input', 'status', 'up_id', 'job', 'dep', 'stream', 'reply_to')\n"
@@ -100,32 +154,144 @@ static const char claim_lua[] =
     "  out[o+5] = f[3]; out[o+6] = f[4]; out[o+7] = f[5]; out[o+8] = f[6]; out[o+9] = mode\n"
     "  out[o+10] = f[7]; out[o+11] = f[8] or ''; out[o+12] = f[9] or ''\n"
     "  out[o+13] = f[10] or ''; out[o+14] = f[11] or ''; out[o+15] = f[12] or ''\n"
-    "  redis.call('ZADD', KEYS[4], deadline, id)\n"
+    "  redis.call('ZADD', KEYS[1], deadline, id)\n"
     "  got = got + 1\n"
     "end\n"
-    "local due = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', ARGV[1], 'LIMIT', 0, n)\n"
+    /* a deployment's state with its buckets refilled to now; wait = ms until it can take one */
+    "local function dep_state(alias, i, d, est)\n"
+    "  local key = '" KEY_DEP "' .. alias .. ':' .. i\n"
+    "  local s = redis.call('HMGET', key, 'rt', 'tt', 'ts', 'inf', 'pause', 'br', 'bro',\n"
+    "    'probe', 'lat')\n"
+    "  local st = {key = key, inf = num(s[4], 0), br = s[6] or 'closed', lat = num(s[9], 0)}\n"
+    "  local rcap = math.max(1, d.rpm * burst / 60000)\n"
+    "  local tcap = math.max(est, d.tpm * burst / 60000)\n"
+    "  local el = math.max(0, now - num(s[3], now))\n"
+    "  st.rt = math.min(rcap, num(s[1], rcap) + el * d.rpm / 60000)\n"
+    "  st.tt = math.min(tcap, num(s[2], tcap) + el * d.tpm / 60000)\n"
+    "  local w = 0\n"
+    "  local pause = num(s[5], 0)\n"
+    "  if pause > now then w = pause - now end\n"
+    "  if st.br == 'open' then\n"
+    "    local reopen = num(s[7], 0) + routing[alias].breaker.open\n"
+    "    if now >= reopen then st.br = 'half' else w = math.max(w, reopen - now) end\n"
+    "  end\n"
+    "  if st.br == 'half' and s[8] == '1' then w = math.max(w, 1000) end\n"
+    "  if d.rpm > 0 and st.rt < 1 then w = math.max(w, (1 - st.rt) * 60000 / d.rpm) end\n"
+    "  if d.tpm > 0 and st.tt < est then w = math.max(w, (est - st.tt) * 60000 / d.tpm) end\n"
+    "  if d.maxc > 0 and st.inf >= d.maxc then w = math.max(w, 1000) end\n"
+    "  st.wait = w\n"
+    "  return st\n"
+    "end\n"
+    /* picks and charges a deployment for a task; nil when none can take it now */
+    "local function admit(alias, k)\n"
+    "  if routing[alias] == nil then\n"
+    "    local raw = redis.call('GET', '" KEY_ROUTING "' .. alias)\n"
+    "    routing[alias] = raw and cjson.decode(raw) or false\n"
+    "  end\n"
+    "  local r = routing[alias]\n"
+    "  if not r then return nil end\n"
+    "  local f = redis.call('HMGET', k, 'est', 'routing', 'avoid')\n"
+    "  local est = num(f[1], 0)\n"
+    "  local strategy = r.strategy\n"
+    "  local max_cost = nil\n"
+    "  if f[2] then\n"
+    "    local tr = cjson.decode(f[2])\n"
+    "    if tr.strategy then strategy = tr.strategy end\n"
+    "    if tr.max_cost then max_cost = tonumber(tr.max_cost) end\n"
+    "  end\n"
+    "  local avoid = num(f[3], -1)\n"
+    "  local best, best_st, best_score, total_w = nil, nil, nil, 0\n"
+    "  local fallback, fallback_st = nil, nil\n"
+    "  local cands = {}\n"
+    "  for i, d in ipairs(r.deps) do\n"
+    "    local idx = i - 1\n"
+    "    local cost = (d.pin * est + d.pout * est) / 1000000\n"
+    "    if max_cost == nil or cost <= max_cost then\n"
+    "      local st = dep_state(alias, idx, d, est)\n"
+    "      if st.wait > 0 then note_wait(st.wait)\n"
+    "      elseif idx == avoid and #r.deps > 1 then fallback, fallback_st = idx, st\n"
+    "      else\n"
+    "        local score = 0\n"
+    "        if strategy == 'cost' then score = cost * 1e9 + d.pin + d.pout\n"
+    "        elseif strategy == 'latency' then score = st.lat\n"
+    "        elseif strategy == 'ordered' then score = idx end\n"
+    "        cands[#cands+1] = {idx, st, score, d.weight}\n"
+    "        total_w = total_w + math.max(d.weight, 0)\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  if #cands == 0 and fallback then cands[1] = {fallback, fallback_st, 0, 1}; total_w = 1 end\n"
+    "  if #cands == 0 then return nil end\n"
+    "  if strategy == 'weighted' and total_w > 0 then\n"
+    "    local x = math.random() * total_w\n"
+    "    for _, c in ipairs(cands) do\n"
+    "      x = x - math.max(c[4], 0)\n"
+    "      if x <= 0 then best, best_st = c[1], c[2] break end\n"
+    "    end\n"
+    "    if best == nil then best, best_st = cands[#cands][1], cands[#cands][2] end\n"
+    "  else\n"
+    "    for _, c in ipairs(cands) do\n"
+    "      if best_score == nil or c[3] < best_score then best, best_st, best_score = c[1], c[2], "
+    "c[3] end\n"
+    "    end\n"
+    "  end\n"
+    "  local st = best_st\n"
+    "  redis.call('HSET', st.key, 'rt', st.rt - 1, 'tt', st.tt - est, 'ts', now,\n"
+    "    'inf', st.inf + 1, 'br', st.br)\n"
+    "  if st.br == 'half' then redis.call('HSET', st.key, 'probe', '1') end\n"
+    "  return best\n"
+    "end\n"
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, n)\n"
     "for _, id in ipairs(due) do\n"
-    "  redis.call('ZREM', KEYS[5], id)\n"
-    "  local k = ARGV[4] .. id\n"
+    "  redis.call('ZREM', KEYS[2], id)\n"
+    "  local k = T .. id\n"
     "  local st = redis.call('HGET', k, 'status')\n"
     "  if st == 'in_progress' or st == 'cancelling' then\n"
     "    emit(id, k, 'poll', redis.call('HINCRBY', k, 'fence', 1))\n"
     "  end\n"
     "end\n"
-    "for q = 1, 3 do\n"
-    "  while got < n do\n"
-    "    local id = redis.call('RPOP', KEYS[q])\n"
-    "    if not id then break end\n"
-    "    local k = ARGV[4] .. id\n"
-    "    if redis.call('HGET', k, 'status') == 'queued' then\n"
-    "      redis.call('HINCRBY', k, 'attempts', 1)\n"
-    "      local fence = redis.call('HINCRBY', k, 'fence', 1)\n"
-    "      redis.call('HSET', k, 'status', 'in_progress')\n"
-    "      redis.call('HSETNX', k, 'started', ARGV[1])\n"
-    "      emit(id, k, 'call', fence)\n"
+    "for p = 0, 2 do\n"
+    "  local ring = '" KEY_RING "' .. p\n"
+    "  local rlen = redis.call('LLEN', ring)\n"
+    "  local idle = 0\n"
+    "  local blocked = {}\n"
+    "  while got < n and rlen > 0 and idle < rlen do\n"
+    "    local tenant = redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')\n"
+    "    local q = '" KEY_QUEUE "' .. p .. ':' .. tenant\n"
+    "    local id = redis.call('LINDEX', q, -1)\n"
+    "    while id and redis.call('HGET', T .. id, 'status') ~= 'queued' do\n"
+    "      redis.call('RPOP', q)\n"
+    "      id = redis.call('LINDEX', q, -1)\n"
+    "    end\n"
+    "    if not id then\n"
+    "      redis.call('LREM', ring, -1, tenant)\n"
+    "      redis.call('SREM', '" KEY_RINGSET "' .. p, tenant)\n"
+    "      rlen = rlen - 1\n"
+    "    else\n"
+    "      local k = T .. id\n"
+    "      local model = redis.call('HGET', k, 'model')\n"
+    "      local dep = nil\n"
+    "      if not blocked[model] then dep = admit(model, k) end\n"
+    "      if dep == nil then\n"
+    "        blocked[model] = true\n"
+    "        idle = idle + 1\n"
+    "      else\n"
+    "        idle = 0\n"
+    "        redis.call('RPOP', q)\n"
+    "        redis.call('HINCRBY', k, 'attempts', 1)\n"
+    "        local fence = redis.call('HINCRBY', k, 'fence', 1)\n"
+    "        redis.call('HSET', k, 'dep', dep)\n"
+    "        redis.call('HDEL', k, 'inq', 'queue_position')\n"
+    "        redis.call('HINCRBY', STATS, 'depth|' .. model .. '|' .. p, -1)\n"
+    "        redis.call('HINCRBY', STATS, 'depthp|' .. p, -1)\n"
+    "        set_status(k, 'in_progress')\n"
+    "        redis.call('HSETNX', k, 'started', ARGV[1])\n"
+    "        emit(id, k, 'call', fence)\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "end\n"
+    "out[1] = wait\n"
     "return out\n";
 
 /*
@@ -149,32 +315,101 @@ static const char extend_lua[] =
     "return out\n";
 
 /*
- * FINISH — a worker reports an attempt's outcome, fenced.
- * outcome: completed | failed | retry (back off, then queued again) | release (back to the head
- * of the queue at once, without spending an attempt: shutdown, provider rate limits) | park (an
- * upstream job is running: keep the task in_progress, due for a poll at poll_at; an empty up_id
- * or job keeps the stored one). A retry with no attempts left becomes failed; any outcome on a
- * cancelling task becomes cancelled (or expired, when its deadline caused it) — except park, which
- * makes it due at once so a worker cancels the upstream job first.
+ * FINISH — a worker reports an attempt's outcome, fenced, and what it learned of the deployment.
+ * outcome: completed | failed | retry (back off, then queued again; `avoid` steers the next
+ * attempt to another deployment) | release (back to the head of the queue at once without spending
+ * an attempt: shutdown, a provider's 429/529) | park (an upstream job is running: keep the task
+ * in_progress, due for a poll at poll_at; an empty up_id or job keeps the stored one). A retry with
+ * no attempts left becomes failed; any outcome on a cancelling task becomes cancelled (or expired,
+ * when its deadline caused it) — except park, which makes it due at once so a worker cancels the
+ * upstream job first.
+ * The deployment's shared state is updated in the same step: the call slot is returned, the token
+ * estimate reconciled with the real usage, a provider pause or lowered budget applied, the latency
+ * EWMA and the breaker window moved (a half-open probe closes or reopens it).
  * KEYS: 1 task, 2 leases, 3 delayed, 4 polls
  * ARGV: 1 id, 2 fence, 3 now ms, 4 outcome, 5 result, 6 usage, 7 provider, 8 cost, 9 error,
- *       10 retry at ms, 11 retention ms, 12 queue key prefix, 13 wake channel, 14 up_id, 15 job,
- *       16 progress, 17 queue_position, 18 poll at ms, 19 deployment index, 20 artifacts
+ *       10 retry at ms, 11 retention ms, 12 wake channel, 13 up_id, 14 job, 15 progress,
+ *       16 queue_position, 17 poll at ms, 18 artifacts, 19 took a slot (0/1), 20 latency ms,
+ *       21 class (ok | fail | rate | client | none), 22 pause until ms, 23 remaining requests,
+ *       24 remaining tokens, 25 tokens used, 26 http status, 27 avoid this deployment (0/1),
+ *       28 attempt record JSON ("" none)
  * Returns {outcome} as applied, or {"stale", status}.
  */
 static const char finish_lua[] =
     "local f = redis.call('HMGET', KEYS[1], 'status', 'fence', 'attempts', 'max_attempts',\n"
-    "  'priority', 'tenant')\n"
+    "  'priority', 'tenant', 'model', 'dep', 'est')\n"
     "if f[2] ~= ARGV[2] or (f[1] ~= 'in_progress' and f[1] ~= 'cancelling') then\n"
     "  return {'stale', f[1] or ''}\n"
     "end\n"
+    "local now = tonumber(ARGV[3])\n"
     "redis.call('ZREM', KEYS[2], ARGV[1])\n"
+    "if ARGV[28] ~= '' then\n"
+    "  local log = redis.call('HGET', KEYS[1], 'attempt_log')\n"
+    "  local list = log and cjson.decode(log) or {}\n"
+    "  list[#list+1] = cjson.decode(ARGV[28])\n"
+    "  while #list > 20 do table.remove(list, 1) end\n"
+    "  redis.call('HSET', KEYS[1], 'attempt_log', cjson.encode(list))\n"
+    "end\n"
+    "if f[8] and ARGV[21] ~= 'none' then\n"
+    "  local dk = '" KEY_DEP "' .. f[7] .. ':' .. f[8]\n"
+    "  local raw = redis.call('GET', '" KEY_ROUTING "' .. f[7])\n"
+    "  local br = raw and cjson.decode(raw).breaker or {min = 10, pct = 50, window = 30000}\n"
+    "  local s = redis.call('HMGET', dk, 'inf', 'tt', 'rt', 'lat', 'br', 'wst', 'wok', 'wfail')\n"
+    "  local class = ARGV[21]\n"
+    "  if ARGV[19] == '1' then redis.call('HSET', dk, 'inf', math.max(0, num(s[1], 1) - 1)) end\n"
+    "  if ARGV[25] ~= '' and s[2] then\n"
+    "    redis.call('HSET', dk, 'tt', num(s[2], 0) + num(f[9], 0) - tonumber(ARGV[25]))\n"
+    "  end\n"
+    "  if ARGV[22] ~= '' then redis.call('HSET', dk, 'pause', ARGV[22]) end\n"
+    "  if ARGV[23] ~= '' and num(s[3], 1e18) > tonumber(ARGV[23]) then\n"
+    "    redis.call('HSET', dk, 'rt', ARGV[23])\n"
+    "  end\n"
+    "  if ARGV[24] ~= '' and num(s[2], 1e18) > tonumber(ARGV[24]) then\n"
+    "    redis.call('HSET', dk, 'tt', ARGV[24])\n"
+    "  end\n"
+    "  if class == 'ok' and ARGV[20] ~= '' then\n"
+    "    local l = tonumber(ARGV[20])\n"
+    "    redis.call('HSET', dk, 'lat', s[4] and (0.8 * tonumber(s[4]) + 0.2 * l) or l)\n"
+    "  end\n"
+    "  if class == 'ok' or class == 'fail' then\n"
+    "    local wok, wfail = num(s[7], 0), num(s[8], 0)\n"
+    "    if now - num(s[6], 0) > br.window then wok, wfail = 0, 0; redis.call('HSET', dk, 'wst', "
+    "now) end\n"
+    "    if class == 'ok' then wok = wok + 1 else wfail = wfail + 1 end\n"
+    "    local state = s[5] or 'closed'\n"
+    "    if state == 'half' then\n"
+    "      if class == 'ok' then state = 'closed'; wok, wfail = 0, 0\n"
+    "      else state = 'open'; redis.call('HSET', dk, 'bro', now) end\n"
+    "      redis.call('HSET', dk, 'probe', '0')\n"
+    "    elseif state == 'closed' and wok + wfail >= br.min and wfail * 100 >= br.pct * (wok + "
+    "wfail) then\n"
+    "      state = 'open'\n"
+    "      redis.call('HSET', dk, 'bro', now)\n"
+    "      wok, wfail = 0, 0\n"
+    "    end\n"
+    "    redis.call('HSET', dk, 'br', state, 'wok', wok, 'wfail', wfail)\n"
+    "  end\n"
+    "  local st = ARGV[26] ~= '' and ARGV[26] or 'error'\n"
+    "  redis.call('HINCRBY', STATS, 'calls|' .. f[7] .. '|' .. f[8] .. '|' .. st, 1)\n"
+    "  if ARGV[20] ~= '' then\n"
+    "    local l = tonumber(ARGV[20])\n"
+    "    for _, le in ipairs({25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}) do\n"
+    "      if l <= le then redis.call('HINCRBY', STATS, 'lat|' .. f[7] .. '|' .. f[8] .. '|' .. "
+    "le, 1) end\n"
+    "    end\n"
+    "    redis.call('HINCRBY', STATS, 'lat|' .. f[7] .. '|' .. f[8] .. '|inf', 1)\n"
+    "    redis.call('HINCRBYFLOAT', STATS, 'latsum|' .. f[7] .. '|' .. f[8], l / 1000)\n"
+    "  end\n"
+    "  if class == 'rate' then redis.call('HINCRBY', STATS, 'r429|' .. f[7] .. '|' .. f[8], 1) "
+    "end\n"
+    "  if ARGV[19] == '1' then redis.call('PUBLISH', ARGV[12], '1') end\n"
+    "end\n"
     "local outcome = ARGV[4]\n"
     "local function keep(field, v) if v ~= '' then redis.call('HSET', KEYS[1], field, v) end end\n"
     "if outcome == 'park' then\n"
-    "  keep('up_id', ARGV[14]); keep('job', ARGV[15]); keep('dep', ARGV[19])\n"
-    "  keep('progress', ARGV[16]); keep('queue_position', ARGV[17]); keep('provider', ARGV[7])\n"
-    "  local at = ARGV[18]\n"
+    "  keep('up_id', ARGV[13]); keep('job', ARGV[14])\n"
+    "  keep('progress', ARGV[15]); keep('queue_position', ARGV[16]); keep('provider', ARGV[7])\n"
+    "  local at = ARGV[17]\n"
     "  if f[1] == 'cancelling' then at = ARGV[3] end\n"
     "  redis.call('ZADD', KEYS[4], at, ARGV[1])\n"
     "  return {'park'}\n"
@@ -182,26 +417,28 @@ static const char finish_lua[] =
     "if f[1] == 'cancelling' then outcome = cancelled_status(KEYS[1]) end\n"
     "if outcome == 'retry' and tonumber(f[3]) >= tonumber(f[4]) then outcome = 'failed' end\n"
     "if outcome == 'retry' then\n"
-    "  redis.call('HSET', KEYS[1], 'status', 'queued', 'last_error', ARGV[9])\n"
+    "  set_status(KEYS[1], 'queued')\n"
+    "  redis.call('HSET', KEYS[1], 'last_error', ARGV[9])\n"
+    "  if ARGV[27] == '1' and f[8] then redis.call('HSET', KEYS[1], 'avoid', f[8]) end\n"
     "  redis.call('ZADD', KEYS[3], ARGV[10], ARGV[1])\n"
     "  return {'retry'}\n"
     "end\n"
     "if outcome == 'release' then\n"
-    "  redis.call('HSET', KEYS[1], 'status', 'queued')\n"
+    "  set_status(KEYS[1], 'queued')\n"
     "  redis.call('HINCRBY', KEYS[1], 'attempts', -1)\n"
-    "  redis.call('RPUSH', ARGV[12] .. f[5], ARGV[1])\n"
-    "  redis.call('PUBLISH', ARGV[13], '1')\n"
+    "  enqueue(KEYS[1], ARGV[1], true)\n"
+    "  redis.call('PUBLISH', ARGV[12], '1')\n"
     "  return {'release'}\n"
     "end\n"
     "if outcome == 'completed' then\n"
     "  redis.call('HSET', KEYS[1], 'result', ARGV[5], 'progress', 100)\n"
-    "  keep('artifacts', ARGV[20])\n"
+    "  keep('artifacts', ARGV[18])\n"
     "elseif outcome == 'failed' then\n"
     "  redis.call('HSET', KEYS[1], 'error', ARGV[9])\n"
     "end\n"
     "keep('usage', ARGV[6]); keep('provider', ARGV[7]); keep('cost', ARGV[8])\n"
     "redis.call('HDEL', KEYS[1], 'last_error', 'queue_position')\n"
-    "finalize(KEYS[1], ARGV[1], outcome, tonumber(ARGV[3]), tonumber(ARGV[11]), f[6])\n"
+    "finalize(KEYS[1], ARGV[1], outcome, now, tonumber(ARGV[11]), f[6])\n"
     "return {outcome}\n";
 
 /*
@@ -216,9 +453,10 @@ static const char cancel_lua[] =
     "if not f[1] or f[2] ~= ARGV[2] then return {'notfound'} end\n"
     "if f[1] == 'queued' then\n"
     "  redis.call('ZREM', KEYS[2], ARGV[1])\n"
+    "  dequeued(KEYS[1])\n"
     "  finalize(KEYS[1], ARGV[1], 'cancelled', tonumber(ARGV[3]), tonumber(ARGV[4]), f[2])\n"
     "elseif f[1] == 'in_progress' then\n"
-    "  redis.call('HSET', KEYS[1], 'status', 'cancelling')\n"
+    "  set_status(KEYS[1], 'cancelling')\n"
     "  if redis.call('ZSCORE', KEYS[3], ARGV[1]) then\n"
     "    redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])\n"
     "  end\n"
@@ -252,18 +490,22 @@ static const char tick_lua[] =
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, lim)\n"
     "for _, id in ipairs(due) do\n"
     "  redis.call('ZREM', KEYS[1], id)\n"
-    "  local f = redis.call('HMGET', ARGV[5] .. id, 'status', 'priority')\n"
-    "  if f[1] == 'queued' then\n"
-    "    redis.call('RPUSH', ARGV[9] .. f[2], id)\n"
+    "  local k = T .. id\n"
+    "  if redis.call('HGET', k, 'status') == 'queued' then\n"
+    "    enqueue(k, id, true)\n"
     "    woke = woke + 1\n"
     "  end\n"
     "end\n"
     "local lost = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, lim)\n"
     "for _, id in ipairs(lost) do\n"
     "  redis.call('ZREM', KEYS[2], id)\n"
-    "  local k = ARGV[5] .. id\n"
-    "  local f = redis.call('HMGET', k, 'status', 'attempts', 'max_attempts', 'priority',\n"
-    "    'tenant', 'up_id')\n"
+    "  local k = T .. id\n"
+    "  local f = redis.call('HMGET', k, 'status', 'attempts', 'max_attempts', 'model', 'tenant',\n"
+    "    'up_id', 'dep')\n"
+    "  if (f[1] == 'in_progress' or f[1] == 'cancelling') and not f[6] and f[7] then\n"
+    "    local dk = '" KEY_DEP "' .. f[4] .. ':' .. f[7]\n"
+    "    redis.call('HSET', dk, 'inf', math.max(0, num(redis.call('HGET', dk, 'inf'), 1) - 1))\n"
+    "  end\n"
     "  if f[1] == 'in_progress' and f[6] then\n"
     "    redis.call('ZADD', '" KEY_POLLS "', now, id)\n"
     "  elseif f[1] == 'in_progress' then\n"
@@ -271,8 +513,8 @@ static const char tick_lua[] =
     "      redis.call('HSET', k, 'error', ARGV[10])\n"
     "      finalize(k, id, 'failed', now, ret, f[5])\n"
     "    else\n"
-    "      redis.call('HSET', k, 'status', 'queued')\n"
-    "      redis.call('RPUSH', ARGV[9] .. f[4], id)\n"
+    "      set_status(k, 'queued')\n"
+    "      enqueue(k, id, true)\n"
     "      woke = woke + 1\n"
     "    end\n"
     "  elseif f[1] == 'cancelling' then\n"
@@ -282,13 +524,15 @@ static const char tick_lua[] =
     "local late = redis.call('ZRANGEBYSCORE', '" KEY_DEADLINES "', '-inf', now, 'LIMIT', 0, lim)\n"
     "for _, id in ipairs(late) do\n"
     "  redis.call('ZREM', '" KEY_DEADLINES "', id)\n"
-    "  local k = ARGV[5] .. id\n"
+    "  local k = T .. id\n"
     "  local f = redis.call('HMGET', k, 'status', 'tenant')\n"
     "  if f[1] == 'queued' then\n"
     "    redis.call('ZREM', KEYS[1], id)\n"
+    "    dequeued(k)\n"
     "    finalize(k, id, 'expired', now, ret, f[2])\n"
     "  elseif f[1] == 'in_progress' then\n"
-    "    redis.call('HSET', k, 'status', 'cancelling', 'cancel_reason', 'expired')\n"
+    "    set_status(k, 'cancelling')\n"
+    "    redis.call('HSET', k, 'cancel_reason', 'expired')\n"
     "    if redis.call('ZSCORE', '" KEY_POLLS "', id) then\n"
     "      redis.call('ZADD', '" KEY_POLLS "', now, id)\n"
     "    end\n"
@@ -297,18 +541,22 @@ static const char tick_lua[] =
     "local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, lim)\n"
     "for _, m in ipairs(old) do\n"
     "  redis.call('ZREM', KEYS[3], m)\n"
-    "  local tenant, id = string.match(m, '^(.*)|(.*)$')\n"
-    "  if tenant then redis.call('ZREM', ARGV[6] .. tenant, id) end\n"
+    "  local tenant, id, status = string.match(m, '^(.*)|(.*)|(.*)$')\n"
+    "  if tenant then\n"
+    "    redis.call('ZREM', ARGV[6] .. tenant, id)\n"
+    "    redis.call('HINCRBY', STATS, 'status|' .. status, -1)\n"
+    "  end\n"
     "end\n"
     "if woke > 0 then redis.call('PUBLISH', ARGV[7], '1') end\n"
     "return {'leader', #due, #lost, #old, #late}\n";
 
 /*
  * LIST — a page of a tenant's tasks, newest first, optionally filtered by status. Scans at most
- * `cap` index entries per call so a filter that matches nothing stays bounded.
+ * `cap` index entries per call so a filter that matches nothing stays bounded; the last id it
+ * looked at is returned as the cursor, so a page that found nothing still lets the client go on.
  * KEYS: 1 tenant index
  * ARGV: 1 after id ("" for the first page), 2 limit, 3 status ("" any), 4 task key prefix, 5 cap
- * Returns {"ok", has_more (0/1), id, hash, id, hash, ...} | {"badcursor"}.
+ * Returns {"ok", has_more (0/1), cursor ("" none), id, hash, id, hash, ...} | {"badcursor"}.
  */
 static const char list_lua[] = "local start = 0\n"
                                "if ARGV[1] ~= '' then\n"
@@ -318,15 +566,13 @@ static const char list_lua[] = "local start = 0\n"
                                "end\n"
                                "local lim = tonumber(ARGV[2])\n"
                                "local cap = tonumber(ARGV[5])\n"
-                               "local out = {'ok', 0}\n"
+                               "local out = {'ok', 0, ''}\n"
                                "local found = 0\n"
                                "local scanned = 0\n"
                                "while scanned < cap do\n"
                                "  local ids = redis.call('ZREVRANGE', KEYS[1], start, start + 99)\n"
                                "  if #ids == 0 then return out end\n"
                                "  for _, id in ipairs(ids) do\n"
-                               "    scanned = scanned + 1\n"
-                               "    start = start + 1\n"
                                "    local k = ARGV[4] .. id\n"
                                "    local st = redis.call('HGET', k, 'status')\n"
                                "    if st and (ARGV[3] == '' or ARGV[3] == st) then\n"
@@ -335,16 +581,70 @@ static const char list_lua[] = "local start = 0\n"
                                "      out[#out+1] = id\n"
                                "      out[#out+1] = redis.call('HGETALL', k)\n"
                                "    end\n"
+                               "    scanned = scanned + 1\n"
+                               "    start = start + 1\n"
+                               "    out[3] = id\n"
                                "    if scanned >= cap then break end\n"
                                "  end\n"
                                "end\n"
                                "if redis.call('ZCARD', KEYS[1]) > start then out[2] = 1 end\n"
                                "return out\n";
 
+/*
+ * GET — a task by id in one round trip, with, while it is queued, an estimate of its place in line
+ * and when it will start: the tasks ahead of it in its tenant's list times the tenants taking
+ * turns at its priority, plus everything queued at higher priorities; the wait is that place over
+ * the pace its model's deployments are configured for (null when they are unpaced).
+ * KEYS: 1 task
+ * ARGV: 1 id
+ * Returns {hash, queue_position (-1 unknown), eta_seconds (-1 unknown)}.
+ */
+static const char get_lua[] =
+    "local t = redis.call('HGETALL', KEYS[1])\n"
+    "local f = redis.call('HMGET', KEYS[1], 'status', 'inq', 'priority', 'tenant', 'model')\n"
+    "if #t == 0 or f[1] ~= 'queued' or f[2] ~= '1' then return {t, -1, -1} end\n"
+    "local p = tonumber(f[3])\n"
+    "local q = '" KEY_QUEUE "' .. p .. ':' .. f[4]\n"
+    "local idx = redis.call('LPOS', q, ARGV[1], 'RANK', -1, 'MAXLEN', 100000)\n"
+    "if not idx then return {t, -1, -1} end\n"
+    "local mine = redis.call('LLEN', q) - 1 - idx\n"
+    "local tenants = math.max(1, redis.call('LLEN', '" KEY_RING "' .. p))\n"
+    "local pos = mine * tenants\n"
+    "for hp = 0, p - 1 do pos = pos + math.max(0, num(redis.call('HGET', STATS, 'depthp|' .. hp), "
+    "0)) end\n"
+    "local eta = -1\n"
+    "local raw = redis.call('GET', '" KEY_ROUTING "' .. f[5])\n"
+    "if raw then\n"
+    "  local rate = 0\n"
+    "  for _, d in ipairs(cjson.decode(raw).deps) do rate = rate + d.rpm / 60 end\n"
+    "  if rate > 0 then eta = math.ceil(pos / rate) end\n"
+    "end\n"
+    "return {t, pos, eta}\n";
+
+/*
+ * METRICS — everything /metrics shows from Redis in one round trip: the counters and gauges
+ * hash, each deployment's live state, and the sizes of the delayed, leased and parked sets.
+ * ARGV: pairs of alias, number of deployments
+ * Returns {stats hash, deployments {alias, index, rt, tt, inf, br, pause, lat}..., delayed,
+ * leased, parked}.
+ */
+static const char metrics_lua[] =
+    "local deps = {}\n"
+    "for i = 1, #ARGV, 2 do\n"
+    "  for d = 0, tonumber(ARGV[i + 1]) - 1 do\n"
+    "    local s = redis.call('HMGET', '" KEY_DEP "' .. ARGV[i] .. ':' .. d, 'rt', 'tt', 'inf',\n"
+    "      'br', 'pause', 'lat')\n"
+    "    deps[#deps+1] = {ARGV[i], tostring(d), s[1] or '', s[2] or '', s[3] or '0',\n"
+    "      s[4] or 'closed', s[5] or '0', s[6] or ''}\n"
+    "  end\n"
+    "end\n"
+    "return {redis.call('HGETALL', STATS), deps, redis.call('ZCARD', '" KEY_DELAYED "'),\n"
+    "  redis.call('ZCARD', '" KEY_LEASES "'), redis.call('ZCARD', '" KEY_POLLS "')}\n";
+
 static const char *const bodies[SCRIPT_COUNT] = {
     [SCRIPT_SUBMIT] = submit_lua, [SCRIPT_CLAIM] = claim_lua,   [SCRIPT_EXTEND] = extend_lua,
     [SCRIPT_FINISH] = finish_lua, [SCRIPT_CANCEL] = cancel_lua, [SCRIPT_TICK] = tick_lua,
-    [SCRIPT_LIST] = list_lua,
+    [SCRIPT_LIST] = list_lua,     [SCRIPT_GET] = get_lua,       [SCRIPT_METRICS] = metrics_lua,
 };
 
 /* Constants once scripts_init has run (prelude + body); written only there. */

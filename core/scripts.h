@@ -17,6 +17,8 @@ enum script_id {
     SCRIPT_CANCEL,
     SCRIPT_TICK,
     SCRIPT_LIST,
+    SCRIPT_GET,
+    SCRIPT_METRICS,
     SCRIPT_COUNT
 };
 

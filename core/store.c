@@ -55,6 +55,7 @@ struct store {
     } listeners[STORE_MAX_LISTENERS];
     int n_listeners;
 
+    bool closing;  /* store_free is closing the connection: not an incident */
     char *channel; /* subscriber mode when set */
     store_msg_cb msg_cb;
     void *msg_arg;
@@ -223,7 +224,11 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     struct store *s = ac->data;
     struct timeval tv = {0, STORE_RECONNECT_MIN_MS * 1000};
 
-    log_warn("redis disconnected", "store=%s status=%d", s->name, status);
+    if (s->closing) {
+        log_debug("redis connection closed", "store=%s", s->name);
+    } else {
+        log_warn("redis disconnected", "store=%s status=%d", s->name, status);
+    }
     s->ac = NULL;
     s->conn = STORE_DOWN;
     if (!evtimer_pending(s->reconnect, NULL)) {
@@ -335,6 +340,7 @@ void store_free(struct store *s)
         return;
     }
     s->n_listeners = 0; /* nobody is told about the disconnect we cause */
+    s->closing = true;
     if (s->ac) {
         redisAsyncContext *ac = s->ac;
         redisAsyncFree(ac);

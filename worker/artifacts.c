@@ -270,7 +270,8 @@ void artifacts_sweep(struct worker *w, int max_entries)
             continue;
         }
         int n = snprintf(path, sizeof(path), "%s/%s", root, e->d_name);
-        if (n > 0 && (size_t)n < sizeof(path) && stat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_mtime < cutoff) {
+        if (n > 0 && (size_t)n < sizeof(path) && stat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+            st.st_mtime < cutoff) {
             remove_task_dir(path);
             removed++;
         }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "adapters/ratelimit.h"
 #include "core/util.h"
 #include "worker/internal.h"
 
@@ -62,6 +63,13 @@ static char *cost_json(const struct config_deployment *dep, const cJSON *usage)
 /* Reports the job completed with res (the normalized result, usage, upstream id). */
 void exec_complete(struct job *j, const struct adapter_result *res)
 {
+    const cJSON *total =
+        res->usage ? cJSON_GetObjectItemCaseSensitive(res->usage, "total_tokens") : NULL;
+
+    j->class = j->mode == JOB_CALL ? "ok" : "none";
+    if (cJSON_IsNumber(total)) {
+        j->tokens_used = (int64_t)total->valuedouble;
+    }
     j->result = print_json(res->result);
     j->usage = print_json(res->usage);
     j->provider = provider_json(j, res->upstream_id ? res->upstream_id : j->up_id);
@@ -73,6 +81,7 @@ void exec_complete(struct job *j, const struct adapter_result *res)
 /* Parks the task: an upstream job runs; the next poll is due after the provider's interval. */
 static void exec_park(struct job *j, const struct adapter_result *res)
 {
+    j->class = j->mode == JOB_CALL ? "ok" : "none";
     int64_t after = res->poll_after_ms >= 0 ? res->poll_after_ms : worker_poll_interval(j);
 
     if (res->upstream_id) {
@@ -87,24 +96,54 @@ static void exec_park(struct job *j, const struct adapter_result *res)
     worker_job_report(j);
 }
 
+/*
+ * What a failed attempt means, in order: a failed poll of a running upstream job polls again
+ * later; a provider's 429/529 pauses the deployment until its retry-after and returns the task
+ * to the head of the queue without spending an attempt; another retryable failure retries,
+ * steered away from this deployment (at once when the alias has another, else after a backoff);
+ * anything else fails the task.
+ */
 void exec_fail(struct job *j, const struct core_err *e)
 {
     cJSON *ej = core_err_to_json(e, true);
     bool upstream_job = j->up_id && j->up_id[0];
+    bool rate = e->retryable && (e->provider_status == 429 || e->provider_status == 529);
+    const struct config_model *m = config_model_find(j->w->cfg, j->model);
+    int64_t now = util_now_ms();
 
     cJSON_free(j->error);
     j->error = cJSON_PrintUnformatted(ej);
     cJSON_Delete(ej);
+    snprintf(j->err_code, sizeof(j->err_code), "%s", e->err_code[0] ? e->err_code : e->type);
+    snprintf(j->err_message, sizeof(j->err_message), "%.*s", (int)sizeof(j->err_message) - 1,
+             e->message);
+    if (j->http_status == 0 && e->provider_status > 0) {
+        j->http_status = e->provider_status;
+    }
     if (j->provider == NULL && j->dep) {
         j->provider = provider_json(j, j->up_id);
     }
+    if (j->mode != JOB_CALL || j->latency_ms < 0) {
+        j->class = "none";
+    } else if (rate) {
+        j->class = "rate";
+    } else if (e->retryable) {
+        j->class = "fail";
+    } else {
+        j->class = e->provider_status >= 500 ? "fail" : "client";
+    }
     if (upstream_job && e->retryable) {
-        /* A poll failed: the upstream job is still there; ask again after a backoff. */
         j->outcome = "park";
-        j->poll_at_ms = util_now_ms() + worker_backoff_ms(j->w, 2, e->retry_after_ms);
+        j->poll_at_ms = now + worker_backoff_ms(j->w, 2, e->retry_after_ms);
+    } else if (rate && j->mode == JOB_CALL) {
+        j->outcome = "release";
+        j->pause_until_ms = now + (e->retry_after_ms >= 0 ? e->retry_after_ms : 1000);
     } else if (e->retryable) {
         j->outcome = "retry";
-        j->retry_at_ms = util_now_ms() + worker_backoff_ms(j->w, j->attempts, e->retry_after_ms);
+        j->avoid = true;
+        j->retry_at_ms = now + ((m && m->n_deployments > 1)
+                                    ? 0
+                                    : worker_backoff_ms(j->w, j->attempts, e->retry_after_ms));
     } else {
         j->outcome = "failed";
     }
@@ -130,6 +169,14 @@ static void exec_outcome(struct job *j, int rc, struct adapter_result *res, stru
     adapter_result_cleanup(res);
 }
 
+/* What a reply says of the deployment: its latency, status and remaining budget. */
+static void note_reply(struct job *j, const struct adapter_response *resp)
+{
+    j->latency_ms = util_mono_ms() - j->started_mono;
+    j->http_status = resp->status;
+    adapter_ratelimit_remaining(resp, &j->remaining_req, &j->remaining_tok);
+}
+
 /* A reply to a call (parse_response) or a poll (parse_poll), by the job's mode. */
 static void on_reply_done(const struct adapter_response *resp, void *arg)
 {
@@ -139,6 +186,7 @@ static void on_reply_done(const struct adapter_response *resp, void *arg)
     int rc;
 
     j->http = NULL;
+    note_reply(j, resp);
     core_err_clear(&e);
     rc = j->mode == JOB_POLL ? j->adapter->parse_poll(&j->call, resp, &res, &e)
                              : j->adapter->parse_response(&j->call, resp, &res, &e);
@@ -251,6 +299,7 @@ static void on_stream_done(const struct adapter_response *resp, void *arg)
     struct core_err e;
 
     j->http = NULL;
+    note_reply(j, resp);
     core_err_clear(&e);
     if (j->stream_failed) {
         e = j->stream_err;
@@ -317,11 +366,7 @@ static void exec_stream(struct job *j)
 
 /* ---- starting ---------------------------------------------------------------------------- */
 
-/*
- * Routing seam: the deployment for a call. Today the first deployment of the alias; the
- * scheduler issue replaces this with strategies, budgets and health. A poll goes back to the
- * deployment that holds its upstream job.
- */
+/* Resolves the job's deployment, adapter, target and parsed input. */
 static int resolve(struct job *j, struct core_err *e)
 {
     const struct config_model *m = config_model_find(j->w->cfg, j->model);
@@ -331,7 +376,9 @@ static int resolve(struct job *j, struct core_err *e)
         return core_err_set(e, CORE_ENOTFOUND, "model", "model '%s' is no longer configured",
                             j->model);
     }
-    if (j->mode == JOB_CALL || j->dep_index < 0 || (size_t)j->dep_index >= m->n_deployments) {
+    /* CLAIM picked the deployment (admission) for a call; a poll goes back to the one that
+     * holds its upstream job. */
+    if (j->dep_index < 0 || (size_t)j->dep_index >= m->n_deployments) {
         j->dep_index = 0;
     }
     j->dep = &m->deployments[j->dep_index];

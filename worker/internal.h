@@ -82,6 +82,18 @@ struct job {
     int queue_position;
     int64_t retry_at_ms;
     int64_t poll_at_ms;
+
+    /* What the attempt taught about the deployment (FINISH updates its shared state). */
+    const char *class; /* ok | fail | rate | client | none */
+    int http_status;
+    int64_t latency_ms;     /* -1 when no call was made */
+    int64_t pause_until_ms; /* 0 = no pause */
+    int64_t remaining_req;  /* -1 unknown */
+    int64_t remaining_tok;  /* -1 unknown */
+    int64_t tokens_used;    /* -1 unknown */
+    bool avoid;             /* steer the retry to another deployment */
+    char err_code[64];      /* for the attempt record */
+    char err_message[160];
 };
 
 struct worker {
@@ -105,6 +117,7 @@ struct worker {
     struct event *tick;
     struct event *heartbeat;
     struct event *grace;
+    struct event *capacity; /* wakes the claim loop when a deployment's budget returns */
 
     int64_t next_sweep_mono;
     uint64_t completed, failed, retried, released, parked;

@@ -24,6 +24,8 @@
 #define WORKER_STOP_REPORT_WAIT_MS 5000
 #define WORKER_SWEEP_MS 60000
 #define WORKER_SWEEP_ENTRIES 5000
+#define WORKER_CAPACITY_MIN_MS 2
+#define WORKER_CAPACITY_MAX_MS 1000
 
 static void kick(struct worker *w);
 static void maybe_done(struct worker *w);
@@ -76,21 +78,78 @@ static void on_report(redisReply *reply, const struct core_err *err, void *arg);
  * Writes the job's outcome with the FINISH script. If Redis cannot take it now, the job waits in
  * REPORT_WAIT and the tick sends it again: an outcome is never dropped because Redis blinked.
  */
+/* The attempt as recorded on the task (calls only): deployment, status, latency, error. */
+static char *attempt_json(const struct job *j)
+{
+    cJSON *a;
+    char *s;
+
+    if (j->mode != JOB_CALL || j->dep == NULL) {
+        return NULL;
+    }
+    a = cJSON_CreateObject();
+    cJSON_AddNumberToObject(a, "attempt", j->attempts);
+    cJSON_AddNumberToObject(a, "deployment", j->dep_index);
+    cJSON_AddStringToObject(a, "provider", j->dep->provider->name);
+    cJSON_AddStringToObject(a, "model", j->dep->model);
+    if (j->http_status > 0) {
+        cJSON_AddNumberToObject(a, "status", j->http_status);
+    } else {
+        cJSON_AddNullToObject(a, "status");
+    }
+    if (j->latency_ms >= 0) {
+        cJSON_AddNumberToObject(a, "latency_ms", (double)j->latency_ms);
+    } else {
+        cJSON_AddNullToObject(a, "latency_ms");
+    }
+    cJSON_AddStringToObject(a, "outcome", j->outcome);
+    if (j->err_message[0]) {
+        cJSON *e = cJSON_AddObjectToObject(a, "error");
+        cJSON_AddStringToObject(e, "code", j->err_code);
+        cJSON_AddStringToObject(e, "message", j->err_message);
+    } else {
+        cJSON_AddNullToObject(a, "error");
+    }
+    cJSON_AddNumberToObject(a, "at", (double)(util_now_ms() / 1000));
+    s = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    return s;
+}
+
+static void fmt_ll(char *buf, size_t size, int64_t v, bool when)
+{
+    if (when) {
+        snprintf(buf, size, "%lld", (long long)v);
+    } else {
+        buf[0] = '\0';
+    }
+}
+
+/*
+ * Writes the job's outcome with the FINISH script. If Redis cannot take it now, the job waits in
+ * REPORT_WAIT and the tick sends it again: an outcome is never dropped because Redis blinked.
+ */
 void worker_job_report(struct job *j)
 {
     struct worker *w = j->w;
     char task_key[96], now_s[24], retry_s[24], ret_s[24], prog_s[16], qpos_s[16], poll_s[24];
-    char dep_s[16];
+    char lat_s[24], pause_s[24], rreq_s[24], rtok_s[24], used_s[24], status_s[16];
+    char *attempt = attempt_json(j);
     int rc;
 
     snprintf(task_key, sizeof(task_key), KEY_TASK "%s", j->id);
     snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
     snprintf(retry_s, sizeof(retry_s), "%lld", (long long)j->retry_at_ms);
     snprintf(ret_s, sizeof(ret_s), "%lld", (long long)w->cfg->tasks.retention_s * 1000);
-    snprintf(prog_s, sizeof(prog_s), "%d", j->progress);
-    snprintf(qpos_s, sizeof(qpos_s), "%d", j->queue_position);
+    fmt_ll(prog_s, sizeof(prog_s), j->progress, j->progress >= 0);
+    fmt_ll(qpos_s, sizeof(qpos_s), j->queue_position, j->queue_position >= 0);
     snprintf(poll_s, sizeof(poll_s), "%lld", (long long)j->poll_at_ms);
-    snprintf(dep_s, sizeof(dep_s), "%d", j->dep_index);
+    fmt_ll(lat_s, sizeof(lat_s), j->latency_ms, j->latency_ms >= 0);
+    fmt_ll(pause_s, sizeof(pause_s), j->pause_until_ms, j->pause_until_ms > 0);
+    fmt_ll(rreq_s, sizeof(rreq_s), j->remaining_req, j->remaining_req >= 0);
+    fmt_ll(rtok_s, sizeof(rtok_s), j->remaining_tok, j->remaining_tok >= 0);
+    fmt_ll(used_s, sizeof(used_s), j->tokens_used, j->tokens_used >= 0);
+    fmt_ll(status_s, sizeof(status_s), j->http_status, j->http_status > 0);
     const char *argv[] = {task_key,
                           KEY_LEASES,
                           KEY_DELAYED,
@@ -106,20 +165,29 @@ void worker_job_report(struct job *j)
                           j->error ? j->error : "",
                           retry_s,
                           ret_s,
-                          KEY_QUEUE,
                           CHANNEL_WAKE,
                           j->out_up_id ? j->out_up_id : "",
                           j->out_job ? j->out_job : "",
-                          j->progress >= 0 ? prog_s : "",
-                          j->queue_position >= 0 ? qpos_s : "",
+                          prog_s,
+                          qpos_s,
                           poll_s,
-                          dep_s,
-                          j->artifacts ? j->artifacts : ""};
+                          j->artifacts ? j->artifacts : "",
+                          j->mode == JOB_CALL && j->dep ? "1" : "0",
+                          lat_s,
+                          j->class ? j->class : "none",
+                          pause_s,
+                          rreq_s,
+                          rtok_s,
+                          used_s,
+                          status_s,
+                          j->avoid ? "1" : "0",
+                          attempt ? attempt : ""};
     j->state = JOB_REPORTING;
-    rc = store_script(w->store, SCRIPT_FINISH, on_report, j, 4, 24, argv, NULL);
+    rc = store_script(w->store, SCRIPT_FINISH, on_report, j, 4, 32, argv, NULL);
     if (rc < 0) {
         j->state = JOB_REPORT_WAIT;
     }
+    cJSON_free(attempt);
 }
 
 static void on_report(redisReply *reply, const struct core_err *err, void *arg)
@@ -191,6 +259,10 @@ static struct job *job_from_claim(struct worker *w, redisReply **f)
     j->progress = -1;
     j->queue_position = -1;
     j->artifact_fd = -1;
+    j->latency_ms = -1;
+    j->remaining_req = -1;
+    j->remaining_tok = -1;
+    j->tokens_used = -1;
     snprintf(j->id, sizeof(j->id), "%s", f[0]->str);
     snprintf(j->fence, sizeof(j->fence), "%s", f[1]->str);
     j->attempts = f[2]->type == REDIS_REPLY_STRING ? atoi(f[2]->str) : 0;
@@ -219,15 +291,17 @@ static struct job *job_from_claim(struct worker *w, redisReply **f)
 static void on_claim(redisReply *reply, const struct core_err *err, void *arg)
 {
     struct worker *w = arg;
+    long long wait_ms;
     size_t n;
 
     w->claiming = false;
-    if (err != NULL || reply->type != REDIS_REPLY_ARRAY) {
+    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
         return; /* the tick or the reconnect tries again */
     }
-    n = reply->elements / WORKER_CLAIM_FIELDS;
+    wait_ms = reply->element[0]->integer;
+    n = (reply->elements - 1) / WORKER_CLAIM_FIELDS;
     for (size_t i = 0; i < n; i++) {
-        redisReply **f = &reply->element[i * WORKER_CLAIM_FIELDS];
+        redisReply **f = &reply->element[1 + i * WORKER_CLAIM_FIELDS];
         bool ok = f[0]->type == REDIS_REPLY_STRING && f[1]->type == REDIS_REPLY_STRING;
         struct job *j = ok ? job_from_claim(w, f) : NULL;
         if (j == NULL) {
@@ -250,6 +324,14 @@ static void on_claim(redisReply *reply, const struct core_err *err, void *arg)
      * when the script ran, unless a wake arrived since. */
     w->idle = (long)n < w->claim_asked && !w->woken;
     w->woken = false;
+    if (w->idle && wait_ms > 0 && !w->stopping) {
+        /* Work is waiting for a deployment's budget: claim again when it returns. */
+        long ms = wait_ms < WORKER_CAPACITY_MIN_MS   ? WORKER_CAPACITY_MIN_MS
+                  : wait_ms > WORKER_CAPACITY_MAX_MS ? WORKER_CAPACITY_MAX_MS
+                                                     : (long)wait_ms;
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        evtimer_add(w->capacity, &tv);
+    }
     if (!w->idle) {
         kick(w);
     }
@@ -260,7 +342,7 @@ static void kick(struct worker *w)
 {
     long free_slots = w->cfg->worker.concurrency - (long)w->n_jobs;
     long n = free_slots < w->cfg->worker.claim_batch ? free_slots : w->cfg->worker.claim_batch;
-    char now_s[24], lease_s[24], n_s[24];
+    char now_s[24], lease_s[24], n_s[24], seed_s[16], burst_s[24];
 
     if (w->stopping || w->claiming || n <= 0 || !store_ready(w->store)) {
         return;
@@ -268,9 +350,10 @@ static void kick(struct worker *w)
     snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
     snprintf(lease_s, sizeof(lease_s), "%ld", w->cfg->tasks.lease_ms);
     snprintf(n_s, sizeof(n_s), "%ld", n);
-    const char *argv[] = {KEY_QUEUE_0, KEY_QUEUE_1, KEY_QUEUE_2, KEY_LEASES, KEY_POLLS,
-                          now_s,       lease_s,     n_s,         KEY_TASK};
-    if (store_script(w->store, SCRIPT_CLAIM, on_claim, w, 5, 9, argv, NULL) == 0) {
+    snprintf(seed_s, sizeof(seed_s), "%u", (unsigned)(util_rand_unit() * 4294967295.0));
+    snprintf(burst_s, sizeof(burst_s), "%ld", w->cfg->scheduler.burst_ms);
+    const char *argv[] = {KEY_LEASES, KEY_POLLS, now_s, lease_s, n_s, seed_s, burst_s};
+    if (store_script(w->store, SCRIPT_CLAIM, on_claim, w, 2, 7, argv, NULL) == 0) {
         w->claiming = true;
         w->claim_asked = n;
     }
@@ -418,10 +501,40 @@ static void on_wake(const char *payload, size_t len, void *arg)
     kick(w);
 }
 
+/*
+ * Publishes every alias's routing (strategy, limits, prices, breaker) for the CLAIM script. Each
+ * worker writes the same definition from the same config; the last writer wins.
+ */
+static void publish_routing(struct worker *w)
+{
+    for (size_t i = 0; i < w->cfg->n_models; i++) {
+        const struct config_model *m = &w->cfg->models[i];
+        char key[192];
+        char *json = config_model_routing_json(w->cfg, m);
+        if (json == NULL) {
+            continue;
+        }
+        snprintf(key, sizeof(key), KEY_ROUTING "%s", m->alias);
+        const char *argv[] = {"SET", key, json};
+        store_command(w->store, NULL, NULL, 3, argv, NULL);
+        cJSON_free(json);
+    }
+}
+
+static void on_capacity(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    w->idle = false;
+    kick(w);
+}
+
 static void on_store_state(bool connected, void *arg)
 {
     struct worker *w = arg;
     if (connected) {
+        publish_routing(w);
         flush_reports(w);
         kick(w);
     }
@@ -528,7 +641,9 @@ struct worker *worker_new(struct event_base *base, const struct config *cfg, str
     w->tick = event_new(base, -1, EV_PERSIST, on_tick, w);
     w->heartbeat = event_new(base, -1, EV_PERSIST, on_heartbeat_timer, w);
     w->grace = evtimer_new(base, on_grace, w);
-    if (w->http == NULL || w->tick == NULL || w->heartbeat == NULL || w->grace == NULL) {
+    w->capacity = evtimer_new(base, on_capacity, w);
+    if (w->http == NULL || w->tick == NULL || w->heartbeat == NULL || w->grace == NULL ||
+        w->capacity == NULL) {
         core_err_set(err, CORE_ENOMEM, NULL, "cannot set up the worker");
         worker_free(w);
         return NULL;
@@ -538,6 +653,9 @@ struct worker *worker_new(struct event_base *base, const struct config *cfg, str
     hb.tv_usec = ((cfg->tasks.lease_ms / 3) % 1000) * 1000;
     event_add(w->heartbeat, &hb);
     store_on_state(store, on_store_state, w);
+    if (store_ready(store)) {
+        publish_routing(w);
+    }
     if (store_subscribe(wake, CHANNEL_WAKE, on_wake, w) < 0) {
         core_err_set(err, CORE_ENOMEM, NULL, "cannot subscribe");
         worker_free(w);
@@ -566,6 +684,9 @@ void worker_free(struct worker *w)
     }
     if (w->grace) {
         event_free(w->grace);
+    }
+    if (w->capacity) {
+        event_free(w->capacity);
     }
     free(w);
 }
