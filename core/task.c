@@ -148,6 +148,9 @@ cJSON *task_to_json(const char *id, const redisReply *hash)
     if (task_hash_get(hash, "last_error")) {
         add_raw(o, "last_error", task_hash_get(hash, "last_error"));
     }
+    if (task_hash_get(hash, "attempt_log")) {
+        add_raw(o, "attempt_log", task_hash_get(hash, "attempt_log"));
+    }
     add_raw(o, "usage", task_hash_get(hash, "usage"));
     add_raw(o, "cost", task_hash_get(hash, "cost"));
     add_artifacts(o, id, task_hash_get(hash, "artifacts"));
