@@ -15,8 +15,8 @@
 #include <curl/curl.h>
 
 #include "adapters/adapter.h"
-
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#include "adapters/dialect.h"
+#include "core/util.h"
 
 /* Every dialect sluice speaks. adapter_find() looks names up here. */
 static const struct adapter *const adapter_table[] = {
@@ -231,18 +231,6 @@ const char *adapter_header_get(const struct adapter_response *resp, const char *
     return NULL;
 }
 
-/* A wait clamped into [0, ADAPTER_MAX_WAIT_MS], rounded up to whole ms. */
-static int64_t clamp_wait_ms(double ms)
-{
-    if (!(ms > 0)) {
-        return 0;
-    }
-    if (ms >= (double)ADAPTER_MAX_WAIT_MS) {
-        return ADAPTER_MAX_WAIT_MS;
-    }
-    return (int64_t)ceil(ms);
-}
-
 /*
  * A header value that is only a decimal number (optionally signed, with a fraction), times scale,
  * as a clamped wait. strtod alone would also take exponents, hex, "inf" and "nan", which no
@@ -263,7 +251,7 @@ static int parse_wait_number(const char *s, double scale, int64_t *out_ms)
     if (end != digits + n || !isfinite(v)) {
         return -1;
     }
-    *out_ms = clamp_wait_ms(v * scale);
+    *out_ms = adapter_clamp_wait_ms(v * scale);
     return 0;
 }
 
@@ -293,7 +281,7 @@ int64_t adapter_retry_after_ms(const struct adapter_response *resp)
     if (when == (time_t)-1) {
         return -1;
     }
-    return clamp_wait_ms((double)when * 1000.0 - (double)resp->now_ms);
+    return adapter_clamp_wait_ms((double)when * 1000.0 - (double)resp->now_ms);
 }
 
 int adapter_classify_transport(const struct adapter_response *resp, struct core_err *err)
@@ -335,42 +323,15 @@ bool adapter_status_retryable(int status)
 }
 
 /*
- * Nesting depth of a JSON text, counted on brackets outside strings, stopping as soon as it passes
- * max. cJSON recurses once per level (and so do its printer and destructor), so depth is checked
- * before cJSON sees the text rather than trusting its compiled-in limit.
+ * cJSON recurses once per level (and so do its printer and destructor), so depth is checked before
+ * cJSON sees the text rather than trusting its compiled-in limit.
  */
-static bool json_depth_ok(const char *s, size_t len, int max)
-{
-    int depth = 0;
-    bool in_string = false;
-
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (in_string) {
-            if (c == '\\') {
-                i++;
-            } else if (c == '"') {
-                in_string = false;
-            }
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > max) {
-                return false;
-            }
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
-    return true;
-}
-
 cJSON *adapter_json_parse(const char *body, size_t len)
 {
     if (body == NULL || len == 0 || len > ADAPTER_MAX_REPLY_BYTES) {
         return NULL;
     }
-    if (!json_depth_ok(body, len, ADAPTER_MAX_JSON_DEPTH)) {
+    if (util_json_depth(body, len, ADAPTER_MAX_JSON_DEPTH) > ADAPTER_MAX_JSON_DEPTH) {
         return NULL;
     }
     return cJSON_ParseWithLengthOpts(body, len, NULL, false);
@@ -402,23 +363,9 @@ bool adapter_error_fields_read(const cJSON *root, struct adapter_error_fields *o
 }
 
 /*
- * How many bytes of s fit in cap - 1 without splitting a UTF-8 sequence, so a provider's long
- * message cut to fit struct core_err still prints as valid JSON.
+ * A provider's long message or type is cut to fit struct core_err on a UTF-8 boundary, so it still
+ * prints as valid JSON.
  */
-static int utf8_fit(const char *s, size_t cap)
-{
-    size_t n = strlen(s);
-
-    if (n < cap) {
-        return (int)n;
-    }
-    n = cap - 1;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) {
-        n--;
-    }
-    return (int)n;
-}
-
 int adapter_http_error(const struct adapter_response *resp, const struct adapter_error_fields *f,
                        struct core_err *err)
 {
@@ -437,15 +384,15 @@ int adapter_http_error(const struct adapter_response *resp, const struct adapter
         param = NULL;
     }
     if (f != NULL && f->message != NULL && f->message[0] != '\0') {
-        core_err_set(err, CORE_EUPSTREAM, param, "%.*s", utf8_fit(f->message, sizeof(err->message)),
-                     f->message);
+        core_err_set(err, CORE_EUPSTREAM, param, "%.*s",
+                     adapter_utf8_fit(f->message, sizeof(err->message)), f->message);
     } else {
         core_err_set(err, CORE_EUPSTREAM, param, "provider returned HTTP %d", resp->status);
     }
     if (f != NULL && f->type != NULL && f->type[0] != '\0') {
         type = f->type;
     }
-    snprintf(err->type, sizeof(err->type), "%.*s", utf8_fit(type, sizeof(err->type)), type);
+    snprintf(err->type, sizeof(err->type), "%.*s", adapter_utf8_fit(type, sizeof(err->type)), type);
     core_err_set_code(err, (f != NULL) ? f->code : NULL);
     err->http_status = http_status;
     err->provider_status = resp->status;

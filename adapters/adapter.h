@@ -5,7 +5,9 @@
  * functions over data: they build the HTTP request for a task and deployment, parse a reply into
  * the normalized OpenAI-shaped result and usage, and classify a failure (retryable or not,
  * retry-after). They never touch the event loop, curl handles or Redis; the worker owns all I/O.
- * Hooks a dialect does not support are NULL. Code that two dialects share lives once in adapter.c.
+ * Hooks a dialect does not support are NULL. Code that two dialects share lives once: here and in
+ * adapter.c when the worker or the tests use it too, in dialect.h / dialect.c when only dialects
+ * do, and in media.h / media.c for the long-running media jobs of replicate and fal.
  */
 #ifndef SLUICE_ADAPTER_H
 #define SLUICE_ADAPTER_H
@@ -210,8 +212,8 @@ int adapter_classify_transport(const struct adapter_response *resp, struct core_
 bool adapter_status_retryable(int status);
 
 /*
- * Shared by dialects. Everything below is what two or more adapters need; a dialect file keeps only
- * what is its own.
+ * Shared by dialects and also used outside adapters/ (the worker, the tests); helpers only dialects
+ * use are in dialect.h.
  */
 
 /* Bounds on what a reply can make an adapter do. */

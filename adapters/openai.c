@@ -10,12 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapters/adapter.h"
+#include "adapters/dialect.h"
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define OPENAI_MAX_IMAGES 128      /* more images in one reply is not a reply we believe */
-#define OPENAI_MAX_ID_LEN 200      /* a video id spliced into a URL path */
-#define OPENAI_OOM "out of memory" /* the message of every CORE_ENOMEM below */
+#define OPENAI_MAX_IMAGES 128 /* more images in one reply is not a reply we believe */
+#define OPENAI_MAX_ID_LEN 200 /* a video id spliced into a URL path */
 
 struct openai_op;
 
@@ -66,10 +64,7 @@ static const char *const openai_final_codes[] = {
 };
 
 /* The buckets OpenAI reports on a 429, each with the header saying when it refills. */
-static const struct {
-    const char *reset;
-    const char *remaining;
-} openai_reset_headers[] = {
+static const struct adapter_reset_header openai_reset_headers[] = {
     {"x-ratelimit-reset-requests", "x-ratelimit-remaining-requests"},
     {"x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens"},
 };
@@ -137,11 +132,6 @@ static int openai_unsupported(enum adapter_op op, struct core_err *err)
                         adapter_op_name(op));
 }
 
-static int openai_oom(struct core_err *err)
-{
-    return core_err_set(err, CORE_ENOMEM, NULL, OPENAI_OOM);
-}
-
 /* Sets o[key] to a string, replacing whatever was there. false on OOM. */
 static bool openai_set_string(cJSON *o, const char *key, const char *value)
 {
@@ -160,7 +150,7 @@ static int openai_copy_body(const struct adapter_call *call, const char *const *
     }
     if (body == NULL || !openai_set_string(body, "model", call->target->model)) {
         cJSON_Delete(body);
-        return openai_oom(err);
+        return adapter_oom(err);
     }
     *out = body;
     return 0;
@@ -203,7 +193,7 @@ static int openai_chat_body(const struct adapter_call *call, cJSON **out, struct
         !cJSON_AddItemToObject(body, "stream_options", stream_opts)) {
         cJSON_Delete(stream_opts);
         cJSON_Delete(body);
-        return openai_oom(err);
+        return adapter_oom(err);
     }
     *out = body;
     return 0;
@@ -229,7 +219,7 @@ static int openai_video_body(const struct adapter_call *call, cJSON **out, struc
     }
     if (!ok) {
         cJSON_Delete(body);
-        return openai_oom(err);
+        return adapter_oom(err);
     }
     *out = body;
     return 0;
@@ -262,19 +252,13 @@ static int openai_check_input(const struct adapter_call *call, const struct open
 static int openai_add_headers(const struct adapter_target *t, struct adapter_request *out,
                               bool json_body)
 {
-    if (t->api_key != NULL && t->api_key[0] != '\0' &&
-        adapter_request_add_header(out, "Authorization: Bearer %s", t->api_key) != 0) {
+    if (adapter_request_add_key(out, "Authorization: Bearer ", t->api_key) != 0) {
         return CORE_ENOMEM;
     }
     if (json_body && adapter_request_add_header(out, "Content-Type: application/json") != 0) {
         return CORE_ENOMEM;
     }
     return 0;
-}
-
-static bool openai_target_ok(const struct adapter_target *t)
-{
-    return t != NULL && t->base_url != NULL && t->model != NULL && t->model[0] != '\0';
 }
 
 static int openai_build_request(const struct adapter_call *call, struct adapter_request *out,
@@ -291,21 +275,15 @@ static int openai_build_request(const struct adapter_call *call, struct adapter_
         rc = openai_unsupported(call->op, err);
         goto out;
     }
-    if (!openai_target_ok(t)) {
-        rc = core_err_set(err, CORE_EINTERNAL, NULL, "deployment has no base_url or model");
+    if ((rc = adapter_target_check(t, err)) != 0 || (rc = openai_check_input(call, op, err)) != 0 ||
+        (rc = op->body(call, &body, err)) != 0) {
         goto out;
     }
-    if ((rc = openai_check_input(call, op, err)) != 0 || (rc = op->body(call, &body, err)) != 0) {
+    if (adapter_request_set_json(out, "POST", adapter_url_join(t->base_url, op->path), body) != 0 ||
+        openai_add_headers(t, out, true) != 0) {
+        rc = adapter_oom(err);
         goto out;
     }
-    snprintf(out->method, sizeof(out->method), "POST");
-    out->url = adapter_url_join(t->base_url, op->path);
-    out->body = cJSON_PrintUnformatted(body);
-    if (out->url == NULL || out->body == NULL || openai_add_headers(t, out, true) != 0) {
-        rc = openai_oom(err);
-        goto out;
-    }
-    out->body_len = strlen(out->body);
 out:
     cJSON_Delete(body);
     if (rc != 0) {
@@ -320,12 +298,7 @@ out:
  */
 static bool openai_id_ok(const char *id)
 {
-    size_t n = id ? strlen(id) : 0;
-
-    if (n == 0 || n > OPENAI_MAX_ID_LEN || strcmp(id, ".") == 0 || strcmp(id, "..") == 0) {
-        return false;
-    }
-    return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") == n;
+    return adapter_id_ok(id, OPENAI_MAX_ID_LEN, "_-.");
 }
 
 /* A request on <base>/videos/<id><suffix>: polls, the cancel, and the content fetch. */
@@ -337,8 +310,7 @@ static int openai_video_request(const struct adapter_target *t, const char *meth
     int rc = 0;
 
     memset(out, 0, sizeof(*out));
-    if (!openai_target_ok(t)) {
-        rc = core_err_set(err, CORE_EINTERNAL, NULL, "deployment has no base_url or model");
+    if ((rc = adapter_target_check(t, err)) != 0) {
         goto out;
     }
     if (!openai_id_ok(id)) {
@@ -349,7 +321,7 @@ static int openai_video_request(const struct adapter_target *t, const char *meth
     snprintf(path, sizeof(path), "videos/%s%s", id, suffix);
     out->url = adapter_url_join(t->base_url, path);
     if (out->url == NULL || openai_add_headers(t, out, false) != 0) {
-        rc = openai_oom(err);
+        rc = adapter_oom(err);
         goto out;
     }
 out:
@@ -359,55 +331,35 @@ out:
     return rc;
 }
 
-static int openai_build_poll(const struct adapter_call *call, struct adapter_request *out,
-                             struct core_err *err)
+/* A request on the call's video job: polls and the cancel; other kinds have no job. */
+static int openai_job_request(const struct adapter_call *call, const char *method,
+                              struct adapter_request *out, struct core_err *err)
 {
     core_err_clear(err);
     if (call->op != ADAPTER_OP_VIDEO) {
         memset(out, 0, sizeof(*out));
         return openai_unsupported(call->op, err);
     }
-    return openai_video_request(call->target, "GET", call->upstream_id, "", out, err);
+    return openai_video_request(call->target, method, call->upstream_id, "", out, err);
+}
+
+static int openai_build_poll(const struct adapter_call *call, struct adapter_request *out,
+                             struct core_err *err)
+{
+    return openai_job_request(call, "GET", out, err);
 }
 
 /* OpenAI drops a video job, queued or not, by deleting the video. */
 static int openai_build_cancel(const struct adapter_call *call, struct adapter_request *out,
                                struct core_err *err)
 {
-    core_err_clear(err);
-    if (call->op != ADAPTER_OP_VIDEO) {
-        memset(out, 0, sizeof(*out));
-        return openai_unsupported(call->op, err);
-    }
-    return openai_video_request(call->target, "DELETE", call->upstream_id, "", out, err);
+    return openai_job_request(call, "DELETE", out, err);
 }
 
-/*
- * The wait a 429 implies when it carried no retry-after: when the emptied bucket refills. Buckets
- * reported at zero remaining are the ones that tripped; when none is reported empty, wait for the
- * longest reset given, since waiting a little long costs less than another 429. -1 when none parse.
- */
-static int64_t openai_reset_wait_ms(const struct adapter_response *resp)
+/* OpenAI's reset headers are Go durations ("6m0s"), counted from when the reply came. */
+static int openai_reset_parse(const struct adapter_response *resp, const char *value, int64_t *ms)
 {
-    int64_t any = -1;
-    int64_t exhausted = -1;
-
-    for (size_t i = 0; i < ARRAY_LEN(openai_reset_headers); i++) {
-        const char *reset = adapter_header_get(resp, openai_reset_headers[i].reset);
-        const char *left = adapter_header_get(resp, openai_reset_headers[i].remaining);
-        int64_t ms;
-
-        if (reset == NULL || adapter_parse_duration_ms(reset, &ms) != 0) {
-            continue;
-        }
-        if (ms > any) {
-            any = ms;
-        }
-        if (left != NULL && strcmp(left, "0") == 0 && ms > exhausted) {
-            exhausted = ms;
-        }
-    }
-    return exhausted >= 0 ? exhausted : any;
+    return adapter_parse_duration_ms(value, ms);
 }
 
 static bool openai_is_final(const struct core_err *err)
@@ -436,23 +388,9 @@ static int openai_http_error(const struct adapter_response *resp, const cJSON *r
         err->retryable = false;
     }
     if (resp->status == 429 && err->retry_after_ms < 0) {
-        err->retry_after_ms = openai_reset_wait_ms(resp);
+        err->retry_after_ms = adapter_reset_wait_ms(
+            resp, openai_reset_headers, ARRAY_LEN(openai_reset_headers), openai_reset_parse);
     }
-    return err->code;
-}
-
-/*
- * A 2xx that is not the object asked for. Retryable: a proxy or an overloaded server cut the
- * body, and the next attempt usually gets a whole one. Too large is final: it would come back as
- * large.
- */
-static int openai_malformed(const struct adapter_response *resp, const char *why,
-                            struct core_err *err)
-{
-    core_err_set(err, CORE_EUPSTREAM, NULL, "malformed reply from the provider: %s", why);
-    core_err_set_code(err, "malformed_reply");
-    err->provider_status = resp->status;
-    err->retryable = resp->body_len <= ADAPTER_MAX_REPLY_BYTES;
     return err->code;
 }
 
@@ -462,7 +400,7 @@ static int openai_copy_object(const cJSON *o, const char *key, cJSON **slot, str
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
     if (cJSON_IsObject(v) && (*slot = cJSON_Duplicate(v, true)) == NULL) {
-        return openai_oom(err);
+        return adapter_oom(err);
     }
     return 0;
 }
@@ -476,7 +414,7 @@ static int openai_fill_model(const struct adapter_call *call, cJSON *root, struc
         t->model == NULL) {
         return 0;
     }
-    return openai_set_string(root, "model", t->model) ? 0 : openai_oom(err);
+    return openai_set_string(root, "model", t->model) ? 0 : adapter_oom(err);
 }
 
 /* Takes root as the DONE result. */
@@ -494,14 +432,14 @@ static int openai_chat_parse(const struct adapter_call *call, const struct adapt
     int rc;
 
     if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(*root, "choices"))) {
-        return openai_malformed(resp, "no choices array", err);
+        return adapter_malformed_body(resp->status, resp->body_len, "no choices array", err);
     }
     if ((rc = openai_fill_model(call, *root, err)) != 0 ||
         (rc = openai_copy_object(*root, "usage", &out->usage, err)) != 0) {
         return rc;
     }
     if (cJSON_IsString(id) && (out->upstream_id = strdup(id->valuestring)) == NULL) {
-        return openai_oom(err);
+        return adapter_oom(err);
     }
     openai_take_result(root, out);
     return 0;
@@ -514,7 +452,7 @@ static int openai_embedding_parse(const struct adapter_call *call,
     int rc;
 
     if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(*root, "data"))) {
-        return openai_malformed(resp, "no data array", err);
+        return adapter_malformed_body(resp->status, resp->body_len, "no data array", err);
     }
     if ((rc = openai_fill_model(call, *root, err)) != 0 ||
         (rc = openai_copy_object(*root, "usage", &out->usage, err)) != 0) {
@@ -527,11 +465,10 @@ static int openai_embedding_parse(const struct adapter_call *call,
 /* The content type of generated images: the reply's output_format, else the request's, else PNG. */
 static const char *openai_image_type(const cJSON *reply, const cJSON *input)
 {
-    const char *fmt =
-        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(reply, "output_format"));
+    const char *fmt = adapter_json_str(reply, "output_format");
 
     if (fmt == NULL) {
-        fmt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(input, "output_format"));
+        fmt = adapter_json_str(input, "output_format");
     }
     for (size_t i = 0; fmt != NULL && i < ARRAY_LEN(openai_image_types); i++) {
         if (strcmp(fmt, openai_image_types[i].format) == 0) {
@@ -556,33 +493,34 @@ static int openai_image_artifacts(const struct adapter_call *call,
     const cJSON *item;
 
     if (n > OPENAI_MAX_IMAGES) {
-        return openai_malformed(resp, "too many images", err);
+        return adapter_malformed_body(resp->status, resp->body_len, "too many images", err);
     }
     if (n == 0) {
         return 0;
     }
     out->artifacts = calloc(n, sizeof(*out->artifacts));
     if (out->artifacts == NULL) {
-        return openai_oom(err);
+        return adapter_oom(err);
     }
     cJSON_ArrayForEach(item, data)
     {
         struct adapter_artifact *art = &out->artifacts[out->n_artifacts];
-        const char *b64 = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "b64_json"));
-        const char *url = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "url"));
+        const char *b64 = adapter_json_str(item, "b64_json");
+        const char *url = adapter_json_str(item, "url");
 
         if (b64 != NULL && b64[0] != '\0') {
             snprintf(art->content_type, sizeof(art->content_type), "%s", type);
             if ((art->b64 = strdup(b64)) == NULL) {
-                return openai_oom(err);
+                return adapter_oom(err);
             }
         } else if (url != NULL && url[0] != '\0') {
             snprintf(art->fetch.method, sizeof(art->fetch.method), "GET");
             if ((art->fetch.url = strdup(url)) == NULL) {
-                return openai_oom(err);
+                return adapter_oom(err);
             }
         } else {
-            return openai_malformed(resp, "an image has neither url nor b64_json", err);
+            return adapter_malformed_body(resp->status, resp->body_len,
+                                          "an image has neither url nor b64_json", err);
         }
         out->n_artifacts++;
     }
@@ -599,11 +537,11 @@ static int openai_image_usage(const cJSON *root, struct adapter_result *out, str
         return rc;
     }
     if (out->usage == NULL && (out->usage = cJSON_CreateObject()) == NULL) {
-        return openai_oom(err);
+        return adapter_oom(err);
     }
     cJSON_DeleteItemFromObjectCaseSensitive(out->usage, "images");
     if (cJSON_AddNumberToObject(out->usage, "images", n) == NULL) {
-        return openai_oom(err);
+        return adapter_oom(err);
     }
     return 0;
 }
@@ -614,7 +552,7 @@ static int openai_image_parse(const struct adapter_call *call, const struct adap
     int rc;
 
     if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(*root, "data"))) {
-        return openai_malformed(resp, "no data array", err);
+        return adapter_malformed_body(resp->status, resp->body_len, "no data array", err);
     }
     if ((rc = openai_image_artifacts(call, resp, *root, out, err)) != 0 ||
         (rc = openai_image_usage(*root, out, err)) != 0) {
@@ -657,11 +595,11 @@ static int openai_video_done(const struct adapter_call *call, const char *id, cJ
     }
     if (seconds >= 0 && ((out->usage = cJSON_CreateObject()) == NULL ||
                          cJSON_AddNumberToObject(out->usage, "seconds", seconds) == NULL)) {
-        return openai_oom(err);
+        return adapter_oom(err);
     }
     art = calloc(1, sizeof(*art));
     if (art == NULL) {
-        return openai_oom(err);
+        return adapter_oom(err);
     }
     out->artifacts = art;
     out->n_artifacts = 1;
@@ -700,14 +638,14 @@ static int openai_video_failed(const struct adapter_response *resp, const cJSON 
 static int openai_video_parse(const struct adapter_call *call, const struct adapter_response *resp,
                               cJSON **root, struct adapter_result *out, struct core_err *err)
 {
-    const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(*root, "id"));
-    const char *status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(*root, "status"));
+    const char *id = adapter_json_str(*root, "id");
+    const char *status = adapter_json_str(*root, "status");
     const cJSON *progress = cJSON_GetObjectItemCaseSensitive(*root, "progress");
     enum openai_video_phase phase = VIDEO_PENDING;
     bool known = (status == NULL);
 
     if (!openai_id_ok(id)) {
-        return openai_malformed(resp, "no usable video id", err);
+        return adapter_malformed_body(resp->status, resp->body_len, "no usable video id", err);
     }
     for (size_t i = 0; status != NULL && i < ARRAY_LEN(openai_video_statuses); i++) {
         if (strcmp(status, openai_video_statuses[i].status) == 0) {
@@ -716,13 +654,13 @@ static int openai_video_parse(const struct adapter_call *call, const struct adap
         }
     }
     if (!known) {
-        return openai_malformed(resp, "unknown video status", err);
+        return adapter_malformed_body(resp->status, resp->body_len, "unknown video status", err);
     }
     if (phase == VIDEO_FAILED) {
         return openai_video_failed(resp, *root, err);
     }
     if ((out->upstream_id = strdup(id)) == NULL) {
-        return openai_oom(err);
+        return adapter_oom(err);
     }
     if (phase == VIDEO_DONE) {
         return openai_video_done(call, id, root, out, err);
@@ -738,31 +676,9 @@ static int openai_video_parse(const struct adapter_call *call, const struct adap
 }
 
 /*
- * What every reply goes through before its kind's parser: transport failures, HTTP errors, the
- * size cap, and a body that must be a JSON object. Returns 0 with *root (caller frees) or a
- * negative code with err filled.
+ * The shared shape of parse_response and parse_poll: the checks every reply goes through
+ * (adapter_reply_root), then the kind's parser.
  */
-static int openai_reply_root(const struct adapter_response *resp, cJSON **root,
-                             struct core_err *err)
-{
-    *root = NULL;
-    if (resp->transport != ADAPTER_TRANSPORT_OK) {
-        return adapter_classify_transport(resp, err);
-    }
-    *root = adapter_json_parse(resp->body, resp->body_len);
-    if (resp->status < 200 || resp->status > 299) {
-        return openai_http_error(resp, *root, err);
-    }
-    if (resp->body_len > ADAPTER_MAX_REPLY_BYTES) {
-        return openai_malformed(resp, "the body passed the size limit", err);
-    }
-    if (!cJSON_IsObject(*root)) {
-        return openai_malformed(resp, "the body is not a JSON object", err);
-    }
-    return 0;
-}
-
-/* The shared shape of parse_response and parse_poll: the checks, then the kind's parser. */
 static int openai_parse_with(openai_parse_fn parse, const struct adapter_call *call,
                              const struct adapter_response *resp, struct adapter_result *out,
                              struct core_err *err)
@@ -776,7 +692,7 @@ static int openai_parse_with(openai_parse_fn parse, const struct adapter_call *c
         rc = openai_unsupported(call->op, err);
         goto out;
     }
-    if ((rc = openai_reply_root(resp, &root, err)) != 0) {
+    if ((rc = adapter_reply_root(resp, openai_http_error, &root, err)) != 0) {
         goto out;
     }
     rc = parse(call, resp, &root, out, err);
@@ -893,7 +809,7 @@ static int openai_stream_event(void *state, const char *event, const char *data,
         goto out;
     }
     if (!cJSON_AddItemToArray(chunks, root)) {
-        rc = openai_oom(err);
+        rc = adapter_oom(err);
         goto out;
     }
     root = NULL;

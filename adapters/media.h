@@ -1,0 +1,118 @@
+/*
+ * adapters/media.h — what the long-running media dialects (replicate, fal) share, internal to
+ * adapters/: reading an OpenAI image or video body, mapping sizes to aspect ratios, judging the
+ * URLs a provider hands back, and turning a finished job into OpenAI's images response or video
+ * object with one download per file.
+ */
+#ifndef SLUICE_ADAPTER_MEDIA_H
+#define SLUICE_ADAPTER_MEDIA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "adapters/adapter.h"
+#include "core/err.h"
+
+/* Bounds on what a client's request or a provider's reply can make a media dialect do. */
+#define MEDIA_MAX_N 10         /* images per task, as OpenAI allows */
+#define MEDIA_MAX_SIDE 16384   /* pixels per side of a requested size */
+#define MEDIA_MAX_SECONDS 3600 /* a requested video length */
+#define MEDIA_MAX_OUTPUTS 16   /* outputs of one job kept as artifacts; the rest are dropped */
+#define MEDIA_MAX_URL 8192     /* a provider URL we keep or fetch */
+
+/* What a client asked of a media task, read from its OpenAI-shaped body. Strings are borrowed. */
+struct media_input {
+    const char *prompt;
+    int n;     /* images; 0 when not given */
+    int width; /* 0 when no size was given, or "auto" */
+    int height;
+    const char *output_format; /* NULL when not given */
+    double seconds;            /* video length; < 0 when not given */
+};
+
+/* One file a finished job produced. Strings are borrowed from the reply. */
+struct media_output {
+    const char *url;
+    const char *content_type; /* NULL: judge by the URL's extension */
+};
+
+/* What media.c needs to know of a dialect. */
+struct media_dialect {
+    const char *name;        /* for messages: "the fal dialect ..." */
+    const char *auth_prefix; /* the key's header up to the key: "Authorization: Key " */
+};
+
+/* The ops a media dialect serves: image and video. */
+bool media_op_ok(enum adapter_op op);
+
+/*
+ * The start of build_request: out and err reset, then the op, the deployment (base_url and model)
+ * and the client's body (call->input) checked and read into in (borrowing from it). Fields the
+ * dialect cannot express are refused (CORE_EUNPROCESSABLE), bad values too (CORE_EINVAL).
+ * Returns 0, or a negative code with err filled.
+ */
+int media_submit_begin(const struct media_dialect *d, const struct adapter_call *call,
+                       struct media_input *in, struct adapter_request *out, struct core_err *err);
+
+/*
+ * The end of build_request: out becomes a POST of body (borrowed; NULL counts as OOM) to url
+ * (taken; NULL counts as OOM) with the deployment's key and a JSON content type. Returns 0, or
+ * CORE_ENOMEM with err filled; out is the caller's to clean up either way.
+ */
+int media_submit_finish(const struct media_dialect *d, const struct adapter_target *t, char *url,
+                        const cJSON *body, struct adapter_request *out, struct core_err *err);
+
+/*
+ * The start of build_poll and build_cancel: out and err reset, the op and base_url checked, and
+ * out's method set. Returns 0, or a negative code with err filled.
+ */
+int media_job_begin(const struct media_dialect *d, const struct adapter_call *call,
+                    const char *method, struct adapter_request *out, struct core_err *err);
+
+/*
+ * The end of build_poll and build_cancel, once the dialect has set out->url (NULL counts as OOM):
+ * the deployment's key. Returns 0, or CORE_ENOMEM with err filled and out cleaned up.
+ */
+int media_job_finish(const struct media_dialect *d, const struct adapter_target *t,
+                     struct adapter_request *out, struct core_err *err);
+
+/* The common aspect ratio ("16:9") nearest to w:h. Static storage. */
+const char *media_aspect_ratio(int w, int h);
+
+/* A length as OpenAI's video object writes seconds: "8", or "2.5" for a fraction. */
+void media_seconds_text(double s, char *buf, size_t cap);
+
+/*
+ * The last percentage in a text (a progress bar in the logs: " 45%|####  | 9/20"), 0-100, or -1
+ * when there is none.
+ */
+int media_progress_from_text(const char *s);
+
+/* True when url is an http(s) URL of at most MEDIA_MAX_URL bytes, which the worker can fetch. */
+bool media_url_fetchable(const char *url);
+
+/*
+ * True when url is an http(s) URL on the same scheme, host and port as base. Job URLs a provider
+ * returns are used only then: the poll sends the API key with them.
+ */
+bool media_url_same_origin(const char *base, const char *url);
+
+/*
+ * Fills err for a job that ended upstream without output (failed or canceled): final, with
+ * err_code, and the provider's detail (may be NULL) as the message, else what. Returns
+ * CORE_EUPSTREAM.
+ */
+int media_job_ended(const struct adapter_response *resp, const char *err_code, const char *what,
+                    const char *detail, struct core_err *err);
+
+/*
+ * Fills out as DONE for a job that produced outputs (n >= 1; borrowed): the OpenAI-shaped result,
+ * usage ({"images": n} or {"seconds": s} when the length is known), upstream_id (a copy of id,
+ * which may be NULL) and one download per file kept. A video task keeps its first output.
+ * Returns 0, or CORE_ENOMEM with err filled (out is then the caller's to clean up).
+ */
+int media_done(const struct adapter_call *call, const struct adapter_response *resp,
+               const struct media_output *outputs, size_t n, const char *id,
+               struct adapter_result *out, struct core_err *err);
+
+#endif
