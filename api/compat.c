@@ -22,6 +22,35 @@ static bool prefers_async(struct evhttp_request *req)
     return h && strstr(h, "respond-async") != NULL;
 }
 
+const struct config_model *api_model_for(struct api *a, struct evhttp_request *req,
+                                         const cJSON *body, const char *kind)
+{
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
+    const struct config_model *m;
+
+    if (!cJSON_IsObject(body)) {
+        api_reply_error(a, req, CORE_EINVAL, NULL, NULL, "The request body must be a JSON object");
+        return NULL;
+    }
+    if (!cJSON_IsString(model) || model->valuestring[0] == '\0') {
+        api_reply_error(a, req, CORE_EINVAL, "model", NULL, "'model' must be a string");
+        return NULL;
+    }
+    m = config_model_find(a->cfg, model->valuestring);
+    if (m == NULL) {
+        api_reply_error(a, req, CORE_ENOTFOUND, "model", "model_not_found",
+                        "The model '%.128s' does not exist", model->valuestring);
+        return NULL;
+    }
+    if (strcmp(m->kind, kind) != 0) {
+        api_reply_error(a, req, CORE_EINVAL, "model", NULL,
+                        "The model '%.128s' serves %s requests, not %s", model->valuestring,
+                        m->kind, kind);
+        return NULL;
+    }
+    return m;
+}
+
 static void on_submitted(struct api_ctx *c, int outcome, redisReply *dup,
                          const struct core_err *err)
 {
@@ -57,7 +86,7 @@ static void compat_submit(struct api *a, struct evhttp_request *req, const char 
     struct api_submit sub = {0};
     const char *raw = NULL;
     size_t raw_len = 0;
-    const cJSON *model, *stream;
+    const cJSON *stream;
     struct core_err e;
     struct api_ctx *c = NULL;
     bool bad = false;
@@ -67,25 +96,8 @@ static void compat_submit(struct api *a, struct evhttp_request *req, const char 
         return;
     }
     core_err_clear(&e);
-    if (!cJSON_IsObject(body)) {
-        api_reply_error(a, req, CORE_EINVAL, NULL, NULL, "The request body must be a JSON object");
-        goto out;
-    }
-    model = cJSON_GetObjectItemCaseSensitive(body, "model");
-    if (!cJSON_IsString(model) || model->valuestring[0] == '\0') {
-        api_reply_error(a, req, CORE_EINVAL, "model", NULL, "'model' must be a string");
-        goto out;
-    }
-    sub.model = config_model_find(a->cfg, model->valuestring);
+    sub.model = api_model_for(a, req, body, kind);
     if (sub.model == NULL) {
-        api_reply_error(a, req, CORE_ENOTFOUND, "model", "model_not_found",
-                        "The model '%.128s' does not exist", model->valuestring);
-        goto out;
-    }
-    if (strcmp(sub.model->kind, kind) != 0) {
-        api_reply_error(a, req, CORE_EINVAL, "model", NULL,
-                        "The model '%.128s' serves %s requests, not %s", model->valuestring,
-                        sub.model->kind, kind);
         goto out;
     }
     if (api_validate_input(kind, body, &e) < 0) {

@@ -67,7 +67,7 @@ struct api_submit {
     size_t raw_len;
     bool notify; /* this process waits for it: store reply_to */
     bool stream;
-    int64_t deadline_ms;   /* 0 = none */
+    int64_t deadline_ms;  /* 0 = none */
     const cJSON *routing; /* the task's {strategy, max_cost}, validated; may be NULL */
 };
 
@@ -137,6 +137,13 @@ void api_videos_content(struct api *a, struct evhttp_request *req, const char *t
                         const char *arg);
 void api_tasks_content(struct api *a, struct evhttp_request *req, const char *tenant,
                        const char *arg);
+
+/*
+ * The alias a body's "model" names, when it serves kind; NULL after answering 400 (not an object,
+ * no model, wrong kind) or 404 (unknown model).
+ */
+const struct config_model *api_model_for(struct api *a, struct evhttp_request *req,
+                                         const cJSON *body, const char *kind);
 
 /* The OpenAI video object of a video task, from its hash. Caller frees. */
 cJSON *api_video_json(const char *id, const redisReply *hash);

@@ -216,7 +216,6 @@ void api_videos_create(struct api *a, struct evhttp_request *req, const char *te
     struct api_submit sub = {0};
     const char *raw = NULL;
     size_t raw_len = 0;
-    const cJSON *model;
     struct core_err e;
     struct api_ctx *c = NULL;
     bool bad = false;
@@ -226,19 +225,8 @@ void api_videos_create(struct api *a, struct evhttp_request *req, const char *te
         return;
     }
     core_err_clear(&e);
-    if (!cJSON_IsObject(body)) {
-        api_reply_error(a, req, CORE_EINVAL, NULL, NULL, "The request body must be a JSON object");
-        goto out;
-    }
-    model = cJSON_GetObjectItemCaseSensitive(body, "model");
-    if (!cJSON_IsString(model)) {
-        api_reply_error(a, req, CORE_EINVAL, "model", NULL, "'model' must be a string");
-        goto out;
-    }
-    sub.model = config_model_find(a->cfg, model->valuestring);
-    if (sub.model == NULL || strcmp(sub.model->kind, "video") != 0) {
-        api_reply_error(a, req, CORE_ENOTFOUND, "model", "model_not_found",
-                        "The video model '%.128s' does not exist", model->valuestring);
+    sub.model = api_model_for(a, req, body, "video");
+    if (sub.model == NULL) {
         goto out;
     }
     if (api_validate_input("video", body, &e) < 0) {
