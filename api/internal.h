@@ -48,6 +48,7 @@ struct api_ctx {
     char orig_id[64]; /* the id a submit proposed, when an idempotent replay named another */
     cJSON *task;      /* a task rendered before the round trip (submit), owned */
     cJSON *body;      /* the request body, kept for the answer when needed, owned */
+    void *owner;      /* the larger request this is part of (a bulk submit), borrowed */
     int pending;      /* round trips still outstanding (metrics) */
     int64_t values[8];
     api_submit_cb submit_cb;

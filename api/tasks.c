@@ -26,6 +26,7 @@
 #define API_METADATA_KEY_MAX 64
 #define API_METADATA_VALUE_MAX 512
 #define API_LIST_SCAN_CAP "5000"
+#define API_BULK_MAX 1000
 
 static const char *const task_kinds[] = {"chat", "embedding", "image", "video", NULL};
 
@@ -459,42 +460,181 @@ static int64_t prefer_wait_ms(struct evhttp_request *req)
     return (int64_t)n * 1000;
 }
 
+/*
+ * Everything of one task object of POST /v1/tasks (kind, input, priority, metadata, routing,
+ * deadline) into sub. Returns 0, or the error code with e filled.
+ */
+static int validate_task(struct api *a, const cJSON *item, struct api_submit *sub,
+                         struct core_err *e)
+{
+    const cJSON *deadline;
+
+    if (validate_create(a, item, &sub->kind, &sub->input, &sub->model, &sub->prio, &sub->metadata,
+                        e) < 0) {
+        return e->code;
+    }
+    sub->routing = cJSON_GetObjectItemCaseSensitive(item, "routing");
+    if (sub->routing != NULL && validate_routing(sub->routing, e) < 0) {
+        return e->code;
+    }
+    deadline = cJSON_GetObjectItemCaseSensitive(item, "deadline");
+    if (deadline != NULL) {
+        /* Seconds from now that the task may take in all; past it, it expires. */
+        if (!cJSON_IsNumber(deadline) || deadline->valuedouble < 1 ||
+            deadline->valuedouble > 7 * 86400) {
+            return core_err_set(e, CORE_EINVAL, "deadline",
+                                "'deadline' must be a number of seconds between 1 and 604800");
+        }
+        sub->deadline_ms = util_now_ms() + (int64_t)(deadline->valuedouble * 1000);
+    }
+    return 0;
+}
+
+/* ---- bulk submit: {"tasks": [...]} ------------------------------------------------------- */
+
+/* One bulk request: its answer is built slot by slot as the SUBMIT replies come back. */
+struct bulk {
+    struct api *api;
+    struct evhttp_request *req;
+    cJSON *data; /* one entry per item, in order */
+    int pending;
+    int created;
+    int failed;
+};
+
+static void bulk_error(struct bulk *b, int index, const struct core_err *e)
+{
+    cJSON *entry = cJSON_CreateObject();
+    cJSON_AddNumberToObject(entry, "index", index);
+    cJSON_AddItemToObject(entry, "error", core_err_to_json(e, false));
+    cJSON_ReplaceItemInArray(b->data, index, entry);
+    b->failed++;
+}
+
+static void bulk_finish(struct bulk *b)
+{
+    cJSON *list = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(list, "object", "list");
+    cJSON_AddItemToObject(list, "data", b->data);
+    cJSON_AddNumberToObject(list, "created", b->created);
+    cJSON_AddNumberToObject(list, "failed", b->failed);
+    api_reply_json(b->api, b->req, b->created > 0 ? 202 : 400, list);
+    free(b);
+}
+
+static void on_bulk_item(struct api_ctx *c, int outcome, redisReply *dup,
+                         const struct core_err *err)
+{
+    struct bulk *b = c->owner;
+
+    if (outcome < 0) {
+        bulk_error(b, c->mode, err);
+    } else {
+        cJSON *entry = cJSON_CreateObject();
+        cJSON_AddNumberToObject(entry, "index", c->mode);
+        cJSON_AddItemToObject(entry, "task", c->task);
+        c->task = NULL;
+        cJSON_ReplaceItemInArray(b->data, c->mode, entry);
+        b->created++;
+    }
+    api_ctx_free(c);
+    if (--b->pending == 0) {
+        bulk_finish(b);
+    }
+}
+
+/*
+ * Validates every item, reports bad ones by index, and sends one SUBMIT per good item back to
+ * back: hiredis writes them in one go and Redis answers them in order, so the whole bulk costs
+ * about one round trip, not one per task.
+ */
+static void tasks_create_bulk(struct api *a, struct evhttp_request *req, const char *tenant,
+                              const cJSON *tasks)
+{
+    struct bulk *b;
+    int n = cJSON_GetArraySize(tasks), i = 0;
+    const cJSON *item;
+
+    if (!cJSON_IsArray(tasks) || n == 0 || n > API_BULK_MAX) {
+        api_reply_error(a, req, CORE_EINVAL, "tasks", NULL,
+                        "'tasks' must be an array of 1 to %d task objects", API_BULK_MAX);
+        return;
+    }
+    if (evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key")) {
+        api_reply_error(a, req, CORE_EINVAL, "Idempotency-Key", NULL,
+                        "Idempotency-Key applies to single tasks, not to a bulk submit");
+        return;
+    }
+    b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
+        return;
+    }
+    b->api = a;
+    b->req = req;
+    b->data = cJSON_CreateArray();
+    b->pending = 1; /* held until every item is sent */
+    for (i = 0; i < n; i++) {
+        cJSON_AddItemToArray(b->data, cJSON_CreateNull());
+    }
+    i = 0;
+    cJSON_ArrayForEach(item, tasks)
+    {
+        struct api_submit sub = {0};
+        struct core_err e;
+        struct api_ctx *c;
+
+        core_err_clear(&e);
+        if (validate_task(a, item, &sub, &e) < 0) {
+            bulk_error(b, i++, &e);
+            continue;
+        }
+        c = api_ctx_new(a, req, tenant);
+        if (c == NULL || util_random_id(TASK_ID_PREFIX, c->id, sizeof(c->id)) < 0) {
+            api_ctx_free(c);
+            core_err_set(&e, CORE_ENOMEM, NULL, "Out of memory");
+            bulk_error(b, i++, &e);
+            continue;
+        }
+        c->owner = b;
+        c->mode = i;
+        if (api_submit(a, c, &sub, on_bulk_item, &e) < 0) {
+            api_ctx_free(c);
+            bulk_error(b, i++, &e);
+            continue;
+        }
+        b->pending++;
+        i++;
+    }
+    if (--b->pending == 0) {
+        bulk_finish(b);
+    }
+}
+
 void api_tasks_create(struct api *a, struct evhttp_request *req, const char *tenant,
                       const char *arg)
 {
     struct api_submit sub = {0};
     const char *raw = NULL;
     size_t raw_len = 0;
-    const cJSON *deadline;
     struct core_err e;
     struct api_ctx *c = NULL;
     bool bad = false;
     cJSON *body = api_read_json(a, req, &raw, &raw_len);
+    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(body, "tasks");
 
     if (body == NULL) {
         return;
     }
+    if (cJSON_IsObject(body) && tasks != NULL) {
+        tasks_create_bulk(a, req, tenant, tasks);
+        goto out;
+    }
     core_err_clear(&e);
-    if (validate_create(a, body, &sub.kind, &sub.input, &sub.model, &sub.prio, &sub.metadata, &e) <
-        0) {
+    if (validate_task(a, body, &sub, &e) < 0) {
         api_reply_err(a, req, &e);
         goto out;
-    }
-    sub.routing = cJSON_GetObjectItemCaseSensitive(body, "routing");
-    if (sub.routing != NULL && validate_routing(sub.routing, &e) < 0) {
-        api_reply_err(a, req, &e);
-        goto out;
-    }
-    deadline = cJSON_GetObjectItemCaseSensitive(body, "deadline");
-    if (deadline != NULL) {
-        /* Seconds from now that the task may take in all; past it, it expires. */
-        if (!cJSON_IsNumber(deadline) || deadline->valuedouble < 1 ||
-            deadline->valuedouble > 7 * 86400) {
-            api_reply_error(a, req, CORE_EINVAL, "deadline", NULL,
-                            "'deadline' must be a number of seconds between 1 and 604800");
-            goto out;
-        }
-        sub.deadline_ms = util_now_ms() + (int64_t)(deadline->valuedouble * 1000);
     }
     sub.idem = api_idempotency_key(a, req, &bad);
     if (bad) {
