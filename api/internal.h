@@ -70,6 +70,7 @@ struct api_submit {
     bool stream;
     int64_t deadline_ms;  /* 0 = none */
     const cJSON *routing; /* the task's {strategy, max_cost}, validated; may be NULL */
+    cJSON *webhook;       /* the task's normalized {url, events}; may be NULL; caller frees */
 };
 
 /*

@@ -346,6 +346,7 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
     char *input_text = cJSON_PrintUnformatted(s->input);
     char *meta_text = s->metadata ? cJSON_PrintUnformatted(s->metadata) : NULL;
     char *routing_text = s->routing ? cJSON_PrintUnformatted(s->routing) : NULL;
+    char *webhook_text = s->webhook ? cJSON_PrintUnformatted(s->webhook) : NULL;
     char body_hash[65], idem_hash[65];
     char task_key[96], tenant_key[96], idem_key[192];
     char prio_s[4], now_s[24], max_s[24], ttl_s[24], deadline_s[24], est_s[24], quota_s[24];
@@ -395,8 +396,9 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
                               s->deadline_ms > 0 ? deadline_s : "",
                               est_s,
                               routing_text ? routing_text : "",
-                              quota_s};
-        if (store_script(a->store, SCRIPT_SUBMIT, on_submit, c, 3, 22, argv, NULL) < 0) {
+                              quota_s,
+                              webhook_text ? webhook_text : ""};
+        if (store_script(a->store, SCRIPT_SUBMIT, on_submit, c, 3, 23, argv, NULL) < 0) {
             rc = core_err_set(err, CORE_EUNAVAILABLE, NULL,
                               "The task store is unavailable; retry shortly");
             core_err_set_code(err, "store_unavailable");
@@ -406,6 +408,7 @@ out:
     cJSON_free(input_text);
     cJSON_free(meta_text);
     cJSON_free(routing_text);
+    cJSON_free(webhook_text);
     return rc;
 }
 
@@ -464,10 +467,14 @@ static int64_t prefer_wait_ms(struct evhttp_request *req)
  * Everything of one task object of POST /v1/tasks (kind, input, priority, metadata, routing,
  * deadline) into sub. Returns 0, or the error code with e filled.
  */
-static int validate_task(struct api *a, const cJSON *item, struct api_submit *sub,
-                         struct core_err *e)
+static cJSON *validate_webhook(struct api *a, const char *tenant, const cJSON *w,
+                               struct core_err *e);
+
+static int validate_task(struct api *a, const char *tenant, const cJSON *item,
+                         struct api_submit *sub, struct core_err *e)
 {
     const cJSON *deadline;
+    const cJSON *webhook = cJSON_GetObjectItemCaseSensitive(item, "webhook");
 
     if (validate_create(a, item, &sub->kind, &sub->input, &sub->model, &sub->prio, &sub->metadata,
                         e) < 0) {
@@ -487,7 +494,74 @@ static int validate_task(struct api *a, const cJSON *item, struct api_submit *su
         }
         sub->deadline_ms = util_now_ms() + (int64_t)(deadline->valuedouble * 1000);
     }
+    if (webhook != NULL && (sub->webhook = validate_webhook(a, tenant, webhook, e)) == NULL) {
+        return e->code;
+    }
     return 0;
+}
+
+/* Events a task's webhook may ask for. */
+static const char *const webhook_events[] = {"task.started", "task.progress", "task.completed",
+                                             "task.failed", "task.cancelled"};
+
+/*
+ * A task's webhook: {url, events?}. The url is http(s), at most 2 KB; events default to the
+ * terminal ones. The tenant needs a signing secret (Standard Webhooks deliveries are signed).
+ * Returns the normalized {url, events} (caller frees) or NULL with e filled.
+ */
+static cJSON *validate_webhook(struct api *a, const char *tenant, const cJSON *w,
+                               struct core_err *e)
+{
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(w, "url");
+    const cJSON *events = cJSON_GetObjectItemCaseSensitive(w, "events");
+    const cJSON *ev;
+    struct webhook_key key;
+    cJSON *out, *list;
+
+    if (!cJSON_IsObject(w) || !cJSON_IsString(url) || strlen(url->valuestring) > 2048 ||
+        (strncmp(url->valuestring, "http://", 7) != 0 &&
+         strncmp(url->valuestring, "https://", 8) != 0)) {
+        core_err_set(e, CORE_EINVAL, "webhook.url", "'webhook.url' must be an http(s) URL");
+        return NULL;
+    }
+    if (config_webhook_keys(a->cfg, tenant, util_now_ms() / 1000, &key, 1) == 0) {
+        core_err_set(e, CORE_EUNPROCESSABLE, "webhook",
+                     "No webhook signing secret is configured for your tenant");
+        return NULL;
+    }
+    webhook_key_clear(&key);
+    out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "url", url->valuestring);
+    list = cJSON_AddArrayToObject(out, "events");
+    if (events == NULL) {
+        cJSON_AddItemToArray(list, cJSON_CreateString("task.completed"));
+        cJSON_AddItemToArray(list, cJSON_CreateString("task.failed"));
+        cJSON_AddItemToArray(list, cJSON_CreateString("task.cancelled"));
+        return out;
+    }
+    if (!cJSON_IsArray(events) || cJSON_GetArraySize(events) == 0) {
+        core_err_set(e, CORE_EINVAL, "webhook.events",
+                     "'webhook.events' must be a non-empty array");
+        cJSON_Delete(out);
+        return NULL;
+    }
+    cJSON_ArrayForEach(ev, events)
+    {
+        bool known = false;
+        for (size_t i = 0;
+             cJSON_IsString(ev) && i < sizeof(webhook_events) / sizeof(webhook_events[0]); i++) {
+            known = known || strcmp(ev->valuestring, webhook_events[i]) == 0;
+        }
+        if (!known) {
+            core_err_set(e, CORE_EINVAL, "webhook.events",
+                         "'webhook.events' may hold task.started, task.progress, task.completed, "
+                         "task.failed and task.cancelled");
+            cJSON_Delete(out);
+            return NULL;
+        }
+        cJSON_AddItemToArray(list, cJSON_CreateString(ev->valuestring));
+    }
+    return out;
 }
 
 /* ---- bulk submit: {"tasks": [...]} ------------------------------------------------------- */
@@ -584,9 +658,10 @@ static void tasks_create_bulk(struct api *a, struct evhttp_request *req, const c
         struct api_submit sub = {0};
         struct core_err e;
         struct api_ctx *c;
+        int rc;
 
         core_err_clear(&e);
-        if (validate_task(a, item, &sub, &e) < 0) {
+        if (validate_task(a, tenant, item, &sub, &e) < 0) {
             bulk_error(b, i++, &e);
             continue;
         }
@@ -599,7 +674,9 @@ static void tasks_create_bulk(struct api *a, struct evhttp_request *req, const c
         }
         c->owner = b;
         c->mode = i;
-        if (api_submit(a, c, &sub, on_bulk_item, &e) < 0) {
+        rc = api_submit(a, c, &sub, on_bulk_item, &e);
+        cJSON_Delete(sub.webhook);
+        if (rc < 0) {
             api_ctx_free(c);
             bulk_error(b, i++, &e);
             continue;
@@ -632,7 +709,7 @@ void api_tasks_create(struct api *a, struct evhttp_request *req, const char *ten
         goto out;
     }
     core_err_clear(&e);
-    if (validate_task(a, body, &sub, &e) < 0) {
+    if (validate_task(a, tenant, body, &sub, &e) < 0) {
         api_reply_err(a, req, &e);
         goto out;
     }
@@ -662,6 +739,7 @@ void api_tasks_create(struct api *a, struct evhttp_request *req, const char *ten
     c = NULL; /* on_task_submitted owns it now */
 out:
     api_ctx_free(c);
+    cJSON_Delete((cJSON *)sub.webhook);
     cJSON_Delete(body);
 }
 

@@ -476,6 +476,151 @@ static int parse_models(struct config *cfg, const cJSON *root, struct core_err *
     return 0;
 }
 
+/* One secret entry: "env:NAME" / "whsec_..." or {"secret": ..., "until": unix seconds}. */
+static int parse_webhook_secret(struct config_webhook_secret *ws, const char *tenant,
+                                const cJSON *v, size_t index, struct core_err *err)
+{
+    char field[160];
+    const cJSON *sec = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "secret") : v;
+    const cJSON *until = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "until") : NULL;
+    char *secret = NULL;
+    int rc;
+
+    snprintf(field, sizeof(field), "webhooks.secrets.%s[%zu]", tenant, index);
+    if (!cJSON_IsString(sec)) {
+        return core_err_set(err, CORE_EINVAL, field, "%s: must be a string or {secret, until}",
+                            field);
+    }
+    if ((rc = resolve_secret(sec->valuestring, field, &secret, err)) < 0) {
+        return rc;
+    }
+    rc = webhook_key_parse(secret, &ws->key);
+    OPENSSL_cleanse(secret, strlen(secret));
+    free(secret);
+    if (rc < 0) {
+        return core_err_set(err, CORE_EINVAL, field, "%s: %s", field, webhook_strerror(rc));
+    }
+    if (until != NULL && (!cJSON_IsNumber(until) || until->valuedouble < 0)) {
+        return core_err_set(err, CORE_EINVAL, field, "%s.until: must be Unix seconds", field);
+    }
+    ws->until_s = until ? (int64_t)until->valuedouble : 0;
+    ws->tenant = strdup(tenant);
+    return ws->tenant ? 0 : core_err_set(err, CORE_ENOMEM, field, "out of memory");
+}
+
+/*
+ * webhooks: {secrets: {tenant: [secret, ...]}, allow_hosts: [...], retry_schedule_ms: [...],
+ * timeout_ms}. The default schedule is Standard Webhooks' usual one: about 5 s, 5 min, 30 min,
+ * 2 h, 5 h, 10 h.
+ */
+static int parse_webhooks(struct config *cfg, const cJSON *root, struct core_err *err)
+{
+    static const long default_schedule[] = {5000, 300000, 1800000, 7200000, 18000000, 36000000};
+    const cJSON *wh = cJSON_GetObjectItemCaseSensitive(root, "webhooks");
+    const cJSON *secrets = cJSON_GetObjectItemCaseSensitive(wh, "secrets");
+    const cJSON *allow = cJSON_GetObjectItemCaseSensitive(wh, "allow_hosts");
+    const cJSON *sched = cJSON_GetObjectItemCaseSensitive(wh, "retry_schedule_ms");
+    const cJSON *timeout = cJSON_GetObjectItemCaseSensitive(wh, "timeout_ms");
+    const cJSON *t, *v;
+    size_t total = 0;
+    int rc;
+
+    cfg->webhooks.allow = netaddr_allow_new();
+    cfg->webhooks.timeout_ms = 10000;
+    cfg->webhooks.n_schedule = sizeof(default_schedule) / sizeof(default_schedule[0]);
+    memcpy(cfg->webhooks.schedule_ms, default_schedule, sizeof(default_schedule));
+    if (cfg->webhooks.allow == NULL) {
+        return core_err_set(err, CORE_ENOMEM, NULL, "out of memory");
+    }
+    if (wh == NULL) {
+        return 0;
+    }
+    if (!cJSON_IsObject(wh)) {
+        return core_err_set(err, CORE_EINVAL, "webhooks", "webhooks: must be an object");
+    }
+    cJSON_ArrayForEach(t, secrets)
+    {
+        total += cJSON_IsArray(t) ? (size_t)cJSON_GetArraySize(t) : 1;
+    }
+    cfg->webhooks.secrets = calloc(total + 1, sizeof(*cfg->webhooks.secrets));
+    if (cfg->webhooks.secrets == NULL) {
+        return core_err_set(err, CORE_ENOMEM, NULL, "out of memory");
+    }
+    cJSON_ArrayForEach(t, secrets)
+    {
+        size_t i = 0;
+        if (!cJSON_IsArray(t)) {
+            if ((rc = parse_webhook_secret(&cfg->webhooks.secrets[cfg->webhooks.n_secrets],
+                                           t->string, t, 0, err)) < 0) {
+                return rc;
+            }
+            cfg->webhooks.n_secrets++;
+            continue;
+        }
+        cJSON_ArrayForEach(v, t)
+        {
+            if ((rc = parse_webhook_secret(&cfg->webhooks.secrets[cfg->webhooks.n_secrets],
+                                           t->string, v, i++, err)) < 0) {
+                return rc;
+            }
+            cfg->webhooks.n_secrets++;
+        }
+    }
+    if (allow != NULL && !cJSON_IsArray(allow)) {
+        return core_err_set(err, CORE_EINVAL, "webhooks.allow_hosts",
+                            "webhooks.allow_hosts: must be an array of names, addresses or CIDRs");
+    }
+    cJSON_ArrayForEach(v, allow)
+    {
+        if (!cJSON_IsString(v) || netaddr_allow_add(cfg->webhooks.allow, v->valuestring) < 0) {
+            return core_err_set(err, CORE_EINVAL, "webhooks.allow_hosts",
+                                "webhooks.allow_hosts: \"%s\" is not a host name, address or "
+                                "CIDR range",
+                                cJSON_IsString(v) ? v->valuestring : "?");
+        }
+    }
+    if (sched != NULL) {
+        size_t i = 0;
+        if (!cJSON_IsArray(sched) || cJSON_GetArraySize(sched) < 1 ||
+            cJSON_GetArraySize(sched) > CONFIG_WEBHOOK_MAX_SCHEDULE) {
+            return core_err_set(err, CORE_EINVAL, "webhooks.retry_schedule_ms",
+                                "webhooks.retry_schedule_ms: must be an array of 1 to %d waits",
+                                CONFIG_WEBHOOK_MAX_SCHEDULE);
+        }
+        cJSON_ArrayForEach(v, sched)
+        {
+            if (!cJSON_IsNumber(v) || v->valuedouble < 10 || v->valuedouble > 7 * 86400000.0) {
+                return core_err_set(err, CORE_EINVAL, "webhooks.retry_schedule_ms",
+                                    "webhooks.retry_schedule_ms: waits are 10 ms to 7 days");
+            }
+            cfg->webhooks.schedule_ms[i++] = (long)v->valuedouble;
+        }
+        cfg->webhooks.n_schedule = i;
+    }
+    if (timeout != NULL) {
+        if (!cJSON_IsNumber(timeout) || timeout->valuedouble < 100 ||
+            timeout->valuedouble > 120000) {
+            return core_err_set(err, CORE_EINVAL, "webhooks.timeout_ms",
+                                "webhooks.timeout_ms: must be 100 to 120000");
+        }
+        cfg->webhooks.timeout_ms = (long)timeout->valuedouble;
+    }
+    return 0;
+}
+
+size_t config_webhook_keys(const struct config *cfg, const char *tenant, int64_t now_s,
+                           struct webhook_key *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->webhooks.n_secrets && n < max; i++) {
+        const struct config_webhook_secret *ws = &cfg->webhooks.secrets[i];
+        if (strcmp(ws->tenant, tenant) == 0 && (ws->until_s == 0 || ws->until_s > now_s)) {
+            out[n++] = ws->key;
+        }
+    }
+    return n;
+}
+
 /* quotas.tenants: {"name": max_queued, ...} overriding quotas.default_max_queued. */
 static int parse_quotas(struct config *cfg, const cJSON *root, struct core_err *err)
 {
@@ -595,7 +740,7 @@ int config_parse(const char *text, struct config **out, struct core_err *err)
         (rc = parse_providers(cfg, root, err)) < 0 || (rc = parse_models(cfg, root, err)) < 0) {
         goto out;
     }
-    if ((rc = parse_quotas(cfg, root, err)) < 0) {
+    if ((rc = parse_quotas(cfg, root, err)) < 0 || (rc = parse_webhooks(cfg, root, err)) < 0) {
         goto out;
     }
     if (cfg->tasks.backoff_max_ms < cfg->tasks.backoff_base_ms) {
@@ -683,6 +828,12 @@ void config_free(struct config *cfg)
         free(cfg->quotas[i].tenant);
     }
     free(cfg->quotas);
+    for (size_t i = 0; i < cfg->webhooks.n_secrets; i++) {
+        webhook_key_clear(&cfg->webhooks.secrets[i].key);
+        free(cfg->webhooks.secrets[i].tenant);
+    }
+    free(cfg->webhooks.secrets);
+    netaddr_allow_free(cfg->webhooks.allow);
     free(cfg);
 }
 

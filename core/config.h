@@ -12,6 +12,8 @@
 #include <stddef.h>
 
 #include "core/err.h"
+#include "core/netaddr.h"
+#include "core/webhook_sign.h"
 
 struct config_key {
     unsigned char hash[32]; /* SHA-256 of the bearer key */
@@ -87,6 +89,24 @@ struct config_breaker {
     long open_ms; /* how long an open breaker waits before a half-open probe */
 };
 
+/* A tenant's webhook signing secret; an old one stays valid (and signs) until until_s. */
+struct config_webhook_secret {
+    char *tenant;
+    struct webhook_key key;
+    int64_t until_s; /* 0 = no end */
+};
+
+#define CONFIG_WEBHOOK_MAX_SCHEDULE 16
+
+struct config_webhooks {
+    struct config_webhook_secret *secrets;
+    size_t n_secrets;
+    struct netaddr_allow *allow; /* allow_hosts: private/loopback targets that may be called */
+    long schedule_ms[CONFIG_WEBHOOK_MAX_SCHEDULE]; /* waits before retries 1, 2, ... */
+    size_t n_schedule;
+    long timeout_ms;
+};
+
 struct config_tenant_quota {
     char *tenant;
     long max_queued;
@@ -120,10 +140,18 @@ struct config {
     struct config_scheduler scheduler;
     struct config_blobs blobs;
     struct config_breaker breaker;
+    struct config_webhooks webhooks;
     long default_max_queued; /* per tenant; past it POST /v1/tasks answers 429 */
     struct config_tenant_quota *quotas;
     size_t n_quotas;
 };
+
+/*
+ * The tenant's signing keys valid at now_s (up to max), newest first as configured. Returns how
+ * many it wrote.
+ */
+size_t config_webhook_keys(const struct config *cfg, const char *tenant, int64_t now_s,
+                           struct webhook_key *out, size_t max);
 
 /* The most tasks tenant may have queued. */
 long config_max_queued(const struct config *cfg, const char *tenant);

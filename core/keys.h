@@ -15,6 +15,8 @@
  *   {sl}:dep:<alias>:<i>     hash   deployment i's shared state: request and token buckets,
  *                                    calls in flight, pause, breaker, latency EWMA
  *   {sl}:stats               hash   counters and gauges for /metrics
+ *   {sl}:wd:<msg id>         hash   one webhook delivery: task, event, url, attempts, body, log
+ *   {sl}:whq                 zset   msg id → ms when the delivery's next attempt is due
  *   {sl}:delayed             zset   id → due ms (retries waiting for their backoff)
  *   {sl}:leases              zset   id → lease deadline ms (claimed tasks)
  *   {sl}:expiry              zset   "tenant|id" → ms when the finished task's hash expires
@@ -37,6 +39,8 @@
 #define KEY_ROUTING "{sl}:cfg:"
 #define KEY_DEP "{sl}:dep:"
 #define KEY_STATS "{sl}:stats"
+#define KEY_DELIVERY "{sl}:wd:"
+#define KEY_WEBHOOK_QUEUE "{sl}:whq"
 #define KEY_DELAYED "{sl}:delayed"
 #define KEY_LEASES "{sl}:leases"
 #define KEY_EXPIRY "{sl}:expiry"

@@ -58,6 +58,30 @@ static const char prelude_lua[] =
     "    redis.call('HDEL', k, 'inq')\n"
     "  end\n"
     "end\n"
+    /* a webhook event for the task, if its webhook asked for it (task.progress at most once a
+       second); the delivery id doubles as the stable webhook-id */
+    "local function webhook_event(k, id, event, now)\n"
+    "  local wh = redis.call('HGET', k, 'webhook')\n"
+    "  if not wh then return end\n"
+    "  local w = cjson.decode(wh)\n"
+    "  local wanted = false\n"
+    "  for _, e in ipairs(w.events) do if e == event then wanted = true end end\n"
+    "  if not wanted then return end\n"
+    "  if event == 'task.progress' then\n"
+    "    if now - num(redis.call('HGET', k, 'wh_prog'), 0) < 1000 then return end\n"
+    "    redis.call('HSET', k, 'wh_prog', now)\n"
+    "  end\n"
+    "  local seq = redis.call('HINCRBY', k, 'wh_seq', 1)\n"
+    "  local did = 'msg_' .. string.sub(id, 6) .. '_' .. seq\n"
+    "  local dk = '" KEY_DELIVERY "' .. did\n"
+    "  redis.call('HSET', dk, 'task', id, 'tenant', redis.call('HGET', k, 'tenant'), 'event', "
+    "event,\n"
+    "    'url', w.url, 'attempts', 0, 'created', now)\n"
+    "  redis.call('PEXPIRE', dk, 172800000)\n"
+    "  redis.call('ZADD', '" KEY_WEBHOOK_QUEUE "', now, did)\n"
+    "end\n"
+    "local terminal_event = {completed = 'task.completed', failed = 'task.failed',\n"
+    "  cancelled = 'task.cancelled', expired = 'task.failed'}\n"
     /* the one way a task becomes terminal */
     "local function finalize(k, id, status, now, ret, tenant)\n"
     "  set_status(k, status)\n"
@@ -68,6 +92,7 @@ static const char prelude_lua[] =
     "  redis.call('ZREM', '" KEY_POLLS "', id)\n"
     "  local r = redis.call('HGET', k, 'reply_to')\n"
     "  if r then redis.call('PUBLISH', r, 'd ' .. id) end\n"
+    "  webhook_event(k, id, terminal_event[status], now)\n"
     "end\n"
     "local function cancelled_status(k)\n"
     "  if redis.call('HGET', k, 'cancel_reason') == 'expired' then return 'expired' end\n"
@@ -80,7 +105,8 @@ static const char prelude_lua[] =
  * ARGV: 1 id, 2 tenant, 3 kind, 4 model, 5 priority (0-2), 6 now ms, 7 max_attempts, 8 input,
  *       9 metadata ("" none), 10 use idempotency (0/1), 11 body sha256, 12 idempotency ttl ms,
  *       13 wake channel, 14 reply_to channel ("" none), 15 stream (0/1), 16 deadline ms ("" none),
- *       17 estimated tokens, 18 routing JSON ("" none), 19 the tenant's quota of queued tasks
+ *       17 estimated tokens, 18 routing JSON ("" none), 19 the tenant's quota of queued tasks,
+ *       20 webhook JSON {url, events} ("" none)
  * Returns {"ok"} | {"dup", id, hash} | {"conflict"} | {"quota", queued}.
  */
 static const char submit_lua[] =
@@ -109,6 +135,7 @@ static const char submit_lua[] =
     "  redis.call('ZADD', '" KEY_DEADLINES "', ARGV[16], ARGV[1])\n"
     "end\n"
     "if ARGV[18] ~= '' then redis.call('HSET', KEYS[1], 'routing', ARGV[18]) end\n"
+    "if ARGV[20] ~= '' then redis.call('HSET', KEYS[1], 'webhook', ARGV[20]) end\n"
     "local was = enqueue(KEYS[1], ARGV[1], false)\n"
     "redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])\n"
     "if ARGV[10] == '1' then\n"
@@ -285,7 +312,9 @@ static const char claim_lua[] =
     "        redis.call('HINCRBY', STATS, 'depth|' .. model .. '|' .. p, -1)\n"
     "        redis.call('HINCRBY', STATS, 'depthp|' .. p, -1)\n"
     "        set_status(k, 'in_progress')\n"
-    "        redis.call('HSETNX', k, 'started', ARGV[1])\n"
+    "        if redis.call('HSETNX', k, 'started', ARGV[1]) == 1 then\n"
+    "          webhook_event(k, id, 'task.started', now)\n"
+    "        end\n"
     "        emit(id, k, 'call', fence)\n"
     "      end\n"
     "    end\n"
@@ -407,6 +436,10 @@ static const char finish_lua[] =
     "local outcome = ARGV[4]\n"
     "local function keep(field, v) if v ~= '' then redis.call('HSET', KEYS[1], field, v) end end\n"
     "if outcome == 'park' then\n"
+    "  if ARGV[15] ~= '' and redis.call('HGET', KEYS[1], 'progress') ~= ARGV[15] then\n"
+    "    redis.call('HSET', KEYS[1], 'progress', ARGV[15])\n"
+    "    webhook_event(KEYS[1], ARGV[1], 'task.progress', now)\n"
+    "  end\n"
     "  keep('up_id', ARGV[13]); keep('job', ARGV[14])\n"
     "  keep('progress', ARGV[15]); keep('queue_position', ARGV[16]); keep('provider', ARGV[7])\n"
     "  local at = ARGV[17]\n"
@@ -641,10 +674,70 @@ static const char metrics_lua[] =
     "return {redis.call('HGETALL', STATS), deps, redis.call('ZCARD', '" KEY_DELAYED "'),\n"
     "  redis.call('ZCARD', '" KEY_LEASES "'), redis.call('ZCARD', '" KEY_POLLS "')}\n";
 
+/*
+ * WH_CLAIM — take up to n webhook deliveries that are due, and lease each (its next due time
+ * moves lease ms ahead, so a worker that dies mid-delivery costs a late retry, not a lost one).
+ * KEYS: 1 delivery queue
+ * ARGV: 1 now ms, 2 n, 3 lease ms
+ * Returns a flat array, 7 per delivery: msg id, task id, tenant, event, url, attempt, body.
+ */
+static const char wh_claim_lua[] =
+    "local out = {}\n"
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
+    "for _, did in ipairs(due) do\n"
+    "  local dk = '" KEY_DELIVERY "' .. did\n"
+    "  local f = redis.call('HMGET', dk, 'task', 'tenant', 'event', 'url', 'body')\n"
+    "  if not f[1] then\n"
+    "    redis.call('ZREM', KEYS[1], did)\n"
+    "  else\n"
+    "    redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[3]), did)\n"
+    "    local n = redis.call('HINCRBY', dk, 'attempts', 1)\n"
+    "    local o = #out\n"
+    "    out[o+1] = did; out[o+2] = f[1]; out[o+3] = f[2]; out[o+4] = f[3]; out[o+5] = f[4]\n"
+    "    out[o+6] = tostring(n); out[o+7] = f[5] or ''\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/*
+ * WH_DONE — a delivery attempt's outcome: delivered | retry (due again at next_at) | stopped
+ * (410) | failed (final). The attempt is recorded on the delivery and on its task (both capped),
+ * and the body the first attempt rendered is kept, so every retry sends the same bytes.
+ * KEYS: 1 delivery queue
+ * ARGV: 1 msg id, 2 outcome, 3 next at ms, 4 attempt record JSON, 5 body ("" keep)
+ * Returns {outcome}.
+ */
+static const char wh_done_lua[] =
+    "local dk = '" KEY_DELIVERY "' .. ARGV[1]\n"
+    "local task = redis.call('HGET', dk, 'task')\n"
+    "if not task then redis.call('ZREM', KEYS[1], ARGV[1]); return {'gone'} end\n"
+    "if ARGV[5] ~= '' then redis.call('HSETNX', dk, 'body', ARGV[5]) end\n"
+    "redis.call('HSET', dk, 'state', ARGV[2])\n"
+    "local rec = cjson.decode(ARGV[4])\n"
+    "local function append(key, field, cap)\n"
+    "  local raw = redis.call('HGET', key, field)\n"
+    "  local list = raw and cjson.decode(raw) or {}\n"
+    "  list[#list+1] = rec\n"
+    "  while #list > cap do table.remove(list, 1) end\n"
+    "  redis.call('HSET', key, field, cjson.encode(list))\n"
+    "end\n"
+    "append(dk, 'log', 20)\n"
+    "if redis.call('EXISTS', T .. task) == 1 then append(T .. task, 'webhook_log', 50) end\n"
+    "if ARGV[2] == 'retry' then\n"
+    "  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])\n"
+    "else\n"
+    "  redis.call('ZREM', KEYS[1], ARGV[1])\n"
+    "end\n"
+    "redis.call('HINCRBY', STATS, 'webhooks|' .. ARGV[2], 1)\n"
+    "return {ARGV[2]}\n";
+
 static const char *const bodies[SCRIPT_COUNT] = {
-    [SCRIPT_SUBMIT] = submit_lua, [SCRIPT_CLAIM] = claim_lua,   [SCRIPT_EXTEND] = extend_lua,
-    [SCRIPT_FINISH] = finish_lua, [SCRIPT_CANCEL] = cancel_lua, [SCRIPT_TICK] = tick_lua,
-    [SCRIPT_LIST] = list_lua,     [SCRIPT_GET] = get_lua,       [SCRIPT_METRICS] = metrics_lua,
+    [SCRIPT_SUBMIT] = submit_lua,   [SCRIPT_CLAIM] = claim_lua,
+    [SCRIPT_EXTEND] = extend_lua,   [SCRIPT_FINISH] = finish_lua,
+    [SCRIPT_CANCEL] = cancel_lua,   [SCRIPT_TICK] = tick_lua,
+    [SCRIPT_LIST] = list_lua,       [SCRIPT_GET] = get_lua,
+    [SCRIPT_METRICS] = metrics_lua, [SCRIPT_WH_CLAIM] = wh_claim_lua,
+    [SCRIPT_WH_DONE] = wh_done_lua,
 };
 
 /* Constants once scripts_init has run (prelude + body); written only there. */

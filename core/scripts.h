@@ -19,6 +19,8 @@ enum script_id {
     SCRIPT_LIST,
     SCRIPT_GET,
     SCRIPT_METRICS,
+    SCRIPT_WH_CLAIM,
+    SCRIPT_WH_DONE,
     SCRIPT_COUNT
 };
 

@@ -151,6 +151,10 @@ cJSON *task_to_json(const char *id, const redisReply *hash)
     if (task_hash_get(hash, "attempt_log")) {
         add_raw(o, "attempt_log", task_hash_get(hash, "attempt_log"));
     }
+    if (task_hash_get(hash, "webhook")) {
+        add_raw(o, "webhook", task_hash_get(hash, "webhook"));
+        cJSON_AddRawToObject(o, "webhook_attempts", task_hash_get(hash, "webhook_log") ?: "[]");
+    }
     add_raw(o, "usage", task_hash_get(hash, "usage"));
     add_raw(o, "cost", task_hash_get(hash, "cost"));
     add_artifacts(o, id, task_hash_get(hash, "artifacts"));

@@ -27,9 +27,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <curl/curl.h>
+
+#include "core/netaddr.h"
 
 /* Defaults for zero fields of struct http_client_opts. */
 #define HTTP_DEFAULT_CONNECT_TIMEOUT_MS 10000L
@@ -89,6 +92,14 @@ struct http_call {
     int stream_status; /* stream calls: the status on_data is given */
     bool aborted;      /* on_data asked to stop */
     char errbuf[CURL_ERROR_SIZE];
+
+    /* Guarded calls only (http_client_send_guarded); see on_open_socket. */
+    bool guarded;
+    const struct netaddr_allow *allow;
+    CURLU *url;                           /* the parsed URL curl connects to, NULL if unparsed */
+    char host[NETADDR_ENTRY_MAX + 1];     /* its host, "" when unknown or too long for a name */
+    char refused[NETADDR_TEXT_SIZE + 32]; /* "10.0.0.5 is private": the last address refused */
+    bool passed;                          /* some address passed the check */
 };
 
 /* One socket curl asked us to watch. */
@@ -241,6 +252,7 @@ static void call_destroy(struct http_call *call)
         event_free(call->idle);
     }
     curl_slist_free_all(call->req_headers);
+    curl_url_cleanup(call->url);
     free(call->req_body);
     free(call->body);
     free(call->hdr_buf);
@@ -258,6 +270,10 @@ static void call_recycle(struct http_client *c, struct http_call *call)
     curl_easy_reset(call->easy);
     curl_slist_free_all(call->req_headers);
     call->req_headers = NULL;
+    curl_url_cleanup(call->url);
+    call->url = NULL;
+    call->guarded = false;
+    call->allow = NULL;
     if (call->body_cap > HTTP_KEEP_BUFFER_BYTES) {
         free(call->body);
         call->body = NULL;
@@ -642,6 +658,9 @@ static void call_finish(struct http_client *c, struct http_call *call, CURLcode 
             snprintf(call->errbuf, sizeof(call->errbuf), "aborted by the receiver");
         } else if (call->oom) {
             snprintf(call->errbuf, sizeof(call->errbuf), "out of memory reading the response");
+        } else if (call->guarded && !call->passed && call->refused[0] != '\0' &&
+                   code == CURLE_COULDNT_CONNECT) {
+            snprintf(call->errbuf, sizeof(call->errbuf), "address refused: %s", call->refused);
         } else if (call->errbuf[0] == '\0') {
             snprintf(call->errbuf, sizeof(call->errbuf), "%s", curl_easy_strerror(code));
         }
@@ -1000,13 +1019,93 @@ void http_client_free(struct http_client *c)
     free(c);
 }
 
+/* What a guarded call checks before it connects (see http_client_send_guarded). */
+struct call_guard {
+    const struct netaddr_allow *allow; /* NULL: public addresses only */
+};
+
 /*
- * Both kinds of call. Refused inside curl (from a data callback), where curl_multi_add_handle
- * would fail anyway: checked here so that no half-started call is left behind.
+ * CURLOPT_OPENSOCKETFUNCTION of a guarded call: curl is about to connect to address, one of the
+ * host's addresses, after its own resolution. Refusing (CURL_SOCKET_BAD) makes curl try the next
+ * address and, when none is left, fail the transfer with CURLE_COULDNT_CONNECT; call_finish then
+ * reports the refusal noted here, unless some address passed and failed on its own (that failure
+ * says more). An address whose length does not match its family is refused. The socket is made
+ * as curl would make it, plus close-on-exec.
+ */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *address)
+{
+    struct http_call *call = clientp;
+    const struct sockaddr *sa = &address->addr;
+    bool whole = (address->family == AF_INET && sa->sa_family == AF_INET &&
+                  address->addrlen >= sizeof(struct sockaddr_in)) ||
+                 (address->family == AF_INET6 && sa->sa_family == AF_INET6 &&
+                  address->addrlen >= sizeof(struct sockaddr_in6));
+    char text[NETADDR_TEXT_SIZE];
+
+    if (whole && purpose == CURLSOCKTYPE_IPCXN && netaddr_allowed(call->allow, call->host, sa)) {
+        call->passed = true;
+        return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    }
+    if (whole) {
+        netaddr_format(sa, text, sizeof(text));
+        snprintf(call->refused, sizeof(call->refused), "%s is %s", text,
+                 netaddr_class_name(netaddr_classify(sa)));
+    } else {
+        snprintf(call->refused, sizeof(call->refused), "address family %d", address->family);
+    }
+    return CURL_SOCKET_BAD;
+}
+
+/*
+ * Sets a prepared call up as guarded. The URL is parsed here, into a handle curl then connects
+ * with (CURLOPT_CURLU overrides the CURLOPT_URL call_prepare set), so the host matched against the
+ * allow list's names is exactly the one curl resolves. A fresh CURLU per call: setting a URL on a
+ * used one would resolve a relative URL against the old one. A URL that does not parse keeps
+ * CURLOPT_URL, fails in curl and reaches cb as for any call, with no host for the names to match.
+ * Returns 0 or -1.
+ */
+static int call_guard_prepare(struct http_call *call, const struct adapter_request *req,
+                              const struct call_guard *guard)
+{
+    CURL *e = call->easy;
+    char *host = NULL;
+    bool ok = true;
+
+    call->guarded = true;
+    call->allow = guard->allow;
+    call->host[0] = '\0';
+    call->refused[0] = '\0';
+    call->passed = false;
+    call->url = curl_url();
+    if (!call->url) {
+        return -1;
+    }
+    if (curl_url_set(call->url, CURLUPART_URL, req->url,
+                     CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK) {
+        if (curl_url_get(call->url, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+            strlen(host) < sizeof(call->host)) {
+            memcpy(call->host, host, strlen(host) + 1);
+        }
+        curl_free(host);
+        ok &= curl_easy_setopt(e, CURLOPT_CURLU, call->url) == CURLE_OK;
+    }
+    ok &= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, call) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_PROXY, "") == CURLE_OK;
+    return ok ? 0 : -1;
+}
+
+/*
+ * Every kind of call; guard is NULL for an unguarded one. Refused inside curl (from a data
+ * callback), where curl_multi_add_handle would fail anyway: checked here so that no half-started
+ * call is left behind.
  */
 static struct http_call *call_start(struct http_client *c, const struct adapter_request *req,
                                     long timeout_ms, http_client_data_cb on_data, http_client_cb cb,
-                                    void *arg)
+                                    void *arg, const struct call_guard *guard)
 {
     struct http_call *call = NULL;
     struct timeval tv;
@@ -1020,7 +1119,8 @@ static struct http_call *call_start(struct http_client *c, const struct adapter_
         goto fail;
     }
     call->on_data = on_data;
-    if (call_prepare(c, call, req, timeout_ms) != 0) {
+    if (call_prepare(c, call, req, timeout_ms) != 0 ||
+        (guard && call_guard_prepare(call, req, guard) != 0)) {
         goto fail;
     }
     call->timeout_ms = timeout_ms;
@@ -1045,7 +1145,7 @@ fail:
 struct http_call *http_client_send(struct http_client *c, const struct adapter_request *req,
                                    long timeout_ms, http_client_cb cb, void *arg)
 {
-    return call_start(c, req, timeout_ms, NULL, cb, arg);
+    return call_start(c, req, timeout_ms, NULL, cb, arg, NULL);
 }
 
 struct http_call *http_client_send_stream(struct http_client *c, const struct adapter_request *req,
@@ -1055,7 +1155,16 @@ struct http_call *http_client_send_stream(struct http_client *c, const struct ad
     if (!on_data) {
         return NULL;
     }
-    return call_start(c, req, timeout_ms, on_data, on_done, arg);
+    return call_start(c, req, timeout_ms, on_data, on_done, arg, NULL);
+}
+
+struct http_call *http_client_send_guarded(struct http_client *c, const struct adapter_request *req,
+                                           long timeout_ms, const struct netaddr_allow *allow,
+                                           http_client_cb cb, void *arg)
+{
+    const struct call_guard guard = {allow};
+
+    return call_start(c, req, timeout_ms, NULL, cb, arg, &guard);
 }
 
 void http_call_cancel(struct http_call *call)

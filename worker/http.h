@@ -143,6 +143,31 @@ struct http_call *http_client_send_stream(struct http_client *c, const struct ad
                                           http_client_cb on_done, void *arg);
 
 /*
+ * Like http_client_send, for URLs that come from tenants (webhooks): the call may only connect to
+ * an address netaddr_allowed(allow, <URL host>, <address>) accepts — public addresses, and the
+ * exceptions allow lists (NULL: none). Otherwise the call completes through cb with
+ * ADAPTER_TRANSPORT_CONNECT and a transport_msg like "address refused: 10.0.0.5 is private".
+ *
+ * The check runs on each address curl is about to open a socket to (CURLOPT_OPENSOCKETFUNCTION),
+ * after curl's own resolution, so a DNS answer that changes between a check and the connect
+ * (rebinding) cannot get past it; of a name's several addresses, the refused ones are skipped and
+ * the others tried. The URL host the name entries are matched against is the one curl connects
+ * to (the same parsed URL handle). A guarded call never reuses a pooled connection and its own is
+ * closed after it (CURLOPT_FRESH_CONNECT, CURLOPT_FORBID_REUSE): a pooled connection may have
+ * been opened by an unguarded call, or under another allow list, and never passed this check.
+ * That costs a TCP (and TLS) handshake per call, which deliveries to many tenants' endpoints
+ * would mostly pay anyway. Proxies from the environment are not used, so the address checked is
+ * the target's own. Redirects are never followed, as for every call.
+ *
+ * allow is borrowed and must stay valid and unchanged until cb has run or the call is cancelled
+ * (it is read when curl connects). Everything else is as for http_client_send.
+ */
+struct netaddr_allow;
+struct http_call *http_client_send_guarded(struct http_client *c, const struct adapter_request *req,
+                                           long timeout_ms, const struct netaddr_allow *allow,
+                                           http_client_cb cb, void *arg);
+
+/*
  * Aborts an in-flight call; neither its callback nor (for a stream) its data callback is called
  * again. Safe from inside any callback, including another call's http_client_cb and any call's
  * http_client_data_cb (its own included). Cancelling a call from inside its own http_client_cb is

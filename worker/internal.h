@@ -96,6 +96,8 @@ struct job {
     char err_message[160];
 };
 
+struct webhooks;
+
 struct worker {
     struct event_base *base;
     const struct config *cfg;
@@ -118,6 +120,7 @@ struct worker {
     struct event *heartbeat;
     struct event *grace;
     struct event *capacity; /* wakes the claim loop when a deployment's budget returns */
+    struct webhooks *webhooks;
 
     int64_t next_sweep_mono;
     uint64_t completed, failed, retried, released, parked;
@@ -148,6 +151,11 @@ void artifacts_abort(struct job *j);
 /* artifacts.c: deletes artifact folders older than the retention period (plus an hour), looking
  * at no more than max_entries folders, so a huge directory costs a bounded slice per call. */
 void artifacts_sweep(struct worker *w, int max_entries);
+
+/* webhooks.c: the delivery loop (its own queue, on the worker's loop and HTTP client). */
+struct webhooks *webhooks_new(struct worker *w);
+void webhooks_stop(struct webhooks *wh);
+void webhooks_free(struct webhooks *wh);
 
 /* worker.c: writes the job's outcome with the FINISH script (and keeps it until Redis took it). */
 void worker_job_report(struct job *j);

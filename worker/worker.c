@@ -596,6 +596,7 @@ void worker_stop(struct worker *w, void (*done)(void *arg), void *arg)
     struct timeval tv;
 
     w->stopping = true;
+    webhooks_stop(w->webhooks);
     w->done = done;
     w->done_arg = arg;
     w->stop_deadline_mono =
@@ -642,8 +643,9 @@ struct worker *worker_new(struct event_base *base, const struct config *cfg, str
     w->heartbeat = event_new(base, -1, EV_PERSIST, on_heartbeat_timer, w);
     w->grace = evtimer_new(base, on_grace, w);
     w->capacity = evtimer_new(base, on_capacity, w);
-    if (w->http == NULL || w->tick == NULL || w->heartbeat == NULL || w->grace == NULL ||
-        w->capacity == NULL) {
+    w->webhooks = w->http ? webhooks_new(w) : NULL;
+    if (w->webhooks == NULL || w->http == NULL || w->tick == NULL || w->heartbeat == NULL ||
+        w->grace == NULL || w->capacity == NULL) {
         core_err_set(err, CORE_ENOMEM, NULL, "cannot set up the worker");
         worker_free(w);
         return NULL;
@@ -675,6 +677,7 @@ void worker_free(struct worker *w)
         j->hb_refs = 0; /* heartbeats in flight are answered by the store's free, before this */
         job_retire(j);
     }
+    webhooks_free(w->webhooks);
     http_client_free(w->http);
     if (w->tick) {
         event_free(w->tick);

@@ -1037,7 +1037,65 @@ export function client(baseUrl, key) {
     return ids.map((id) => final.get(id));
   }
 
-  return { baseUrl, key, request, submit, submitChat, getTask, cancel, list, waitTerminal };
+  /** GET /metrics, parsed (see parseMetrics); throws unless it answers 200. */
+  async function metrics(opts) {
+    const res = await request('GET', '/metrics', opts);
+    if (res.status !== 200) throw new Error(`GET /metrics: ${res.status} ${res.text.slice(0, 200)}`);
+    return parseMetrics(res.text);
+  }
+
+  return { baseUrl, key, request, submit, submitChat, getTask, cancel, list, waitTerminal, metrics };
+}
+
+/**
+ * Prometheus text → {text, samples: [{name, labels, value}], families (names in order of first
+ * appearance), get(name, labels) (value of the first sample whose labels include `labels`, or
+ * undefined), sum(name, labels) (over every such sample, 0 when none), all(name, labels)}.
+ * Comment lines are skipped; values are numbers (NaN/+Inf as JS numbers).
+ */
+export function parseMetrics(text) {
+  const samples = [];
+  const families = [];
+  const seen = new Set();
+  for (const line of String(text).split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?$/.exec(line);
+    if (!m) {
+      samples.push({ name: null, labels: {}, value: NaN, bad: line });
+      continue;
+    }
+    const labels = {};
+    if (m[3]) {
+      const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?/g;
+      let lm;
+      while ((lm = re.exec(m[3])) !== null) labels[lm[1]] = lm[2].replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c));
+    }
+    const raw = m[4];
+    const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw);
+    samples.push({ name: m[1], labels, value });
+    if (!seen.has(m[1])) {
+      seen.add(m[1]);
+      families.push(m[1]);
+    }
+  }
+  const matches = (s, name, labels) => s.name === name &&
+    Object.entries(labels).every(([k, v]) => s.labels[k] === String(v));
+  return {
+    text,
+    samples,
+    families,
+    all: (name, labels = {}) => samples.filter((s) => matches(s, name, labels)),
+    get: (name, labels = {}) => samples.find((s) => matches(s, name, labels))?.value,
+    sum: (name, labels = {}) => samples.filter((s) => matches(s, name, labels)).reduce((a, s) => a + s.value, 0),
+  };
+}
+
+/**
+ * A provider entry (openai dialect) for one sluice-mock, for configs with several mocks (one per
+ * deployment): {dialect, base_url, api_key, timeout_ms, ...extra}.
+ */
+export function mockProvider(mock, extra = {}) {
+  return { dialect: 'openai', base_url: mock.baseUrl, api_key: 'env:SLUICE_TEST_MOCK_KEY', timeout_ms: 10000, ...extra };
 }
 
 /**

@@ -1,0 +1,403 @@
+/*
+ * worker/webhooks.c — Standard Webhooks delivery on the worker's loop.
+ *
+ * The task scripts queue a delivery whenever an event a task's webhook asked for happens
+ * ({sl}:wd:<msg id>, due in {sl}:whq). Workers claim due deliveries (WH_CLAIM leases them), render
+ * the body once — {type, timestamp, data: the task} — sign it with every valid secret of the
+ * tenant (webhook-id stays the same on every retry, webhook-timestamp is new on each), and POST it
+ * through the HTTP client with the address guard: a private, loopback, link-local or metadata
+ * address is refused unless webhooks.allow_hosts lists it, checked on the address actually
+ * connected to. 2xx delivers; 410 stops; 408, 429, 5xx, timeouts and connection errors retry on
+ * the configured schedule (with jitter, never sooner than retry-after); anything else fails.
+ * Every attempt is recorded on the delivery and on the task (WH_DONE).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/keys.h"
+#include "core/log.h"
+#include "core/scripts.h"
+#include "core/task.h"
+#include "core/util.h"
+#include "worker/internal.h"
+
+#define WEBHOOKS_MAX_IN_FLIGHT 64
+#define WEBHOOKS_POLL_MS 200
+#define WEBHOOKS_CLAIM_FIELDS 7
+#define WEBHOOKS_MAX_KEYS 4
+
+struct delivery {
+    struct webhooks *wh;
+    struct delivery *prev, *next;
+    char id[96];
+    char task[48];
+    char tenant[72];
+    char event[32];
+    char *url;
+    char *body; /* rendered once, kept on the delivery for the retries */
+    bool body_new;
+    bool fetching; /* an HGETALL of the task is in flight: its reply owns the delivery */
+    int attempt;
+    struct http_call *call;
+    int64_t started_mono;
+};
+
+struct webhooks {
+    struct worker *w;
+    struct delivery *list;
+    size_t n;
+    bool claiming;
+    bool stopping;
+    struct event *timer;
+    uint64_t delivered, retried, failed;
+};
+
+static void delivery_free(struct delivery *d)
+{
+    struct webhooks *wh = d->wh;
+
+    if (d->call) {
+        http_call_cancel(d->call);
+    }
+    if (d->prev) {
+        d->prev->next = d->next;
+    } else {
+        wh->list = d->next;
+    }
+    if (d->next) {
+        d->next->prev = d->prev;
+    }
+    wh->n--;
+    free(d->url);
+    free(d->body);
+    free(d);
+}
+
+static void on_done_reply(redisReply *reply, const struct core_err *err, void *arg)
+{
+    (void)reply;
+    (void)arg;
+    if (err) {
+        /* The lease on the delivery runs out and it is tried again: at-least-once. */
+        log_warn("webhook outcome not recorded", "error=\"%s\"", err->message);
+    }
+}
+
+/* Records the attempt and the delivery's fate (WH_DONE), then forgets the delivery. */
+static void finish(struct delivery *d, const char *outcome, int64_t next_at, int status,
+                   int64_t latency_ms, const char *error)
+{
+    struct webhooks *wh = d->wh;
+    cJSON *rec = cJSON_CreateObject();
+    char *rec_text;
+    char next_s[24];
+
+    cJSON_AddStringToObject(rec, "webhook_id", d->id);
+    cJSON_AddStringToObject(rec, "event", d->event);
+    cJSON_AddNumberToObject(rec, "attempt", d->attempt);
+    cJSON_AddNumberToObject(rec, "at", (double)(util_now_ms() / 1000));
+    if (status > 0) {
+        cJSON_AddNumberToObject(rec, "status", status);
+    } else {
+        cJSON_AddNullToObject(rec, "status");
+    }
+    cJSON_AddNumberToObject(rec, "latency_ms", (double)latency_ms);
+    cJSON_AddStringToObject(rec, "outcome", outcome);
+    if (error) {
+        cJSON_AddStringToObject(rec, "error", error);
+    } else {
+        cJSON_AddNullToObject(rec, "error");
+    }
+    rec_text = cJSON_PrintUnformatted(rec);
+    cJSON_Delete(rec);
+    snprintf(next_s, sizeof(next_s), "%lld", (long long)next_at);
+    const char *argv[] = {KEY_WEBHOOK_QUEUE,
+                          d->id,
+                          outcome,
+                          next_s,
+                          rec_text ? rec_text : "{}",
+                          d->body_new && d->body ? d->body : ""};
+    store_script(wh->w->store, SCRIPT_WH_DONE, on_done_reply, NULL, 1, 6, argv, NULL);
+    cJSON_free(rec_text);
+    if (strcmp(outcome, "delivered") == 0) {
+        wh->delivered++;
+    } else if (strcmp(outcome, "retry") == 0) {
+        wh->retried++;
+    } else {
+        wh->failed++;
+    }
+    delivery_free(d);
+}
+
+/* The wait before the next attempt: the schedule's step with ±10% jitter, or the receiver's
+ * retry-after if longer. -1 when the schedule is used up. */
+static int64_t next_wait_ms(const struct delivery *d, const struct adapter_response *resp)
+{
+    const struct config_webhooks *c = &d->wh->w->cfg->webhooks;
+    int64_t ra = resp ? adapter_retry_after_ms(resp) : -1;
+    double step;
+
+    if ((size_t)d->attempt > c->n_schedule) {
+        return -1;
+    }
+    step = (double)c->schedule_ms[d->attempt - 1] * (0.9 + 0.2 * util_rand_unit());
+    return ra > (int64_t)step ? ra : (int64_t)step;
+}
+
+static void on_sent(const struct adapter_response *resp, void *arg)
+{
+    struct delivery *d = arg;
+    int64_t latency = util_mono_ms() - d->started_mono;
+    int st = resp->status;
+    bool retryable;
+    int64_t wait;
+
+    d->call = NULL;
+    if (resp->transport == ADAPTER_TRANSPORT_OK && st >= 200 && st <= 299) {
+        finish(d, "delivered", 0, st, latency, NULL);
+        return;
+    }
+    if (resp->transport == ADAPTER_TRANSPORT_OK && st == 410) {
+        finish(d, "stopped", 0, st, latency, "the receiver answered 410 Gone");
+        return;
+    }
+    if (resp->transport != ADAPTER_TRANSPORT_OK && resp->transport_msg &&
+        strstr(resp->transport_msg, "refused") && strstr(resp->transport_msg, "address")) {
+        finish(d, "failed", 0, 0, latency, resp->transport_msg);
+        return;
+    }
+    retryable = resp->transport != ADAPTER_TRANSPORT_OK || st == 408 || st == 429 || st >= 500;
+    wait = retryable ? next_wait_ms(d, resp) : -1;
+    if (wait < 0) {
+        finish(d, "failed", 0, st, latency,
+               resp->transport != ADAPTER_TRANSPORT_OK ? resp->transport_msg
+               : retryable                             ? "the retry schedule is used up"
+                                                       : "the receiver refused the delivery");
+        return;
+    }
+    finish(d, "retry", util_now_ms() + wait, st, latency,
+           resp->transport != ADAPTER_TRANSPORT_OK ? resp->transport_msg : NULL);
+}
+
+/* Signs and sends the body. */
+static void send_delivery(struct delivery *d)
+{
+    const struct config *cfg = d->wh->w->cfg;
+    struct webhook_key keys[WEBHOOKS_MAX_KEYS];
+    int64_t now_s = util_now_ms() / 1000;
+    size_t n = config_webhook_keys(cfg, d->tenant, now_s, keys, WEBHOOKS_MAX_KEYS);
+    char sig[WEBHOOK_SIGNATURE_SIZE(WEBHOOKS_MAX_KEYS)];
+    struct adapter_request req = {0};
+
+    if (n == 0 ||
+        webhook_sign(keys, n, d->id, now_s, d->body, strlen(d->body), sig, sizeof(sig)) < 0) {
+        for (size_t i = 0; i < n; i++) {
+            webhook_key_clear(&keys[i]);
+        }
+        finish(d, "failed", 0, 0, 0, "no valid signing secret for the tenant");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        webhook_key_clear(&keys[i]);
+    }
+    snprintf(req.method, sizeof(req.method), "POST");
+    req.url = d->url;
+    req.body = d->body;
+    req.body_len = strlen(d->body);
+    if (adapter_request_add_header(&req, "Content-Type: application/json") < 0 ||
+        adapter_request_add_header(&req, "webhook-id: %s", d->id) < 0 ||
+        adapter_request_add_header(&req, "webhook-timestamp: %lld", (long long)now_s) < 0 ||
+        adapter_request_add_header(&req, "webhook-signature: %s", sig) < 0) {
+        req.url = NULL;
+        req.body = NULL;
+        adapter_request_cleanup(&req);
+        finish(d, "retry", util_now_ms() + 1000, 0, 0, "out of memory");
+        return;
+    }
+    d->started_mono = util_mono_ms();
+    d->call = http_client_send_guarded(d->wh->w->http, &req, cfg->webhooks.timeout_ms,
+                                       cfg->webhooks.allow, on_sent, d);
+    req.url = NULL; /* borrowed from the delivery */
+    req.body = NULL;
+    adapter_request_cleanup(&req);
+    if (d->call == NULL) {
+        finish(d, "retry", util_now_ms() + 1000, 0, 0, "could not start the delivery");
+    }
+}
+
+static void iso8601(char *out, size_t size)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The first attempt renders the body from the task as it is now. */
+static void on_task(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct delivery *d = arg;
+    cJSON *env, *task;
+    char stamp[32];
+
+    d->fetching = false;
+    if (d->wh->stopping) {
+        delivery_free(d);
+        return;
+    }
+    if (err != NULL) {
+        finish(d, "retry", util_now_ms() + 1000, 0, 0, "the task store is unavailable");
+        return;
+    }
+    task = task_to_json(d->task, reply);
+    if (task == NULL) {
+        finish(d, "failed", 0, 0, 0, "the task no longer exists");
+        return;
+    }
+    cJSON_DeleteItemFromObject(task, "webhook_attempts");
+    iso8601(stamp, sizeof(stamp));
+    env = cJSON_CreateObject();
+    cJSON_AddStringToObject(env, "type", d->event);
+    cJSON_AddStringToObject(env, "timestamp", stamp);
+    cJSON_AddItemToObject(env, "data", task);
+    d->body = cJSON_PrintUnformatted(env);
+    d->body_new = true;
+    cJSON_Delete(env);
+    if (d->body == NULL) {
+        finish(d, "retry", util_now_ms() + 1000, 0, 0, "out of memory");
+        return;
+    }
+    send_delivery(d);
+}
+
+static void start(struct webhooks *wh, redisReply **f)
+{
+    struct delivery *d = calloc(1, sizeof(*d));
+    char key[96];
+
+    if (d == NULL) {
+        return; /* its lease runs out and it comes back */
+    }
+    d->wh = wh;
+    snprintf(d->id, sizeof(d->id), "%s", f[0]->str);
+    snprintf(d->task, sizeof(d->task), "%s", f[1]->str);
+    snprintf(d->tenant, sizeof(d->tenant), "%s", f[2]->str);
+    snprintf(d->event, sizeof(d->event), "%s", f[3]->str);
+    d->url = strdup(f[4]->str);
+    d->attempt = atoi(f[5]->str);
+    if (f[6]->len > 0) {
+        d->body = strdup(f[6]->str);
+    }
+    d->next = wh->list;
+    if (wh->list) {
+        wh->list->prev = d;
+    }
+    wh->list = d;
+    wh->n++;
+    if (d->url == NULL) {
+        finish(d, "retry", util_now_ms() + 1000, 0, 0, "out of memory");
+        return;
+    }
+    if (d->body) {
+        send_delivery(d);
+        return;
+    }
+    snprintf(key, sizeof(key), KEY_TASK "%s", d->task);
+    const char *argv[] = {"HGETALL", key};
+    if (store_command(wh->w->store, on_task, d, 2, argv, NULL) < 0) {
+        finish(d, "retry", util_now_ms() + 1000, 0, 0, "the task store is unavailable");
+    } else {
+        d->fetching = true;
+    }
+}
+
+static void on_claim(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct webhooks *wh = arg;
+
+    wh->claiming = false;
+    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || wh->stopping) {
+        return;
+    }
+    for (size_t i = 0; i + WEBHOOKS_CLAIM_FIELDS <= reply->elements; i += WEBHOOKS_CLAIM_FIELDS) {
+        redisReply **f = &reply->element[i];
+        bool ok = true;
+        for (int k = 0; k < WEBHOOKS_CLAIM_FIELDS; k++) {
+            ok = ok && f[k]->type == REDIS_REPLY_STRING;
+        }
+        if (ok) {
+            start(wh, f);
+        }
+    }
+}
+
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct webhooks *wh = arg;
+    long room = WEBHOOKS_MAX_IN_FLIGHT - (long)wh->n;
+    char now_s[24], n_s[24], lease_s[24];
+
+    (void)fd;
+    (void)what;
+    if (wh->claiming || wh->stopping || room <= 0 || !store_ready(wh->w->store)) {
+        return;
+    }
+    snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
+    snprintf(n_s, sizeof(n_s), "%ld", room);
+    snprintf(lease_s, sizeof(lease_s), "%ld", wh->w->cfg->webhooks.timeout_ms + 5000);
+    const char *argv[] = {KEY_WEBHOOK_QUEUE, now_s, n_s, lease_s};
+    if (store_script(wh->w->store, SCRIPT_WH_CLAIM, on_claim, wh, 1, 4, argv, NULL) == 0) {
+        wh->claiming = true;
+    }
+}
+
+struct webhooks *webhooks_new(struct worker *w)
+{
+    struct webhooks *wh = calloc(1, sizeof(*wh));
+    struct timeval tv = {0, WEBHOOKS_POLL_MS * 1000};
+
+    if (wh == NULL) {
+        return NULL;
+    }
+    wh->w = w;
+    wh->timer = event_new(w->base, -1, EV_PERSIST, on_poll, wh);
+    if (wh->timer == NULL) {
+        free(wh);
+        return NULL;
+    }
+    event_add(wh->timer, &tv);
+    return wh;
+}
+
+void webhooks_stop(struct webhooks *wh)
+{
+    if (wh == NULL) {
+        return;
+    }
+    wh->stopping = true;
+    event_del(wh->timer);
+    /* Deliveries in flight are dropped; their leases run out and another worker retries them.
+     * One waiting for its task's HGETALL is freed by that reply. */
+    for (struct delivery *d = wh->list, *next; d; d = next) {
+        next = d->next;
+        if (!d->fetching) {
+            delivery_free(d);
+        }
+    }
+}
+
+void webhooks_free(struct webhooks *wh)
+{
+    if (wh == NULL) {
+        return;
+    }
+    webhooks_stop(wh);
+    log_info("webhooks stopped", "delivered=%llu retried=%llu failed=%llu",
+             (unsigned long long)wh->delivered, (unsigned long long)wh->retried,
+             (unsigned long long)wh->failed);
+    event_free(wh->timer);
+    free(wh);
+}
