@@ -79,6 +79,7 @@ struct config_worker {
 struct config_scheduler {
     long tick_ms;
     long burst_ms; /* a deployment's request/token buckets hold this much of its rate */
+    long pace_pct; /* the share of each deployment's rpm/tpm sluice uses (arrival jitter headroom) */
 };
 
 /* The circuit breaker every deployment has (state shared through Redis). */
@@ -117,6 +118,12 @@ struct config_blobs {
     long max_bytes; /* the largest artifact sluice will fetch */
 };
 
+/* The Files API (uploads for the Batch API). evhttp holds an upload in memory while it arrives. */
+struct config_files {
+    long max_bytes; /* the largest file POST /v1/files accepts */
+    long max_lines; /* the most lines a purpose "batch" file may have */
+};
+
 struct config {
     char *listen_host;
     int listen_port;
@@ -139,6 +146,7 @@ struct config {
     struct config_worker worker;
     struct config_scheduler scheduler;
     struct config_blobs blobs;
+    struct config_files files;
     struct config_breaker breaker;
     struct config_webhooks webhooks;
     long default_max_queued; /* per tenant; past it POST /v1/tasks answers 429 */

@@ -156,7 +156,8 @@ static const char submit_lua[] =
  * A task that finds no capacity stays at the head of its tenant's list; the reply says how long
  * until capacity returns, so the worker sleeps rather than spins.
  * KEYS: 1 leases, 2 polls
- * ARGV: 1 now ms, 2 lease ms, 3 n, 4 random seed, 5 burst ms
+ * ARGV: 1 now ms, 2 lease ms, 3 n, 4 random seed, 5 burst ms, 6 pace (share of a deployment's
+ *       rpm and tpm that sluice uses: a little under 1, so arrival jitter does not meet the limit)
  * Returns {wait_ms (-1: nothing waiting on capacity), then 15 per unit: id, fence, attempts,
  * max_attempts, tenant, model, kind, input, mode, status, up_id, job, dep, stream, reply_to}.
  */
@@ -164,6 +165,7 @@ static const char claim_lua[] =
     "local now = tonumber(ARGV[1])\n"
     "local n = tonumber(ARGV[3])\n"
     "local burst = tonumber(ARGV[5])\n"
+    "local pace = tonumber(ARGV[6])\n"
     "local deadline = now + tonumber(ARGV[2])\n"
     "math.randomseed(tonumber(ARGV[4]))\n"
     "local out = {-1}\n"
@@ -190,11 +192,12 @@ static const char claim_lua[] =
     "  local s = redis.call('HMGET', key, 'rt', 'tt', 'ts', 'inf', 'pause', 'br', 'bro',\n"
     "    'probe', 'lat')\n"
     "  local st = {key = key, inf = num(s[4], 0), br = s[6] or 'closed', lat = num(s[9], 0)}\n"
-    "  local rcap = math.max(1, d.rpm * burst / 60000)\n"
-    "  local tcap = math.max(est, d.tpm * burst / 60000)\n"
+    "  local rpm, tpm = d.rpm * pace, d.tpm * pace\n"
+    "  local rcap = math.max(1, rpm * burst / 60000)\n"
+    "  local tcap = math.max(est, tpm * burst / 60000)\n"
     "  local el = math.max(0, now - num(s[3], now))\n"
-    "  st.rt = math.min(rcap, num(s[1], rcap) + el * d.rpm / 60000)\n"
-    "  st.tt = math.min(tcap, num(s[2], tcap) + el * d.tpm / 60000)\n"
+    "  st.rt = math.min(rcap, num(s[1], rcap) + el * rpm / 60000)\n"
+    "  st.tt = math.min(tcap, num(s[2], tcap) + el * tpm / 60000)\n"
     "  local w = 0\n"
     "  local pause = num(s[5], 0)\n"
     "  if pause > now then w = pause - now end\n"
@@ -203,8 +206,8 @@ static const char claim_lua[] =
     "    if now >= reopen then st.br = 'half' else w = math.max(w, reopen - now) end\n"
     "  end\n"
     "  if st.br == 'half' and s[8] == '1' then w = math.max(w, 1000) end\n"
-    "  if d.rpm > 0 and st.rt < 1 then w = math.max(w, (1 - st.rt) * 60000 / d.rpm) end\n"
-    "  if d.tpm > 0 and st.tt < est then w = math.max(w, (est - st.tt) * 60000 / d.tpm) end\n"
+    "  if rpm > 0 and st.rt < 1 then w = math.max(w, (1 - st.rt) * 60000 / rpm) end\n"
+    "  if tpm > 0 and st.tt < est then w = math.max(w, (est - st.tt) * 60000 / tpm) end\n"
     "  if d.maxc > 0 and st.inf >= d.maxc then w = math.max(w, 1000) end\n"
     "  st.wait = w\n"
     "  return st\n"

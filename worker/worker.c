@@ -342,7 +342,7 @@ static void kick(struct worker *w)
 {
     long free_slots = w->cfg->worker.concurrency - (long)w->n_jobs;
     long n = free_slots < w->cfg->worker.claim_batch ? free_slots : w->cfg->worker.claim_batch;
-    char now_s[24], lease_s[24], n_s[24], seed_s[16], burst_s[24];
+    char now_s[24], lease_s[24], n_s[24], seed_s[16], burst_s[24], pace_s[16];
 
     if (w->stopping || w->claiming || n <= 0 || !store_ready(w->store)) {
         return;
@@ -352,8 +352,9 @@ static void kick(struct worker *w)
     snprintf(n_s, sizeof(n_s), "%ld", n);
     snprintf(seed_s, sizeof(seed_s), "%u", (unsigned)(util_rand_unit() * 4294967295.0));
     snprintf(burst_s, sizeof(burst_s), "%ld", w->cfg->scheduler.burst_ms);
-    const char *argv[] = {KEY_LEASES, KEY_POLLS, now_s, lease_s, n_s, seed_s, burst_s};
-    if (store_script(w->store, SCRIPT_CLAIM, on_claim, w, 2, 7, argv, NULL) == 0) {
+    snprintf(pace_s, sizeof(pace_s), "%.3f", (double)w->cfg->scheduler.pace_pct / 100.0);
+    const char *argv[] = {KEY_LEASES, KEY_POLLS, now_s, lease_s, n_s, seed_s, burst_s, pace_s};
+    if (store_script(w->store, SCRIPT_CLAIM, on_claim, w, 2, 8, argv, NULL) == 0) {
         w->claiming = true;
         w->claim_asked = n;
     }
