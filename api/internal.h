@@ -140,6 +140,16 @@ void api_videos_content(struct api *a, struct evhttp_request *req, const char *t
 void api_tasks_content(struct api *a, struct evhttp_request *req, const char *tenant,
                        const char *arg);
 
+/* ---- files.c (the Files API; its contract with the Batch API is api/files.h) ---- */
+void api_files_create(struct api *a, struct evhttp_request *req, const char *tenant,
+                      const char *arg);
+void api_files_list(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg);
+void api_files_get(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg);
+void api_files_content(struct api *a, struct evhttp_request *req, const char *tenant,
+                       const char *arg);
+void api_files_delete(struct api *a, struct evhttp_request *req, const char *tenant,
+                      const char *arg);
+
 /*
  * The alias a body's "model" names, when it serves kind; NULL after answering 400 (not an object,
  * no model, wrong kind) or 404 (unknown model).

@@ -11,13 +11,18 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "api/files.h"
 #include "api/internal.h"
 #include "core/log.h"
 #include "core/task.h"
 #include "core/util.h"
 
 /* evhttp's own cap sits above the configured limit, so over-limit bodies (up to this factor)
- * still reach us and get a JSON 413; larger ones get evhttp's plain 413. */
+ * still reach us and get a JSON 413; larger ones get evhttp's plain 413. The cap is one setting
+ * for every route, so it also lets a whole file upload through (files.max_bytes plus the
+ * multipart framing): evhttp buffers every request body in memory before any handler runs, so a
+ * 200 MB upload costs 200 MB of RAM while it arrives, and so can an over-limit body sent to any
+ * other route. JSON routes still answer 413 above limits.max_body_bytes (api_read_json). */
 #define API_HARD_BODY_FACTOR 4
 #define API_HARD_BODY_MIN (16L << 20)
 
@@ -45,6 +50,11 @@ static const struct route routes[] = {
     {EVHTTP_REQ_POST, "/v1/videos", api_videos_create, true},
     {EVHTTP_REQ_GET, "/v1/videos/*", api_videos_get, true},
     {EVHTTP_REQ_GET, "/v1/videos/*/content", api_videos_content, true},
+    {EVHTTP_REQ_POST, "/v1/files", api_files_create, true},
+    {EVHTTP_REQ_GET, "/v1/files", api_files_list, true},
+    {EVHTTP_REQ_GET, "/v1/files/*", api_files_get, true},
+    {EVHTTP_REQ_DELETE, "/v1/files/*", api_files_delete, true},
+    {EVHTTP_REQ_GET, "/v1/files/*/content", api_files_content, true},
     {EVHTTP_REQ_GET, "/v1/models", api_models_list, true},
     {EVHTTP_REQ_GET, "/v1/models/*", api_models_get, true},
     {EVHTTP_REQ_GET, "/healthz", api_health_live, false},
@@ -342,7 +352,11 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
         return NULL;
     }
     hard = cfg->limits.max_body_bytes * API_HARD_BODY_FACTOR;
-    evhttp_set_max_body_size(a->http, hard > API_HARD_BODY_MIN ? hard : API_HARD_BODY_MIN);
+    hard = hard > API_HARD_BODY_MIN ? hard : API_HARD_BODY_MIN;
+    if (hard < cfg->files.max_bytes + API_FILES_FORM_OVERHEAD) {
+        hard = cfg->files.max_bytes + API_FILES_FORM_OVERHEAD;
+    }
+    evhttp_set_max_body_size(a->http, hard);
     evhttp_set_max_headers_size(a->http, cfg->limits.max_header_bytes);
     evhttp_set_timeout(a->http, (int)cfg->limits.request_timeout_s);
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |

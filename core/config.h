@@ -79,7 +79,8 @@ struct config_worker {
 struct config_scheduler {
     long tick_ms;
     long burst_ms; /* a deployment's request/token buckets hold this much of its rate */
-    long pace_pct; /* the share of each deployment's rpm/tpm sluice uses (arrival jitter headroom) */
+    long
+        pace_pct; /* the share of each deployment's rpm/tpm sluice uses (arrival jitter headroom) */
 };
 
 /* The circuit breaker every deployment has (state shared through Redis). */

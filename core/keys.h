@@ -25,6 +25,9 @@
  *   {sl}:polls               zset   id → ms when a parked long-running task is due for a poll
  *   {sl}:deadlines           zset   id → the client's deadline ms (then the task expires)
  *   {sl}:leader              string the scheduler holding the leader lock
+ *   {sl}:f:<file id>         hash   an uploaded file's metadata: tenant, bytes, filename, purpose,
+ *                                    created (ms), path (of its bytes under blobs.dir/files)
+ *   {sl}:fn:<tenant>         zset   file id → created ms (the tenant's files, newest first)
  *   {sl}:api:<node>          channel one API process's waiters: "d <id>" (task finished),
  *                                    "c <id> <chunk>" (a streamed chat chunk)
  *   {sl}:wake                channel "work arrived" for idle workers
@@ -49,6 +52,8 @@
 #define KEY_POLLS "{sl}:polls"
 #define KEY_DEADLINES "{sl}:deadlines"
 #define KEY_LEADER "{sl}:leader"
+#define KEY_FILE "{sl}:f:"
+#define KEY_FILES_TENANT "{sl}:fn:"
 #define CHANNEL_API "{sl}:api:"
 #define CHANNEL_WAKE "{sl}:wake"
 

@@ -1,0 +1,943 @@
+/*
+ * api/files.c — OpenAI's Files API, the part the Batch API needs: upload (multipart), list,
+ * retrieve, download, delete; tenant-scoped (another tenant's file is a 404 like a missing one).
+ *
+ * Storage: the bytes in <blobs.dir>/files/<id> (written to "<id>.part", fsynced, renamed), the
+ * metadata in the hash KEY_FILE<id> and the id in the tenant's zset KEY_FILES_TENANT<tenant>
+ * (score: created ms). Both Redis writes go in one MULTI/EXEC rather than two plain commands:
+ * Redis applies the pair as one step (and drops it whole when the connection breaks before
+ * EXEC), so no reader — in this or another API process — ever sees a listed id without its
+ * metadata or metadata missing from the list, and one reply tells whether both landed. No Lua
+ * is needed because nothing is read and decided on inside Redis: the id is fresh and random.
+ *
+ * Blocking: an upload is written and fsynced on the event loop (200 MB at disk speed, a fraction
+ * of a second on an SSD), in exchange for a simple, durable write; Redis holds the metadata with
+ * AOF, so the bytes must be on disk before the metadata names them. Crashing between the rename
+ * and EXEC leaves a file with no metadata in blobs.dir/files (never served; a sweep is not
+ * written yet).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "api/files.h"
+#include "api/internal.h"
+#include "core/keys.h"
+#include "core/log.h"
+#include "core/multipart.h"
+#include "core/task.h"
+#include "core/util.h"
+
+#define FILES_SUBDIR "files"
+#define FILES_PATH_MAX 4096
+#define FILES_ID_SIZE 48
+#define FILES_FILENAME_MAX 255
+#define FILES_PURPOSE_MAX 64
+#define FILES_LIST_DEFAULT 20
+#define FILES_LIST_MAX 100
+#define FILES_TX_MAX_CMDS (FILES_LIST_MAX + 1)
+
+/* The purposes the store knows. Clients upload only those marked upload; the server adds the
+ * others (api_files_create_from_path). */
+static const struct purpose {
+    const char *name;
+    bool upload;      /* POST /v1/files accepts it */
+    bool max_lines;   /* an upload is capped at files.max_lines lines (and must not be empty) */
+    const char *type; /* Content-Type of GET /v1/files/{id}/content */
+} purposes[] = {
+    {"batch", true, true, "application/jsonl"},
+    {"batch_output", false, false, "application/jsonl"},
+};
+
+static const struct purpose *purpose_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(purposes) / sizeof(purposes[0]); i++) {
+        if (name != NULL && strcmp(purposes[i].name, name) == 0) {
+            return &purposes[i];
+        }
+    }
+    return NULL;
+}
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* <blobs.dir>/files into out, created (with blobs.dir) when missing. Returns 0 or -1. */
+static int files_dir(const struct api *a, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%s/" FILES_SUBDIR, a->cfg->blobs.dir);
+
+    if (n < 0 || (size_t)n >= size) {
+        return -1;
+    }
+    if (mkdir(a->cfg->blobs.dir, 0750) < 0 && errno != EEXIST) {
+        return -1;
+    }
+    if (mkdir(out, 0750) < 0 && errno != EEXIST) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Makes a rename in dir durable (the directory entry, not only the file's bytes). */
+static void sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+int api_files_tmp_path(struct api *a, char *out, size_t out_size)
+{
+    char dir[FILES_PATH_MAX], name[FILES_ID_SIZE];
+    int n;
+
+    if (files_dir(a, dir, sizeof(dir)) < 0 || util_random_id("tmp_", name, sizeof(name)) < 0) {
+        return -1;
+    }
+    n = snprintf(out, out_size, "%s/%s.part", dir, name);
+    return n < 0 || (size_t)n >= out_size ? -1 : 0;
+}
+
+/*
+ * One Redis transaction: MULTI, the commands, EXEC. cb gets EXEC's reply (an array with one
+ * reply per command). Everything is sent in one synchronous stretch, so no other command on the
+ * shared connection can land inside the transaction. Returns 0 (cb runs once) or a negative code
+ * (cb never runs; nothing was applied: a half-sent transaction is DISCARDed).
+ */
+struct tx_cmd {
+    int argc;
+    const char *argv[14];
+};
+
+static int send_tx(struct api *a, struct tx_cmd *cmds, size_t n, store_cb cb, void *arg)
+{
+    static const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"}, *discard[] = {"DISCARD"};
+    int rc = store_command(a->store, NULL, NULL, 1, multi, NULL);
+
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = store_command(a->store, NULL, NULL, cmds[i].argc, cmds[i].argv, NULL);
+        if (rc < 0 && store_command(a->store, NULL, NULL, 1, discard, NULL) < 0) {
+            /* Only reachable on OOM with the connection still up; reconnecting would clear it. */
+            log_error("files: could not DISCARD a half-sent transaction", "rc=%d", rc);
+        }
+    }
+    if (rc == 0 && (rc = store_command(a->store, cb, arg, 1, exec, NULL)) < 0) {
+        store_command(a->store, NULL, NULL, 1, discard, NULL);
+    }
+    return rc;
+}
+
+/* True when an EXEC reply holds n replies and none of them is an error. */
+static bool tx_ok(const redisReply *reply, size_t n)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (reply->element[i]->type == REDIS_REPLY_ERROR) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* What a file object shows; strings borrowed. */
+struct file_meta {
+    const char *id;
+    const char *filename;
+    const char *purpose;
+    long long bytes;
+    int64_t created_ms;
+};
+
+/* The OpenAI file object. Caller frees. */
+static cJSON *file_object(const struct file_meta *m)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "id", m->id);
+    cJSON_AddStringToObject(o, "object", "file");
+    cJSON_AddNumberToObject(o, "bytes", (double)m->bytes);
+    cJSON_AddNumberToObject(o, "created_at", (double)(m->created_ms / 1000));
+    cJSON_AddStringToObject(o, "filename", m->filename ? m->filename : "");
+    cJSON_AddStringToObject(o, "purpose", m->purpose ? m->purpose : "");
+    cJSON_AddStringToObject(o, "status", "processed");
+    cJSON_AddNullToObject(o, "expires_at");
+    cJSON_AddNullToObject(o, "status_details");
+    return o;
+}
+
+/* The file object from a metadata hash (HGETALL reply). Caller frees. */
+static cJSON *file_json(const char *id, const redisReply *hash)
+{
+    const char *bytes = task_hash_get(hash, "bytes");
+    const char *created = task_hash_get(hash, "created");
+    struct file_meta m = {
+        .id = id,
+        .filename = task_hash_get(hash, "filename"),
+        .purpose = task_hash_get(hash, "purpose"),
+        .bytes = bytes ? strtoll(bytes, NULL, 10) : 0,
+        .created_ms = created ? strtoll(created, NULL, 10) : 0,
+    };
+    return file_object(&m);
+}
+
+/* A hash that exists and belongs to tenant. */
+static bool owned_by(const redisReply *hash, const char *tenant)
+{
+    const char *owner = task_hash_get(hash, "tenant");
+    return owner != NULL && tenant != NULL && strcmp(owner, tenant) == 0;
+}
+
+static void reply_not_found(struct api *a, struct evhttp_request *req, const char *id)
+{
+    api_reply_error(a, req, CORE_ENOTFOUND, "id", "file_not_found", "No such File object: %s", id);
+}
+
+/* ---- storing a finished file (uploads and api_files_create_from_path) -------------------- */
+
+struct put {
+    char id[FILES_ID_SIZE];
+    char tmp[FILES_PATH_MAX];
+    char path[FILES_PATH_MAX];
+    api_files_create_cb cb;
+    void *arg;
+};
+
+static void on_put(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct put *p = arg;
+    struct core_err e;
+
+    if (err == NULL && !tx_ok(reply, 2)) {
+        core_err_clear(&e);
+        core_err_set(&e, CORE_EINTERNAL, NULL, "redis did not store the file's metadata");
+        err = &e;
+    }
+    if (err != NULL) {
+        /* Back where the caller left it: the caller owns it again. */
+        if (rename(p->path, p->tmp) < 0) {
+            log_error("files: cannot move a file back after a failed store", "path=%s errno=%d",
+                      p->path, errno);
+        }
+        log_warn("files: storing metadata failed", "id=%s error=\"%s\"", p->id, err->message);
+        p->cb(p->arg, NULL, err);
+    } else {
+        p->cb(p->arg, p->id, NULL);
+    }
+    free(p);
+}
+
+/*
+ * Moves tmp_path to <blobs.dir>/files/<id> and writes the metadata (one MULTI/EXEC). The
+ * ownership rules of api_files_create_from_path; id is fresh.
+ */
+static int file_put(struct api *a, const char *id, const char *tenant, const char *purpose,
+                    const char *filename, const char *tmp_path, long long bytes, int64_t created_ms,
+                    api_files_create_cb cb, void *arg)
+{
+    struct put *p = calloc(1, sizeof(*p));
+    char dir[FILES_PATH_MAX], key[128], zkey[160], bytes_s[24], created_s[24];
+    int rc, n;
+
+    if (p == NULL) {
+        return CORE_ENOMEM;
+    }
+    p->cb = cb;
+    p->arg = arg;
+    snprintf(p->id, sizeof(p->id), "%s", id);
+    snprintf(p->tmp, sizeof(p->tmp), "%s", tmp_path);
+    n = snprintf(p->path, sizeof(p->path), "%s/" FILES_SUBDIR "/%s", a->cfg->blobs.dir, id);
+    if (n < 0 || (size_t)n >= sizeof(p->path) || files_dir(a, dir, sizeof(dir)) < 0 ||
+        strlen(tmp_path) >= sizeof(p->tmp)) {
+        free(p);
+        return CORE_EINTERNAL;
+    }
+    if (rename(p->tmp, p->path) < 0) {
+        log_error("files: cannot move a file into the store", "from=%s to=%s errno=%d", p->tmp,
+                  p->path, errno);
+        free(p);
+        return CORE_EINTERNAL;
+    }
+    sync_dir(dir);
+    snprintf(key, sizeof(key), KEY_FILE "%s", id);
+    snprintf(zkey, sizeof(zkey), KEY_FILES_TENANT "%s", tenant);
+    snprintf(bytes_s, sizeof(bytes_s), "%lld", bytes);
+    snprintf(created_s, sizeof(created_s), "%lld", (long long)created_ms);
+    struct tx_cmd cmds[] = {
+        {14,
+         {"HSET", key, "tenant", tenant, "bytes", bytes_s, "filename", filename, "purpose", purpose,
+          "created", created_s, "path", p->path}},
+        {4, {"ZADD", zkey, created_s, id}},
+    };
+    rc = send_tx(a, cmds, 2, on_put, p);
+    if (rc < 0) {
+        if (rename(p->path, p->tmp) < 0) {
+            log_error("files: cannot move a file back", "path=%s errno=%d", p->path, errno);
+        }
+        free(p);
+    }
+    return rc;
+}
+
+int api_files_create_from_path(struct api *a, const char *tenant, const char *purpose,
+                               const char *filename, const char *tmp_path, long long bytes,
+                               api_files_create_cb cb, void *arg)
+{
+    char id[FILES_ID_SIZE];
+    struct stat st;
+    int fd, rc;
+
+    if (purpose_find(purpose) == NULL || tenant == NULL || filename == NULL || cb == NULL) {
+        return CORE_EINVAL;
+    }
+    fd = open(tmp_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        (bytes >= 0 && (long long)st.st_size != bytes)) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return CORE_EINVAL;
+    }
+    /* The metadata will be durable (AOF), so the bytes it names must be on disk first. */
+    rc = fsync(fd);
+    close(fd);
+    if (rc < 0) {
+        return CORE_EINTERNAL;
+    }
+    if (util_random_id(API_FILE_ID_PREFIX, id, sizeof(id)) < 0) {
+        return CORE_EINTERNAL;
+    }
+    return file_put(a, id, tenant, purpose, filename, tmp_path, (long long)st.st_size,
+                    util_now_ms(), cb, arg);
+}
+
+/* ---- POST /v1/files ----------------------------------------------------------------------- */
+
+struct form {
+    char purpose[FILES_PURPOSE_MAX];
+    bool have_purpose;
+    bool have_file;
+    struct multipart_part file; /* slices of the request body */
+    int error;                  /* FORM_* */
+};
+
+enum { FORM_OK, FORM_TWO_FILES, FORM_BAD_PURPOSE };
+
+static bool part_is(const struct multipart_part *p, const char *name)
+{
+    return p->name_len == strlen(name) && memcmp(p->name, name, p->name_len) == 0;
+}
+
+/* Keeps the purpose field and the file part; other fields are ignored (expires_after...). */
+static int on_part(const struct multipart_part *p, void *arg)
+{
+    struct form *f = arg;
+
+    if (part_is(p, "file")) {
+        if (f->have_file) {
+            f->error = FORM_TWO_FILES;
+            return 1;
+        }
+        f->file = *p;
+        f->have_file = true;
+    } else if (part_is(p, "purpose")) {
+        if (p->len >= sizeof(f->purpose) || memchr(p->data, '\0', p->len) != NULL) {
+            f->error = FORM_BAD_PURPOSE;
+            return 1;
+        }
+        memcpy(f->purpose, p->data, p->len);
+        f->purpose[p->len] = '\0';
+        f->have_purpose = true;
+    }
+    return 0;
+}
+
+/* Lines in data: newline characters, plus one for a last line without its newline. */
+static long long count_lines(const char *data, size_t len, long long stop_after)
+{
+    const char *p = data, *end = data + len;
+    long long n = 0;
+
+    while (p < end && n <= stop_after) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        n++;
+        if (nl == NULL) {
+            break;
+        }
+        p = nl + 1;
+    }
+    return n;
+}
+
+static void on_uploaded(void *arg, const char *file_id, const struct core_err *err)
+{
+    struct api_ctx *c = arg;
+
+    if (err != NULL) {
+        char tmp[FILES_PATH_MAX];
+        snprintf(tmp, sizeof(tmp), "%s/" FILES_SUBDIR "/%s.part", c->api->cfg->blobs.dir, c->id);
+        unlink(tmp);
+        if (err->code == CORE_EUNAVAILABLE) {
+            api_reply_store_down(c->api, c->req);
+        } else {
+            api_reply_err(c->api, c->req, err);
+        }
+    } else {
+        api_reply_json(c->api, c->req, 200, c->task);
+        c->task = NULL;
+    }
+    api_ctx_free(c);
+}
+
+/* Writes data to path (new, 0640) and fsyncs it. Returns 0, or -1 with nothing left behind. */
+static int write_file(const char *path, const char *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+
+    if (fd < 0) {
+        return -1;
+    }
+    if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    if (close(fd) < 0) {
+        unlink(path);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * The whole upload is in memory by now: evhttp buffers a request body completely before calling
+ * us (its cap, set in api/server.c, is files.max_bytes + API_FILES_FORM_OVERHEAD), and pullup
+ * makes it one contiguous block for the parser.
+ */
+void api_files_create(struct api *a, struct evhttp_request *req, const char *tenant,
+                      const char *arg)
+{
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    long max_bytes = a->cfg->files.max_bytes;
+    const struct purpose *purpose;
+    struct form f = {0};
+    struct api_ctx *c = NULL;
+    char boundary[80], path[FILES_PATH_MAX], dir[FILES_PATH_MAX] = "", *filename = NULL;
+    const char *body;
+    struct core_err e;
+    int rc;
+
+    if (multipart_boundary(ct, boundary, sizeof(boundary)) < 0) {
+        api_reply_error(a, req, CORE_EINVAL, NULL, "invalid_content_type",
+                        "Uploads must be multipart/form-data with 'purpose' and 'file' fields");
+        return;
+    }
+    if (len > (size_t)max_bytes + API_FILES_FORM_OVERHEAD) {
+        api_reply_error(a, req, CORE_ETOOLARGE, "file", "request_too_large",
+                        "Upload of %zu bytes is larger than the file limit of %ld bytes", len,
+                        max_bytes);
+        return;
+    }
+    body = (const char *)evbuffer_pullup(in, -1);
+    rc = multipart_parse(body ? body : "", len, boundary, on_part, &f);
+    if (rc != 0) {
+        if (f.error == FORM_TWO_FILES) {
+            api_reply_error(a, req, CORE_EINVAL, "file", NULL, "Send exactly one 'file' part");
+        } else if (f.error == FORM_BAD_PURPOSE) {
+            api_reply_error(a, req, CORE_EINVAL, "purpose", NULL, "'purpose' is not valid");
+        } else {
+            api_reply_error(a, req, CORE_EINVAL, NULL, "invalid_multipart",
+                            "The multipart/form-data body is malformed");
+        }
+        return;
+    }
+    if (!f.have_purpose) {
+        api_reply_error(a, req, CORE_EINVAL, "purpose", NULL, "'purpose' is required");
+        return;
+    }
+    purpose = purpose_find(f.purpose);
+    if (purpose == NULL || !purpose->upload) {
+        api_reply_error(a, req, CORE_EINVAL, "purpose", NULL,
+                        "'%.64s' is not a supported purpose; sluice accepts 'batch' files",
+                        f.purpose);
+        return;
+    }
+    if (!f.have_file || f.file.filename == NULL) {
+        api_reply_error(a, req, CORE_EINVAL, "file", NULL, "'file' must be a file part");
+        return;
+    }
+    if (f.file.filename_len > FILES_FILENAME_MAX) {
+        api_reply_error(a, req, CORE_EINVAL, "file", NULL, "The file name is longer than %d bytes",
+                        FILES_FILENAME_MAX);
+        return;
+    }
+    if (f.file.len > (size_t)max_bytes) {
+        api_reply_error(a, req, CORE_ETOOLARGE, "file", "file_too_large",
+                        "The file has %zu bytes; the limit is %ld bytes", f.file.len, max_bytes);
+        return;
+    }
+    if (purpose->max_lines) {
+        long long lines = count_lines(f.file.data, f.file.len, a->cfg->files.max_lines);
+        if (lines == 0) {
+            api_reply_error(a, req, CORE_EINVAL, "file", "empty_file", "The file is empty");
+            return;
+        }
+        if (lines > a->cfg->files.max_lines) {
+            api_reply_error(a, req, CORE_EINVAL, "file", "too_many_lines",
+                            "A batch file may have at most %ld lines; this one has more",
+                            a->cfg->files.max_lines);
+            return;
+        }
+    }
+    filename =
+        f.file.filename_len ? strndup(f.file.filename, f.file.filename_len) : strdup("upload");
+    c = api_ctx_new(a, req, tenant);
+    if (filename == NULL || c == NULL ||
+        util_random_id(API_FILE_ID_PREFIX, c->id, sizeof(c->id)) < 0) {
+        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
+        goto out;
+    }
+    if (files_dir(a, dir, sizeof(dir)) < 0 ||
+        snprintf(path, sizeof(path), "%s/%s.part", dir, c->id) >= (int)sizeof(path) ||
+        write_file(path, f.file.data, f.file.len) < 0) {
+        log_error("files: cannot write an upload", "dir=%s errno=%d", dir, errno);
+        api_reply_error(a, req, CORE_EINTERNAL, NULL, "storage_error",
+                        "The file could not be stored");
+        goto out;
+    }
+    {
+        /* The answer, rendered now from the values the hash gets. */
+        struct file_meta m = {.id = c->id,
+                              .filename = filename,
+                              .purpose = purpose->name,
+                              .bytes = (long long)f.file.len,
+                              .created_ms = util_now_ms()};
+        c->task = file_object(&m);
+        rc = file_put(a, c->id, tenant, purpose->name, filename, path, m.bytes, m.created_ms,
+                      on_uploaded, c);
+    }
+    if (rc < 0) {
+        unlink(path);
+        core_err_clear(&e);
+        if (rc == CORE_EUNAVAILABLE) {
+            api_reply_store_down(a, req);
+        } else {
+            core_err_set(&e, rc, NULL, "The file could not be stored");
+            api_reply_err(a, req, &e);
+        }
+        goto out;
+    }
+    c = NULL; /* on_uploaded answers and frees it */
+out:
+    free(filename);
+    api_ctx_free(c);
+}
+
+/* ---- GET /v1/files/{id}, GET /v1/files/{id}/content, DELETE /v1/files/{id} ---------------- */
+
+enum read_mode { READ_META, READ_CONTENT, READ_DELETE };
+
+/* A context for a request about file id: NULL after answering 404 (not a file id) or 500. */
+static struct api_ctx *ctx_for_file(struct api *a, struct evhttp_request *req, const char *tenant,
+                                    const char *id)
+{
+    struct api_ctx *c;
+
+    if (!util_id_valid(API_FILE_ID_PREFIX, id)) {
+        reply_not_found(a, req, id);
+        return NULL;
+    }
+    c = api_ctx_new(a, req, tenant);
+    if (c == NULL) {
+        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
+        return NULL;
+    }
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    return c;
+}
+
+/* Sends the file's bytes without copying them (evbuffer_add_file: sendfile or mmap). */
+static void send_content(struct api_ctx *c, const redisReply *hash)
+{
+    const char *path = task_hash_get(hash, "path");
+    const struct purpose *p = purpose_find(task_hash_get(hash, "purpose"));
+    struct stat st;
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        api_reply_error(c->api, c->req, CORE_ENOTFOUND, "id", "content_not_found",
+                        "The content of file %s is not available on this server", c->id);
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type",
+                      p ? p->type : "application/octet-stream");
+    /* evbuffer_add_file takes the descriptor (and closes it); a file of 0 bytes adds nothing. */
+    if (st.st_size > 0) {
+        evbuffer_add_file(evhttp_request_get_output_buffer(c->req), fd, 0, st.st_size);
+    } else {
+        close(fd);
+    }
+    c->api->responses[2]++;
+    evhttp_send_reply(c->req, 200, "OK", NULL);
+}
+
+static void on_deleted(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct api_ctx *c = arg;
+
+    if (err != NULL) {
+        api_reply_store_down(c->api, c->req);
+    } else if (!tx_ok(reply, 2) || reply->element[0]->type != REDIS_REPLY_INTEGER) {
+        api_reply_error(c->api, c->req, CORE_EINTERNAL, NULL, NULL,
+                        "Redis did not delete the file's metadata");
+    } else if (reply->element[0]->integer == 0) {
+        reply_not_found(c->api, c->req, c->id); /* a concurrent DELETE won */
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        /* The metadata is gone, so nothing serves the bytes any more; a crash before this
+         * unlink leaves an unreferenced file, never a reference to a missing one. */
+        if (cJSON_IsString(c->body) && unlink(c->body->valuestring) < 0 && errno != ENOENT) {
+            log_warn("files: cannot remove a deleted file's bytes", "path=%s errno=%d",
+                     c->body->valuestring, errno);
+        }
+        cJSON_AddStringToObject(o, "id", c->id);
+        cJSON_AddStringToObject(o, "object", "file");
+        cJSON_AddBoolToObject(o, "deleted", true);
+        api_reply_json(c->api, c->req, 200, o);
+    }
+    api_ctx_free(c);
+}
+
+/* Removes the metadata and the list entry in one MULTI/EXEC, then the bytes. Takes c. */
+static void start_delete(struct api_ctx *c, const redisReply *hash)
+{
+    const char *path = task_hash_get(hash, "path");
+    char key[96], zkey[160];
+
+    snprintf(key, sizeof(key), KEY_FILE "%s", c->id);
+    snprintf(zkey, sizeof(zkey), KEY_FILES_TENANT "%s", c->tenant);
+    struct tx_cmd cmds[] = {{2, {"DEL", key}}, {3, {"ZREM", zkey, c->id}}};
+    c->body = path ? cJSON_CreateString(path) : NULL;
+    if (send_tx(c->api, cmds, 2, on_deleted, c) < 0) {
+        api_reply_store_down(c->api, c->req);
+        api_ctx_free(c);
+    }
+}
+
+static void on_read(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct api_ctx *c = arg;
+
+    if (err != NULL) {
+        api_reply_store_down(c->api, c->req);
+    } else if (!owned_by(reply, c->tenant)) {
+        /* Another tenant's file is indistinguishable from a missing one. */
+        reply_not_found(c->api, c->req, c->id);
+    } else if (c->mode == READ_META) {
+        api_reply_json(c->api, c->req, 200, file_json(c->id, reply));
+    } else if (c->mode == READ_CONTENT) {
+        send_content(c, reply);
+    } else {
+        start_delete(c, reply);
+        return;
+    }
+    api_ctx_free(c);
+}
+
+static void read_file(struct api *a, struct evhttp_request *req, const char *tenant, const char *id,
+                      enum read_mode mode)
+{
+    struct api_ctx *c = ctx_for_file(a, req, tenant, id);
+    char key[96];
+
+    if (c == NULL) {
+        return;
+    }
+    c->mode = mode;
+    snprintf(key, sizeof(key), KEY_FILE "%s", id);
+    const char *argv[] = {"HGETALL", key};
+    if (store_command(a->store, on_read, c, 2, argv, NULL) < 0) {
+        api_reply_store_down(a, req);
+        api_ctx_free(c);
+    }
+}
+
+void api_files_get(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg)
+{
+    read_file(a, req, tenant, arg, READ_META);
+}
+
+void api_files_content(struct api *a, struct evhttp_request *req, const char *tenant,
+                       const char *arg)
+{
+    read_file(a, req, tenant, arg, READ_CONTENT);
+}
+
+void api_files_delete(struct api *a, struct evhttp_request *req, const char *tenant,
+                      const char *arg)
+{
+    read_file(a, req, tenant, arg, READ_DELETE);
+}
+
+/* ---- GET /v1/files ------------------------------------------------------------------------ */
+
+/*
+ * Three round trips, each needing the one before: the rank of `after` (skipped without it), a
+ * page of ids (limit + 1, to know has_more), and their hashes in one MULTI/EXEC. c->values[0] is
+ * the limit, c->values[1] 1 for order=asc; c->id the cursor; c->body the page's ids.
+ */
+enum { LIST_LIMIT, LIST_ASC };
+
+static void on_hashes(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct api_ctx *c = arg;
+    size_t n = (size_t)cJSON_GetArraySize(c->body);
+    size_t want = n < (size_t)c->values[LIST_LIMIT] ? n : (size_t)c->values[LIST_LIMIT];
+    const char *first = NULL, *last = NULL;
+    cJSON *list, *data;
+
+    if (err != NULL || !tx_ok(reply, want)) {
+        api_reply_store_down(c->api, c->req);
+        goto out;
+    }
+    list = cJSON_CreateObject();
+    cJSON_AddStringToObject(list, "object", "list");
+    data = cJSON_AddArrayToObject(list, "data");
+    for (size_t i = 0; i < want; i++) {
+        const char *id = cJSON_GetArrayItem(c->body, (int)i)->valuestring;
+        /* A file deleted between the two round trips has an empty hash: skip it. */
+        if (owned_by(reply->element[i], c->tenant)) {
+            cJSON_AddItemToArray(data, file_json(id, reply->element[i]));
+            first = first ? first : id;
+            last = id;
+        }
+    }
+    if (first) {
+        cJSON_AddStringToObject(list, "first_id", first);
+        cJSON_AddStringToObject(list, "last_id", last);
+    } else {
+        cJSON_AddNullToObject(list, "first_id");
+        cJSON_AddNullToObject(list, "last_id");
+    }
+    cJSON_AddBoolToObject(list, "has_more", n > want);
+    api_reply_json(c->api, c->req, 200, list);
+out:
+    api_ctx_free(c);
+}
+
+static void on_range(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct api_ctx *c = arg;
+    struct tx_cmd cmds[FILES_TX_MAX_CMDS];
+    char keys[FILES_TX_MAX_CMDS][96];
+    size_t want;
+
+    if (err != NULL || reply->type != REDIS_REPLY_ARRAY) {
+        api_reply_store_down(c->api, c->req);
+        goto fail;
+    }
+    c->body = cJSON_CreateArray();
+    for (size_t i = 0; i < reply->elements && c->body; i++) {
+        if (reply->element[i]->type == REDIS_REPLY_STRING) {
+            cJSON_AddItemToArray(c->body, cJSON_CreateString(reply->element[i]->str));
+        }
+    }
+    want = (size_t)cJSON_GetArraySize(c->body);
+    want = want < (size_t)c->values[LIST_LIMIT] ? want : (size_t)c->values[LIST_LIMIT];
+    for (size_t i = 0; i < want; i++) {
+        snprintf(keys[i], sizeof(keys[i]), KEY_FILE "%s",
+                 cJSON_GetArrayItem(c->body, (int)i)->valuestring);
+        cmds[i] = (struct tx_cmd){2, {"HGETALL", keys[i]}};
+    }
+    if (send_tx(c->api, cmds, want, on_hashes, c) < 0) {
+        api_reply_store_down(c->api, c->req);
+        goto fail;
+    }
+    return;
+fail:
+    api_ctx_free(c);
+}
+
+/* Asks for the page of ids from rank start on. Returns 0 or a negative code (nothing sent). */
+static int list_range(struct api_ctx *c, long long start)
+{
+    char zkey[160], start_s[24], stop_s[24];
+
+    snprintf(zkey, sizeof(zkey), KEY_FILES_TENANT "%s", c->tenant);
+    snprintf(start_s, sizeof(start_s), "%lld", start);
+    snprintf(stop_s, sizeof(stop_s), "%lld", start + (long long)c->values[LIST_LIMIT]);
+    const char *argv[] = {c->values[LIST_ASC] ? "ZRANGE" : "ZREVRANGE", zkey, start_s, stop_s};
+    return store_command(c->api->store, on_range, c, 4, argv, NULL);
+}
+
+static void on_rank(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct api_ctx *c = arg;
+
+    if (err != NULL) {
+        api_reply_store_down(c->api, c->req);
+    } else if (reply->type != REDIS_REPLY_INTEGER) {
+        api_reply_error(c->api, c->req, CORE_EINVAL, "after", NULL,
+                        "'after' does not name a file in this list");
+    } else if (list_range(c, reply->integer + 1) < 0) {
+        api_reply_store_down(c->api, c->req);
+    } else {
+        return;
+    }
+    api_ctx_free(c);
+}
+
+void api_files_list(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg)
+{
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    struct evkeyvalq params;
+    const char *limit_s, *after, *order;
+    long limit = FILES_LIST_DEFAULT;
+    struct api_ctx *c = NULL;
+    int rc;
+
+    TAILQ_INIT(&params);
+    if (query && evhttp_parse_query_str(query, &params) < 0) {
+        api_reply_error(a, req, CORE_EINVAL, NULL, NULL, "Malformed query string");
+        return;
+    }
+    limit_s = evhttp_find_header(&params, "limit");
+    after = evhttp_find_header(&params, "after");
+    order = evhttp_find_header(&params, "order");
+    if (limit_s) {
+        char *end = NULL;
+        limit = strtol(limit_s, &end, 10);
+        if (*limit_s == '\0' || *end != '\0' || limit < 1 || limit > FILES_LIST_MAX) {
+            api_reply_error(a, req, CORE_EINVAL, "limit", NULL,
+                            "'limit' must be an integer between 1 and %d", FILES_LIST_MAX);
+            goto out;
+        }
+    }
+    if (after && !util_id_valid(API_FILE_ID_PREFIX, after)) {
+        api_reply_error(a, req, CORE_EINVAL, "after", NULL, "'after' must be a file id");
+        goto out;
+    }
+    if (order && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
+        api_reply_error(a, req, CORE_EINVAL, "order", NULL, "'order' must be 'asc' or 'desc'");
+        goto out;
+    }
+    if (evhttp_find_header(&params, "purpose") != NULL) {
+        api_reply_error(a, req, CORE_EINVAL, "purpose", NULL,
+                        "Filtering the list by 'purpose' is not supported yet");
+        goto out;
+    }
+    c = api_ctx_new(a, req, tenant);
+    if (c == NULL) {
+        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
+        goto out;
+    }
+    c->values[LIST_LIMIT] = limit;
+    c->values[LIST_ASC] = order && strcmp(order, "asc") == 0;
+    if (after) {
+        char zkey[160];
+        snprintf(c->id, sizeof(c->id), "%s", after);
+        snprintf(zkey, sizeof(zkey), KEY_FILES_TENANT "%s", tenant);
+        const char *argv[] = {c->values[LIST_ASC] ? "ZRANK" : "ZREVRANK", zkey, c->id};
+        rc = store_command(a->store, on_rank, c, 3, argv, NULL);
+    } else {
+        rc = list_range(c, 0);
+    }
+    if (rc < 0) {
+        api_reply_store_down(a, req);
+        api_ctx_free(c);
+    }
+out:
+    evhttp_clear_headers(&params);
+}
+
+/* ---- api_files_lookup --------------------------------------------------------------------- */
+
+struct lookup {
+    char *tenant;
+    char id[FILES_ID_SIZE];
+    api_files_lookup_cb cb;
+    void *arg;
+};
+
+static void on_lookup(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct lookup *l = arg;
+    const char *path = err ? NULL : task_hash_get(reply, "path");
+    const char *bytes = err ? NULL : task_hash_get(reply, "bytes");
+    struct core_err e;
+
+    if (err != NULL) {
+        l->cb(l->arg, NULL, 0, err);
+    } else if (!owned_by(reply, l->tenant) || path == NULL) {
+        core_err_clear(&e);
+        core_err_set(&e, CORE_ENOTFOUND, NULL, "No such File object: %s", l->id);
+        core_err_set_code(&e, "file_not_found");
+        l->cb(l->arg, NULL, 0, &e);
+    } else {
+        l->cb(l->arg, path, bytes ? strtoll(bytes, NULL, 10) : 0, NULL);
+    }
+    free(l->tenant);
+    free(l);
+}
+
+int api_files_lookup(struct api *a, const char *tenant, const char *id, api_files_lookup_cb cb,
+                     void *arg)
+{
+    struct lookup *l;
+    char key[96];
+    int rc;
+
+    if (id == NULL || !util_id_valid(API_FILE_ID_PREFIX, id)) {
+        return CORE_ENOTFOUND;
+    }
+    l = calloc(1, sizeof(*l));
+    if (l == NULL || (l->tenant = strdup(tenant)) == NULL) {
+        free(l);
+        return CORE_ENOMEM;
+    }
+    snprintf(l->id, sizeof(l->id), "%s", id);
+    l->cb = cb;
+    l->arg = arg;
+    snprintf(key, sizeof(key), KEY_FILE "%s", id);
+    const char *argv[] = {"HGETALL", key};
+    rc = store_command(a->store, on_lookup, l, 2, argv, NULL);
+    if (rc < 0) {
+        free(l->tenant);
+        free(l);
+    }
+    return rc;
+}
