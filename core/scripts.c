@@ -157,7 +157,8 @@ static const char submit_lua[] =
  * until capacity returns, so the worker sleeps rather than spins.
  * KEYS: 1 leases, 2 polls
  * ARGV: 1 now ms, 2 lease ms, 3 n, 4 random seed, 5 burst ms, 6 pace (share of a deployment's
- *       rpm and tpm that sluice uses: a little under 1, so arrival jitter does not meet the limit)
+ *       rpm and tpm that sluice uses: a little under 1, so arrival jitter does not meet the limit),
+ *       7 error JSON for a task whose routing.max_cost no deployment meets, 8 retention ms
  * Returns {wait_ms (-1: nothing waiting on capacity), then 15 per unit: id, fence, attempts,
  * max_attempts, tenant, model, kind, input, mode, status, up_id, job, dep, stream, reply_to}.
  */
@@ -205,7 +206,9 @@ static const char claim_lua[] =
     "    local reopen = num(s[7], 0) + routing[alias].breaker.open\n"
     "    if now >= reopen then st.br = 'half' else w = math.max(w, reopen - now) end\n"
     "  end\n"
-    "  if st.br == 'half' and s[8] == '1' then w = math.max(w, 1000) end\n"
+    "  if st.br == 'half' and now - num(s[8], 0) < routing[alias].breaker.open then\n"
+    "    w = math.max(w, 1000)\n"
+    "  end\n"
     "  if rpm > 0 and st.rt < 1 then w = math.max(w, (1 - st.rt) * 60000 / rpm) end\n"
     "  if tpm > 0 and st.tt < est then w = math.max(w, (est - st.tt) * 60000 / tpm) end\n"
     "  if d.maxc > 0 and st.inf >= d.maxc then w = math.max(w, 1000) end\n"
@@ -233,10 +236,12 @@ static const char claim_lua[] =
     "  local best, best_st, best_score, total_w = nil, nil, nil, 0\n"
     "  local fallback, fallback_st = nil, nil\n"
     "  local cands = {}\n"
+    "  local eligible = 0\n"
     "  for i, d in ipairs(r.deps) do\n"
     "    local idx = i - 1\n"
     "    local cost = (d.pin * est + d.pout * est) / 1000000\n"
     "    if max_cost == nil or cost <= max_cost then\n"
+    "      eligible = eligible + 1\n"
     "      local st = dep_state(alias, idx, d, est)\n"
     "      if st.wait > 0 then note_wait(st.wait)\n"
     "      elseif idx == avoid and #r.deps > 1 then fallback, fallback_st = idx, st\n"
@@ -251,7 +256,8 @@ static const char claim_lua[] =
     "    end\n"
     "  end\n"
     "  if #cands == 0 and fallback then cands[1] = {fallback, fallback_st, 0, 1}; total_w = 1 end\n"
-    "  if #cands == 0 then return nil end\n"
+    "  if eligible == 0 then return nil, 'impossible' end\n"
+    "  if #cands == 0 then return nil, (f[2] and 'own' or 'capacity') end\n"
     "  if strategy == 'weighted' and total_w > 0 then\n"
     "    local x = math.random() * total_w\n"
     "    for _, c in ipairs(cands) do\n"
@@ -268,7 +274,7 @@ static const char claim_lua[] =
     "  local st = best_st\n"
     "  redis.call('HSET', st.key, 'rt', st.rt - 1, 'tt', st.tt - est, 'ts', now,\n"
     "    'inf', st.inf + 1, 'br', st.br)\n"
-    "  if st.br == 'half' then redis.call('HSET', st.key, 'probe', '1') end\n"
+    "  if st.br == 'half' then redis.call('HSET', st.key, 'probe', now) end\n"
     "  return best\n"
     "end\n"
     "local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, n)\n"
@@ -300,10 +306,18 @@ static const char claim_lua[] =
     "    else\n"
     "      local k = T .. id\n"
     "      local model = redis.call('HGET', k, 'model')\n"
-    "      local dep = nil\n"
-    "      if not blocked[model] then dep = admit(model, k) end\n"
-    "      if dep == nil then\n"
-    "        blocked[model] = true\n"
+    "      local dep, why = nil, 'capacity'\n"
+    "      if not blocked[model] then dep, why = admit(model, k) end\n"
+    "      if dep == nil and why == 'impossible' then\n"
+    /* no deployment of the alias fits the task's own routing: it can never run */
+    "        redis.call('RPOP', q)\n"
+    "        dequeued(k)\n"
+    "        redis.call('HSET', k, 'error', ARGV[7])\n"
+    "        finalize(k, id, 'failed', now, tonumber(ARGV[8]), tenant)\n"
+    "        idle = 0\n"
+    "      elseif dep == nil then\n"
+    /* a task's own routing blocks only itself; the alias's capacity blocks all its tasks */
+    "        if why == 'capacity' then blocked[model] = true end\n"
     "        idle = idle + 1\n"
     "      else\n"
     "        idle = 0\n"
@@ -402,6 +416,9 @@ static const char finish_lua[] =
     "  if class == 'ok' and ARGV[20] ~= '' then\n"
     "    local l = tonumber(ARGV[20])\n"
     "    redis.call('HSET', dk, 'lat', s[4] and (0.8 * tonumber(s[4]) + 0.2 * l) or l)\n"
+    "  end\n"
+    "  if (s[5] == 'half') and class ~= 'ok' and class ~= 'fail' then\n"
+    "    redis.call('HSET', dk, 'probe', '0')\n"
     "  end\n"
     "  if class == 'ok' or class == 'fail' then\n"
     "    local wok, wfail = num(s[7], 0), num(s[8], 0)\n"

@@ -27,6 +27,12 @@
 #define WORKER_CAPACITY_MIN_MS 2
 #define WORKER_CAPACITY_MAX_MS 1000
 
+/* Stored as the error of a task whose routing.max_cost no deployment of its alias meets. */
+static const char no_route_error[] =
+    "{\"message\":\"No deployment of this model fits the task's routing (max_cost)\","
+    "\"type\":\"invalid_request_error\",\"param\":\"routing.max_cost\","
+    "\"code\":\"no_eligible_deployment\",\"retryable\":false,\"provider_status\":null}";
+
 static void kick(struct worker *w);
 static void maybe_done(struct worker *w);
 
@@ -342,7 +348,7 @@ static void kick(struct worker *w)
 {
     long free_slots = w->cfg->worker.concurrency - (long)w->n_jobs;
     long n = free_slots < w->cfg->worker.claim_batch ? free_slots : w->cfg->worker.claim_batch;
-    char now_s[24], lease_s[24], n_s[24], seed_s[16], burst_s[24], pace_s[16];
+    char now_s[24], lease_s[24], n_s[24], seed_s[16], burst_s[24], pace_s[16], ret_s[24];
 
     if (w->stopping || w->claiming || n <= 0 || !store_ready(w->store)) {
         return;
@@ -353,8 +359,10 @@ static void kick(struct worker *w)
     snprintf(seed_s, sizeof(seed_s), "%u", (unsigned)(util_rand_unit() * 4294967295.0));
     snprintf(burst_s, sizeof(burst_s), "%ld", w->cfg->scheduler.burst_ms);
     snprintf(pace_s, sizeof(pace_s), "%.3f", (double)w->cfg->scheduler.pace_pct / 100.0);
-    const char *argv[] = {KEY_LEASES, KEY_POLLS, now_s, lease_s, n_s, seed_s, burst_s, pace_s};
-    if (store_script(w->store, SCRIPT_CLAIM, on_claim, w, 2, 8, argv, NULL) == 0) {
+    snprintf(ret_s, sizeof(ret_s), "%lld", (long long)w->cfg->tasks.retention_s * 1000);
+    const char *argv[] = {KEY_LEASES, KEY_POLLS, now_s,  lease_s,        n_s,
+                          seed_s,     burst_s,   pace_s, no_route_error, ret_s};
+    if (store_script(w->store, SCRIPT_CLAIM, on_claim, w, 2, 10, argv, NULL) == 0) {
         w->claiming = true;
         w->claim_asked = n;
     }
