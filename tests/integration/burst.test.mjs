@@ -10,7 +10,8 @@
 //     letting the provider push back);
 //   - the backlog drains at the provider's pace: first submit → last completion ≤ 1.10 × N / R.
 //
-// Tunable: SLUICE_BURST_N (default 1,000), SLUICE_BURST_RPS (default 50). The figures are printed:
+// Tunable: SLUICE_BURST_N (default 1,000), SLUICE_BURST_RPS (default 50), SLUICE_BURST_WORKERS
+// (default 2, the acceptance's two worker processes). The figures are printed:
 // drain time, ideal N/R, drain ÷ ideal, 429 share, client errors. bench/run --burst-only runs
 // the same at the full acceptance size (5,000 tasks at 100 req/s).
 import { describe, test, before, after } from 'node:test';

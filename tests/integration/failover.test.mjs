@@ -10,6 +10,8 @@
 //     only the half-open probes (one every open_ms), so most outage tasks go straight to B;
 //   - after A recovers, a half-open probe succeeds, the breaker closes (0) and traffic returns to
 //     A: the tasks submitted after that are served by A on their first attempt.
+// Then, on a second alias over the same mocks: a half-open probe that A answers 429 (no verdict)
+// must not leave the breaker half-open for ever — once A is healthy, it closes and A gets traffic.
 // Breaker settings are scaled down to fit: min_requests 4, failure_pct 50, window_ms 2000,
 // open_ms 2000.
 import { describe, test, before, after } from 'node:test';

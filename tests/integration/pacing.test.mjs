@@ -9,6 +9,7 @@
 //       configured pace), and both go down as the queue drains;
 //   (d) /metrics exposes every scheduling family with sane values (labels, ranges, histogram
 //       consistency), each family's samples together as the Prometheus text format requires.
+//       It reads the counters (a)–(c) left, so it runs after them.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cluster, sleep, mockProvider, assertTaskObject } from './lib/harness.mjs';
@@ -232,8 +233,12 @@ describe('pacing: non-retryable failures, 429 pauses, queue position and ETA, /m
     check(slowReq !== undefined && slowReq >= 0 && slowReq <= SLOW_RPM / 60, `p-slow budget_requests within [0, ${SLOW_RPM / 60}]: ${slowReq}`);
     const slowTok = m.get('sluice_deployment_budget_tokens', { model: 'p-slow', deployment: '0' });
     check(slowTok !== undefined && slowTok <= SLOW_TPM / 60 && slowTok >= -1000, `p-slow budget_tokens within its bucket (${SLOW_TPM / 60}): ${slowTok}`);
+    // p-ordered has neither rpm nor tpm: an unlimited budget may be left out, but a number shown
+    // must not be negative (a budget of -16 requests reads as "over budget").
+    for (const s of m.all('sluice_deployment_budget_requests', { model: 'p-ordered' })) {
+      check(s.value >= 0, `budget_requests of a deployment with no rpm is ${s.value} (${JSON.stringify(s.labels)})`);
+    }
     for (const s of m.all('sluice_deployment_budget_tokens', { model: 'p-ordered' })) {
-      // No tpm: an unlimited token budget has no meaningful gauge value, but it must not be negative.
       check(s.value >= 0, `budget_tokens of a deployment with no tpm is ${s.value} (${JSON.stringify(s.labels)})`);
     }
     // Every deployment of every alias has its gauges, labelled with its provider.

@@ -8,7 +8,9 @@
 //   (d) ordered: the first deployment until it has no capacity (max_concurrency), then the next;
 //   (e) a task's routing narrows the alias: {strategy: "ordered"} over an alias whose strategy is
 //       cost, and {max_cost} excluding the dear deployment;
-//   (f) a task whose max_cost no deployment meets does not hold up the tasks behind it.
+//   (f) a task whose max_cost no deployment meets does not hold up the tasks behind it;
+//   (g) a task waiting for the one deployment its max_cost allows does not hold up the same
+//       tenant's tasks that another deployment of the alias can serve now.
 // Which deployment served a task: its provider.name (mock-a / mock-b), and the mocks' counts.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,6 +32,8 @@ const MODELS = {
   // (e): the dear deployment first in the list, so "ordered" and "cost" disagree.
   'r-override': { kind: 'chat', strategy: 'cost', deployments: [depB(), depA()] },
   'r-maxcost': { kind: 'chat', strategy: 'ordered', deployments: [depB(), depA()] },
+  // (g): the cheap deployment takes about one request per 10 s.
+  'r-hol': { kind: 'chat', strategy: 'cost', deployments: [depB(), depA({ rpm: 6 })] },
 };
 
 describe('routing: cost, latency, weighted, ordered, and a task\'s own routing', () => {
@@ -94,7 +98,8 @@ describe('routing: cost, latency, weighted, ordered, and a task\'s own routing',
       `after refill: cheap ${onA(later)}/4`;
     console.log(`routing (a): ${summary}`);
     t.diagnostic(summary);
-    assert.ok(cheap >= Math.floor(COST_RPM / 60), `the cheap deployment takes its budget first: ${summary}`);
+    // Its bucket holds rpm × burst_ms / 60000 = 5 (a little less with scheduler.pace_pct headroom).
+    assert.ok(cheap >= Math.floor(0.9 * COST_RPM / 60), `the cheap deployment takes its budget first: ${summary}`);
     assert.ok(cheap <= maxCheap, `the cheap deployment never exceeds its rpm: ${summary}`);
     assert.equal(onA(tasks) + onB(tasks), burst);
     assert.ok(onB(tasks) >= burst - maxCheap, `the rest spills to the dear one: ${summary}`);
@@ -224,5 +229,36 @@ describe('routing: cost, latency, weighted, ordered, and a task\'s own routing',
     if (blockerId) await api.cancel(blockerId);
     assert.ok(done, `tasks queued behind an unsatisfiable max_cost task never ran: ${summary}`);
     for (const task of done) assert.equal(task.status, 'completed', summary);
+  });
+
+  test('(g) a task waiting for its cheap-only deployment does not hold up tasks the dear one can serve now', { timeout: 60_000 }, async (t) => {
+    await resetMocks();
+    // Spend the cheap deployment's budget (one request, refilled in ~10 s).
+    const [first] = await run('r-hol', 1, { label: 'hol first' });
+    const waiting = await api.submitChat('r-hol', 'only the cheap one will do', { routing: { max_cost: 0.0005 } });
+    assert.equal(waiting.status, 202, waiting.text);
+    const t0 = Date.now();
+    const ids = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await api.submitChat('r-hol', `any deployment will do #${i}`);
+      ids.push(r.json.id);
+    }
+    let done = null;
+    let err = null;
+    try {
+      done = await api.waitTerminal(ids, 6_000, { intervalMs: 100 });
+    } catch (e) {
+      err = e;
+    }
+    const ms = Date.now() - t0;
+    const w = (await api.getTask(waiting.json.id)).json;
+    const summary = `first task via ${first.provider?.name}; the max_cost task is ${w.status}; the 3 unrestricted tasks behind it: ` +
+      `${done ? `terminal after ${ms} ms via ${done.map((x) => x.provider?.name).join(',')}` : `not done after 6 s (${err?.message?.slice(0, 160)})`}`;
+    console.log(`routing (g): ${summary}`);
+    t.diagnostic(summary);
+    await api.cancel(waiting.json.id);
+    assert.equal(first.provider?.name, 'mock-a', `the cheap deployment served the first: ${summary}`);
+    assert.ok(done && done.every((x) => x.status === 'completed' && x.provider?.name === 'mock-b') && ms <= 3000,
+      `tasks the dear deployment can serve now wait behind a task that waits for the cheap one: ${summary}`);
   });
 });
