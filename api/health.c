@@ -62,54 +62,169 @@ static long long field_ll(const redisReply *r)
     return r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : r->integer;
 }
 
+/* Prometheus families, each written as one group after its TYPE line. */
+enum family {
+    F_ACCEPTED,
+    F_TASKS,
+    F_READY,
+    F_DEPTH,
+    F_CALLS,
+    F_LATENCY,
+    F_429,
+    F_WEBHOOKS,
+    F_COUNT
+};
+
+static const struct {
+    const char *name;
+    const char *type;
+} families[F_COUNT] = {
+    [F_ACCEPTED] = {"sluice_tasks_accepted_total", "counter"},
+    [F_TASKS] = {"sluice_tasks", "gauge"},
+    [F_READY] = {"sluice_queue_ready", "gauge"},
+    [F_DEPTH] = {"sluice_queue_depth", "gauge"},
+    [F_CALLS] = {"sluice_upstream_calls_total", "counter"},
+    [F_LATENCY] = {"sluice_upstream_latency_seconds", "histogram"},
+    [F_429] = {"sluice_provider_429_total", "counter"},
+    [F_WEBHOOKS] = {"sluice_webhook_attempts_total", "counter"},
+};
+
+/* Latency buckets (ms) as FINISH counts them: one bucket per call, not cumulative. */
+static const long latency_le_ms[] = {25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000};
+#define N_LE (sizeof(latency_le_ms) / sizeof(latency_le_ms[0]))
+
+struct latency_series {
+    char model[128];
+    char dep[32];
+    long long counts[N_LE + 1]; /* the last is above every bound */
+    double sum_s;
+};
+
+#define MAX_SERIES 256
+
+struct metrics_page {
+    struct evbuffer *fam[F_COUNT];
+    bool ready_seen[3];
+    bool accepted_seen;
+    struct latency_series lat[MAX_SERIES];
+    size_t n_lat;
+};
+
+static struct latency_series *series(struct metrics_page *pg, const char *model, const char *dep)
+{
+    for (size_t i = 0; i < pg->n_lat; i++) {
+        if (strcmp(pg->lat[i].model, model) == 0 && strcmp(pg->lat[i].dep, dep) == 0) {
+            return &pg->lat[i];
+        }
+    }
+    if (pg->n_lat == MAX_SERIES) {
+        return NULL;
+    }
+    snprintf(pg->lat[pg->n_lat].model, sizeof(pg->lat[0].model), "%s", model);
+    snprintf(pg->lat[pg->n_lat].dep, sizeof(pg->lat[0].dep), "%s", dep);
+    return &pg->lat[pg->n_lat++];
+}
+
 /*
- * One counter of the stats hash, "kind|a|b|c" → a Prometheus line. The hash is written only by
- * the scripts, so the names are known; anything else is skipped.
+ * One field of the stats hash, "kind|a|b|c", into its family. The hash is written only by the
+ * scripts, so the names are known; anything else (per-tenant counters) is skipped.
  */
-static void stat_line(struct evbuffer *out, const struct config *cfg, const char *name,
+static void stat_line(struct metrics_page *pg, const struct config *cfg, const char *name,
                       const char *value)
 {
     char a[128], b[32], c[32];
     const char *rest;
 
     if (strcmp(name, "accepted") == 0) {
-        evbuffer_add_printf(out, "sluice_tasks_accepted_total %s\n", value);
+        evbuffer_add_printf(pg->fam[F_ACCEPTED], "sluice_tasks_accepted_total %s\n", value);
+        pg->accepted_seen = true;
     } else if (sscanf(name, "status|%31s", c) == 1) {
-        evbuffer_add_printf(out, "sluice_tasks{status=\"%s\"} %s\n", c, value);
+        evbuffer_add_printf(pg->fam[F_TASKS], "sluice_tasks{status=\"%s\"} %s\n", c, value);
     } else if (sscanf(name, "depthp|%31s", c) == 1) {
         int p = atoi(c);
-        evbuffer_add_printf(out, "sluice_queue_ready{priority=\"%s\"} %s\n",
-                            prio_names[p >= 0 && p < 3 ? p : 1], value);
+        p = p >= 0 && p < 3 ? p : 1;
+        pg->ready_seen[p] = true;
+        evbuffer_add_printf(pg->fam[F_READY], "sluice_queue_ready{priority=\"%s\"} %s\n",
+                            prio_names[p], value);
     } else if (strncmp(name, "depth|", 6) == 0 && (rest = strrchr(name, '|')) != NULL) {
         int p = atoi(rest + 1);
         snprintf(a, sizeof(a), "%.*s", (int)(rest - name - 6), name + 6);
-        evbuffer_add_printf(out, "sluice_queue_depth{model=\"%s\",priority=\"%s\"} %s\n", a,
+        evbuffer_add_printf(pg->fam[F_DEPTH],
+                            "sluice_queue_depth{model=\"%s\",priority=\"%s\"} %s\n", a,
                             prio_names[p >= 0 && p < 3 ? p : 1], value);
     } else if (sscanf(name, "calls|%127[^|]|%31[^|]|%31s", a, b, c) == 3) {
-        evbuffer_add_printf(out,
+        evbuffer_add_printf(pg->fam[F_CALLS],
                             "sluice_upstream_calls_total{model=\"%s\",deployment=\"%s\",provider="
                             "\"%s\",status=\"%s\"} %s\n",
                             a, b, dep_provider(cfg, a, atol(b)), c, value);
     } else if (sscanf(name, "lat|%127[^|]|%31[^|]|%31s", a, b, c) == 3) {
-        if (strcmp(c, "inf") == 0) {
-            evbuffer_add_printf(out,
-                                "sluice_upstream_latency_seconds_count{model=\"%s\",deployment="
-                                "\"%s\"} %s\n",
-                                a, b, value);
+        struct latency_series *ls = series(pg, a, b);
+        size_t i = N_LE;
+        for (size_t k = 0; k < N_LE; k++) {
+            if (atol(c) == latency_le_ms[k] && strcmp(c, "inf") != 0) {
+                i = k;
+            }
         }
-        evbuffer_add_printf(
-            out,
-            "sluice_upstream_latency_seconds_bucket{model=\"%s\",deployment=\"%s\",le=\"%s\"} %s\n",
-            a, b, strcmp(c, "inf") == 0 ? "+Inf" : c, value);
+        if (ls) {
+            ls->counts[i] += atoll(value);
+        }
     } else if (sscanf(name, "latsum|%127[^|]|%31s", a, b) == 2) {
-        evbuffer_add_printf(
-            out, "sluice_upstream_latency_seconds_sum{model=\"%s\",deployment=\"%s\"} %s\n", a, b,
-            value);
+        struct latency_series *ls = series(pg, a, b);
+        if (ls) {
+            ls->sum_s += atof(value);
+        }
     } else if (sscanf(name, "r429|%127[^|]|%31s", a, b) == 2) {
-        evbuffer_add_printf(out, "sluice_provider_429_total{model=\"%s\",deployment=\"%s\"} %s\n",
-                            a, b, value);
+        evbuffer_add_printf(pg->fam[F_429],
+                            "sluice_provider_429_total{model=\"%s\",deployment=\"%s\"} %s\n", a, b,
+                            value);
+    } else if (sscanf(name, "webhooks|%31s", c) == 1) {
+        evbuffer_add_printf(pg->fam[F_WEBHOOKS],
+                            "sluice_webhook_attempts_total{outcome=\"%s\"} %s\n", c, value);
     }
 }
+
+/* Cumulative Prometheus buckets (le in seconds), _sum and _count for each series. */
+static void latency_lines(struct metrics_page *pg)
+{
+    for (size_t i = 0; i < pg->n_lat; i++) {
+        const struct latency_series *ls = &pg->lat[i];
+        long long cum = 0;
+        for (size_t k = 0; k <= N_LE; k++) {
+            cum += ls->counts[k];
+            if (k < N_LE) {
+                evbuffer_add_printf(pg->fam[F_LATENCY],
+                                    "sluice_upstream_latency_seconds_bucket{model=\"%s\","
+                                    "deployment=\"%s\",le=\"%g\"} %lld\n",
+                                    ls->model, ls->dep, latency_le_ms[k] / 1000.0, cum);
+            }
+        }
+        evbuffer_add_printf(pg->fam[F_LATENCY],
+                            "sluice_upstream_latency_seconds_bucket{model=\"%s\",deployment=\"%s\","
+                            "le=\"+Inf\"} %lld\n",
+                            ls->model, ls->dep, cum);
+        evbuffer_add_printf(pg->fam[F_LATENCY],
+                            "sluice_upstream_latency_seconds_sum{model=\"%s\",deployment=\"%s\"} "
+                            "%.6f\n",
+                            ls->model, ls->dep, ls->sum_s);
+        evbuffer_add_printf(pg->fam[F_LATENCY],
+                            "sluice_upstream_latency_seconds_count{model=\"%s\",deployment=\"%s\"} "
+                            "%lld\n",
+                            ls->model, ls->dep, cum);
+    }
+}
+
+/* True when deployment d of alias has a request (or token) limit, so its bucket means something. */
+static bool dep_limited(const struct config *cfg, const char *alias, long d, bool requests)
+{
+    const struct config_model *m = config_model_find(cfg, alias);
+    if (m == NULL || d < 0 || (size_t)d >= m->n_deployments) {
+        return false;
+    }
+    return requests ? m->deployments[d].rpm > 0 : m->deployments[d].tpm > 0;
+}
+
+static void deployment_gauges(struct evbuffer *out, const struct config *cfg,
+                              const redisReply *deps);
 
 static void on_metrics(redisReply *reply, const struct core_err *err, void *arg)
 {
@@ -123,51 +238,101 @@ static void on_metrics(redisReply *reply, const struct core_err *err, void *arg)
         evbuffer_add_printf(out, "sluice_http_responses_total{class=\"%dxx\"} %llu\n", i,
                             (unsigned long long)a->responses[i]);
     }
-    evbuffer_add_printf(out, "sluice_api_waiting_requests %zu\n", a->n_waiters);
-    evbuffer_add_printf(out, "sluice_store_up %d\n", ok ? 1 : 0);
+    evbuffer_add_printf(out,
+                        "# TYPE sluice_api_waiting_requests gauge\n"
+                        "sluice_api_waiting_requests %zu\n",
+                        a->n_waiters);
+    evbuffer_add_printf(out, "# TYPE sluice_store_up gauge\nsluice_store_up %d\n", ok ? 1 : 0);
     if (ok) {
         const redisReply *stats = reply->element[0];
         const redisReply *deps = reply->element[1];
-        evbuffer_add_printf(out, "sluice_queue_delayed %lld\n", reply->element[2]->integer);
-        evbuffer_add_printf(out, "sluice_tasks_leased %lld\n", reply->element[3]->integer);
-        evbuffer_add_printf(out, "sluice_tasks_parked %lld\n", reply->element[4]->integer);
-        for (size_t i = 0; i + 1 < stats->elements; i += 2) {
-            stat_line(out, a->cfg, stats->element[i]->str, stats->element[i + 1]->str);
+        struct metrics_page *pg = calloc(1, sizeof(*pg));
+        evbuffer_add_printf(out, "# TYPE sluice_queue_delayed gauge\nsluice_queue_delayed %lld\n",
+                            reply->element[2]->integer);
+        evbuffer_add_printf(out, "# TYPE sluice_tasks_leased gauge\nsluice_tasks_leased %lld\n",
+                            reply->element[3]->integer);
+        evbuffer_add_printf(out, "# TYPE sluice_tasks_parked gauge\nsluice_tasks_parked %lld\n",
+                            reply->element[4]->integer);
+        for (int f = 0; pg && f < F_COUNT; f++) {
+            pg->fam[f] = evbuffer_new();
         }
-        for (size_t i = 0; i < deps->elements; i++) {
-            redisReply **d = deps->element[i]->element;
-            const char *br = d[5]->str;
-            const char *labels_fmt = "{model=\"%s\",deployment=\"%s\",provider=\"%s\"}";
-            char labels[256];
-            snprintf(labels, sizeof(labels), labels_fmt, d[0]->str, d[1]->str,
-                     dep_provider(a->cfg, d[0]->str, atol(d[1]->str)));
-            if (d[2]->str[0]) {
-                evbuffer_add_printf(out, "sluice_deployment_budget_requests%s %s\n", labels,
-                                    d[2]->str);
-            }
-            if (d[3]->str[0]) {
-                evbuffer_add_printf(out, "sluice_deployment_budget_tokens%s %s\n", labels,
-                                    d[3]->str);
-            }
-            evbuffer_add_printf(out, "sluice_deployment_in_flight%s %lld\n", labels,
-                                field_ll(d[4]));
-            evbuffer_add_printf(out, "sluice_deployment_breaker_state%s %d\n", labels,
-                                strcmp(br, "open") == 0   ? 2
-                                : strcmp(br, "half") == 0 ? 1
-                                                          : 0);
-            evbuffer_add_printf(out, "sluice_deployment_paused%s %d\n", labels,
-                                field_ll(d[6]) > util_now_ms() ? 1 : 0);
-            if (d[7]->str[0]) {
-                evbuffer_add_printf(out, "sluice_deployment_latency_ewma_seconds%s %.4f\n", labels,
-                                    atof(d[7]->str) / 1000);
-            }
+        for (size_t i = 0; pg && i + 1 < stats->elements; i += 2) {
+            stat_line(pg, a->cfg, stats->element[i]->str, stats->element[i + 1]->str);
         }
+        if (pg) {
+            if (!pg->accepted_seen) {
+                evbuffer_add_printf(pg->fam[F_ACCEPTED], "sluice_tasks_accepted_total 0\n");
+            }
+            for (int p = 0; p < 3; p++) {
+                if (!pg->ready_seen[p]) {
+                    evbuffer_add_printf(pg->fam[F_READY], "sluice_queue_ready{priority=\"%s\"} 0\n",
+                                        prio_names[p]);
+                }
+            }
+            latency_lines(pg);
+            for (int f = 0; f < F_COUNT; f++) {
+                if (evbuffer_get_length(pg->fam[f]) > 0) {
+                    evbuffer_add_printf(out, "# TYPE %s %s\n", families[f].name, families[f].type);
+                    evbuffer_add_buffer(out, pg->fam[f]);
+                }
+                evbuffer_free(pg->fam[f]);
+            }
+            free(pg);
+        }
+        deployment_gauges(out, a->cfg, deps);
     }
     evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type",
                       "text/plain; version=0.0.4");
     a->responses[2]++;
     evhttp_send_reply(c->req, 200, "OK", NULL);
     api_ctx_free(c);
+}
+
+/* One gauge family per deployment field, each grouped under its TYPE line. */
+static void deployment_gauges(struct evbuffer *out, const struct config *cfg,
+                              const redisReply *deps)
+{
+    static const char *const names[] = {
+        "sluice_deployment_budget_requests", "sluice_deployment_budget_tokens",
+        "sluice_deployment_in_flight",       "sluice_deployment_breaker_state",
+        "sluice_deployment_paused",          "sluice_deployment_latency_ewma_seconds",
+    };
+    for (size_t g = 0; g < sizeof(names) / sizeof(names[0]); g++) {
+        evbuffer_add_printf(out, "# TYPE %s gauge\n", names[g]);
+        for (size_t i = 0; i < deps->elements; i++) {
+            redisReply **d = deps->element[i]->element;
+            const char *br = d[5]->str;
+            char labels[256];
+            snprintf(labels, sizeof(labels), "{model=\"%s\",deployment=\"%s\",provider=\"%s\"}",
+                     d[0]->str, d[1]->str, dep_provider(cfg, d[0]->str, atol(d[1]->str)));
+            switch (g) {
+            case 0:
+            case 1:
+                if (d[2 + g]->str[0] && dep_limited(cfg, d[0]->str, atol(d[1]->str), g == 0)) {
+                    evbuffer_add_printf(out, "%s%s %s\n", names[g], labels, d[2 + g]->str);
+                }
+                break;
+            case 2:
+                evbuffer_add_printf(out, "%s%s %lld\n", names[g], labels, field_ll(d[4]));
+                break;
+            case 3:
+                evbuffer_add_printf(out, "%s%s %d\n", names[g], labels,
+                                    strcmp(br, "open") == 0   ? 2
+                                    : strcmp(br, "half") == 0 ? 1
+                                                              : 0);
+                break;
+            case 4:
+                evbuffer_add_printf(out, "%s%s %d\n", names[g], labels,
+                                    field_ll(d[6]) > util_now_ms() ? 1 : 0);
+                break;
+            default:
+                if (d[7]->str[0]) {
+                    evbuffer_add_printf(out, "%s%s %.4f\n", names[g], labels,
+                                        atof(d[7]->str) / 1000);
+                }
+            }
+        }
+    }
 }
 
 void api_health_metrics(struct api *a, struct evhttp_request *req, const char *tenant,

@@ -14,6 +14,9 @@ int64_t util_now_ms(void);
 /* Monotonic milliseconds (for timeouts and latencies; never stored). */
 int64_t util_mono_ms(void);
 
+/* Monotonic microseconds (for latencies finer than a millisecond). */
+int64_t util_mono_us(void);
+
 #define UTIL_ID_RANDOM_CHARS 26
 
 /*

@@ -172,7 +172,7 @@ static void exec_outcome(struct job *j, int rc, struct adapter_result *res, stru
 /* What a reply says of the deployment: its latency, status and remaining budget. */
 static void note_reply(struct job *j, const struct adapter_response *resp)
 {
-    j->latency_ms = util_mono_ms() - j->started_mono;
+    j->latency_ms = (double)(util_mono_us() - j->started_us) / 1000.0;
     j->http_status = resp->status;
     adapter_ratelimit_remaining(resp, &j->remaining_req, &j->remaining_tok);
 }
@@ -213,6 +213,7 @@ static void on_cancel_done(const struct adapter_response *resp, void *arg)
 static void exec_send(struct job *j, struct adapter_request *req, http_client_cb done)
 {
     j->started_mono = util_mono_ms();
+    j->started_us = util_mono_us();
     j->http = http_client_send(j->w->http, req, j->dep->provider->timeout_ms, done, j);
     adapter_request_cleanup(req);
     if (j->http == NULL) {
@@ -353,6 +354,7 @@ static void exec_stream(struct job *j)
         return;
     }
     j->started_mono = util_mono_ms();
+    j->started_us = util_mono_us();
     j->started_wall_ms = util_now_ms();
     j->http = http_client_send_stream(j->w->http, &req, j->dep->provider->timeout_ms,
                                       on_stream_data, on_stream_done, j);

@@ -54,6 +54,7 @@ struct job {
     struct adapter_call call;
     struct http_call *http;
     int64_t started_mono;
+    int64_t started_us;
     int64_t started_wall_ms;
 
     /* Streaming chat. */
@@ -86,7 +87,7 @@ struct job {
     /* What the attempt taught about the deployment (FINISH updates its shared state). */
     const char *class; /* ok | fail | rate | client | none */
     int http_status;
-    int64_t latency_ms;     /* -1 when no call was made */
+    double latency_ms;      /* -1 when no call was made; sub-millisecond precision */
     int64_t pause_until_ms; /* 0 = no pause */
     int64_t remaining_req;  /* -1 unknown */
     int64_t remaining_tok;  /* -1 unknown */

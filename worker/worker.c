@@ -104,7 +104,7 @@ static char *attempt_json(const struct job *j)
         cJSON_AddNullToObject(a, "status");
     }
     if (j->latency_ms >= 0) {
-        cJSON_AddNumberToObject(a, "latency_ms", (double)j->latency_ms);
+        cJSON_AddNumberToObject(a, "latency_ms", j->latency_ms);
     } else {
         cJSON_AddNullToObject(a, "latency_ms");
     }
@@ -150,7 +150,11 @@ void worker_job_report(struct job *j)
     fmt_ll(prog_s, sizeof(prog_s), j->progress, j->progress >= 0);
     fmt_ll(qpos_s, sizeof(qpos_s), j->queue_position, j->queue_position >= 0);
     snprintf(poll_s, sizeof(poll_s), "%lld", (long long)j->poll_at_ms);
-    fmt_ll(lat_s, sizeof(lat_s), j->latency_ms, j->latency_ms >= 0);
+    if (j->latency_ms >= 0) {
+        snprintf(lat_s, sizeof(lat_s), "%.3f", j->latency_ms);
+    } else {
+        lat_s[0] = '\0';
+    }
     fmt_ll(pause_s, sizeof(pause_s), j->pause_until_ms, j->pause_until_ms > 0);
     fmt_ll(rreq_s, sizeof(rreq_s), j->remaining_req, j->remaining_req >= 0);
     fmt_ll(rtok_s, sizeof(rtok_s), j->remaining_tok, j->remaining_tok >= 0);
