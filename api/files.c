@@ -71,22 +71,6 @@ static const struct purpose *purpose_find(const char *name)
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* <blobs.dir>/files into out, created (with blobs.dir) when missing. Returns 0 or -1. */
 static int files_dir(const struct api *a, char *out, size_t size)
 {
@@ -426,7 +410,7 @@ static int write_file(const char *path, const char *data, size_t len)
     if (fd < 0) {
         return -1;
     }
-    if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+    if (util_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
         close(fd);
         unlink(path);
         return -1;
@@ -572,19 +556,7 @@ enum read_mode { READ_META, READ_CONTENT, READ_DELETE };
 static struct api_ctx *ctx_for_file(struct api *a, struct evhttp_request *req, const char *tenant,
                                     const char *id)
 {
-    struct api_ctx *c;
-
-    if (!util_id_valid(API_FILE_ID_PREFIX, id)) {
-        reply_not_found(a, req, id);
-        return NULL;
-    }
-    c = api_ctx_new(a, req, tenant);
-    if (c == NULL) {
-        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
-        return NULL;
-    }
-    snprintf(c->id, sizeof(c->id), "%s", id);
-    return c;
+    return api_ctx_for_id(a, req, tenant, API_FILE_ID_PREFIX, id, reply_not_found);
 }
 
 /* Sends the file's bytes without copying them (evbuffer_add_file: sendfile or mmap). */

@@ -162,6 +162,14 @@ cJSON *api_video_json(const char *id, const redisReply *hash);
 
 struct api_ctx *api_ctx_new(struct api *a, struct evhttp_request *req, const char *tenant);
 
+/* Answers 404 for an object id. */
+typedef void (*api_not_found_fn)(struct api *a, struct evhttp_request *req, const char *id);
+
+/* A context for a request about the object id (prefix + 26 base32 characters): NULL after
+ * answering 404 through not_found (not such an id) or 500. */
+struct api_ctx *api_ctx_for_id(struct api *a, struct evhttp_request *req, const char *tenant,
+                               const char *prefix, const char *id, api_not_found_fn not_found);
+
 /* A context for a request about task id: NULL after answering 404 (not a task id) or 500. */
 struct api_ctx *api_ctx_for_task(struct api *a, struct evhttp_request *req, const char *tenant,
                                  const char *id);

@@ -192,10 +192,16 @@ struct api_ctx *api_ctx_new(struct api *a, struct evhttp_request *req, const cha
 struct api_ctx *api_ctx_for_task(struct api *a, struct evhttp_request *req, const char *tenant,
                                  const char *id)
 {
+    return api_ctx_for_id(a, req, tenant, TASK_ID_PREFIX, id, api_reply_not_found);
+}
+
+struct api_ctx *api_ctx_for_id(struct api *a, struct evhttp_request *req, const char *tenant,
+                               const char *prefix, const char *id, api_not_found_fn not_found)
+{
     struct api_ctx *c;
 
-    if (!util_id_valid(TASK_ID_PREFIX, id)) {
-        api_reply_not_found(a, req, id);
+    if (!util_id_valid(prefix, id)) {
+        not_found(a, req, id);
         return NULL;
     }
     c = api_ctx_new(a, req, tenant);

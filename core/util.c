@@ -1,7 +1,9 @@
 /*
  * core/util.c — clocks, ids, hashing and JSON bounds.
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 
@@ -127,4 +129,22 @@ double util_rand_unit(void)
         r = (uint32_t)rand();
     }
     return (double)r / 4294967296.0;
+}
+
+int util_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }

@@ -41,6 +41,9 @@ void util_sha256(const void *data, size_t len, unsigned char out[32]);
  */
 int util_json_depth(const char *buf, size_t len, int max_depth);
 
+/* Writes all len bytes to fd, retrying short writes and EINTR. Returns 0, or -1 (errno set). */
+int util_write_all(int fd, const void *buf, size_t len);
+
 /* A uniformly random double in [0, 1) for jitter (not for secrets). */
 double util_rand_unit(void);
 

@@ -21,25 +21,10 @@
 #include <openssl/evp.h>
 
 #include "core/log.h"
+#include "core/util.h"
 #include "worker/internal.h"
 
 static void next_artifact(struct job *j);
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 /* The folder of this task's artifacts, created if missing. Caller frees. */
 static char *task_dir(const struct job *j)
@@ -98,7 +83,7 @@ static int64_t keep_b64(struct job *j, const char *b64, const char *path)
         /* EVP_DecodeBlock counts the padding as zero bytes. */
         n -= (len >= 1 && b64[len - 1] == '=') + (len >= 2 && b64[len - 2] == '=');
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-        if (fd >= 0 && write_all(fd, (const char *)raw, (size_t)n) == 0) {
+        if (fd >= 0 && util_write_all(fd, (const char *)raw, (size_t)n) == 0) {
             out = n;
         }
         if (fd >= 0) {
@@ -118,7 +103,7 @@ static int on_fetch_data(int status, const char *buf, size_t len, void *arg)
     if (j->artifact_bytes > j->w->cfg->blobs.max_bytes) {
         return 1;
     }
-    return write_all(j->artifact_fd, buf, len) == 0 ? 0 : 1;
+    return util_write_all(j->artifact_fd, buf, len) == 0 ? 0 : 1;
 }
 
 static void on_fetch_done(const struct adapter_response *resp, void *arg)
