@@ -11,6 +11,7 @@
 #include "api/internal.h"
 #include "core/keys.h"
 #include "core/scripts.h"
+#include "core/task.h"
 #include "core/util.h"
 
 void api_health_live(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg)
@@ -47,8 +48,6 @@ void api_health_ready(struct api *a, struct evhttp_request *req, const char *ten
         api_ctx_free(c);
     }
 }
-
-static const char *const prio_names[] = {"interactive", "normal", "batch"};
 
 /* The config's provider name for deployment index d of alias (labels only). */
 static const char *dep_provider(const struct config *cfg, const char *alias, long d)
@@ -145,13 +144,13 @@ static void stat_line(struct metrics_page *pg, const struct config *cfg, const c
         p = p >= 0 && p < 3 ? p : 1;
         pg->ready_seen[p] = true;
         evbuffer_add_printf(pg->fam[F_READY], "sluice_queue_ready{priority=\"%s\"} %s\n",
-                            prio_names[p], value);
+                            task_priority_name(p), value);
     } else if (strncmp(name, "depth|", 6) == 0 && (rest = strrchr(name, '|')) != NULL) {
         int p = atoi(rest + 1);
         snprintf(a, sizeof(a), "%.*s", (int)(rest - name - 6), name + 6);
         evbuffer_add_printf(pg->fam[F_DEPTH],
                             "sluice_queue_depth{model=\"%s\",priority=\"%s\"} %s\n", a,
-                            prio_names[p >= 0 && p < 3 ? p : 1], value);
+                            task_priority_name(p), value);
     } else if (sscanf(name, "calls|%127[^|]|%31[^|]|%31s", a, b, c) == 3) {
         evbuffer_add_printf(pg->fam[F_CALLS],
                             "sluice_upstream_calls_total{model=\"%s\",deployment=\"%s\",provider="
@@ -266,7 +265,7 @@ static void on_metrics(redisReply *reply, const struct core_err *err, void *arg)
             for (int p = 0; p < 3; p++) {
                 if (!pg->ready_seen[p]) {
                     evbuffer_add_printf(pg->fam[F_READY], "sluice_queue_ready{priority=\"%s\"} 0\n",
-                                        prio_names[p]);
+                                        task_priority_name(p));
                 }
             }
             latency_lines(pg);
