@@ -193,8 +193,11 @@ static const char claim_lua[] =
     "local function dep_state(alias, i, d, est)\n"
     "  local key = '" KEY_DEP "' .. alias .. ':' .. i\n"
     "  local s = redis.call('HMGET', key, 'rt', 'tt', 'ts', 'inf', 'pause', 'br', 'bro',\n"
-    "    'probe', 'lat')\n"
+    "    'probe', 'lat', 'latts')\n"
     "  local st = {key = key, inf = num(s[4], 0), br = s[6] or 'closed', lat = num(s[9], 0)}\n"
+    /* a latency nobody has looked at for 2 s counts as unknown, so the latency strategy sends one
+       task to re-measure a deployment it stopped using (its latency may have changed) */
+    "  if now - num(s[10], 0) > 2000 then st.lat = 0 end\n"
     "  local rpm, tpm = d.rpm * pace, d.tpm * pace\n"
     "  local rcap = math.max(1, rpm * burst / 60000)\n"
     "  local tcap = math.max(est, tpm * burst / 60000)\n"
@@ -279,6 +282,7 @@ static const char claim_lua[] =
     "    'tt', d.tpm > 0 and st.tt - est or st.tt, 'ts', math.max(now, num(redis.call('HGET',\n"
     "    st.key, 'ts'), 0)), 'inf', st.inf + 1, 'br', st.br)\n"
     "  if st.br == 'half' then redis.call('HSET', st.key, 'probe', now) end\n"
+    "  if strategy == 'latency' then redis.call('HSET', st.key, 'latts', now) end\n"
     "  return best\n"
     "end\n"
     "local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, n)\n"
