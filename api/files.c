@@ -699,34 +699,21 @@ static void on_hashes(redisReply *reply, const struct core_err *err, void *arg)
     struct api_ctx *c = arg;
     size_t n = (size_t)cJSON_GetArraySize(c->body);
     size_t want = n < (size_t)c->values[LIST_LIMIT] ? n : (size_t)c->values[LIST_LIMIT];
-    const char *first = NULL, *last = NULL;
-    cJSON *list, *data;
+    cJSON *data;
 
     if (err != NULL || !tx_ok(reply, want)) {
         api_reply_store_down(c->api, c->req);
         goto out;
     }
-    list = cJSON_CreateObject();
-    cJSON_AddStringToObject(list, "object", "list");
-    data = cJSON_AddArrayToObject(list, "data");
+    data = cJSON_CreateArray();
     for (size_t i = 0; i < want; i++) {
         const char *id = cJSON_GetArrayItem(c->body, (int)i)->valuestring;
         /* A file deleted between the two round trips has an empty hash: skip it. */
         if (owned_by(reply->element[i], c->tenant)) {
             cJSON_AddItemToArray(data, file_json(id, reply->element[i]));
-            first = first ? first : id;
-            last = id;
         }
     }
-    if (first) {
-        cJSON_AddStringToObject(list, "first_id", first);
-        cJSON_AddStringToObject(list, "last_id", last);
-    } else {
-        cJSON_AddNullToObject(list, "first_id");
-        cJSON_AddNullToObject(list, "last_id");
-    }
-    cJSON_AddBoolToObject(list, "has_more", n > want);
-    api_reply_json(c->api, c->req, 200, list);
+    api_reply_json(c->api, c->req, 200, api_list_page(data, n > want));
 out:
     api_ctx_free(c);
 }
@@ -795,34 +782,18 @@ static void on_rank(redisReply *reply, const struct core_err *err, void *arg)
 
 void api_files_list(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg)
 {
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    static const struct api_list_spec spec = {FILES_LIST_DEFAULT, FILES_LIST_MAX,
+                                              API_FILE_ID_PREFIX, "file"};
     struct evkeyvalq params;
-    const char *limit_s, *after, *order;
-    long limit = FILES_LIST_DEFAULT;
+    const char *after, *order;
+    long limit;
     struct api_ctx *c = NULL;
     int rc;
 
-    TAILQ_INIT(&params);
-    if (query && evhttp_parse_query_str(query, &params) < 0) {
-        api_reply_error(a, req, CORE_EINVAL, NULL, NULL, "Malformed query string");
-        return;
-    }
-    limit_s = evhttp_find_header(&params, "limit");
-    after = evhttp_find_header(&params, "after");
-    order = evhttp_find_header(&params, "order");
-    if (limit_s) {
-        char *end = NULL;
-        limit = strtol(limit_s, &end, 10);
-        if (*limit_s == '\0' || *end != '\0' || limit < 1 || limit > FILES_LIST_MAX) {
-            api_reply_error(a, req, CORE_EINVAL, "limit", NULL,
-                            "'limit' must be an integer between 1 and %d", FILES_LIST_MAX);
-            goto out;
-        }
-    }
-    if (after && !util_id_valid(API_FILE_ID_PREFIX, after)) {
-        api_reply_error(a, req, CORE_EINVAL, "after", NULL, "'after' must be a file id");
+    if (api_list_query(a, req, &params, &spec, &limit, &after) < 0) {
         goto out;
     }
+    order = evhttp_find_header(&params, "order");
     if (order && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
         api_reply_error(a, req, CORE_EINVAL, "order", NULL, "'order' must be 'asc' or 'desc'");
         goto out;
@@ -870,17 +841,18 @@ static void on_lookup(redisReply *reply, const struct core_err *err, void *arg)
     struct lookup *l = arg;
     const char *path = err ? NULL : task_hash_get(reply, "path");
     const char *bytes = err ? NULL : task_hash_get(reply, "bytes");
+    const char *purpose = err ? NULL : task_hash_get(reply, "purpose");
     struct core_err e;
 
     if (err != NULL) {
-        l->cb(l->arg, NULL, 0, err);
+        l->cb(l->arg, NULL, 0, NULL, err);
     } else if (!owned_by(reply, l->tenant) || path == NULL) {
         core_err_clear(&e);
         core_err_set(&e, CORE_ENOTFOUND, NULL, "No such File object: %s", l->id);
         core_err_set_code(&e, "file_not_found");
-        l->cb(l->arg, NULL, 0, &e);
+        l->cb(l->arg, NULL, 0, NULL, &e);
     } else {
-        l->cb(l->arg, path, bytes ? strtoll(bytes, NULL, 10) : 0, NULL);
+        l->cb(l->arg, path, bytes ? strtoll(bytes, NULL, 10) : 0, purpose ? purpose : "", NULL);
     }
     free(l->tenant);
     free(l);

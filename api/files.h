@@ -30,12 +30,13 @@ struct api;
 /*
  * How a lookup went. On success err is NULL, path is the file's bytes on disk and bytes its size
  * (path borrowed for the call: copy it, and open the file before yielding to the loop if you can —
- * a DELETE may unlink it later, though an open descriptor keeps working). On failure path is NULL
+ * a DELETE may unlink it later, though an open descriptor keeps working) and purpose the file's
+ * purpose (borrowed too). On failure path and purpose are NULL
  * and err says why: CORE_ENOTFOUND (no such file, or another tenant's, which is the same thing to
  * the caller) or CORE_EUNAVAILABLE (Redis down or timed out); err is borrowed for the call.
  */
 typedef void (*api_files_lookup_cb)(void *arg, const char *path, long long bytes,
-                                    const struct core_err *err);
+                                    const char *purpose, const struct core_err *err);
 
 /*
  * Looks up file id for tenant: one HGETALL. tenant and id are borrowed for the call only; arg is

@@ -32,6 +32,7 @@ struct api {
     struct waiter *waiters[API_WAITER_BUCKETS]; /* by task id */
     uint64_t responses[6];                      /* by status class: 1xx..5xx, index 0 unused */
     uint64_t tasks_accepted;
+    struct batch_runner *batches; /* carries batches through their life (api/batch_runner.c) */
 };
 
 /* How a submit went: 0 created (c->task rendered, c->id set), 1 an idempotent replay (hash of
@@ -71,6 +72,8 @@ struct api_submit {
     int64_t deadline_ms;  /* 0 = none */
     const cJSON *routing; /* the task's {strategy, max_cost}, validated; may be NULL */
     cJSON *webhook;       /* the task's normalized {url, events}; may be NULL; caller frees */
+    const char *batch_id; /* a batch's line: c->id is derived from it (api_batch_task_id) */
+    const char *custom_id;
 };
 
 /*
@@ -79,6 +82,26 @@ struct api_submit {
  */
 int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api_submit_cb cb,
                struct core_err *err);
+
+/* Validates a client's metadata: an object of at most 16 string values. */
+int api_validate_metadata(const cJSON *meta, struct core_err *e);
+
+/* The events a webhook may ask for: names (NULL-terminated), how many of the first are the
+ * default when the client names none, and the list as an error message says it. */
+struct api_webhook_events {
+    const char *const *names;
+    size_t n_default;
+    const char *listed;
+};
+extern const struct api_webhook_events api_task_webhook_events;
+
+/*
+ * A webhook's {url, events?}: the url is http(s), at most 2 KB; events are from allowed
+ * (default: its defaults). The tenant needs a signing secret (Standard Webhooks deliveries are
+ * signed). Returns the normalized {url, events} (caller frees) or NULL with e filled.
+ */
+cJSON *api_validate_webhook(struct api *a, const char *tenant, const cJSON *w,
+                            const struct api_webhook_events *allowed, struct core_err *e);
 
 /* Validates a client's input for kind and model (messages for chat, prompt for media, ...). */
 int api_validate_input(const char *kind, const cJSON *input, struct core_err *e);
@@ -188,6 +211,25 @@ void api_reply_err(struct api *a, struct evhttp_request *req, const struct core_
 void api_reply_error(struct api *a, struct evhttp_request *req, int code, const char *param,
                      const char *err_code, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+
+/* What a list endpoint's query may hold: limit (default def, at most max) and after (an id). */
+struct api_list_spec {
+    long def, max;
+    const char *prefix; /* of the ids `after` names */
+    const char *what;   /* "task", "file", ... for the error message */
+};
+
+/*
+ * Parses a list request's query into params (the caller clears them with evhttp_clear_headers,
+ * also after a failure) and checks limit and after. Returns 0 with *limit and *after (borrowed
+ * from params, NULL when absent) set, or -1 after answering 400.
+ */
+struct evkeyvalq;
+int api_list_query(struct api *a, struct evhttp_request *req, struct evkeyvalq *params,
+                   const struct api_list_spec *spec, long *limit, const char **after);
+
+/* OpenAI's list page {object: "list", data, first_id, last_id, has_more}; takes data. */
+cJSON *api_list_page(cJSON *data, bool has_more);
 
 /*
  * Reads the request body as JSON: enforces the body size and depth limits and parses it.

@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "api/batches.h"
 #include "api/files.h"
 #include "api/internal.h"
 #include "core/log.h"
@@ -55,6 +57,10 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/v1/files/*", api_files_get, true},
     {EVHTTP_REQ_DELETE, "/v1/files/*", api_files_delete, true},
     {EVHTTP_REQ_GET, "/v1/files/*/content", api_files_content, true},
+    {EVHTTP_REQ_POST, "/v1/batches", api_batches_create, true},
+    {EVHTTP_REQ_GET, "/v1/batches", api_batches_list, true},
+    {EVHTTP_REQ_GET, "/v1/batches/*", api_batches_get, true},
+    {EVHTTP_REQ_POST, "/v1/batches/*/cancel", api_batches_cancel, true},
     {EVHTTP_REQ_GET, "/v1/models", api_models_list, true},
     {EVHTTP_REQ_GET, "/v1/models/*", api_models_get, true},
     {EVHTTP_REQ_GET, "/healthz", api_health_live, false},
@@ -236,6 +242,56 @@ void api_ctx_free(struct api_ctx *c)
     free(c);
 }
 
+cJSON *api_list_page(cJSON *data, bool has_more)
+{
+    cJSON *list = cJSON_CreateObject();
+    int n = cJSON_GetArraySize(data);
+    const cJSON *first = n > 0 ? cJSON_GetObjectItem(cJSON_GetArrayItem(data, 0), "id") : NULL;
+    const cJSON *last = n > 0 ? cJSON_GetObjectItem(cJSON_GetArrayItem(data, n - 1), "id") : NULL;
+
+    cJSON_AddStringToObject(list, "object", "list");
+    cJSON_AddItemToObject(list, "data", data);
+    if (cJSON_IsString(first) && cJSON_IsString(last)) {
+        cJSON_AddStringToObject(list, "first_id", first->valuestring);
+        cJSON_AddStringToObject(list, "last_id", last->valuestring);
+    } else {
+        cJSON_AddNullToObject(list, "first_id");
+        cJSON_AddNullToObject(list, "last_id");
+    }
+    cJSON_AddBoolToObject(list, "has_more", has_more);
+    return list;
+}
+
+int api_list_query(struct api *a, struct evhttp_request *req, struct evkeyvalq *params,
+                   const struct api_list_spec *spec, long *limit, const char **after)
+{
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    const char *limit_s;
+
+    TAILQ_INIT(params);
+    if (query && evhttp_parse_query_str(query, params) < 0) {
+        api_reply_error(a, req, CORE_EINVAL, NULL, NULL, "Malformed query string");
+        return -1;
+    }
+    limit_s = evhttp_find_header(params, "limit");
+    *after = evhttp_find_header(params, "after");
+    *limit = spec->def;
+    if (limit_s) {
+        char *end = NULL;
+        *limit = strtol(limit_s, &end, 10);
+        if (*limit_s == '\0' || *end != '\0' || *limit < 1 || *limit > spec->max) {
+            api_reply_error(a, req, CORE_EINVAL, "limit", NULL,
+                            "'limit' must be an integer between 1 and %ld", spec->max);
+            return -1;
+        }
+    }
+    if (*after && !util_id_valid(spec->prefix, *after)) {
+        api_reply_error(a, req, CORE_EINVAL, "after", NULL, "'after' must be a %s id", spec->what);
+        return -1;
+    }
+    return 0;
+}
+
 cJSON *api_read_json(struct api *a, struct evhttp_request *req, const char **raw, size_t *raw_len)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -383,6 +439,12 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
         api_free(a);
         return NULL;
     }
+    a->batches = batch_runner_new(a);
+    if (a->batches == NULL) {
+        core_err_set(err, CORE_ENOMEM, NULL, "cannot start the batch runner");
+        api_free(a);
+        return NULL;
+    }
     log_info("listening", "addr=%s:%d", cfg->listen_host, cfg->listen_port);
     return a;
 }
@@ -392,6 +454,9 @@ void api_stop(struct api *a)
     if (a && a->listener) {
         evhttp_del_accept_socket(a->http, a->listener);
         a->listener = NULL;
+    }
+    if (a) {
+        batch_runner_stop(a->batches);
     }
 }
 
@@ -405,6 +470,7 @@ void api_free(struct api *a)
     if (a == NULL) {
         return;
     }
+    batch_runner_free(a->batches);
     api_waiters_cleanup(a);
     evhttp_free(a->http);
     free(a);

@@ -124,7 +124,7 @@ int api_validate_input(const char *kind, const cJSON *input, struct core_err *e)
     return validate_media(input, strcmp(kind, "image") == 0, e);
 }
 
-static int validate_metadata(const cJSON *meta, struct core_err *e)
+int api_validate_metadata(const cJSON *meta, struct core_err *e)
 {
     const cJSON *v;
 
@@ -208,7 +208,7 @@ static int validate_create(struct api *a, const cJSON *body, const char **kind, 
         }
     }
     *meta = cJSON_GetObjectItemCaseSensitive(body, "metadata");
-    if (*meta != NULL && validate_metadata(*meta, e) < 0) {
+    if (*meta != NULL && api_validate_metadata(*meta, e) < 0) {
         return e->code;
     }
     return 0;
@@ -397,8 +397,10 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
                               est_s,
                               routing_text ? routing_text : "",
                               quota_s,
-                              webhook_text ? webhook_text : ""};
-        if (store_script(a->store, SCRIPT_SUBMIT, on_submit, c, 3, 23, argv, NULL) < 0) {
+                              webhook_text ? webhook_text : "",
+                              s->batch_id ? s->batch_id : "",
+                              s->custom_id ? s->custom_id : ""};
+        if (store_script(a->store, SCRIPT_SUBMIT, on_submit, c, 3, 25, argv, NULL) < 0) {
             rc = core_err_set(err, CORE_EUNAVAILABLE, NULL,
                               "The task store is unavailable; retry shortly");
             core_err_set_code(err, "store_unavailable");
@@ -500,17 +502,20 @@ static int validate_task(struct api *a, const char *tenant, const cJSON *item,
     return 0;
 }
 
-/* Events a task's webhook may ask for. */
-static const char *const webhook_events[] = {"task.started", "task.progress", "task.completed",
-                                             "task.failed", "task.cancelled"};
+/* Events a task's webhook may ask for; the first three are the default. */
+static const char *const task_events[] = {"task.completed", "task.failed",   "task.cancelled",
+                                          "task.started",   "task.progress", NULL};
+const struct api_webhook_events api_task_webhook_events = {
+    task_events, 3, "task.started, task.progress, task.completed, task.failed and task.cancelled"};
 
-/*
- * A task's webhook: {url, events?}. The url is http(s), at most 2 KB; events default to the
- * terminal ones. The tenant needs a signing secret (Standard Webhooks deliveries are signed).
- * Returns the normalized {url, events} (caller frees) or NULL with e filled.
- */
 static cJSON *validate_webhook(struct api *a, const char *tenant, const cJSON *w,
                                struct core_err *e)
+{
+    return api_validate_webhook(a, tenant, w, &api_task_webhook_events, e);
+}
+
+cJSON *api_validate_webhook(struct api *a, const char *tenant, const cJSON *w,
+                            const struct api_webhook_events *allowed, struct core_err *e)
 {
     const cJSON *url = cJSON_GetObjectItemCaseSensitive(w, "url");
     const cJSON *events = cJSON_GetObjectItemCaseSensitive(w, "events");
@@ -534,9 +539,9 @@ static cJSON *validate_webhook(struct api *a, const char *tenant, const cJSON *w
     cJSON_AddStringToObject(out, "url", url->valuestring);
     list = cJSON_AddArrayToObject(out, "events");
     if (events == NULL) {
-        cJSON_AddItemToArray(list, cJSON_CreateString("task.completed"));
-        cJSON_AddItemToArray(list, cJSON_CreateString("task.failed"));
-        cJSON_AddItemToArray(list, cJSON_CreateString("task.cancelled"));
+        for (size_t i = 0; i < allowed->n_default; i++) {
+            cJSON_AddItemToArray(list, cJSON_CreateString(allowed->names[i]));
+        }
         return out;
     }
     if (!cJSON_IsArray(events) || cJSON_GetArraySize(events) == 0) {
@@ -548,14 +553,12 @@ static cJSON *validate_webhook(struct api *a, const char *tenant, const cJSON *w
     cJSON_ArrayForEach(ev, events)
     {
         bool known = false;
-        for (size_t i = 0;
-             cJSON_IsString(ev) && i < sizeof(webhook_events) / sizeof(webhook_events[0]); i++) {
-            known = known || strcmp(ev->valuestring, webhook_events[i]) == 0;
+        for (size_t i = 0; cJSON_IsString(ev) && allowed->names[i] != NULL; i++) {
+            known = known || strcmp(ev->valuestring, allowed->names[i]) == 0;
         }
         if (!known) {
-            core_err_set(e, CORE_EINVAL, "webhook.events",
-                         "'webhook.events' may hold task.started, task.progress, task.completed, "
-                         "task.failed and task.cancelled");
+            core_err_set(e, CORE_EINVAL, "webhook.events", "'webhook.events' may hold %s",
+                         allowed->listed);
             cJSON_Delete(out);
             return NULL;
         }
@@ -834,37 +837,17 @@ out:
 
 void api_tasks_list(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg)
 {
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *query = evhttp_uri_get_query(uri);
+    const struct api_list_spec spec = {20, a->cfg->limits.max_list_limit, TASK_ID_PREFIX, "task"};
     struct evkeyvalq params;
-    const char *limit_s, *after, *status;
-    long limit = 20;
+    const char *after, *status;
+    long limit;
     struct api_ctx *c = NULL;
     char key[96], limit_buf[24];
 
-    TAILQ_INIT(&params);
-    if (query && evhttp_parse_query_str(query, &params) < 0) {
-        api_reply_error(a, req, CORE_EINVAL, NULL, NULL, "Malformed query string");
-        return;
-    }
-    limit_s = evhttp_find_header(&params, "limit");
-    after = evhttp_find_header(&params, "after");
-    status = evhttp_find_header(&params, "status");
-    if (limit_s) {
-        char *end = NULL;
-        limit = strtol(limit_s, &end, 10);
-        if (*limit_s == '\0' || *end != '\0' || limit < 1 ||
-            limit > a->cfg->limits.max_list_limit) {
-            api_reply_error(a, req, CORE_EINVAL, "limit", NULL,
-                            "'limit' must be an integer between 1 and %ld",
-                            a->cfg->limits.max_list_limit);
-            goto out;
-        }
-    }
-    if (after && !util_id_valid(TASK_ID_PREFIX, after)) {
-        api_reply_error(a, req, CORE_EINVAL, "after", NULL, "'after' must be a task id");
+    if (api_list_query(a, req, &params, &spec, &limit, &after) < 0) {
         goto out;
     }
+    status = evhttp_find_header(&params, "status");
     if (status && !task_status_known(status)) {
         api_reply_error(a, req, CORE_EINVAL, "status", NULL,
                         "'status' must be one of queued, in_progress, cancelling, completed, "

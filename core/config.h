@@ -125,6 +125,13 @@ struct config_files {
     long max_lines; /* the most lines a purpose "batch" file may have */
 };
 
+/* The Batch API's runner (api/batch_runner.c). */
+struct config_batches {
+    long lease_ms; /* a runner's hold on a batch; a dead runner's batch resumes after it */
+    long poll_ms;  /* how often an idle runner looks for due batches */
+    long window_s; /* what completion_window "24h" means (shorter only for tests) */
+};
+
 struct config {
     char *listen_host;
     int listen_port;
@@ -148,6 +155,7 @@ struct config {
     struct config_scheduler scheduler;
     struct config_blobs blobs;
     struct config_files files;
+    struct config_batches batches;
     struct config_breaker breaker;
     struct config_webhooks webhooks;
     long default_max_queued; /* per tenant; past it POST /v1/tasks answers 429 */

@@ -28,6 +28,12 @@
  *   {sl}:f:<file id>         hash   an uploaded file's metadata: tenant, bytes, filename, purpose,
  *                                    created (ms), path (of its bytes under blobs.dir/files)
  *   {sl}:fn:<tenant>         zset   file id → created ms (the tenant's files, newest first)
+ *   {sl}:b:<batch id>        hash   a batch: tenant, status, endpoint, input_file_id, the *_at
+ *                                    times (s), total/completed/failed, expansion progress
+ *                                    (expanded, exp_off, expanded_all), webhook, metadata, errors
+ *   {sl}:bn:<tenant>         zset   batch id → created ms (the tenant's batches, newest first)
+ *   {sl}:bw                  zset   batch id → ms when a batch runner should next look at it
+ *                                    (0: now); claiming it moves it a lease ahead
  *   {sl}:api:<node>          channel one API process's waiters: "d <id>" (task finished),
  *                                    "c <id> <chunk>" (a streamed chat chunk)
  *   {sl}:wake                channel "work arrived" for idle workers
@@ -54,6 +60,9 @@
 #define KEY_LEADER "{sl}:leader"
 #define KEY_FILE "{sl}:f:"
 #define KEY_FILES_TENANT "{sl}:fn:"
+#define KEY_BATCH "{sl}:b:"
+#define KEY_BATCHES_TENANT "{sl}:bn:"
+#define KEY_BATCH_WORK "{sl}:bw"
 #define CHANNEL_API "{sl}:api:"
 #define CHANNEL_WAKE "{sl}:wake"
 

@@ -86,12 +86,38 @@ static const char prelude_lua[] =
     "end\n"
     "local terminal_event = {completed = 'task.completed', failed = 'task.failed',\n"
     "  cancelled = 'task.cancelled', expired = 'task.failed'}\n"
-    /* the one way a task becomes terminal */
+    /* a batch whose submitted tasks are all finished (and whose expansion is over) is due for its
+       runner: in_progress moves to finalizing; cancelling stays (the runner ends it) */
+    "local function batch_check(bk, bid, now)\n"
+    "  local b = redis.call('HMGET', bk, 'status', 'completed', 'failed', 'expanded', "
+    "'expanded_all')\n"
+    "  if b[5] ~= '1' or num(b[2], 0) + num(b[3], 0) < num(b[4], 0) then return false end\n"
+    "  if b[1] == 'in_progress' then\n"
+    "    redis.call('HSET', bk, 'status', 'finalizing', 'finalizing_at', math.floor(now / 1000))\n"
+    "  end\n"
+    /* a runner holding the batch checks again itself at the end of its pass */
+    "  local busy = num(redis.call('HGET', bk, 'leased'), 0) > now\n"
+    "  if not busy and (b[1] == 'in_progress' or b[1] == 'cancelling' or b[1] == 'finalizing') "
+    "then\n"
+    "    redis.call('ZADD', '" KEY_BATCH_WORK "', 0, bid)\n"
+    "  end\n"
+    "  return true\n"
+    "end\n"
+    /* the one way a task becomes terminal; a batch's task is counted on its batch and kept until
+       the batch's output is written (BATCH release starts its retention) */
     "local function finalize(k, id, status, now, ret, tenant)\n"
     "  set_status(k, status)\n"
-    "  redis.call('HSET', k, 'completed', now, 'expires', now + ret)\n"
-    "  redis.call('PEXPIRE', k, ret)\n"
-    "  redis.call('ZADD', '" KEY_EXPIRY "', now + ret, tenant .. '|' .. id .. '|' .. status)\n"
+    "  local bid = redis.call('HGET', k, 'batch')\n"
+    "  local bk = bid and '" KEY_BATCH "' .. bid\n"
+    "  if bk and redis.call('EXISTS', bk) == 1 then\n"
+    "    redis.call('HSET', k, 'completed', now)\n"
+    "    redis.call('HINCRBY', bk, status == 'completed' and 'completed' or 'failed', 1)\n"
+    "    batch_check(bk, bid, now)\n"
+    "  else\n"
+    "    redis.call('HSET', k, 'completed', now, 'expires', now + ret)\n"
+    "    redis.call('PEXPIRE', k, ret)\n"
+    "    redis.call('ZADD', '" KEY_EXPIRY "', now + ret, tenant .. '|' .. id .. '|' .. status)\n"
+    "  end\n"
     "  redis.call('ZREM', '" KEY_DEADLINES "', id)\n"
     "  redis.call('ZREM', '" KEY_POLLS "', id)\n"
     "  local r = redis.call('HGET', k, 'reply_to')\n"
@@ -110,10 +136,15 @@ static const char prelude_lua[] =
  *       9 metadata ("" none), 10 use idempotency (0/1), 11 body sha256, 12 idempotency ttl ms,
  *       13 wake channel, 14 reply_to channel ("" none), 15 stream (0/1), 16 deadline ms ("" none),
  *       17 estimated tokens, 18 routing JSON ("" none), 19 the tenant's quota of queued tasks,
- *       20 webhook JSON {url, events} ("" none)
+ *       20 webhook JSON {url, events} ("" none), 21 batch id ("" none), 22 custom_id
+ * A batch's task has an id derived from its batch and line, so a runner that submits a chunk
+ * again (after a crash) finds the task there: {"dup", id, hash}, nothing created twice.
  * Returns {"ok"} | {"dup", id, hash} | {"conflict"} | {"quota", queued}.
  */
 static const char submit_lua[] =
+    "if ARGV[21] ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then\n"
+    "  return {'dup', ARGV[1], redis.call('HGETALL', KEYS[1])}\n"
+    "end\n"
     "if ARGV[10] == '1' then\n"
     "  local prev = redis.call('GET', KEYS[3])\n"
     "  if prev then\n"
@@ -138,6 +169,9 @@ static const char submit_lua[] =
     "end\n"
     "if ARGV[18] ~= '' then redis.call('HSET', KEYS[1], 'routing', ARGV[18]) end\n"
     "if ARGV[20] ~= '' then redis.call('HSET', KEYS[1], 'webhook', ARGV[20]) end\n"
+    "if ARGV[21] ~= '' then\n"
+    "  redis.call('HSET', KEYS[1], 'batch', ARGV[21], 'custom_id', ARGV[22])\n"
+    "end\n"
     "local was = enqueue(KEYS[1], ARGV[1], false)\n"
     "redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])\n"
     "if ARGV[10] == '1' then\n"
@@ -795,13 +829,203 @@ static const char wh_done_lua[] =
     "redis.call('HINCRBY', STATS, 'webhooks|' .. ARGV[2], 1)\n"
     "return {ARGV[2]}\n";
 
+/*
+ * BATCH — every step of a batch's life, one op per call: the API's create, get, list and
+ * cancel, and the batch runner's claim and state moves (api/batch_runner.c says when each runs).
+ * A batch's tasks are counted on it by finalize (the prelude), which also moves it to
+ * finalizing once they are all done and makes it due, unless a runner holds it (field `leased`,
+ * set by claim and renew, dropped by the op that ends the runner's pass): that runner checks
+ * again itself at the end of its pass.
+ * KEYS: 1 batch, 2 work zset, 3 the tenant's batch index
+ * ARGV: 1 batch id, 2 op, 3 now ms, then per op:
+ *   create   4 tenant, 5.. field, value pairs            → {"ok"}
+ *   get      4 tenant                                    → {"ok", hash} | {"notfound"}
+ *   list     4 tenant, 5 after id ("" none), 6 limit     → {"ok", has_more, hash...}
+ *   cancel   4 tenant                                    → {"ok"|"conflict", hash} | {"notfound"}
+ *   claim    4 lease ms (KEYS[1] unused)                 → {id, hash} | {}
+ *   renew    4 lease until ms                            → {"ok"}
+ *   unlease  4 due ms                                    → {"ok"}
+ *   started  4 total lines                               → {status after}
+ *   progress 4 expanded, 5 byte offset, 6 all (0/1), 7 due ms → {"ok"} | {"stop"}
+ *   expire   4 end reason (expired | failed): stop expanding, make it due → {status}
+ *   check    4 due ms if not done, 5 field to mark ("" none) → {"done"} | {"waiting"}
+ *   done     4 final status, 5 output file id, 6 error file id, 7 webhook body, 8 event,
+ *            9 errors JSON (each "" none)                → {"ok"} | {"stale"}
+ *   release  4 retention ms, 5.. task ids                → {"ok"}
+ */
+static const char batch_lua[] =
+    "local bk, work, id, op = KEYS[1], KEYS[2], ARGV[1], ARGV[2]\n"
+    "local now = tonumber(ARGV[3])\n"
+    "local secs = math.floor(now / 1000)\n"
+    "local function owned(tenant)\n"
+    "  return redis.call('HGET', bk, 'tenant') == tenant\n"
+    "end\n"
+    "if op == 'create' then\n"
+    "  redis.call('HSET', bk, 'id', id, 'tenant', ARGV[4], 'status', 'validating', 'created_at', "
+    "secs,\n"
+    "    'completed', 0, 'failed', 0, 'total', 0, 'expanded', 0, 'exp_off', 0)\n"
+    "  for i = 5, #ARGV, 2 do redis.call('HSET', bk, ARGV[i], ARGV[i+1]) end\n"
+    "  redis.call('ZADD', KEYS[3], now, id)\n"
+    "  redis.call('ZADD', work, 0, id)\n"
+    "  return {'ok'}\n"
+    "elseif op == 'get' then\n"
+    "  if not owned(ARGV[4]) then return {'notfound'} end\n"
+    "  return {'ok', redis.call('HGETALL', bk)}\n"
+    "elseif op == 'list' then\n"
+    "  local start = 0\n"
+    "  if ARGV[5] ~= '' then\n"
+    "    local r = redis.call('ZREVRANK', KEYS[3], ARGV[5])\n"
+    "    if r then start = r + 1 end\n"
+    "  end\n"
+    "  local n = tonumber(ARGV[6])\n"
+    "  local ids = redis.call('ZREVRANGE', KEYS[3], start, start + n)\n"
+    "  local out = {'ok', #ids > n and 1 or 0}\n"
+    "  for i = 1, math.min(#ids, n) do\n"
+    "    local h = redis.call('HGETALL', '" KEY_BATCH "' .. ids[i])\n"
+    "    if #h > 0 then out[#out+1] = h end\n"
+    "  end\n"
+    "  return out\n"
+    "elseif op == 'cancel' then\n"
+    "  if not owned(ARGV[4]) then return {'notfound'} end\n"
+    "  local st = redis.call('HGET', bk, 'status')\n"
+    "  if st == 'validating' or st == 'in_progress' then\n"
+    "    redis.call('HSET', bk, 'status', 'cancelling', 'cancelling_at', secs, 'end', "
+    "'cancelled')\n"
+    "    redis.call('ZADD', work, 0, id)\n"
+    "  elseif st ~= 'cancelling' and st ~= 'cancelled' then\n"
+    "    return {'conflict', redis.call('HGETALL', bk)}\n"
+    "  end\n"
+    "  return {'ok', redis.call('HGETALL', bk)}\n"
+    "elseif op == 'claim' then\n"
+    "  for _ = 1, 8 do\n"
+    "    local due = redis.call('ZRANGEBYSCORE', work, '-inf', now, 'LIMIT', 0, 1)\n"
+    "    if #due == 0 then return {} end\n"
+    "    local h = redis.call('HGETALL', '" KEY_BATCH "' .. due[1])\n"
+    "    local held = num(redis.call('HGET', '" KEY_BATCH "' .. due[1], 'leased'), 0)\n"
+    "    if held > now then\n"
+    "      redis.call('ZADD', work, held, due[1])\n"
+    "    elseif #h > 0 then\n"
+    "      redis.call('ZADD', work, now + tonumber(ARGV[4]), due[1])\n"
+    "      redis.call('HSET', '" KEY_BATCH "' .. due[1], 'leased', now + tonumber(ARGV[4]))\n"
+    "      return {due[1], h}\n"
+    "    else\n"
+    "      redis.call('ZREM', work, due[1])\n"
+    "    end\n"
+    "  end\n"
+    "  return {}\n"
+    "end\n"
+    "local st = redis.call('HGET', bk, 'status')\n"
+    "if not st then redis.call('ZREM', work, id); return {'gone'} end\n"
+    /* the runner's lease: kept by renew, handed back by every op that ends its pass */
+    "if op == 'renew' then\n"
+    "  redis.call('ZADD', work, 'XX', ARGV[4], id)\n"
+    "  redis.call('HSET', bk, 'leased', ARGV[4])\n"
+    "  return {'ok'}\n"
+    "elseif op == 'unlease' then\n"
+    "  redis.call('ZADD', work, 'XX', ARGV[4], id)\n"
+    "  redis.call('HDEL', bk, 'leased')\n"
+    "  return {'ok'}\n"
+    "elseif op ~= 'release' and op ~= 'progress' then\n"
+    "  redis.call('HDEL', bk, 'leased')\n"
+    "end\n"
+    "if op == 'started' then\n"
+    "  if st == 'validating' then\n"
+    "    redis.call('HSET', bk, 'status', 'in_progress', 'in_progress_at', secs, 'total', "
+    "ARGV[4])\n"
+    "    return {'in_progress'}\n"
+    "  elseif st == 'cancelling' then\n"
+    "    redis.call('HSET', bk, 'total', 0, 'expanded', 0, 'expanded_all', 1)\n"
+    "    batch_check(bk, id, now)\n"
+    "  end\n"
+    "  return {st}\n"
+    "elseif op == 'progress' then\n"
+    "  redis.call('HSET', bk, 'expanded', ARGV[4], 'exp_off', ARGV[5])\n"
+    "  if st == 'in_progress' and ARGV[6] ~= '1' then\n"
+    "    redis.call('HSET', bk, 'leased', ARGV[7])\n"
+    "  else\n"
+    "    redis.call('HDEL', bk, 'leased')\n"
+    "  end\n"
+    "  if st ~= 'in_progress' then\n"
+    /* cancelled or expiring while expanding: the lines not submitted are not part of it */
+    "    redis.call('HSET', bk, 'expanded_all', 1, 'total', ARGV[4])\n"
+    "    batch_check(bk, id, now)\n"
+    "    redis.call('ZADD', work, 0, id)\n"
+    "    return {'stop'}\n"
+    "  end\n"
+    "  if ARGV[6] == '1' then\n"
+    "    redis.call('HSET', bk, 'expanded_all', 1)\n"
+    "    if not batch_check(bk, id, now) then\n"
+    "      redis.call('ZADD', work, num(redis.call('HGET', bk, 'expires_at'), 0) * 1000, id)\n"
+    "    end\n"
+    "  else\n"
+    "    redis.call('ZADD', work, ARGV[7], id)\n"
+    "  end\n"
+    "  return {'ok'}\n"
+    "elseif op == 'expire' then\n"
+    "  if st == 'in_progress' or st == 'cancelling' then\n"
+    "    if not redis.call('HGET', bk, 'end') then redis.call('HSET', bk, 'end', ARGV[4]) end\n"
+    "    if redis.call('HGET', bk, 'expanded_all') ~= '1' then\n"
+    "      redis.call('HSET', bk, 'expanded_all', 1, 'total', redis.call('HGET', bk, "
+    "'expanded'))\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('ZADD', work, 0, id)\n"
+    "  return {st}\n"
+    "elseif op == 'check' then\n"
+    "  if ARGV[5] ~= '' then redis.call('HSET', bk, ARGV[5], 1) end\n"
+    "  if batch_check(bk, id, now) then return {'done'} end\n"
+    "  redis.call('ZADD', work, ARGV[4], id)\n"
+    "  return {'waiting'}\n"
+    "elseif op == 'done' then\n"
+    "  if st ~= 'validating' and st ~= 'finalizing' and st ~= 'cancelling' then\n"
+    "    redis.call('ZREM', work, id)\n"
+    "    return {'stale'}\n"
+    "  end\n"
+    "  redis.call('HSET', bk, 'status', ARGV[4], ARGV[4] .. '_at', secs)\n"
+    "  if ARGV[5] ~= '' then redis.call('HSET', bk, 'output_file_id', ARGV[5]) end\n"
+    "  if ARGV[6] ~= '' then redis.call('HSET', bk, 'error_file_id', ARGV[6]) end\n"
+    "  if ARGV[9] ~= '' then redis.call('HSET', bk, 'errors', ARGV[9]) end\n"
+    "  redis.call('ZREM', work, id)\n"
+    "  redis.call('HINCRBY', STATS, 'batches|' .. ARGV[4], 1)\n"
+    "  local wh = redis.call('HGET', bk, 'webhook')\n"
+    "  if wh and ARGV[7] ~= '' then\n"
+    "    local w = cjson.decode(wh)\n"
+    "    for _, e in ipairs(w.events) do\n"
+    "      if e == ARGV[8] then\n"
+    "        local did = 'msg_' .. string.sub(id, 7) .. '_' .. redis.call('HINCRBY', bk, "
+    "'wh_seq', 1)\n"
+    "        local dk = '" KEY_DELIVERY "' .. did\n"
+    "        redis.call('HSET', dk, 'task', id, 'tenant', redis.call('HGET', bk, 'tenant'),\n"
+    "          'event', e, 'url', w.url, 'attempts', 0, 'created', now, 'body', ARGV[7])\n"
+    "        redis.call('PEXPIRE', dk, 172800000)\n"
+    "        redis.call('ZADD', '" KEY_WEBHOOK_QUEUE "', now, did)\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  return {'ok'}\n"
+    "elseif op == 'release' then\n"
+    "  local ret = tonumber(ARGV[4])\n"
+    "  for i = 5, #ARGV do\n"
+    "    local k = T .. ARGV[i]\n"
+    "    local f = redis.call('HMGET', k, 'status', 'tenant')\n"
+    "    if f[1] == 'completed' or f[1] == 'failed' or f[1] == 'cancelled' or f[1] == 'expired' "
+    "then\n"
+    "      redis.call('HSET', k, 'expires', now + ret)\n"
+    "      redis.call('PEXPIRE', k, ret)\n"
+    "      redis.call('ZADD', '" KEY_EXPIRY "', now + ret, f[2] .. '|' .. ARGV[i] .. '|' .. f[1])\n"
+    "    end\n"
+    "  end\n"
+    "  return {'ok'}\n"
+    "end\n"
+    "return redis.error_reply('unknown batch op ' .. op)\n";
+
 static const char *const bodies[SCRIPT_COUNT] = {
     [SCRIPT_SUBMIT] = submit_lua,   [SCRIPT_CLAIM] = claim_lua,
     [SCRIPT_EXTEND] = extend_lua,   [SCRIPT_FINISH] = finish_lua,
     [SCRIPT_CANCEL] = cancel_lua,   [SCRIPT_TICK] = tick_lua,
     [SCRIPT_LIST] = list_lua,       [SCRIPT_GET] = get_lua,
     [SCRIPT_METRICS] = metrics_lua, [SCRIPT_WH_CLAIM] = wh_claim_lua,
-    [SCRIPT_WH_DONE] = wh_done_lua,
+    [SCRIPT_WH_DONE] = wh_done_lua, [SCRIPT_BATCH] = batch_lua,
 };
 
 /* Constants once scripts_init has run (prelude + body); written only there. */

@@ -21,6 +21,7 @@ enum script_id {
     SCRIPT_METRICS,
     SCRIPT_WH_CLAIM,
     SCRIPT_WH_DONE,
+    SCRIPT_BATCH,
     SCRIPT_COUNT
 };
 

@@ -155,6 +155,10 @@ cJSON *task_to_json(const char *id, const redisReply *hash)
         add_raw(o, "webhook", task_hash_get(hash, "webhook"));
         cJSON_AddRawToObject(o, "webhook_attempts", task_hash_get(hash, "webhook_log") ?: "[]");
     }
+    if (task_hash_get(hash, "batch")) {
+        cJSON_AddStringToObject(o, "batch_id", task_hash_get(hash, "batch"));
+        cJSON_AddStringToObject(o, "custom_id", task_hash_get(hash, "custom_id") ?: "");
+    }
     add_raw(o, "usage", task_hash_get(hash, "usage"));
     add_raw(o, "cost", task_hash_get(hash, "cost"));
     add_artifacts(o, id, task_hash_get(hash, "artifacts"));

@@ -55,6 +55,23 @@ int util_random_id(const char *prefix, char *out, size_t out_size)
     return 0;
 }
 
+int util_derived_id(const char *prefix, const char *seed, char *out, size_t out_size)
+{
+    unsigned char md[32];
+    size_t plen = strlen(prefix);
+
+    if (out_size < plen + UTIL_ID_RANDOM_CHARS + 1) {
+        return -1;
+    }
+    util_sha256(seed, strlen(seed), md);
+    memcpy(out, prefix, plen);
+    for (size_t i = 0; i < UTIL_ID_RANDOM_CHARS; i++) {
+        out[plen + i] = base32_alphabet[md[i] & 31];
+    }
+    out[plen + UTIL_ID_RANDOM_CHARS] = '\0';
+    return 0;
+}
+
 bool util_id_valid(const char *prefix, const char *s)
 {
     size_t plen = strlen(prefix);

@@ -25,6 +25,12 @@ int64_t util_mono_us(void);
  */
 int util_random_id(const char *prefix, char *out, size_t out_size);
 
+/*
+ * Like util_random_id, but the 26 characters come from SHA-256 of seed: the same seed always
+ * gives the same id (a batch line's task). Returns 0, or -1 when out is too small.
+ */
+int util_derived_id(const char *prefix, const char *seed, char *out, size_t out_size);
+
 /* True when s is prefix followed by exactly 26 characters of [a-z2-7]. */
 bool util_id_valid(const char *prefix, const char *s);
 

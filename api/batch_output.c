@@ -1,0 +1,285 @@
+/*
+ * api/batch_output.c — a finished batch's output and error files: its tasks read back in chunks
+ * (ids from the batch and the line), one line each in OpenAI's batch output format, the files
+ * handed to the Files store, then the batch ended (see api/batch_runner.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/batch_runner.h"
+#include "api/files.h"
+#include "core/keys.h"
+#include "core/log.h"
+#include "core/store.h"
+#include "core/task.h"
+#include "core/util.h"
+
+/* One finalization read: which task it is. */
+struct slot {
+    struct batch_runner *r;
+    long long ordinal;
+    char id[64];
+};
+
+static void write_line(FILE *f, cJSON *line)
+{
+    char *text = cJSON_PrintUnformatted(line);
+    if (text) {
+        fputs(text, f);
+        fputc('\n', f);
+    }
+    cJSON_free(text);
+    cJSON_Delete(line);
+}
+
+/* One task's line: into the output file when it completed, else into the error file. */
+static void write_result(struct batch_runner *r, const struct slot *s, const redisReply *f)
+{
+    const char *status = f->element[0]->type == REDIS_REPLY_STRING ? f->element[0]->str : NULL;
+    const char *custom_id = f->element[1]->type == REDIS_REPLY_STRING ? f->element[1]->str : NULL;
+    const char *result = f->element[2]->type == REDIS_REPLY_STRING ? f->element[2]->str : NULL;
+    const char *error = f->element[3]->type == REDIS_REPLY_STRING ? f->element[3]->str : NULL;
+    cJSON *line = cJSON_CreateObject();
+    char req_id[80];
+
+    snprintf(req_id, sizeof(req_id), "batch_req_%s", s->id + strlen(TASK_ID_PREFIX));
+    cJSON_AddStringToObject(line, "id", req_id);
+    if (custom_id) {
+        cJSON_AddStringToObject(line, "custom_id", custom_id);
+    } else {
+        cJSON_AddNullToObject(line, "custom_id");
+    }
+    if (status && strcmp(status, "completed") == 0 && result) {
+        cJSON *resp = cJSON_AddObjectToObject(line, "response");
+        cJSON_AddNumberToObject(resp, "status_code", 200);
+        cJSON_AddStringToObject(resp, "request_id", s->id);
+        cJSON_AddRawToObject(resp, "body", result);
+        cJSON_AddNullToObject(line, "error");
+        write_line(r->out, line);
+        r->out_n++;
+        return;
+    }
+    {
+        cJSON *e = error ? cJSON_Parse(error) : NULL;
+        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(e, "provider_status");
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
+        const char *end = runner_field(r, "end");
+
+        if (cJSON_IsNumber(ps)) {
+            /* the provider answered with an error: its answer, as OpenAI's batches show it */
+            cJSON *resp = cJSON_AddObjectToObject(line, "response");
+            cJSON *body = cJSON_AddObjectToObject(resp, "body");
+            cJSON_AddNumberToObject(resp, "status_code", ps->valuedouble);
+            cJSON_AddStringToObject(resp, "request_id", s->id);
+            cJSON_DeleteItemFromObject(e, "retryable");
+            cJSON_DeleteItemFromObject(e, "provider_status");
+            cJSON_AddItemToObject(body, "error", e);
+            cJSON_AddNullToObject(line, "error");
+        } else {
+            cJSON *err = cJSON_CreateObject();
+            const char *c = cJSON_IsString(code) ? code->valuestring : NULL;
+            if (status == NULL) {
+                c = "task_missing";
+            } else if (strcmp(status, "cancelled") == 0 || strcmp(status, "expired") == 0) {
+                c = end && strcmp(end, "expired") == 0 ? "batch_expired" : "batch_cancelled";
+            }
+            cJSON_AddNullToObject(line, "response");
+            cJSON_AddStringToObject(err, "code", c ? c : "request_failed");
+            cJSON_AddStringToObject(err, "message",
+                                    cJSON_IsString(msg) ? msg->valuestring
+                                    : status == NULL    ? "The request's task is gone"
+                                    : strcmp(c, "batch_expired") == 0
+                                        ? "The batch expired before this request ran"
+                                        : "The request did not complete");
+            cJSON_AddItemToObject(line, "error", err);
+            cJSON_Delete(e);
+        }
+    }
+    write_line(r->err, line);
+    r->err_n++;
+}
+
+static void final_files(struct batch_runner *r);
+static void finish_final(struct batch_runner *r);
+
+/* One read of the step is in (or could not be sent). */
+static void read_done(struct batch_runner *r)
+{
+    if (--r->waiting > 0) {
+        return;
+    }
+    if (r->fail_ordinal != 0) {
+        runner_abandon(r, "cannot read the batch's tasks");
+    } else if (r->next > r->last) {
+        final_files(r);
+    } else {
+        runner_schedule(r);
+    }
+}
+
+static void on_task_read(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct slot *s = arg;
+    struct batch_runner *r = s->r;
+
+    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
+        r->fail_ordinal = s->ordinal;
+    } else if (r->fail_ordinal == 0) {
+        write_result(r, s, reply);
+    }
+    free(s);
+    read_done(r);
+}
+
+void batch_final_step(struct batch_runner *r)
+{
+    const char *rel[1 + RUNNER_CHUNK];
+    char ids[RUNNER_CHUNK][64];
+    char ret_s[24];
+    int n_rel = 0;
+
+    snprintf(ret_s, sizeof(ret_s), "%lld", (long long)r->api->cfg->tasks.retention_s * 1000);
+    rel[n_rel++] = ret_s;
+    r->waiting = 1; /* held while the step is sent */
+    for (int n = 0; n < RUNNER_CHUNK && r->next <= r->last; n++, r->next++) {
+        struct slot *s = calloc(1, sizeof(*s));
+        char key[96];
+        if (s == NULL || api_batch_task_id(r->id, r->next, s->id, sizeof(s->id)) < 0) {
+            free(s);
+            r->fail_ordinal = r->next;
+            continue;
+        }
+        s->r = r;
+        s->ordinal = r->next;
+        snprintf(key, sizeof(key), KEY_TASK "%s", s->id);
+        snprintf(ids[n], sizeof(ids[n]), "%s", s->id);
+        rel[n_rel++] = ids[n];
+        const char *argv[] = {"HMGET", key, "status", "custom_id", "result", "error"};
+        if (store_command(r->api->store, on_task_read, s, 6, argv, NULL) < 0) {
+            free(s);
+            r->fail_ordinal = r->next;
+            continue;
+        }
+        r->waiting++;
+    }
+    /* The tasks read in this step start their retention now (Redis runs it after the reads). */
+    if (r->fail_ordinal == 0 && n_rel > 1) {
+        api_batch_script(r->api, r->id, r->tenant, "release", runner_ignore_reply, NULL, n_rel,
+                         rel);
+    }
+    runner_renew(r);
+    read_done(r);
+}
+
+static void on_error_file(void *arg, const char *file_id, const struct core_err *err)
+{
+    struct batch_runner *r = arg;
+
+    r->waiting = 0;
+    if (err != NULL) {
+        runner_abandon(r, err->message);
+        return;
+    }
+    r->err_path[0] = '\0';
+    snprintf(r->err_id, sizeof(r->err_id), "%s", file_id);
+    finish_final(r);
+}
+
+/* Ends a batch whose tasks are all done, with its files stored. */
+static void finish_final(struct batch_runner *r)
+{
+    if (strcmp(r->final_status, "failed") == 0) {
+        runner_finish(r,
+                      "{\"object\":\"list\",\"data\":[{\"code\":\"file_not_found\",\"line\":null,"
+                      "\"message\":\"The input file was deleted before every request was "
+                      "submitted\",\"param\":\"input_file_id\"}]}");
+    } else {
+        runner_finish(r, NULL);
+    }
+}
+
+static void store_error_file(struct batch_runner *r)
+{
+    char name[96];
+    long long bytes = ftello(r->err);
+
+    fclose(r->err);
+    r->err = NULL;
+    if (r->err_n == 0) {
+        finish_final(r);
+        return;
+    }
+    snprintf(name, sizeof(name), "%s_error.jsonl", r->id);
+    if (api_files_create_from_path(r->api, r->tenant, "batch_output", name, r->err_path, bytes,
+                                   on_error_file, r) < 0) {
+        runner_abandon(r, "cannot store the error file");
+        return;
+    }
+    r->waiting = 1;
+}
+
+static void on_output_file(void *arg, const char *file_id, const struct core_err *err)
+{
+    struct batch_runner *r = arg;
+
+    r->waiting = 0;
+    if (err != NULL) {
+        runner_abandon(r, err->message);
+        return;
+    }
+    r->out_path[0] = '\0';
+    snprintf(r->out_id, sizeof(r->out_id), "%s", file_id);
+    store_error_file(r);
+}
+
+static void final_files(struct batch_runner *r)
+{
+    char name[96];
+    long long bytes;
+
+    if (fflush(r->out) != 0 || fflush(r->err) != 0) {
+        runner_abandon(r, "cannot write the batch's files");
+        return;
+    }
+    bytes = ftello(r->out);
+    fclose(r->out);
+    r->out = NULL;
+    if (r->out_n == 0) {
+        store_error_file(r);
+        return;
+    }
+    snprintf(name, sizeof(name), "%s_output.jsonl", r->id);
+    if (api_files_create_from_path(r->api, r->tenant, "batch_output", name, r->out_path, bytes,
+                                   on_output_file, r) < 0) {
+        runner_abandon(r, "cannot store the output file");
+        return;
+    }
+    r->waiting = 1;
+}
+
+void batch_final_start(struct batch_runner *r)
+{
+    const char *end = runner_field(r, "end");
+
+    snprintf(r->final_status, sizeof(r->final_status), "%s", end ? end : "completed");
+    if (api_files_tmp_path(r->api, r->out_path, sizeof(r->out_path)) < 0 ||
+        (r->out = fopen(r->out_path, "w")) == NULL) {
+        r->out_path[0] = '\0';
+        runner_abandon(r, "cannot create the output file");
+        return;
+    }
+    if (api_files_tmp_path(r->api, r->err_path, sizeof(r->err_path)) < 0 ||
+        (r->err = fopen(r->err_path, "w")) == NULL) {
+        r->err_path[0] = '\0';
+        runner_abandon(r, "cannot create the error file");
+        return;
+    }
+    r->phase = PH_FINAL;
+    r->next = 1;
+    r->last = runner_field_num(r, "expanded");
+    r->fail_ordinal = 0;
+    runner_schedule(r);
+}

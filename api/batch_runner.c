@@ -1,0 +1,847 @@
+/*
+ * api/batch_runner.c — carries batches through their life (see api/batches.h), one at a time per
+ * API process, in steps of bounded work so the loop keeps serving requests: a validation step
+ * reads up to RUNNER_VALIDATE_LINES lines; an expansion, cancel or finalization step handles
+ * RUNNER_CHUNK tasks, pipelined to Redis, and the next step starts when their replies are in.
+ *
+ * Everything the runner knows is in Redis: the batch's status and expansion cursor (requests
+ * submitted, the input file's byte offset after them), and its tasks, whose ids follow from the
+ * batch id and the line. A runner that dies leaves a lease in KEY_BATCH_WORK; when it runs out,
+ * any runner takes the batch up where the store says it was.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/batch_runner.h"
+#include "api/batches.h"
+#include "api/files.h"
+#include "core/config.h"
+#include "core/keys.h"
+#include "core/log.h"
+#include "core/scripts.h"
+#include "core/store.h"
+#include "core/task.h"
+#include "core/util.h"
+
+static void claim(struct batch_runner *r);
+static void dispatch(struct batch_runner *r);
+static void cancel_pass(struct batch_runner *r);
+
+void runner_ignore_reply(redisReply *reply, const struct core_err *err, void *arg)
+{
+    (void)reply;
+    (void)err;
+    (void)arg;
+}
+
+void runner_schedule(struct batch_runner *r)
+{
+    struct timeval now = {0, 0};
+    event_add(r->step, &now);
+}
+
+const char *runner_field(const struct batch_runner *r, const char *name)
+{
+    return api_batch_field(r->fields, name);
+}
+
+long long runner_field_num(const struct batch_runner *r, const char *name)
+{
+    const char *v = runner_field(r, name);
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+
+/* Drops the batch in hand; again: look for the next one at once. */
+static void end_job(struct batch_runner *r, bool again)
+{
+    if (r->in) {
+        fclose(r->in);
+    }
+    if (r->out) {
+        fclose(r->out);
+    }
+    if (r->err) {
+        fclose(r->err);
+    }
+    if (r->out_path[0]) {
+        unlink(r->out_path);
+    }
+    if (r->err_path[0]) {
+        unlink(r->err_path);
+    }
+    for (size_t i = 0; i < r->n_seen; i++) {
+        free(r->seen[i].custom_id);
+    }
+    free(r->seen);
+    free(r->tenant);
+    cJSON_Delete(r->fields);
+    cJSON_Delete(r->errors);
+    {
+        struct api *a = r->api;
+        struct event *timer = r->timer, *step = r->step;
+        bool stopping = r->stopping;
+        char *line = r->line;
+        size_t cap = r->line_cap;
+        memset(r, 0, sizeof(*r));
+        r->api = a;
+        r->timer = timer;
+        r->step = step;
+        r->stopping = stopping;
+        r->line = line;
+        r->line_cap = cap;
+    }
+    r->phase = PH_IDLE;
+    if (again && !r->stopping) {
+        runner_schedule(r);
+    }
+}
+
+/* Runs one BATCH op on the batch in hand. 0 or a negative code (nothing sent). */
+static int op(struct batch_runner *r, const char *name, store_cb cb, int n_extra,
+              const char **extra)
+{
+    return api_batch_script(r->api, r->id, r->tenant ? r->tenant : "-", name, cb, r, n_extra,
+                            extra);
+}
+
+/* Lets another runner (or this one, later) take the batch at due_ms. */
+static void release_at(struct batch_runner *r, long long due_ms)
+{
+    char due[24];
+
+    snprintf(due, sizeof(due), "%lld", due_ms);
+    const char *extra[] = {due};
+    api_batch_script(r->api, r->id, r->tenant, "unlease", runner_ignore_reply, NULL, 1, extra);
+}
+
+/* Keeps the lease while a long phase runs. */
+void runner_renew(struct batch_runner *r)
+{
+    char until[24];
+
+    snprintf(until, sizeof(until), "%lld",
+             (long long)util_now_ms() + r->api->cfg->batches.lease_ms);
+    const char *extra[] = {until};
+    api_batch_script(r->api, r->id, r->tenant, "renew", runner_ignore_reply, NULL, 1, extra);
+}
+
+/* The store failed us mid-step: give the batch back (its lease brings it back later). */
+void runner_abandon(struct batch_runner *r, const char *why)
+{
+    log_warn("batch runner gave a batch back", "batch=%s reason=\"%s\"", r->id, why);
+    end_job(r, false);
+}
+
+/* ---- the input file ---------------------------------------------------------------------- */
+
+static void on_input(void *arg, const char *path, long long bytes, const char *purpose,
+                     const struct core_err *err);
+
+static void open_input(struct batch_runner *r, enum phase then)
+{
+    int rc;
+
+    r->phase = then;
+    rc = api_files_lookup(r->api, r->tenant, runner_field(r, "input_file_id"), on_input, r);
+    if (rc == CORE_ENOTFOUND) {
+        struct core_err e;
+        core_err_clear(&e);
+        core_err_set(&e, CORE_ENOTFOUND, NULL, "no such file");
+        on_input(r, NULL, 0, NULL, &e);
+    } else if (rc < 0) {
+        runner_abandon(r, "cannot look up the input file");
+    } else {
+        r->waiting = 1;
+    }
+}
+
+/* ---- ending a batch: the done op with its webhook ----------------------------------------- */
+
+static void on_done(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct batch_runner *r = arg;
+
+    if (err != NULL) {
+        runner_abandon(r, err->message);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+        strcmp(reply->element[0]->str, "stale") == 0) {
+        /* another runner ended it first (after this one's lease ran out) */
+        log_warn("batch already ended by another runner", "batch=%s", r->id);
+        end_job(r, true);
+        return;
+    }
+    log_info("batch ended", "batch=%s status=%s completed=%lld failed=%lld", r->id, r->final_status,
+             runner_field_num(r, "completed"), runner_field_num(r, "failed"));
+    /* the files belong to the store now */
+    r->out_path[0] = '\0';
+    r->err_path[0] = '\0';
+    end_job(r, true);
+}
+
+static void iso8601(char *out, size_t size)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Ends the batch with r->final_status (and errors, a JSON list, or NULL). */
+void runner_finish(struct batch_runner *r, const char *errors)
+{
+    char now_s[24], at[32], event[32], stamp[32];
+    cJSON *env = cJSON_CreateObject();
+    char *body;
+
+    snprintf(now_s, sizeof(now_s), "%lld", (long long)(util_now_ms() / 1000));
+    snprintf(at, sizeof(at), "%s_at", r->final_status);
+    snprintf(event, sizeof(event), "batch.%s", r->final_status);
+    cJSON_ReplaceItemInObject(r->fields, "status", cJSON_CreateString(r->final_status));
+    cJSON_DeleteItemFromObject(r->fields, at);
+    cJSON_AddStringToObject(r->fields, at, now_s);
+    if (r->out_id[0]) {
+        cJSON_AddStringToObject(r->fields, "output_file_id", r->out_id);
+    }
+    if (r->err_id[0]) {
+        cJSON_AddStringToObject(r->fields, "error_file_id", r->err_id);
+    }
+    if (errors) {
+        cJSON_DeleteItemFromObject(r->fields, "errors");
+        cJSON_AddStringToObject(r->fields, "errors", errors);
+    }
+    iso8601(stamp, sizeof(stamp));
+    cJSON_AddStringToObject(env, "type", event);
+    cJSON_AddStringToObject(env, "timestamp", stamp);
+    cJSON_AddItemToObject(env, "data", api_batch_json(r->id, r->fields));
+    body = cJSON_PrintUnformatted(env);
+    cJSON_Delete(env);
+    {
+        const char *extra[] = {r->final_status,  r->out_id, r->err_id,
+                               body ? body : "", event,     errors ? errors : ""};
+        if (op(r, "done", on_done, 6, extra) < 0) {
+            runner_abandon(r, "cannot end the batch");
+        }
+    }
+    cJSON_free(body);
+}
+
+/* ---- validation ---------------------------------------------------------------------------- */
+
+static void add_error(struct batch_runner *r, long long line, const struct line_err *le)
+{
+    cJSON *e;
+
+    r->n_errors++;
+    if (cJSON_GetArraySize(r->errors) >= RUNNER_MAX_ERRORS) {
+        return;
+    }
+    e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "code", le->code);
+    if (line > 0) {
+        cJSON_AddNumberToObject(e, "line", (double)line);
+    } else {
+        cJSON_AddNullToObject(e, "line");
+    }
+    cJSON_AddStringToObject(e, "message", le->message);
+    if (le->param[0]) {
+        cJSON_AddStringToObject(e, "param", le->param);
+    } else {
+        cJSON_AddNullToObject(e, "param");
+    }
+    cJSON_AddItemToArray(r->errors, e);
+}
+
+static int seen_cmp(const void *x, const void *y)
+{
+    const struct seen *a = x, *b = y;
+    int c = strcmp(a->custom_id, b->custom_id);
+    return c != 0 ? c : (a->line < b->line ? -1 : a->line > b->line);
+}
+
+static void validation_failed(struct batch_runner *r)
+{
+    cJSON *list = cJSON_CreateObject();
+    char *text;
+
+    cJSON_AddStringToObject(list, "object", "list");
+    cJSON_AddItemToObject(list, "data", r->errors);
+    r->errors = NULL;
+    text = cJSON_PrintUnformatted(list);
+    cJSON_Delete(list);
+    snprintf(r->final_status, sizeof(r->final_status), "failed");
+    log_info("batch failed validation", "batch=%s bad_lines=%lld", r->id, r->n_errors);
+    runner_finish(r, text ? text : "{\"object\":\"list\",\"data\":[]}");
+    cJSON_free(text);
+}
+
+static void on_started(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct batch_runner *r = arg;
+    const char *st;
+
+    r->waiting = 0;
+    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+        runner_abandon(r, err ? err->message : "bad reply");
+        return;
+    }
+    st = reply->element[0]->str;
+    if (strcmp(st, "in_progress") != 0) {
+        end_job(r, true); /* cancelled meanwhile: the next claim ends it */
+        return;
+    }
+    cJSON_ReplaceItemInObject(r->fields, "status", cJSON_CreateString("in_progress"));
+    rewind(r->in);
+    r->off = r->line_no = r->ordinal = 0;
+    r->phase = PH_EXPAND;
+    runner_schedule(r);
+}
+
+static void validation_done(struct batch_runner *r)
+{
+    char total[24];
+
+    if (r->ordinal == 0 && r->n_errors == 0) {
+        struct line_err le = {"empty_file", "", "The input file has no requests"};
+        add_error(r, 0, &le);
+    }
+    qsort(r->seen, r->n_seen, sizeof(*r->seen), seen_cmp);
+    for (size_t i = 1; i < r->n_seen; i++) {
+        if (strcmp(r->seen[i].custom_id, r->seen[i - 1].custom_id) == 0) {
+            struct line_err le = {"duplicate_custom_id", "custom_id", ""};
+            snprintf(le.message, sizeof(le.message),
+                     "The custom_id '%.200s' is used on an earlier line", r->seen[i].custom_id);
+            add_error(r, r->seen[i].line, &le);
+        }
+    }
+    if (r->n_errors > 0) {
+        validation_failed(r);
+        return;
+    }
+    snprintf(total, sizeof(total), "%lld", r->ordinal);
+    const char *extra[] = {total};
+    if (op(r, "started", on_started, 1, extra) < 0) {
+        runner_abandon(r, "cannot start the batch");
+        return;
+    }
+    r->waiting = 1;
+}
+
+static void validate_step(struct batch_runner *r)
+{
+    long max_lines = r->api->cfg->files.max_lines;
+
+    for (int n = 0; n < RUNNER_VALIDATE_LINES; n++) {
+        cJSON *root;
+        const cJSON *body;
+        const struct config_model *model;
+        const char *custom_id = NULL;
+        struct line_err le;
+
+        if (batch_line_read(r) == 0) {
+            validation_done(r);
+            return;
+        }
+        if (batch_line_blank(r)) {
+            continue;
+        }
+        if (++r->ordinal > max_lines) {
+            if (r->ordinal == max_lines + 1) {
+                struct line_err too = {"too_many_requests_in_file", "", ""};
+                snprintf(too.message, sizeof(too.message), "The file has more than %ld requests",
+                         max_lines);
+                add_error(r, r->line_no, &too);
+            }
+            continue;
+        }
+        if (batch_line_check(r, &root, &body, &model, &custom_id, &le) < 0) {
+            add_error(r, r->line_no, &le);
+            continue;
+        }
+        if (r->n_seen == r->cap_seen) {
+            size_t cap = r->cap_seen ? r->cap_seen * 2 : 1024;
+            struct seen *p = realloc(r->seen, cap * sizeof(*p));
+            if (p == NULL) {
+                cJSON_Delete(root);
+                runner_abandon(r, "out of memory");
+                return;
+            }
+            r->seen = p;
+            r->cap_seen = cap;
+        }
+        r->seen[r->n_seen].custom_id = strdup(custom_id);
+        r->seen[r->n_seen].line = r->line_no;
+        if (r->seen[r->n_seen].custom_id != NULL) {
+            r->n_seen++;
+        }
+        cJSON_Delete(root);
+    }
+    runner_renew(r);
+    runner_schedule(r);
+}
+
+/* ---- expansion ------------------------------------------------------------------------------ */
+
+static void on_progress(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct batch_runner *r = arg;
+    bool all = r->eof && r->fail_ordinal == 0;
+
+    r->waiting = 0;
+    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+        runner_abandon(r, err ? err->message : "bad reply");
+        return;
+    }
+    if (strcmp(reply->element[0]->str, "stop") == 0) {
+        end_job(r, true); /* cancelled while expanding: the next claim cancels its tasks */
+    } else if (r->fail_ordinal != 0) {
+        end_job(r, false); /* quota or store trouble: the batch is due again shortly */
+    } else if (all) {
+        log_info("batch expanded", "batch=%s requests=%lld", r->id, r->ordinal);
+        end_job(r, true);
+    } else if (r->stopping) {
+        release_at(r, util_now_ms());
+        end_job(r, false);
+    } else {
+        runner_schedule(r);
+    }
+}
+
+static void chunk_done(struct batch_runner *r)
+{
+    char expanded[24], off[24], due[24];
+    long long now = util_now_ms();
+
+    if (r->fail_ordinal != 0) {
+        snprintf(expanded, sizeof(expanded), "%lld", r->fail_ordinal - 1);
+        snprintf(off, sizeof(off), "%lld", r->offs[r->fail_ordinal - r->chunk_first]);
+        snprintf(due, sizeof(due), "%lld", now + RUNNER_BACKOFF_MS);
+    } else {
+        snprintf(expanded, sizeof(expanded), "%lld", r->ordinal);
+        snprintf(off, sizeof(off), "%lld", r->off);
+        snprintf(due, sizeof(due), "%lld", now + r->api->cfg->batches.lease_ms);
+    }
+    const char *extra[] = {expanded, off, r->eof && r->fail_ordinal == 0 ? "1" : "0", due};
+    if (op(r, "progress", on_progress, 4, extra) < 0) {
+        runner_abandon(r, "cannot record the expansion");
+        return;
+    }
+    r->waiting = 1;
+}
+
+static void on_line_submitted(struct api_ctx *c, int outcome, redisReply *dup,
+                              const struct core_err *err)
+{
+    struct batch_runner *r = c->owner;
+    long long ordinal = c->values[0];
+
+    (void)dup;
+    if (outcome < 0) {
+        if (r->fail_ordinal == 0 || ordinal < r->fail_ordinal) {
+            r->fail_ordinal = ordinal;
+        }
+        if (err && err->code != CORE_EQUOTA) {
+            log_warn("batch line not submitted", "batch=%s error=\"%s\"", r->id, err->message);
+        }
+    }
+    api_ctx_free(c);
+    if (--r->waiting == 0) {
+        chunk_done(r);
+    }
+}
+
+/* Submits one line as a task; false when it could not be sent. */
+static bool submit_line(struct batch_runner *r, const cJSON *body, const struct config_model *m,
+                        const char *custom_id)
+{
+    struct api_submit sub = {0};
+    struct core_err e;
+    struct api_ctx *c = api_ctx_new(r->api, NULL, r->tenant);
+
+    if (c == NULL || api_batch_task_id(r->id, r->ordinal, c->id, sizeof(c->id)) < 0) {
+        api_ctx_free(c);
+        return false;
+    }
+    c->owner = r;
+    c->values[0] = r->ordinal;
+    sub.kind = r->kind;
+    sub.input = body;
+    sub.model = m;
+    sub.prio = TASK_PRIO_BATCH;
+    sub.batch_id = r->id;
+    sub.custom_id = custom_id;
+    core_err_clear(&e);
+    if (api_submit(r->api, c, &sub, on_line_submitted, &e) < 0) {
+        api_ctx_free(c);
+        return false;
+    }
+    r->waiting++;
+    return true;
+}
+
+static void expand_step(struct batch_runner *r)
+{
+    int n = 0;
+
+    r->fail_ordinal = 0;
+    r->chunk_first = r->ordinal + 1;
+    r->waiting = 1; /* held while the chunk is sent */
+    while (n < RUNNER_CHUNK) {
+        long long start = r->off;
+        cJSON *root;
+        const cJSON *body;
+        const struct config_model *m;
+        const char *custom_id;
+        struct line_err le;
+
+        if (batch_line_read(r) == 0) {
+            r->eof = true;
+            break;
+        }
+        if (batch_line_blank(r)) {
+            continue;
+        }
+        r->ordinal++;
+        r->offs[n++] = start;
+        if (batch_line_check(r, &root, &body, &m, &custom_id, &le) < 0) {
+            /* it passed validation: only a changed config gets here */
+            log_warn("batch line no longer valid; skipped", "batch=%s line=%lld code=%s", r->id,
+                     r->line_no, le.code);
+            continue;
+        }
+        if (!submit_line(r, body, m, custom_id) &&
+            (r->fail_ordinal == 0 || r->ordinal < r->fail_ordinal)) {
+            r->fail_ordinal = r->ordinal;
+        }
+        cJSON_Delete(root);
+    }
+    if (!r->eof) {
+        /* a chunk that ends exactly at the end of the file says so now */
+        int ch = getc_unlocked(r->in);
+        if (ch == EOF) {
+            r->eof = true;
+        } else {
+            ungetc(ch, r->in);
+        }
+    }
+    if (--r->waiting == 0) {
+        chunk_done(r);
+    }
+}
+
+/* ---- the cancel pass (cancelled, expired or input file gone) ----------------------------- */
+
+static void on_checked(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct batch_runner *r = arg;
+
+    r->waiting = 0;
+    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+        runner_abandon(r, err ? err->message : "bad reply");
+        return;
+    }
+    if (strcmp(reply->element[0]->str, "done") == 0) {
+        batch_final_start(r); /* every task is done: write its files while we hold it */
+    } else {
+        end_job(r, false);
+    }
+}
+
+/* Asks whether every submitted task is done; if not, the batch is due again at due_ms. */
+static void check(struct batch_runner *r, long long due_ms, const char *mark)
+{
+    char due[24];
+
+    snprintf(due, sizeof(due), "%lld", due_ms);
+    const char *extra[] = {due, mark};
+    if (op(r, "check", on_checked, 2, extra) < 0) {
+        runner_abandon(r, "cannot check the batch");
+        return;
+    }
+    r->waiting = 1;
+}
+
+static void on_cancelled(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct batch_runner *r = arg;
+
+    (void)reply;
+    if (err != NULL) {
+        r->fail_ordinal = 1;
+    }
+    if (--r->waiting > 0) {
+        return;
+    }
+    if (r->fail_ordinal != 0) {
+        runner_abandon(r, "cannot cancel the batch's tasks");
+    } else if (r->next > r->last) {
+        check(r, util_now_ms() + RUNNER_RECHECK_MS, "cancel_sent");
+    } else {
+        runner_schedule(r);
+    }
+}
+
+static void cancel_step(struct batch_runner *r)
+{
+    char now_s[24], ret_s[24];
+
+    snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
+    snprintf(ret_s, sizeof(ret_s), "%lld", (long long)r->api->cfg->tasks.retention_s * 1000);
+    r->waiting = 1;
+    for (int n = 0; n < RUNNER_CHUNK && r->next <= r->last; n++, r->next++) {
+        char id[64], key[96];
+        if (api_batch_task_id(r->id, r->next, id, sizeof(id)) < 0) {
+            continue;
+        }
+        snprintf(key, sizeof(key), KEY_TASK "%s", id);
+        const char *argv[] = {key, KEY_DELAYED, KEY_POLLS, id, r->tenant, now_s, ret_s};
+        if (store_script(r->api->store, SCRIPT_CANCEL, on_cancelled, r, 3, 7, argv, NULL) == 0) {
+            r->waiting++;
+        } else {
+            r->fail_ordinal = 1;
+        }
+    }
+    runner_renew(r);
+    on_cancelled(NULL, NULL, r);
+}
+
+static void cancel_pass(struct batch_runner *r)
+{
+    r->phase = PH_CANCEL;
+    r->next = 1;
+    r->last = runner_field_num(r, "expanded");
+    r->fail_ordinal = 0;
+    log_info("cancelling a batch's tasks", "batch=%s tasks=%lld reason=%s", r->id, r->last,
+             runner_field(r, "end") ? runner_field(r, "end") : "cancelled");
+    runner_schedule(r);
+}
+
+static void on_stopped(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct batch_runner *r = arg;
+
+    r->waiting = 0;
+    if (err != NULL || reply->type != REDIS_REPLY_ARRAY) {
+        runner_abandon(r, err ? err->message : "bad reply");
+        return;
+    }
+    end_job(r, true); /* it is due now: the next claim cancels its tasks */
+}
+
+/* Stops the batch's expansion where it is; reason "expired" or "failed" (input file gone). */
+static void stop_batch(struct batch_runner *r, const char *reason)
+{
+    const char *extra[] = {reason};
+    if (op(r, "expire", on_stopped, 1, extra) < 0) {
+        runner_abandon(r, "cannot stop the batch");
+        return;
+    }
+    r->waiting = 1;
+}
+
+/* ---- claiming and dispatching ------------------------------------------------------------- */
+
+static void on_input(void *arg, const char *path, long long bytes, const char *purpose,
+                     const struct core_err *err)
+{
+    struct batch_runner *r = arg;
+    const char *status = runner_field(r, "status");
+
+    (void)bytes;
+    (void)purpose;
+    r->waiting = 0;
+    if (err != NULL && err->code != CORE_ENOTFOUND) {
+        runner_abandon(r, err->message);
+        return;
+    }
+    if (err == NULL) {
+        r->in = fopen(path, "r");
+    }
+    if (r->in == NULL) {
+        /* the input file was deleted (or is unreadable) before the batch could use it */
+        log_warn("a batch's input file is gone", "batch=%s file=%s", r->id,
+                 runner_field(r, "input_file_id"));
+        if (strcmp(status, "validating") == 0) {
+            struct line_err le = {"file_not_found", "input_file_id",
+                                  "The input file no longer exists"};
+            add_error(r, 0, &le);
+            validation_failed(r);
+        } else {
+            stop_batch(r, "failed");
+        }
+        return;
+    }
+    if (r->phase == PH_EXPAND) {
+        r->off = runner_field_num(r, "exp_off");
+        r->ordinal = runner_field_num(r, "expanded");
+        if (fseeko(r->in, (off_t)r->off, SEEK_SET) != 0) {
+            runner_abandon(r, "cannot seek in the input file");
+            return;
+        }
+    }
+    runner_schedule(r);
+}
+
+/* Does what the claimed batch's status asks for. */
+static void dispatch(struct batch_runner *r)
+{
+    const char *status = runner_field(r, "status");
+    const char *end = runner_field(r, "end");
+    bool expanded =
+        runner_field(r, "expanded_all") && strcmp(runner_field(r, "expanded_all"), "1") == 0;
+    bool cancel_sent = runner_field(r, "cancel_sent") != NULL;
+    long long now = util_now_ms();
+
+    r->kind = api_batch_kind(runner_field(r, "endpoint"));
+    if (status == NULL || r->kind == NULL || r->tenant == NULL) {
+        runner_abandon(r, "malformed batch");
+        return;
+    }
+    if (strcmp(status, "validating") == 0) {
+        r->errors = cJSON_CreateArray();
+        open_input(r, PH_VALIDATE);
+    } else if (strcmp(status, "in_progress") == 0 && !expanded) {
+        open_input(r, PH_EXPAND);
+    } else if (strcmp(status, "in_progress") == 0 && end == NULL &&
+               now >= runner_field_num(r, "expires_at") * 1000) {
+        log_info("batch expired", "batch=%s", r->id);
+        stop_batch(r, "expired");
+    } else if ((strcmp(status, "in_progress") == 0 && end != NULL) ||
+               strcmp(status, "cancelling") == 0) {
+        if (!expanded) {
+            /* cancelled while expanding: stop the expansion, then cancel its tasks */
+            stop_batch(r, end ? end : "cancelled");
+        } else if (!cancel_sent) {
+            cancel_pass(r);
+        } else {
+            check(r, now + RUNNER_RECHECK_MS, "");
+        }
+    } else if (strcmp(status, "in_progress") == 0) {
+        check(r, runner_field_num(r, "expires_at") * 1000, "");
+    } else if (strcmp(status, "finalizing") == 0) {
+        batch_final_start(r);
+    } else {
+        const char *argv[] = {"ZREM", KEY_BATCH_WORK, r->id};
+        store_command(r->api->store, runner_ignore_reply, NULL, 3, argv, NULL);
+        end_job(r, true);
+    }
+}
+
+static void on_claim(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct batch_runner *r = arg;
+
+    r->waiting = 0;
+    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        end_job(r, false); /* nothing due (or the store is away): the timer looks again */
+        return;
+    }
+    snprintf(r->id, sizeof(r->id), "%s", reply->element[0]->str);
+    r->fields = api_batch_fields(reply->element[1]);
+    if (r->fields == NULL || runner_field(r, "tenant") == NULL ||
+        (r->tenant = strdup(runner_field(r, "tenant"))) == NULL) {
+        runner_abandon(r, "malformed batch");
+        return;
+    }
+    dispatch(r);
+}
+
+static void claim(struct batch_runner *r)
+{
+    char lease[24];
+
+    if (r->phase != PH_IDLE || r->stopping || !store_ready(r->api->store)) {
+        return;
+    }
+    snprintf(lease, sizeof(lease), "%ld", r->api->cfg->batches.lease_ms);
+    snprintf(r->id, sizeof(r->id), "-");
+    const char *extra[] = {lease};
+    r->phase = PH_BUSY;
+    if (op(r, "claim", on_claim, 1, extra) < 0) {
+        r->phase = PH_IDLE;
+        return;
+    }
+    r->waiting = 1;
+}
+
+static void on_step(evutil_socket_t fd, short what, void *arg)
+{
+    struct batch_runner *r = arg;
+
+    (void)fd;
+    (void)what;
+    switch (r->phase) {
+    case PH_IDLE:
+        claim(r);
+        break;
+    case PH_VALIDATE:
+        validate_step(r);
+        break;
+    case PH_EXPAND:
+        expand_step(r);
+        break;
+    case PH_CANCEL:
+        cancel_step(r);
+        break;
+    case PH_FINAL:
+        batch_final_step(r);
+        break;
+    case PH_BUSY:
+        break;
+    }
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    claim(arg);
+}
+
+struct batch_runner *batch_runner_new(struct api *a)
+{
+    struct batch_runner *r = calloc(1, sizeof(*r));
+    struct timeval tv = {a->cfg->batches.poll_ms / 1000, (a->cfg->batches.poll_ms % 1000) * 1000};
+
+    if (r == NULL) {
+        return NULL;
+    }
+    r->api = a;
+    r->timer = event_new(a->base, -1, EV_PERSIST, on_timer, r);
+    r->step = evtimer_new(a->base, on_step, r);
+    if (r->timer == NULL || r->step == NULL || event_add(r->timer, &tv) < 0) {
+        batch_runner_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void batch_runner_stop(struct batch_runner *r)
+{
+    if (r) {
+        r->stopping = true;
+    }
+}
+
+void batch_runner_free(struct batch_runner *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    if (r->phase != PH_IDLE) {
+        end_job(r, false);
+    }
+    if (r->timer) {
+        event_free(r->timer);
+    }
+    if (r->step) {
+        event_free(r->step);
+    }
+    free(r->line);
+    free(r);
+}
