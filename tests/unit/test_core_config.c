@@ -117,6 +117,7 @@ static void test_example_file(void)
 
     setenv("SLUICE_API_KEY", "example-key-123", 1);
     setenv("OPENAI_API_KEY", "example-openai", 1);
+    setenv("SLUICE_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", 1);
     CHECK(config_load("deploy/sluice.example.json", &cfg, &err) == 0);
     if (cfg == NULL) {
         fprintf(stderr, "example: %s\n", err.message);
@@ -124,6 +125,8 @@ static void test_example_file(void)
     }
     CHECK(config_model_find(cfg, "gpt-4o-mini") != NULL);
     CHECK(cfg->worker.concurrency == 256);
+    CHECK(cfg->batches.lease_ms == 60000 && cfg->batches.window_s == 86400);
+    CHECK(cfg->files.max_lines == 50000);
     config_free(cfg);
 }
 
