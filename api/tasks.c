@@ -360,8 +360,9 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
         rc = core_err_set(err, CORE_ENOMEM, NULL, "Out of memory");
         goto out;
     }
-    util_sha256_hex(s->raw ? s->raw : "", s->raw_len, body_hash);
+    body_hash[0] = '\0'; /* the body's hash matters only to an Idempotency-Key */
     if (s->idem) {
+        util_sha256_hex(s->raw ? s->raw : "", s->raw_len, body_hash);
         util_sha256_hex(s->idem, strlen(s->idem), idem_hash);
     }
     snprintf(task_key, sizeof(task_key), KEY_TASK "%s", c->id);

@@ -35,6 +35,31 @@ int64_t util_mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/*
+ * Random bytes for ids, drawn from OpenSSL's CSPRNG a page at a time: one RAND_bytes call per
+ * id cost more than the rest of the id (a profile of the accept path). Each process has its own
+ * pool (one loop per process, no threads); bytes handed out are wiped from it.
+ */
+static int id_random_bytes(unsigned char *out, size_t n)
+{
+    static unsigned char pool[4096];
+    static size_t left;
+
+    if (n > sizeof(pool)) {
+        return RAND_bytes(out, (int)n) == 1 ? 0 : -1;
+    }
+    if (left < n) {
+        if (RAND_bytes(pool, sizeof(pool)) != 1) {
+            return -1;
+        }
+        left = sizeof(pool);
+    }
+    memcpy(out, pool + sizeof(pool) - left, n);
+    memset(pool + sizeof(pool) - left, 0, n);
+    left -= n;
+    return 0;
+}
+
 int util_random_id(const char *prefix, char *out, size_t out_size)
 {
     unsigned char raw[UTIL_ID_RANDOM_CHARS];
@@ -43,7 +68,7 @@ int util_random_id(const char *prefix, char *out, size_t out_size)
     if (out_size < plen + UTIL_ID_RANDOM_CHARS + 1) {
         return -1;
     }
-    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+    if (id_random_bytes(raw, sizeof(raw)) < 0) {
         return -1;
     }
     memcpy(out, prefix, plen);
