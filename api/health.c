@@ -96,7 +96,8 @@ struct latency_series {
     char model[128];
     char dep[32];
     long long counts[N_LE + 1]; /* the last is above every bound */
-    double sum_s;
+    long long sum_us;           /* FINISH's integer sum (latus|) */
+    double sum_s;               /* the older float sum in seconds (latsum|), if any */
 };
 
 #define MAX_SERIES 256
@@ -167,7 +168,14 @@ static void stat_line(struct metrics_page *pg, const struct config *cfg, const c
         if (ls) {
             ls->counts[i] += atoll(value);
         }
+    } else if (sscanf(name, "latus|%127[^|]|%31s", a, b) == 2) {
+        struct latency_series *ls = series(pg, a, b);
+        if (ls) {
+            ls->sum_us += strtoll(value, NULL, 10);
+        }
     } else if (sscanf(name, "latsum|%127[^|]|%31s", a, b) == 2) {
+        /* the float seconds FINISH kept before it counted integer µs (latus|): still summed, so
+         * an upgraded deployment's _sum carries on */
         struct latency_series *ls = series(pg, a, b);
         if (ls) {
             ls->sum_s += atof(value);
@@ -204,7 +212,7 @@ static void latency_lines(struct metrics_page *pg)
         evbuffer_add_printf(pg->fam[F_LATENCY],
                             "sluice_upstream_latency_seconds_sum{model=\"%s\",deployment=\"%s\"} "
                             "%.6f\n",
-                            ls->model, ls->dep, ls->sum_s);
+                            ls->model, ls->dep, ls->sum_s + (double)ls->sum_us / 1e6);
         evbuffer_add_printf(pg->fam[F_LATENCY],
                             "sluice_upstream_latency_seconds_count{model=\"%s\",deployment=\"%s\"} "
                             "%lld\n",

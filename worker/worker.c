@@ -140,6 +140,7 @@ void worker_job_report(struct job *j)
     struct worker *w = j->w;
     char task_key[96], now_s[24], retry_s[24], ret_s[24], prog_s[16], qpos_s[16], poll_s[24];
     char lat_s[24], pause_s[24], rreq_s[24], rtok_s[24], used_s[24], status_s[16];
+    char br_min_s[24], br_pct_s[24], br_window_s[24];
     char *attempt = attempt_json(j);
     int rc;
 
@@ -160,6 +161,11 @@ void worker_job_report(struct job *j)
     fmt_ll(rtok_s, sizeof(rtok_s), j->remaining_tok, j->remaining_tok >= 0);
     fmt_ll(used_s, sizeof(used_s), j->tokens_used, j->tokens_used >= 0);
     fmt_ll(status_s, sizeof(status_s), j->http_status, j->http_status > 0);
+    /* The breaker's parameters from this worker's config (the same the routing JSON publishes),
+     * so FINISH need not read and decode that JSON on every outcome. */
+    snprintf(br_min_s, sizeof(br_min_s), "%ld", w->cfg->breaker.min_requests);
+    snprintf(br_pct_s, sizeof(br_pct_s), "%ld", w->cfg->breaker.failure_pct);
+    snprintf(br_window_s, sizeof(br_window_s), "%ld", w->cfg->breaker.window_ms);
     const char *argv[] = {task_key,
                           KEY_LEASES,
                           KEY_DELAYED,
@@ -191,9 +197,13 @@ void worker_job_report(struct job *j)
                           used_s,
                           status_s,
                           j->avoid ? "1" : "0",
-                          attempt ? attempt : ""};
+                          attempt ? attempt : "",
+                          br_min_s,
+                          br_pct_s,
+                          br_window_s};
     j->state = JOB_REPORTING;
-    rc = store_script(w->store, SCRIPT_FINISH, on_report, j, 4, 32, argv, NULL);
+    rc = store_script(w->store, SCRIPT_FINISH, on_report, j, 4,
+                      (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
     if (rc < 0) {
         j->state = JOB_REPORT_WAIT;
     }
