@@ -104,7 +104,11 @@ static char *attempt_json(const struct job *j)
         cJSON_AddNullToObject(a, "status");
     }
     if (j->latency_ms >= 0) {
-        cJSON_AddNumberToObject(a, "latency_ms", j->latency_ms);
+        /* fixed 3 decimals: cJSON's general double printing (with its parse-back check) was a
+           visible part of a worker's time per task */
+        char lat[32];
+        snprintf(lat, sizeof(lat), "%.3f", j->latency_ms);
+        cJSON_AddRawToObject(a, "latency_ms", lat);
     } else {
         cJSON_AddNullToObject(a, "latency_ms");
     }
