@@ -6,10 +6,11 @@
  * is a later step). Scripts build per-task keys from KEY_TASK + id.
  *
  *   {sl}:t:<id>              hash   the task (fields in core/task.c)
- *   {sl}:q:<p>:<tenant>      list   a tenant's ready queue at priority p (LPUSH new, RPOP claims,
- *                                    RPUSH = back to the head)
- *   {sl}:ring:<p>            list   tenants with queued tasks at priority p, rotated by CLAIM so
- *                                    tenants take turns (fairness); {sl}:rs:<p> is its set
+ *   {sl}:q:<p>:<tenant>|<alias>  list   a tenant's ready queue for one alias at priority p
+ *                                    (LPUSH new, RPOP claims, RPUSH = back to the head)
+ *   {sl}:ring:<p>            list   "tenant|alias" members with queued tasks at priority p,
+ *                                    rotated by CLAIM so they take turns (fairness); {sl}:rs:<p>
+ *                                    is its set
  *   {sl}:cfg:<alias>         string the alias's routing (strategy, deployments' limits and
  *                                    prices, breaker), published by workers for CLAIM
  *   {sl}:dep:<alias>:<i>     hash   deployment i's shared state: request and token buckets,
