@@ -529,7 +529,8 @@ static const char extend_lua[] =
  *       21 class (ok | fail | rate | client | none), 22 pause until ms, 23 remaining requests,
  *       24 remaining tokens, 25 tokens used, 26 http status, 27 avoid this deployment (0/1),
  *       28 attempt record JSON ("" none; one JSON object), 29 breaker min requests,
- *       30 breaker failure %, 31 breaker window ms
+ *       30 breaker failure %, 31 breaker window ms, 32 wake other workers when the slot is
+ *       returned (0/1: the deployment has max_concurrency; absent = 1)
  * Returns {outcome} as applied, or {"stale", status}.
  */
 static const char finish_lua[] =
@@ -626,7 +627,8 @@ static const char finish_lua[] =
     "    redis.call('HINCRBY', STATS, 'latus|' .. series, math.floor(l * 1000 + 0.5))\n"
     "  end\n"
     "  if class == 'rate' then redis.call('HINCRBY', STATS, 'r429|' .. series, '1') end\n"
-    "  if ARGV[19] == '1' then redis.call('PUBLISH', ARGV[12], '1') end\n"
+    /* a freed call slot matters to other workers only when the deployment caps its calls */
+    "  if ARGV[19] == '1' and ARGV[32] ~= '0' then redis.call('PUBLISH', ARGV[12], '1') end\n"
     "end\n"
     "local outcome = ARGV[4]\n"
     "if outcome == 'park' then\n"

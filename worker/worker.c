@@ -204,7 +204,8 @@ void worker_job_report(struct job *j)
                           attempt ? attempt : "",
                           br_min_s,
                           br_pct_s,
-                          br_window_s};
+                          br_window_s,
+                          j->dep && j->dep->max_concurrency > 0 ? "1" : "0"};
     j->state = JOB_REPORTING;
     rc = store_script(w->store, SCRIPT_FINISH, on_report, j, 4,
                       (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
