@@ -80,10 +80,6 @@ static void job_retire(struct job *j)
 
 static void on_report(redisReply *reply, const struct core_err *err, void *arg);
 
-/*
- * Writes the job's outcome with the FINISH script. If Redis cannot take it now, the job waits in
- * REPORT_WAIT and the tick sends it again: an outcome is never dropped because Redis blinked.
- */
 /* The attempt as recorded on the task (calls only): deployment, status, latency, error. */
 static char *attempt_json(const struct job *j)
 {
