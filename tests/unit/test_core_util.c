@@ -2,6 +2,7 @@
  * Unit tests of core/util, core/err and core/task rendering.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/err.h"
 #include "core/task.h"
@@ -22,6 +23,27 @@ static void test_ids(void)
     CHECK(!util_id_valid("task_", "file_aaaaaaaaaaaaaaaaaaaaaaaaaa"));
     CHECK(util_id_valid("task_", "task_aaaaaaaaaaaaaaaaaaaaaaaaa7"));
     CHECK(util_random_id("task_", a, 10) < 0);
+    /* ids drawn from the pooled CSPRNG page stay distinct past a refill of the page */
+    for (int i = 0; i < 1000; i++) {
+        CHECK(util_random_id("task_", b, sizeof(b)) == 0);
+        CHECK(util_id_valid("task_", b));
+        CHECK(strcmp(a, b) != 0);
+        memcpy(a, b, sizeof(a));
+    }
+}
+
+/* A batch line's task id: valid, the same for the same seed, different for another line. */
+static void test_derived_ids(void)
+{
+    char a[64], b[64], c[64];
+
+    CHECK(util_derived_id("task_", "batch_x:1", a, sizeof(a)) == 0);
+    CHECK(util_derived_id("task_", "batch_x:1", b, sizeof(b)) == 0);
+    CHECK(util_derived_id("task_", "batch_x:2", c, sizeof(c)) == 0);
+    CHECK(util_id_valid("task_", a));
+    CHECK(strcmp(a, b) == 0);
+    CHECK(strcmp(a, c) != 0);
+    CHECK(util_derived_id("task_", "batch_x:1", a, 10) < 0);
 }
 
 static void test_json_depth(void)
@@ -131,6 +153,7 @@ static void test_task_render(void)
 int main(void)
 {
     test_ids();
+    test_derived_ids();
     test_json_depth();
     test_sha();
     test_err();
