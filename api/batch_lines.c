@@ -5,14 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "api/batch_runner.h"
-#include "api/files.h"
-#include "core/keys.h"
-#include "core/log.h"
-#include "core/store.h"
-#include "core/task.h"
 #include "core/util.h"
 
 /* Reads the next line (without its newline) into r->line, at most max_body_bytes of it kept.

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "api/batch_runner.h"
 #include "api/files.h"
@@ -23,12 +22,13 @@ struct slot {
     char id[64];
 };
 
-static void write_line(FILE *f, cJSON *line)
+static void write_line(struct batch_file *file, cJSON *line)
 {
     char *text = cJSON_PrintUnformatted(line);
     if (text) {
-        fputs(text, f);
-        fputc('\n', f);
+        fputs(text, file->f);
+        fputc('\n', file->f);
+        file->lines++;
     }
     cJSON_free(text);
     cJSON_Delete(line);
@@ -57,8 +57,7 @@ static void write_result(struct batch_runner *r, const struct slot *s, const red
         cJSON_AddStringToObject(resp, "request_id", s->id);
         cJSON_AddRawToObject(resp, "body", result);
         cJSON_AddNullToObject(line, "error");
-        write_line(r->out, line);
-        r->out_n++;
+        write_line(&r->files[BATCH_OUTPUT], line);
         return;
     }
     {
@@ -98,12 +97,10 @@ static void write_result(struct batch_runner *r, const struct slot *s, const red
             cJSON_Delete(e);
         }
     }
-    write_line(r->err, line);
-    r->err_n++;
+    write_line(&r->files[BATCH_ERRORS], line);
 }
 
 static void final_files(struct batch_runner *r);
-static void finish_final(struct batch_runner *r);
 
 /* One read of the step is in (or could not be sent). */
 static void read_done(struct batch_runner *r)
@@ -174,20 +171,6 @@ void batch_final_step(struct batch_runner *r)
     read_done(r);
 }
 
-static void on_error_file(void *arg, const char *file_id, const struct core_err *err)
-{
-    struct batch_runner *r = arg;
-
-    r->waiting = 0;
-    if (err != NULL) {
-        runner_abandon(r, err->message);
-        return;
-    }
-    r->err_path[0] = '\0';
-    snprintf(r->err_id, sizeof(r->err_id), "%s", file_id);
-    finish_final(r);
-}
-
 /* Ends a batch whose tasks are all done, with its files stored. */
 static void finish_final(struct batch_runner *r)
 {
@@ -201,63 +184,63 @@ static void finish_final(struct batch_runner *r)
     }
 }
 
-static void store_error_file(struct batch_runner *r)
-{
-    char name[96];
-    long long bytes = ftello(r->err);
+static void store_next(struct batch_runner *r);
 
-    fclose(r->err);
-    r->err = NULL;
-    if (r->err_n == 0) {
-        finish_final(r);
-        return;
-    }
-    snprintf(name, sizeof(name), "%s_error.jsonl", r->id);
-    if (api_files_create_from_path(r->api, r->tenant, "batch_output", name, r->err_path, bytes,
-                                   on_error_file, r) < 0) {
-        runner_abandon(r, "cannot store the error file");
-        return;
-    }
-    r->waiting = 1;
-}
-
-static void on_output_file(void *arg, const char *file_id, const struct core_err *err)
+static void on_stored(void *arg, const char *file_id, const struct core_err *err)
 {
     struct batch_runner *r = arg;
+    struct batch_file *file = &r->files[r->storing];
 
     r->waiting = 0;
     if (err != NULL) {
         runner_abandon(r, err->message);
         return;
     }
-    r->out_path[0] = '\0';
-    snprintf(r->out_id, sizeof(r->out_id), "%s", file_id);
-    store_error_file(r);
+    file->path[0] = '\0'; /* the store's now */
+    snprintf(file->id, sizeof(file->id), "%s", file_id);
+    r->storing++;
+    store_next(r);
+}
+
+/* Hands the next non-empty file to the Files store; when none is left, ends the batch. */
+static void store_next(struct batch_runner *r)
+{
+    static const char *const suffixes[BATCH_FILES] = {"output", "error"};
+    char name[96];
+
+    while (r->storing < BATCH_FILES && r->files[r->storing].lines == 0) {
+        r->storing++;
+    }
+    if (r->storing == BATCH_FILES) {
+        finish_final(r);
+        return;
+    }
+    snprintf(name, sizeof(name), "%s_%s.jsonl", r->id, suffixes[r->storing]);
+    if (api_files_create_from_path(r->api, r->tenant, "batch_output", name,
+                                   r->files[r->storing].path, r->files[r->storing].bytes, on_stored,
+                                   r) < 0) {
+        runner_abandon(r, "cannot store a batch file");
+        return;
+    }
+    r->waiting = 1;
 }
 
 static void final_files(struct batch_runner *r)
 {
-    char name[96];
-    long long bytes;
+    bool ok = true;
 
-    if (fflush(r->out) != 0 || fflush(r->err) != 0) {
+    for (int i = 0; i < BATCH_FILES; i++) {
+        r->files[i].bytes = ftello(r->files[i].f);
+        ok &= r->files[i].bytes >= 0;
+        ok &= fclose(r->files[i].f) == 0; /* flushes: a full disk shows here */
+        r->files[i].f = NULL;
+    }
+    if (!ok) {
         runner_abandon(r, "cannot write the batch's files");
         return;
     }
-    bytes = ftello(r->out);
-    fclose(r->out);
-    r->out = NULL;
-    if (r->out_n == 0) {
-        store_error_file(r);
-        return;
-    }
-    snprintf(name, sizeof(name), "%s_output.jsonl", r->id);
-    if (api_files_create_from_path(r->api, r->tenant, "batch_output", name, r->out_path, bytes,
-                                   on_output_file, r) < 0) {
-        runner_abandon(r, "cannot store the output file");
-        return;
-    }
-    r->waiting = 1;
+    r->storing = 0;
+    store_next(r);
 }
 
 void batch_final_start(struct batch_runner *r)
@@ -265,17 +248,14 @@ void batch_final_start(struct batch_runner *r)
     const char *end = runner_field(r, "end");
 
     snprintf(r->final_status, sizeof(r->final_status), "%s", end ? end : "completed");
-    if (api_files_tmp_path(r->api, r->out_path, sizeof(r->out_path)) < 0 ||
-        (r->out = fopen(r->out_path, "w")) == NULL) {
-        r->out_path[0] = '\0';
-        runner_abandon(r, "cannot create the output file");
-        return;
-    }
-    if (api_files_tmp_path(r->api, r->err_path, sizeof(r->err_path)) < 0 ||
-        (r->err = fopen(r->err_path, "w")) == NULL) {
-        r->err_path[0] = '\0';
-        runner_abandon(r, "cannot create the error file");
-        return;
+    for (int i = 0; i < BATCH_FILES; i++) {
+        struct batch_file *file = &r->files[i];
+        if (api_files_tmp_path(r->api, file->path, sizeof(file->path)) < 0 ||
+            (file->f = fopen(file->path, "w")) == NULL) {
+            file->path[0] = '\0';
+            runner_abandon(r, "cannot create a batch file");
+            return;
+        }
     }
     r->phase = PH_FINAL;
     r->next = 1;

@@ -9,11 +9,9 @@
  * batch id and the line. A runner that dies leaves a lease in KEY_BATCH_WORK; when it runs out,
  * any runner takes the batch up where the store says it was.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "api/batch_runner.h"
@@ -26,6 +24,7 @@
 #include "core/store.h"
 #include "core/task.h"
 #include "core/util.h"
+#include "core/webhook_sign.h"
 
 static void claim(struct batch_runner *r);
 static void dispatch(struct batch_runner *r);
@@ -61,17 +60,13 @@ static void end_job(struct batch_runner *r, bool again)
     if (r->in) {
         fclose(r->in);
     }
-    if (r->out) {
-        fclose(r->out);
-    }
-    if (r->err) {
-        fclose(r->err);
-    }
-    if (r->out_path[0]) {
-        unlink(r->out_path);
-    }
-    if (r->err_path[0]) {
-        unlink(r->err_path);
+    for (int i = 0; i < BATCH_FILES; i++) {
+        if (r->files[i].f) {
+            fclose(r->files[i].f);
+        }
+        if (r->files[i].path[0]) {
+            unlink(r->files[i].path);
+        }
     }
     for (size_t i = 0; i < r->n_seen; i++) {
         free(r->seen[i].custom_id);
@@ -178,25 +173,13 @@ static void on_done(redisReply *reply, const struct core_err *err, void *arg)
     }
     log_info("batch ended", "batch=%s status=%s completed=%lld failed=%lld", r->id, r->final_status,
              runner_field_num(r, "completed"), runner_field_num(r, "failed"));
-    /* the files belong to the store now */
-    r->out_path[0] = '\0';
-    r->err_path[0] = '\0';
     end_job(r, true);
-}
-
-static void iso8601(char *out, size_t size)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* Ends the batch with r->final_status (and errors, a JSON list, or NULL). */
 void runner_finish(struct batch_runner *r, const char *errors)
 {
-    char now_s[24], at[32], event[32], stamp[32];
-    cJSON *env = cJSON_CreateObject();
+    char now_s[24], at[32], event[32];
     char *body;
 
     snprintf(now_s, sizeof(now_s), "%lld", (long long)(util_now_ms() / 1000));
@@ -205,25 +188,21 @@ void runner_finish(struct batch_runner *r, const char *errors)
     cJSON_ReplaceItemInObject(r->fields, "status", cJSON_CreateString(r->final_status));
     cJSON_DeleteItemFromObject(r->fields, at);
     cJSON_AddStringToObject(r->fields, at, now_s);
-    if (r->out_id[0]) {
-        cJSON_AddStringToObject(r->fields, "output_file_id", r->out_id);
+    if (r->files[BATCH_OUTPUT].id[0]) {
+        cJSON_AddStringToObject(r->fields, "output_file_id", r->files[BATCH_OUTPUT].id);
     }
-    if (r->err_id[0]) {
-        cJSON_AddStringToObject(r->fields, "error_file_id", r->err_id);
+    if (r->files[BATCH_ERRORS].id[0]) {
+        cJSON_AddStringToObject(r->fields, "error_file_id", r->files[BATCH_ERRORS].id);
     }
     if (errors) {
         cJSON_DeleteItemFromObject(r->fields, "errors");
         cJSON_AddStringToObject(r->fields, "errors", errors);
     }
-    iso8601(stamp, sizeof(stamp));
-    cJSON_AddStringToObject(env, "type", event);
-    cJSON_AddStringToObject(env, "timestamp", stamp);
-    cJSON_AddItemToObject(env, "data", api_batch_json(r->id, r->fields));
-    body = cJSON_PrintUnformatted(env);
-    cJSON_Delete(env);
+    body = webhook_body(event, api_batch_json(r->id, r->fields));
     {
-        const char *extra[] = {r->final_status,  r->out_id, r->err_id,
-                               body ? body : "", event,     errors ? errors : ""};
+        const char *extra[] = {
+            r->final_status, r->files[BATCH_OUTPUT].id, r->files[BATCH_ERRORS].id, body ? body : "",
+            event,           errors ? errors : ""};
         if (op(r, "done", on_done, 6, extra) < 0) {
             runner_abandon(r, "cannot end the batch");
         }

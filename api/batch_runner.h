@@ -29,6 +29,16 @@ struct seen {
     long long line;
 };
 
+/* A finished batch's two files: the lines that completed, and the rest. */
+enum { BATCH_OUTPUT, BATCH_ERRORS, BATCH_FILES };
+
+struct batch_file {
+    FILE *f;
+    char path[4096]; /* while it is ours: a .part file under blobs.dir/files */
+    long long lines, bytes;
+    char id[64]; /* once stored */
+};
+
 struct batch_runner {
     struct api *api;
     struct event *timer; /* looks for due batches every batches.poll_ms */
@@ -62,10 +72,8 @@ struct batch_runner {
 
     /* cancel pass and finalization: ordinals next..last */
     long long next, last;
-    FILE *out, *err;
-    char out_path[4096], err_path[4096];
-    long long out_n, err_n;
-    char out_id[64], err_id[64];
+    struct batch_file files[BATCH_FILES];
+    int storing; /* the file being handed to the Files store */
     char final_status[16];
 };
 

@@ -11,6 +11,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#include <cJSON.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -330,4 +333,27 @@ int webhook_new_id(char *out, size_t out_size)
         return WEBHOOK_ESPACE;
     }
     return util_random_id("msg_", out, out_size) == 0 ? WEBHOOK_OK : WEBHOOK_ECRYPTO;
+}
+
+char *webhook_body(const char *event, cJSON *data)
+{
+    cJSON *env = cJSON_CreateObject();
+    struct timespec ts;
+    struct tm tm;
+    char stamp[32];
+    char *body;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (env == NULL) {
+        cJSON_Delete(data);
+        return NULL;
+    }
+    cJSON_AddStringToObject(env, "type", event);
+    cJSON_AddStringToObject(env, "timestamp", stamp);
+    cJSON_AddItemToObject(env, "data", data);
+    body = cJSON_PrintUnformatted(env);
+    cJSON_Delete(env);
+    return body;
 }

@@ -10,7 +10,7 @@
  * Secrets are written "whsec_" + base64 of the key bytes. During a secret rotation a tenant has
  * two keys and each delivery is signed with both, so the receiver can verify with either.
  *
- * HMAC, base64 and randomness come from OpenSSL. Nothing here returns memory to free.
+ * HMAC, base64 and randomness come from OpenSSL. Only webhook_body returns memory to free.
  */
 #ifndef SLUICE_CORE_WEBHOOK_SIGN_H
 #define SLUICE_CORE_WEBHOOK_SIGN_H
@@ -95,5 +95,14 @@ int webhook_verify(const struct webhook_key *key, const char *msg_id, const char
  * WEBHOOK_ECRYPTO.
  */
 int webhook_new_id(char *out, size_t out_size);
+
+struct cJSON;
+
+/*
+ * A delivery's body, the same for task and batch events: {"type": event, "timestamp": now in
+ * ISO 8601 UTC, "data": data}. Takes data (deleted here, whatever happens). Returns the JSON text
+ * (free with cJSON_free) or NULL when out of memory.
+ */
+char *webhook_body(const char *event, struct cJSON *data);
 
 #endif

@@ -14,13 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/keys.h"
 #include "core/log.h"
 #include "core/scripts.h"
 #include "core/task.h"
 #include "core/util.h"
+#include "core/webhook_sign.h"
 #include "worker/internal.h"
 
 #define WEBHOOKS_MAX_IN_FLIGHT 64
@@ -227,21 +227,11 @@ static void send_delivery(struct delivery *d)
     }
 }
 
-static void iso8601(char *out, size_t size)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* The first attempt renders the body from the task as it is now. */
 static void on_task(redisReply *reply, const struct core_err *err, void *arg)
 {
     struct delivery *d = arg;
-    cJSON *env, *task;
-    char stamp[32];
+    cJSON *task;
 
     d->fetching = false;
     if (d->wh->stopping) {
@@ -258,14 +248,8 @@ static void on_task(redisReply *reply, const struct core_err *err, void *arg)
         return;
     }
     cJSON_DeleteItemFromObject(task, "webhook_attempts");
-    iso8601(stamp, sizeof(stamp));
-    env = cJSON_CreateObject();
-    cJSON_AddStringToObject(env, "type", d->event);
-    cJSON_AddStringToObject(env, "timestamp", stamp);
-    cJSON_AddItemToObject(env, "data", task);
-    d->body = cJSON_PrintUnformatted(env);
+    d->body = webhook_body(d->event, task);
     d->body_new = true;
-    cJSON_Delete(env);
     if (d->body == NULL) {
         finish(d, "retry", util_now_ms() + 1000, 0, 0, "out of memory");
         return;
