@@ -29,9 +29,25 @@ static const char prelude_lua[] =
     /* status moves keep the per-status gauges of /metrics true (count_status: the gauges of a
        move old → new, old ~= new); old: the status when the caller has just read it (false:
        none), nil to read it here */
+    /* the /metrics counters: a script that moves many tasks sets ACC to a table and sums its
+       moves there (stat), then writes each counter once (flush_stats); with ACC nil a move is
+       written at once */
+    "local ACC = nil\n"
+    "local function stat(field, by)\n"
+    "  if ACC then ACC[field] = (ACC[field] or 0) + by else redis.call('HINCRBY', STATS, field, "
+    "by) end\n"
+    "end\n"
+    "local function flush_stats()\n"
+    "  for field, by in pairs(ACC) do\n"
+    "    if by ~= 0 then redis.call('HINCRBY', STATS, field, by) end\n"
+    "  end\n"
+    "end\n"
+    /* a script that finishes many tasks sets DEFER to {expiry = {}, polls = {}}: finalize then
+       collects its expiry-set entries and poll-set removals there for one ZADD and one ZREM */
+    "local DEFER = nil\n"
     "local function count_status(old, new)\n"
-    "  if old then redis.call('HINCRBY', STATS, 'status|' .. old, '-1') end\n"
-    "  redis.call('HINCRBY', STATS, 'status|' .. new, '1')\n"
+    "  if old then stat('status|' .. old, -1) end\n"
+    "  stat('status|' .. new, 1)\n"
     "end\n"
     "local function set_status(k, new, old)\n"
     "  if old == nil then old = redis.call('HGET', k, 'status') end\n"
@@ -51,9 +67,9 @@ static const char prelude_lua[] =
     "    redis.call('RPUSH', '" KEY_RING "' .. f[1], member)\n"
     "  end\n"
     "  redis.call('HSET', k, 'inq', '1')\n"
-    "  redis.call('HINCRBY', STATS, 'tq|' .. f[2], 1)\n"
-    "  redis.call('HINCRBY', STATS, 'depth|' .. f[3] .. '|' .. f[1], 1)\n"
-    "  redis.call('HINCRBY', STATS, 'depthp|' .. f[1], 1)\n"
+    "  stat('tq|' .. f[2], 1)\n"
+    "  stat('depth|' .. f[3] .. '|' .. f[1], 1)\n"
+    "  stat('depthp|' .. f[1], 1)\n"
     "  return was\n"
     "end\n"
     /* a queued task leaves the ready lists without a claim (cancel, expiry): its list entry
@@ -61,9 +77,9 @@ static const char prelude_lua[] =
     "local function dequeued(k)\n"
     "  if redis.call('HGET', k, 'inq') == '1' then\n"
     "    local f = redis.call('HMGET', k, 'priority', 'model', 'tenant')\n"
-    "    redis.call('HINCRBY', STATS, 'depth|' .. f[2] .. '|' .. f[1], -1)\n"
-    "    redis.call('HINCRBY', STATS, 'depthp|' .. f[1], -1)\n"
-    "    redis.call('HINCRBY', STATS, 'tq|' .. f[3], -1)\n"
+    "    stat('depth|' .. f[2] .. '|' .. f[1], -1)\n"
+    "    stat('depthp|' .. f[1], -1)\n"
+    "    stat('tq|' .. f[3], -1)\n"
     "    redis.call('HDEL', k, 'inq')\n"
     "  end\n"
     "end\n"
@@ -132,11 +148,17 @@ static const char prelude_lua[] =
     "    w[#w+1] = 'expires'; w[#w+1] = now + ret\n"
     "    redis.call('HSET', k, unpack(w))\n"
     "    redis.call('PEXPIRE', k, ret)\n"
-    "    redis.call('ZADD', '" KEY_EXPIRY "', now + ret, tenant .. '|' .. id .. '|' .. status)\n"
+    "    local member = tenant .. '|' .. id .. '|' .. status\n"
+    "    if DEFER then\n"
+    "      DEFER.expiry[#DEFER.expiry+1] = now + ret; DEFER.expiry[#DEFER.expiry+1] = member\n"
+    "    else\n"
+    "      redis.call('ZADD', '" KEY_EXPIRY "', now + ret, member)\n"
+    "    end\n"
     "  end\n"
     /* only a task submitted with a deadline is in the deadline set */
     "  if known.deadline ~= false then redis.call('ZREM', '" KEY_DEADLINES "', id) end\n"
-    "  redis.call('ZREM', '" KEY_POLLS "', id)\n"
+    "  if DEFER then DEFER.polls[#DEFER.polls+1] = id else redis.call('ZREM', '" KEY_POLLS
+    "', id) end\n"
     "  local r = known.reply_to\n"
     "  if r == nil then r = redis.call('HGET', k, 'reply_to') end\n"
     "  if r then redis.call('PUBLISH', r, 'd ' .. id) end\n"
@@ -234,8 +256,7 @@ static const char claim_lua[] =
     /* per-script caches, written back once at the end: the deployments' state (read once, then
        charged in memory) and the /metrics counters (summed, one HINCRBY per counter) */
     "local deps, dirty = {}, {}\n"
-    "local delta = {}\n"
-    "local function count(field, by) delta[field] = (delta[field] or 0) + by end\n"
+    "ACC = {}\n"
     "local function note_wait(ms)\n"
     "  if ms > 0 and (wait < 0 or ms < wait) then wait = math.ceil(ms) end\n"
     "end\n"
@@ -392,11 +413,11 @@ static const char claim_lua[] =
     "      'in_progress', 'started', ARGV[1])\n"
     "  end\n"
     "  redis.call('HDEL', k, 'inq', 'queue_position')\n"
-    "  count('depth|' .. f.model .. '|' .. p, -1)\n"
-    "  count('depthp|' .. p, -1)\n"
-    "  count('tq|' .. f.tenant, -1)\n"
-    "  count('status|queued', -1)\n"
-    "  count('status|in_progress', 1)\n"
+    "  stat('depth|' .. f.model .. '|' .. p, -1)\n"
+    "  stat('depthp|' .. p, -1)\n"
+    "  stat('tq|' .. f.tenant, -1)\n"
+    "  stat('status|queued', -1)\n"
+    "  stat('status|in_progress', 1)\n"
     "  if not f.started and f.webhook then webhook_event(k, id, 'task.started', now) end\n"
     "  put(id, fence, 'call', {tostring(attempts), f.max_attempts, f.tenant, f.model, f.kind,\n"
     "    f.input, 'in_progress', f.up_id, f.job, tostring(dep), f.stream, f.reply_to})\n"
@@ -474,9 +495,7 @@ static const char claim_lua[] =
     "  if s[10] then w[#w+1] = 'latts'; w[#w+1] = s[10] end\n"
     "  redis.call('HSET', key, unpack(w))\n"
     "end\n"
-    "for field, by in pairs(delta) do\n"
-    "  if by ~= 0 then redis.call('HINCRBY', STATS, field, by) end\n"
-    "end\n"
+    "flush_stats()\n"
     "out[1] = wait\n"
     "return out\n";
 
@@ -501,7 +520,9 @@ static const char extend_lua[] =
     "return out\n";
 
 /*
- * FINISH — a worker reports an attempt's outcome, fenced, and what it learned of the deployment.
+ * FINISH — a worker reports its attempts' outcomes, fenced, and what it learned of the
+ * deployments: every outcome it has at the end of a loop turn in one call (up to
+ * 64), applied in order, as separate calls would be.
  * outcome: completed | failed | retry (back off, then queued again; `avoid` steers the next
  * attempt to another deployment) | release (back to the head of the queue at once without spending
  * an attempt: shutdown, a provider's 429/529) | park (an upstream job is running: keep the task
@@ -512,163 +533,197 @@ static const char extend_lua[] =
  * The deployment's shared state is updated in the same step: the call slot is returned, the token
  * estimate reconciled with the real usage, a provider pause or lowered budget applied, the latency
  * EWMA and the breaker window moved (a half-open probe closes or reopens it).
- * It runs once per attempt, so it is kept cheap: the task is read once (its first HMGET also
- * serves the status move, the attempt log and finalize), each hash is written with one HSET, the
- * breaker's parameters come from the worker's config rather than the stored routing JSON, the
- * latency sum is counted in integer µs (`latus|`; /metrics shows seconds), and the attempt log
- * (the last 20 attempts, a JSON array; `alog_n` counts its entries) grows by string append,
- * decoded only once it is full. Constant counts are passed as strings ('1'): Redis formats every
- * Lua number argument as a float.
- * KEYS: 1 task, 2 leases, 3 delayed, 4 polls
- * ARGV: 1 id, 2 fence, 3 now ms, 4 outcome, 5 result, 6 usage, 7 provider, 8 cost, 9 error,
- *       10 retry at ms, 11 retention ms, 12 wake channel, 13 up_id, 14 job, 15 progress,
- *       16 queue_position, 17 poll at ms, 18 artifacts, 19 took a slot (0/1), 20 latency ms,
- *       21 class (ok | fail | rate | client | none), 22 pause until ms, 23 remaining requests,
- *       24 remaining tokens, 25 tokens used, 26 http status, 27 avoid this deployment (0/1),
- *       28 attempt record JSON ("" none; one JSON object), 29 breaker min requests,
- *       30 breaker failure %, 31 breaker window ms, 32 wake other workers when the slot is
- *       returned (0/1: the deployment has max_concurrency; absent = 1)
- * Returns {outcome} as applied, or {"stale", status}.
+ * It runs once per attempt, so it is kept cheap. Each task is read once (its first HMGET also
+ * serves the status move, the attempt log and finalize) and written with one HSET. What the
+ * outcomes of one call share is read and written once per call: each deployment's state (read
+ * at its first outcome, moved in memory, one HSET at the end), the /metrics counters (summed,
+ * one HINCRBY per counter), the leases, the expiry set and the poll set (one ZREM or ZADD each),
+ * the wake message. The breaker's parameters come from the worker's config rather than the
+ * stored routing JSON, the latency sum is counted in integer µs (`latus|`; /metrics shows
+ * seconds), and the attempt log (the last 20 attempts, a JSON array; `alog_n` counts its entries)
+ * grows by string append, decoded only once it is full.
+ * KEYS: 1 leases, 2 delayed, 3 polls
+ * ARGV: 1 now ms, 2 retention ms, 3 wake channel, 4 breaker min requests, 5 breaker failure %,
+ *       6 breaker window ms, then FINISH_GROUP arguments per outcome:
+ *       +1 task key, +2 id, +3 fence, +4 outcome, +5 result, +6 usage, +7 provider, +8 cost,
+ *       +9 error, +10 retry at ms, +11 up_id, +12 job, +13 progress, +14 queue_position,
+ *       +15 poll at ms, +16 artifacts, +17 took a slot (0/1), +18 latency ms, +19 class (ok | fail
+ *       | rate | client | none), +20 pause until ms, +21 remaining requests, +22 remaining tokens,
+ *       +23 tokens used, +24 http status, +25 avoid this deployment (0/1), +26 attempt record JSON
+ *       ("" none; one JSON object), +27 wake other workers when the slot is returned (0/1: the
+ *       deployment has max_concurrency)
+ * Returns one entry per outcome, in order: the outcome as applied, or "stale" (the attempt is no
+ * longer current: nothing written).
  */
 static const char finish_lua[] =
-    /* f: 1 status, 2 fence, 3 attempts, 4 max_attempts, 5 priority, 6 tenant, 7 model, 8 dep,
-       9 est, 10 attempt_log, 11 alog_n, 12 batch, 13 reply_to, 14 webhook, 15 progress,
-       16 last_error, 17 queue_position, 18 deadline */
-    "local f = redis.call('HMGET', KEYS[1], 'status', 'fence', 'attempts', 'max_attempts',\n"
-    "  'priority', 'tenant', 'model', 'dep', 'est', 'attempt_log', 'alog_n', 'batch', "
-    "'reply_to',\n"
-    "  'webhook', 'progress', 'last_error', 'queue_position', 'deadline')\n"
-    "if f[2] ~= ARGV[2] or (f[1] ~= 'in_progress' and f[1] ~= 'cancelling') then\n"
-    "  return {'stale', f[1] or ''}\n"
-    "end\n"
-    "local now = tonumber(ARGV[3])\n"
-    "redis.call('ZREM', KEYS[2], ARGV[1])\n"
-    /* field, value pairs for one HSET of the task (tw) and of the deployment (dw); a field
-       put twice takes its later value, as consecutive HSETs would */
-    "local tw, dw = {}, {}\n"
-    "local function put(w, field, v) w[#w+1] = field; w[#w+1] = v end\n"
-    "local function keep(field, v) if v ~= '' then put(tw, field, v) end end\n"
-    "if ARGV[28] ~= '' then\n"
-    "  local log, n = f[10], tonumber(f[11])\n"
-    "  if not log then\n"
-    "    log, n = '[' .. ARGV[28] .. ']', 1\n"
-    "  elseif n and n < 20 then\n"
-    "    log, n = string.sub(log, 1, -2) .. ',' .. ARGV[28] .. ']', n + 1\n"
-    "  else\n"
-    /* full (or written before alog_n was kept): drop the oldest entries */
-    "    local list = cjson.decode(log)\n"
-    "    list[#list+1] = cjson.decode(ARGV[28])\n"
-    "    while #list > 20 do table.remove(list, 1) end\n"
-    "    log, n = cjson.encode(list), #list\n"
-    "  end\n"
-    "  put(tw, 'attempt_log', log); put(tw, 'alog_n', n)\n"
-    "end\n"
-    "if f[8] and ARGV[21] ~= 'none' then\n"
-    "  local dk = '" KEY_DEP "' .. f[7] .. ':' .. f[8]\n"
+    "local now, ret = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local br_min, br_pct, br_win = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "ACC, DEFER = {}, {expiry = {}, polls = {}}\n"
+    "local leases, wake = {}, false\n"
+    /* the deployments' state: d.s the fields as read and moved so far, d.w what to write */
+    "local deps, dep_list = {}, {}\n"
+    "local function dep_state(dk)\n"
+    "  local d = deps[dk]\n"
+    "  if d then return d end\n"
     "  local s = redis.call('HMGET', dk, 'inf', 'tt', 'rt', 'lat', 'br', 'wst', 'wok', 'wfail')\n"
-    "  local class = ARGV[21]\n"
-    "  if ARGV[19] == '1' then put(dw, 'inf', math.max(0, num(s[1], 1) - 1)) end\n"
-    "  if ARGV[25] ~= '' and s[2] then\n"
-    "    put(dw, 'tt', num(s[2], 0) + num(f[9], 0) - tonumber(ARGV[25]))\n"
-    "  end\n"
-    "  if ARGV[22] ~= '' then\n"
+    "  d = {key = dk, w = {}, order = {}, s = {inf = num(s[1], 1), tt = tonumber(s[2]),\n"
+    "    rt = tonumber(s[3]), lat = tonumber(s[4]), br = s[5] or 'closed', wst = num(s[6], 0),\n"
+    "    wok = num(s[7], 0), wfail = num(s[8], 0)}}\n"
+    "  deps[dk] = d; dep_list[#dep_list+1] = d\n"
+    "  return d\n"
+    "end\n"
+    /* a field to write (a field put twice takes its later value); a state field moves too */
+    "local function dput(d, field, v)\n"
+    "  if d.w[field] == nil then d.order[#d.order+1] = field end\n"
+    "  d.w[field] = v\n"
+    "  if d.s[field] ~= nil then d.s[field] = v end\n"
+    "end\n"
+    "local lat_buckets = {25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}\n"
+    "local function dep_outcome(A, model, dep, est)\n"
+    "  local d = dep_state('" KEY_DEP "' .. model .. ':' .. dep)\n"
+    "  local s, class = d.s, A[19]\n"
+    "  if A[17] == '1' then dput(d, 'inf', math.max(0, s.inf - 1)) end\n"
+    "  if A[23] ~= '' and s.tt then dput(d, 'tt', s.tt + num(est, 0) - tonumber(A[23])) end\n"
+    "  if A[20] ~= '' then\n"
     /* a provider pause: the bucket starts empty when it ends, so it does not refill to a burst
        that meets the provider's limit again */
-    "    put(dw, 'pause', ARGV[22]); put(dw, 'rt', math.min(num(s[3], 0), 0)); put(dw, 'ts', "
-    "ARGV[22])\n"
+    "    dput(d, 'pause', A[20]); dput(d, 'rt', math.min(s.rt or 0, 0)); dput(d, 'ts', A[20])\n"
     "  end\n"
-    "  if ARGV[23] ~= '' and num(s[3], 1e18) > tonumber(ARGV[23]) then\n"
-    "    put(dw, 'rt', ARGV[23])\n"
-    "  end\n"
-    "  if ARGV[24] ~= '' and num(s[2], 1e18) > tonumber(ARGV[24]) then\n"
-    "    put(dw, 'tt', ARGV[24])\n"
-    "  end\n"
-    "  if class == 'ok' and ARGV[20] ~= '' then\n"
-    "    local l = tonumber(ARGV[20])\n"
-    "    put(dw, 'lat', s[4] and (0.8 * tonumber(s[4]) + 0.2 * l) or l)\n"
-    "  end\n"
-    "  if (s[5] == 'half') and class ~= 'ok' and class ~= 'fail' then put(dw, 'probe', '0') end\n"
-    "  if class == 'ok' or class == 'fail' then\n"
-    "    local wok, wfail = num(s[7], 0), num(s[8], 0)\n"
-    "    if now - num(s[6], 0) > tonumber(ARGV[31]) then wok, wfail = 0, 0; put(dw, 'wst', now) "
+    "  if A[21] ~= '' and (s.rt or 1e18) > tonumber(A[21]) then dput(d, 'rt', tonumber(A[21])) "
     "end\n"
+    "  if A[22] ~= '' and (s.tt or 1e18) > tonumber(A[22]) then dput(d, 'tt', tonumber(A[22])) "
+    "end\n"
+    "  if class == 'ok' and A[18] ~= '' then\n"
+    "    local l = tonumber(A[18])\n"
+    "    dput(d, 'lat', s.lat and (0.8 * s.lat + 0.2 * l) or l)\n"
+    "  end\n"
+    "  if s.br == 'half' and class ~= 'ok' and class ~= 'fail' then dput(d, 'probe', '0') end\n"
+    "  if class == 'ok' or class == 'fail' then\n"
+    "    local wok, wfail, state = s.wok, s.wfail, s.br\n"
+    "    if now - s.wst > br_win then wok, wfail = 0, 0; dput(d, 'wst', now) end\n"
     "    if class == 'ok' then wok = wok + 1 else wfail = wfail + 1 end\n"
-    "    local state = s[5] or 'closed'\n"
     "    if state == 'half' then\n"
     "      if class == 'ok' then state = 'closed'; wok, wfail = 0, 0\n"
-    "      else state = 'open'; put(dw, 'bro', now) end\n"
-    "      put(dw, 'probe', '0')\n"
-    "    elseif state == 'closed' and wok + wfail >= tonumber(ARGV[29]) and\n"
-    "        wfail * 100 >= tonumber(ARGV[30]) * (wok + wfail) then\n"
+    "      else state = 'open'; dput(d, 'bro', now) end\n"
+    "      dput(d, 'probe', '0')\n"
+    "    elseif state == 'closed' and wok + wfail >= br_min and\n"
+    "        wfail * 100 >= br_pct * (wok + wfail) then\n"
     "      state = 'open'\n"
-    "      put(dw, 'bro', now)\n"
+    "      dput(d, 'bro', now)\n"
     "      wok, wfail = 0, 0\n"
     "    end\n"
-    "    put(dw, 'br', state); put(dw, 'wok', wok); put(dw, 'wfail', wfail)\n"
+    "    dput(d, 'br', state); dput(d, 'wok', wok); dput(d, 'wfail', wfail)\n"
     "  end\n"
-    "  if #dw > 0 then redis.call('HSET', dk, unpack(dw)) end\n"
-    "  local series = f[7] .. '|' .. f[8]\n"
-    "  local st = ARGV[26] ~= '' and ARGV[26] or 'error'\n"
-    "  redis.call('HINCRBY', STATS, 'calls|' .. series .. '|' .. st, '1')\n"
-    "  if ARGV[20] ~= '' then\n"
-    "    local l = tonumber(ARGV[20])\n"
+    "  local series = model .. '|' .. dep\n"
+    "  stat('calls|' .. series .. '|' .. (A[24] ~= '' and A[24] or 'error'), 1)\n"
+    "  if A[18] ~= '' then\n"
+    "    local l = tonumber(A[18])\n"
     /* one (non-cumulative) bucket per call; /metrics sums them into Prometheus buckets */
     "    local bucket = 'inf'\n"
-    "    for _, le in ipairs({25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}) do\n"
+    "    for _, le in ipairs(lat_buckets) do\n"
     "      if l <= le then\n"
     "        bucket = le\n"
     "        break\n"
     "      end\n"
     "    end\n"
-    "    redis.call('HINCRBY', STATS, 'lat|' .. series .. '|' .. bucket, '1')\n"
-    "    redis.call('HINCRBY', STATS, 'latus|' .. series, math.floor(l * 1000 + 0.5))\n"
+    "    stat('lat|' .. series .. '|' .. bucket, 1)\n"
+    "    stat('latus|' .. series, math.floor(l * 1000 + 0.5))\n"
     "  end\n"
-    "  if class == 'rate' then redis.call('HINCRBY', STATS, 'r429|' .. series, '1') end\n"
+    "  if class == 'rate' then stat('r429|' .. series, 1) end\n"
     /* a freed call slot matters to other workers only when the deployment caps its calls */
-    "  if ARGV[19] == '1' and ARGV[32] ~= '0' then redis.call('PUBLISH', ARGV[12], '1') end\n"
+    "  if A[17] == '1' and A[27] ~= '0' then wake = true end\n"
     "end\n"
-    "local outcome = ARGV[4]\n"
-    "if outcome == 'park' then\n"
-    "  keep('up_id', ARGV[13]); keep('job', ARGV[14])\n"
-    "  keep('progress', ARGV[15]); keep('queue_position', ARGV[16]); keep('provider', ARGV[7])\n"
-    "  if #tw > 0 then redis.call('HSET', KEYS[1], unpack(tw)) end\n"
-    "  if ARGV[15] ~= '' and f[15] ~= ARGV[15] then\n"
-    "    webhook_event(KEYS[1], ARGV[1], 'task.progress', now, f[14])\n"
+    /* f: 1 status, 2 fence, 3 attempts, 4 max_attempts, 5 priority, 6 tenant, 7 model, 8 dep,
+       9 est, 10 attempt_log, 11 alog_n, 12 batch, 13 reply_to, 14 webhook, 15 progress,
+       16 last_error, 17 queue_position, 18 deadline */
+    "local function finish_one(A)\n"
+    "  local k, id = A[1], A[2]\n"
+    "  local f = redis.call('HMGET', k, 'status', 'fence', 'attempts', 'max_attempts',\n"
+    "    'priority', 'tenant', 'model', 'dep', 'est', 'attempt_log', 'alog_n', 'batch', "
+    "'reply_to',\n"
+    "    'webhook', 'progress', 'last_error', 'queue_position', 'deadline')\n"
+    "  if f[2] ~= A[3] or (f[1] ~= 'in_progress' and f[1] ~= 'cancelling') then\n"
+    "    return 'stale'\n"
     "  end\n"
-    "  local at = ARGV[17]\n"
-    "  if f[1] == 'cancelling' then at = ARGV[3] end\n"
-    "  redis.call('ZADD', KEYS[4], at, ARGV[1])\n"
-    "  return {'park'}\n"
+    "  leases[#leases+1] = id\n"
+    /* field, value pairs for the task's one HSET */
+    "  local tw = {}\n"
+    "  local function put(field, v) tw[#tw+1] = field; tw[#tw+1] = v end\n"
+    "  local function keep(field, v) if v ~= '' then put(field, v) end end\n"
+    "  if A[26] ~= '' then\n"
+    "    local log, n = f[10], tonumber(f[11])\n"
+    "    if not log then\n"
+    "      log, n = '[' .. A[26] .. ']', 1\n"
+    "    elseif n and n < 20 then\n"
+    "      log, n = string.sub(log, 1, -2) .. ',' .. A[26] .. ']', n + 1\n"
+    "    else\n"
+    /* full (or written before alog_n was kept): drop the oldest entries */
+    "      local list = cjson.decode(log)\n"
+    "      list[#list+1] = cjson.decode(A[26])\n"
+    "      while #list > 20 do table.remove(list, 1) end\n"
+    "      log, n = cjson.encode(list), #list\n"
+    "    end\n"
+    "    put('attempt_log', log); put('alog_n', n)\n"
+    "  end\n"
+    "  if f[8] and A[19] ~= 'none' then dep_outcome(A, f[7], f[8], f[9]) end\n"
+    "  local outcome = A[4]\n"
+    "  if outcome == 'park' then\n"
+    "    keep('up_id', A[11]); keep('job', A[12])\n"
+    "    keep('progress', A[13]); keep('queue_position', A[14]); keep('provider', A[7])\n"
+    "    if #tw > 0 then redis.call('HSET', k, unpack(tw)) end\n"
+    "    if A[13] ~= '' and f[15] ~= A[13] then\n"
+    "      webhook_event(k, id, 'task.progress', now, f[14])\n"
+    "    end\n"
+    "    redis.call('ZADD', KEYS[3], f[1] == 'cancelling' and now or A[15], id)\n"
+    "    return 'park'\n"
+    "  end\n"
+    "  if f[1] == 'cancelling' then outcome = cancelled_status(k) end\n"
+    "  if outcome == 'retry' and tonumber(f[3]) >= tonumber(f[4]) then outcome = 'failed' end\n"
+    "  if outcome == 'retry' then\n"
+    "    set_status(k, 'queued', f[1])\n"
+    "    put('last_error', A[9])\n"
+    "    if A[25] == '1' and f[8] then put('avoid', f[8]) end\n"
+    "    redis.call('HSET', k, unpack(tw))\n"
+    "    redis.call('ZADD', KEYS[2], A[10], id)\n"
+    "    return 'retry'\n"
+    "  end\n"
+    "  if outcome == 'release' then\n"
+    "    set_status(k, 'queued', f[1])\n"
+    "    put('attempts', num(f[3], 0) - 1)\n"
+    "    redis.call('HSET', k, unpack(tw))\n"
+    "    enqueue(k, id, true)\n"
+    "    wake = true\n"
+    "    return 'release'\n"
+    "  end\n"
+    "  if outcome == 'completed' then\n"
+    "    put('result', A[5]); put('progress', '100')\n"
+    "    keep('artifacts', A[16])\n"
+    "  elseif outcome == 'failed' then\n"
+    "    put('error', A[9])\n"
+    "  end\n"
+    "  keep('usage', A[6]); keep('provider', A[7]); keep('cost', A[8])\n"
+    "  if f[16] or f[17] then redis.call('HDEL', k, 'last_error', 'queue_position') end\n"
+    "  finalize(k, id, outcome, now, ret, f[6], {status = f[1], batch = f[12],\n"
+    "    reply_to = f[13], webhook = f[14], deadline = f[18], fields = tw})\n"
+    "  return outcome\n"
     "end\n"
-    "if f[1] == 'cancelling' then outcome = cancelled_status(KEYS[1]) end\n"
-    "if outcome == 'retry' and tonumber(f[3]) >= tonumber(f[4]) then outcome = 'failed' end\n"
-    "if outcome == 'retry' then\n"
-    "  set_status(KEYS[1], 'queued', f[1])\n"
-    "  put(tw, 'last_error', ARGV[9])\n"
-    "  if ARGV[27] == '1' and f[8] then put(tw, 'avoid', f[8]) end\n"
-    "  redis.call('HSET', KEYS[1], unpack(tw))\n"
-    "  redis.call('ZADD', KEYS[3], ARGV[10], ARGV[1])\n"
-    "  return {'retry'}\n"
+    "local out = {}\n"
+    "for base = 7, #ARGV - " FINISH_GROUP_S " + 1, " FINISH_GROUP_S " do\n"
+    "  out[#out+1] = finish_one({unpack(ARGV, base, base + " FINISH_GROUP_S " - 1)})\n"
     "end\n"
-    "if outcome == 'release' then\n"
-    "  set_status(KEYS[1], 'queued', f[1])\n"
-    "  put(tw, 'attempts', num(f[3], 0) - 1)\n"
-    "  redis.call('HSET', KEYS[1], unpack(tw))\n"
-    "  enqueue(KEYS[1], ARGV[1], true)\n"
-    "  redis.call('PUBLISH', ARGV[12], '1')\n"
-    "  return {'release'}\n"
+    "if #leases > 0 then redis.call('ZREM', KEYS[1], unpack(leases)) end\n"
+    "if #DEFER.polls > 0 then redis.call('ZREM', KEYS[3], unpack(DEFER.polls)) end\n"
+    "if #DEFER.expiry > 0 then redis.call('ZADD', '" KEY_EXPIRY "', unpack(DEFER.expiry)) end\n"
+    "for _, d in ipairs(dep_list) do\n"
+    "  if #d.order > 0 then\n"
+    "    local w = {}\n"
+    "    for _, field in ipairs(d.order) do w[#w+1] = field; w[#w+1] = d.w[field] end\n"
+    "    redis.call('HSET', d.key, unpack(w))\n"
+    "  end\n"
     "end\n"
-    "if outcome == 'completed' then\n"
-    "  put(tw, 'result', ARGV[5]); put(tw, 'progress', '100')\n"
-    "  keep('artifacts', ARGV[18])\n"
-    "elseif outcome == 'failed' then\n"
-    "  put(tw, 'error', ARGV[9])\n"
-    "end\n"
-    "keep('usage', ARGV[6]); keep('provider', ARGV[7]); keep('cost', ARGV[8])\n"
-    "if f[16] or f[17] then redis.call('HDEL', KEYS[1], 'last_error', 'queue_position') end\n"
-    "finalize(KEYS[1], ARGV[1], outcome, now, tonumber(ARGV[11]), f[6], {status = f[1],\n"
-    "  batch = f[12], reply_to = f[13], webhook = f[14], deadline = f[18], fields = tw})\n"
-    "return {outcome}\n";
+    "flush_stats()\n"
+    "if wake then redis.call('PUBLISH', ARGV[3], '1') end\n"
+    "return out\n";
 
 /*
  * CANCEL — a client cancels its task. Queued: cancelled at once. In progress: cancelling, and a

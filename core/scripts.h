@@ -25,6 +25,12 @@ enum script_id {
     SCRIPT_COUNT
 };
 
+/* FINISH's arguments: FINISH_HEADER shared by every outcome of a call, then FINISH_GROUP per
+ * outcome (the layout is beside the script in scripts.c). */
+#define FINISH_HEADER 6
+#define FINISH_GROUP 27
+#define FINISH_GROUP_S "27"
+
 /*
  * Computes the scripts' SHA-1 digests. Call once at start, before any store is created; the
  * digests are constants after that.

@@ -18,7 +18,10 @@
 #include "worker/http.h"
 #include "worker/worker.h"
 
-enum job_state { JOB_CALLING, JOB_REPORTING, JOB_REPORT_WAIT };
+/* CALLING: upstream work in flight; REPORT_QUEUED: the outcome waits for the end of this loop
+ * turn, to go to Redis with the turn's other outcomes in one FINISH call; REPORTING: that call is
+ * in flight; REPORT_WAIT: Redis could not take it, the tick sends it again. */
+enum job_state { JOB_CALLING, JOB_REPORT_QUEUED, JOB_REPORTING, JOB_REPORT_WAIT };
 enum job_mode { JOB_CALL, JOB_POLL };
 
 struct job {
@@ -26,8 +29,9 @@ struct job {
     struct job *prev, *next;
     enum job_state state;
     enum job_mode mode;
-    bool dead;   /* finished, but a heartbeat still refers to it */
-    int hb_refs; /* heartbeats in flight that list this job */
+    struct job *report_next; /* the worker's queue of outcomes for this loop turn */
+    bool dead;               /* finished, but a heartbeat still refers to it */
+    int hb_refs;             /* heartbeats in flight that list this job */
 
     /* What the claim handed over. */
     char id[48];
@@ -121,6 +125,8 @@ struct worker {
     struct event *heartbeat;
     struct event *grace;
     struct event *capacity; /* wakes the claim loop when a deployment's budget returns */
+    struct event *report;   /* sends the loop turn's queued outcomes (activated, never added) */
+    struct job *report_head, *report_tail;
     struct webhooks *webhooks;
 
     int64_t next_sweep_mono;

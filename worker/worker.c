@@ -2,11 +2,12 @@
  * worker/worker.c — the claim loop, heartbeats, outcomes and graceful stop.
  *
  * A job is one claimed unit of work: a call (a queued task's upstream attempt) or a poll (of a
- * parked long-running task). Its life: CALLING (upstream work in flight, exec.c) → REPORTING (its
- * outcome on the way to Redis) → freed; or REPORT_WAIT when Redis could not take the outcome,
- * until the store is back. The worker claims in batches while it has free slots, and sleeps when
- * there is nothing to do until a "work arrived" message or its one-second tick (which also picks
- * up polls that came due).
+ * parked long-running task). Its life: CALLING (upstream work in flight, exec.c) → REPORT_QUEUED
+ * (its outcome waits for the end of the loop turn) → REPORTING (on the way to Redis, in one FINISH
+ * call with the turn's other outcomes) → freed; or REPORT_WAIT when Redis could not take the
+ * outcome, until the store is back. The worker claims in batches while it has free slots, and
+ * sleeps when there is nothing to do until a "work arrived" message or its one-second tick (which
+ * also picks up polls that came due).
  */
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #define WORKER_SWEEP_ENTRIES 5000
 #define WORKER_CAPACITY_MIN_MS 2
 #define WORKER_CAPACITY_MAX_MS 1000
+#define WORKER_REPORT_BATCH 64 /* outcomes per FINISH call */
 
 /* Stored as the error of a task whose routing.max_cost no deployment of its alias meets. */
 static const char no_route_error[] =
@@ -131,113 +133,197 @@ static void fmt_ll(char *buf, size_t size, int64_t v, bool when)
     }
 }
 
+/* The outcome's FINISH arguments that are formatted (the others point into the job). */
+struct report_fmt {
+    char task_key[96], retry[24], prog[16], qpos[16], poll[24], lat[24], pause[24], rreq[24],
+        rtok[24], used[24], status[16];
+    char *attempt;
+};
+
+/* The jobs of one FINISH call, in argument order. */
+struct report_batch {
+    struct worker *w;
+    size_t n;
+    struct job *jobs[WORKER_REPORT_BATCH];
+};
+
 /*
- * Writes the job's outcome with the FINISH script. If Redis cannot take it now, the job waits in
- * REPORT_WAIT and the tick sends it again: an outcome is never dropped because Redis blinked.
+ * Queues the job's outcome for the FINISH call at the end of this loop turn: the outcomes of a
+ * turn (often many: curl finishes several calls per socket event) go to Redis together, which
+ * costs Redis far less per outcome than one call each.
  */
 void worker_job_report(struct job *j)
 {
     struct worker *w = j->w;
-    char task_key[96], now_s[24], retry_s[24], ret_s[24], prog_s[16], qpos_s[16], poll_s[24];
-    char lat_s[24], pause_s[24], rreq_s[24], rtok_s[24], used_s[24], status_s[16];
-    char br_min_s[24], br_pct_s[24], br_window_s[24];
-    char *attempt = attempt_json(j);
-    int rc;
 
-    snprintf(task_key, sizeof(task_key), KEY_TASK "%s", j->id);
-    snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
-    snprintf(retry_s, sizeof(retry_s), "%lld", (long long)j->retry_at_ms);
-    snprintf(ret_s, sizeof(ret_s), "%lld", (long long)w->cfg->tasks.retention_s * 1000);
-    fmt_ll(prog_s, sizeof(prog_s), j->progress, j->progress >= 0);
-    fmt_ll(qpos_s, sizeof(qpos_s), j->queue_position, j->queue_position >= 0);
-    snprintf(poll_s, sizeof(poll_s), "%lld", (long long)j->poll_at_ms);
-    if (j->latency_ms >= 0) {
-        snprintf(lat_s, sizeof(lat_s), "%.3f", j->latency_ms);
+    j->state = JOB_REPORT_QUEUED;
+    j->report_next = NULL;
+    if (w->report_tail) {
+        w->report_tail->report_next = j;
     } else {
-        lat_s[0] = '\0';
+        w->report_head = j;
+        /* activated events run after those already active: the turn's other outcomes first */
+        event_active(w->report, EV_TIMEOUT, 1);
     }
-    fmt_ll(pause_s, sizeof(pause_s), j->pause_until_ms, j->pause_until_ms > 0);
-    fmt_ll(rreq_s, sizeof(rreq_s), j->remaining_req, j->remaining_req >= 0);
-    fmt_ll(rtok_s, sizeof(rtok_s), j->remaining_tok, j->remaining_tok >= 0);
-    fmt_ll(used_s, sizeof(used_s), j->tokens_used, j->tokens_used >= 0);
-    fmt_ll(status_s, sizeof(status_s), j->http_status, j->http_status > 0);
+    w->report_tail = j;
+}
+
+/* Appends job j's FINISH_GROUP arguments to argv at *n; f keeps the formatted ones. */
+static void report_args(const struct job *j, struct report_fmt *f, const char **argv, int *n)
+{
+    snprintf(f->task_key, sizeof(f->task_key), KEY_TASK "%s", j->id);
+    snprintf(f->retry, sizeof(f->retry), "%lld", (long long)j->retry_at_ms);
+    fmt_ll(f->prog, sizeof(f->prog), j->progress, j->progress >= 0);
+    fmt_ll(f->qpos, sizeof(f->qpos), j->queue_position, j->queue_position >= 0);
+    snprintf(f->poll, sizeof(f->poll), "%lld", (long long)j->poll_at_ms);
+    if (j->latency_ms >= 0) {
+        snprintf(f->lat, sizeof(f->lat), "%.3f", j->latency_ms);
+    } else {
+        f->lat[0] = '\0';
+    }
+    fmt_ll(f->pause, sizeof(f->pause), j->pause_until_ms, j->pause_until_ms > 0);
+    fmt_ll(f->rreq, sizeof(f->rreq), j->remaining_req, j->remaining_req >= 0);
+    fmt_ll(f->rtok, sizeof(f->rtok), j->remaining_tok, j->remaining_tok >= 0);
+    fmt_ll(f->used, sizeof(f->used), j->tokens_used, j->tokens_used >= 0);
+    fmt_ll(f->status, sizeof(f->status), j->http_status, j->http_status > 0);
+    f->attempt = attempt_json(j);
+    const char *group[FINISH_GROUP] = {f->task_key,
+                                       j->id,
+                                       j->fence,
+                                       j->outcome,
+                                       j->result ? j->result : "",
+                                       j->usage ? j->usage : "",
+                                       j->provider ? j->provider : "",
+                                       j->cost ? j->cost : "",
+                                       j->error ? j->error : "",
+                                       f->retry,
+                                       j->out_up_id ? j->out_up_id : "",
+                                       j->out_job ? j->out_job : "",
+                                       f->prog,
+                                       f->qpos,
+                                       f->poll,
+                                       j->artifacts ? j->artifacts : "",
+                                       j->mode == JOB_CALL && j->dep ? "1" : "0",
+                                       f->lat,
+                                       j->class ? j->class : "none",
+                                       f->pause,
+                                       f->rreq,
+                                       f->rtok,
+                                       f->used,
+                                       f->status,
+                                       j->avoid ? "1" : "0",
+                                       f->attempt ? f->attempt : "",
+                                       j->dep && j->dep->max_concurrency > 0 ? "1" : "0"};
+    memcpy(&argv[*n], group, sizeof(group));
+    *n += FINISH_GROUP;
+}
+
+/*
+ * Sends up to WORKER_REPORT_BATCH queued outcomes in one FINISH call. If Redis cannot take them
+ * now, they wait in REPORT_WAIT and the tick sends them again: an outcome is never dropped
+ * because Redis blinked (the fence makes sending one twice harmless).
+ */
+static void send_reports(struct worker *w)
+{
+    struct report_batch *b = calloc(1, sizeof(*b));
+    struct report_fmt *fmt = calloc(WORKER_REPORT_BATCH, sizeof(*fmt));
+    const char **argv =
+        malloc(sizeof(*argv) * (3 + FINISH_HEADER + WORKER_REPORT_BATCH * FINISH_GROUP));
+    char now_s[24], ret_s[24], br_min_s[24], br_pct_s[24], br_window_s[24];
+    int n = 0, rc = CORE_ENOMEM;
+
+    while (w->report_head && (b == NULL || b->n < WORKER_REPORT_BATCH)) {
+        struct job *j = w->report_head;
+        w->report_head = j->report_next;
+        j->report_next = NULL;
+        j->state = JOB_REPORT_WAIT;
+        if (b == NULL) {
+            continue; /* out of memory: every queued outcome waits for the tick */
+        }
+        b->jobs[b->n++] = j;
+    }
+    if (w->report_head == NULL) {
+        w->report_tail = NULL;
+    }
+    if (b == NULL || fmt == NULL || argv == NULL) {
+        goto out;
+    }
+    b->w = w;
+    snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
+    snprintf(ret_s, sizeof(ret_s), "%lld", (long long)w->cfg->tasks.retention_s * 1000);
     /* The breaker's parameters from this worker's config (the same the routing JSON publishes),
      * so FINISH need not read and decode that JSON on every outcome. */
     snprintf(br_min_s, sizeof(br_min_s), "%ld", w->cfg->breaker.min_requests);
     snprintf(br_pct_s, sizeof(br_pct_s), "%ld", w->cfg->breaker.failure_pct);
     snprintf(br_window_s, sizeof(br_window_s), "%ld", w->cfg->breaker.window_ms);
-    const char *argv[] = {task_key,
-                          KEY_LEASES,
-                          KEY_DELAYED,
-                          KEY_POLLS,
-                          j->id,
-                          j->fence,
-                          now_s,
-                          j->outcome,
-                          j->result ? j->result : "",
-                          j->usage ? j->usage : "",
-                          j->provider ? j->provider : "",
-                          j->cost ? j->cost : "",
-                          j->error ? j->error : "",
-                          retry_s,
-                          ret_s,
-                          CHANNEL_WAKE,
-                          j->out_up_id ? j->out_up_id : "",
-                          j->out_job ? j->out_job : "",
-                          prog_s,
-                          qpos_s,
-                          poll_s,
-                          j->artifacts ? j->artifacts : "",
-                          j->mode == JOB_CALL && j->dep ? "1" : "0",
-                          lat_s,
-                          j->class ? j->class : "none",
-                          pause_s,
-                          rreq_s,
-                          rtok_s,
-                          used_s,
-                          status_s,
-                          j->avoid ? "1" : "0",
-                          attempt ? attempt : "",
-                          br_min_s,
-                          br_pct_s,
-                          br_window_s,
-                          j->dep && j->dep->max_concurrency > 0 ? "1" : "0"};
-    j->state = JOB_REPORTING;
-    rc = store_script(w->store, SCRIPT_FINISH, on_report, j, 4,
-                      (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
-    if (rc < 0) {
-        j->state = JOB_REPORT_WAIT;
+    const char *header[] = {KEY_LEASES,   KEY_DELAYED, KEY_POLLS, now_s,      ret_s,
+                            CHANNEL_WAKE, br_min_s,    br_pct_s,  br_window_s};
+    memcpy(argv, header, sizeof(header));
+    n = (int)(sizeof(header) / sizeof(header[0]));
+    for (size_t i = 0; i < b->n; i++) {
+        report_args(b->jobs[i], &fmt[i], argv, &n);
     }
-    cJSON_free(attempt);
+    rc = store_script(w->store, SCRIPT_FINISH, on_report, b, 3, n, argv, NULL);
+    for (size_t i = 0; i < b->n; i++) {
+        cJSON_free(fmt[i].attempt);
+        if (rc == 0) {
+            b->jobs[i]->state = JOB_REPORTING;
+        }
+    }
+out:
+    if (rc != 0) {
+        free(b);
+    }
+    free(fmt);
+    free(argv);
+}
+
+static void on_report_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    while (w->report_head) {
+        send_reports(w);
+    }
 }
 
 static void on_report(redisReply *reply, const struct core_err *err, void *arg)
 {
-    struct job *j = arg;
-    struct worker *w = j->w;
-    const char *applied;
+    struct report_batch *b = arg;
+    struct worker *w = b->w;
 
-    if (err != NULL) {
-        /* Unknown whether it ran; the fence makes sending it again harmless. */
-        j->state = JOB_REPORT_WAIT;
-        return;
+    for (size_t i = 0; i < b->n; i++) {
+        struct job *j = b->jobs[i];
+        const char *applied = "?";
+
+        if (err != NULL) {
+            /* Unknown whether it ran; the fence makes sending it again harmless. */
+            j->state = JOB_REPORT_WAIT;
+            continue;
+        }
+        if (reply->type == REDIS_REPLY_ARRAY && i < reply->elements &&
+            reply->element[i]->type == REDIS_REPLY_STRING) {
+            applied = reply->element[i]->str;
+        }
+        if (strcmp(applied, "completed") == 0) {
+            w->completed++;
+        } else if (strcmp(applied, "failed") == 0) {
+            w->failed++;
+        } else if (strcmp(applied, "retry") == 0) {
+            w->retried++;
+        } else if (strcmp(applied, "release") == 0) {
+            w->released++;
+        } else if (strcmp(applied, "park") == 0) {
+            w->parked++;
+        } else if (strcmp(applied, "stale") == 0) {
+            log_info("outcome refused: attempt no longer current", "task=%s fence=%s", j->id,
+                     j->fence);
+        }
+        job_retire(j);
     }
-    applied =
-        (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0) ? reply->element[0]->str : "?";
-    if (strcmp(applied, "completed") == 0) {
-        w->completed++;
-    } else if (strcmp(applied, "failed") == 0) {
-        w->failed++;
-    } else if (strcmp(applied, "retry") == 0) {
-        w->retried++;
-    } else if (strcmp(applied, "release") == 0) {
-        w->released++;
-    } else if (strcmp(applied, "park") == 0) {
-        w->parked++;
-    } else if (strcmp(applied, "stale") == 0) {
-        log_info("outcome refused: attempt no longer current", "task=%s fence=%s", j->id, j->fence);
-    }
-    job_retire(j);
+    free(b);
     if (!w->idle) {
         kick(w);
     }
@@ -667,9 +753,10 @@ struct worker *worker_new(struct event_base *base, const struct config *cfg, str
     w->heartbeat = event_new(base, -1, EV_PERSIST, on_heartbeat_timer, w);
     w->grace = evtimer_new(base, on_grace, w);
     w->capacity = evtimer_new(base, on_capacity, w);
+    w->report = event_new(base, -1, 0, on_report_flush, w);
     w->webhooks = w->http ? webhooks_new(w) : NULL;
     if (w->webhooks == NULL || w->http == NULL || w->tick == NULL || w->heartbeat == NULL ||
-        w->grace == NULL || w->capacity == NULL) {
+        w->grace == NULL || w->capacity == NULL || w->report == NULL) {
         core_err_set(err, CORE_ENOMEM, NULL, "cannot set up the worker");
         worker_free(w);
         return NULL;
@@ -701,6 +788,7 @@ void worker_free(struct worker *w)
         j->hb_refs = 0; /* heartbeats in flight are answered by the store's free, before this */
         job_retire(j);
     }
+    w->report_head = w->report_tail = NULL;
     webhooks_free(w->webhooks);
     http_client_free(w->http);
     if (w->tick) {
@@ -714,6 +802,9 @@ void worker_free(struct worker *w)
     }
     if (w->capacity) {
         event_free(w->capacity);
+    }
+    if (w->report) {
+        event_free(w->report);
     }
     free(w);
 }

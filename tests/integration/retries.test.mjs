@@ -1,9 +1,10 @@
 // Retry policy against provider failures: retryable 5xx are retried with backoff up to
 // max_attempts (3); a 400 fails at once with the provider's message; and the mock's request count
-// shows exactly how many upstream calls each case made.
+// shows exactly how many upstream calls each case made. Last, many outcomes at once: a worker
+// sends all the outcomes of a loop turn in one FINISH call, which must apply each as if alone.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, sleep, assertAccepted, assertCompletedChatTask, assertTaskError } from './lib/harness.mjs';
+import { Cluster, sleep, waitFor, mapLimit, assertAccepted, assertCompletedChatTask, assertTaskError } from './lib/harness.mjs';
 
 describe('retries: provider failures and the retry policy', () => {
   const cl = new Cluster('retries');
@@ -23,7 +24,10 @@ describe('retries: provider failures and the retry policy', () => {
   before(async () => {
     const redis = await cl.startRedis();
     mock = await cl.startMock();
-    sluice = await cl.startSluice('serve', await cl.configFor({ redis, mock }));
+    // The breaker stays out of it: the last test's 30 % error rate could trip it by chance, and
+    // its cool-down would only stretch the run (the failover tests cover the breaker).
+    const overrides = { breaker: { min_requests: 100000 } };
+    sluice = await cl.startSluice('serve', await cl.configFor({ redis, mock, overrides }));
     api = cl.client(sluice.baseUrl, cl.keys.alpha);
   });
   after(() => cl.stop());
@@ -57,5 +61,48 @@ describe('retries: provider failures and the retry policy', () => {
     assert.equal(await mock.chatCount(), 3, 'exactly max_attempts upstream calls');
     await sleep(1500);
     assert.equal(await mock.chatCount(), 3, 'no call after the task failed');
+  });
+  // 400 tasks at once with a 30 % chance of a 500 on every call: the worker's loop turns carry
+  // completions, retries and final failures together in one FINISH call, which moves each task,
+  // the deployment's shared state and the /metrics counters exactly as one call per outcome would.
+  test('many outcomes per FINISH call: every task right, counters and call slots add up', { timeout: 120_000 }, async () => {
+    const N = 400;
+    await mock.reset();
+    await mock.config({ error_status: 500, error_rate: 0.3 });
+    const before = await api.metrics();
+    const count = (m, status) => m.sum('sluice_tasks', { status });
+    const ids = [];
+    const content = new Map();
+    await mapLimit(Array.from({ length: N }, (_, i) => i), 32, async (i) => {
+      const id = assertAccepted(await api.submitChat('mock-chat', `together ${i}`), sluice.baseUrl).id;
+      ids.push(id);
+      content.set(id, `together ${i}`);
+    });
+    const done = await api.waitTerminal(ids, 90_000, { intervalMs: 200 });
+
+    const completed = done.filter((t) => t.status === 'completed');
+    const failed = done.filter((t) => t.status === 'failed');
+    assert.equal(completed.length + failed.length, N, 'every task completed or failed');
+    for (const t of completed) assertCompletedChatTask(t, { lastUserContent: content.get(t.id) });
+    for (const t of failed) assertTaskError(t, { retryable: true, providerStatus: 500, attempts: 3 });
+    assert.ok(completed.length > N / 2 && failed.length < N / 10,
+      `a 30 % error rate over 3 attempts: most complete (${completed.length} completed, ${failed.length} failed)`);
+    const attempts = done.reduce((a, t) => a + t.attempts, 0);
+    const stats = await mock.stats();
+    assert.equal(await mock.chatCount(), attempts, 'one upstream call per attempt recorded on the tasks');
+    assert.ok((stats.by_status['500'] ?? 0) > 0, 'the mock answered some 500s');
+
+    const after = await waitFor(async () => {
+      const m = await api.metrics();
+      return count(m, 'in_progress') === 0 && count(m, 'queued') === 0 ? m : null;
+    }, { timeoutMs: 5000, what: 'no task left in_progress or queued in /metrics' });
+    assert.equal(count(after, 'completed') - count(before, 'completed'), completed.length, 'completed gauge');
+    assert.equal(count(after, 'failed') - count(before, 'failed'), failed.length, 'failed gauge');
+    const calls = (m, status) => m.sum('sluice_upstream_calls_total', status ? { model: 'mock-chat', status } : { model: 'mock-chat' });
+    assert.equal(calls(after) - calls(before), attempts, 'sluice_upstream_calls_total counts every call');
+    assert.equal(calls(after, '500') - calls(before, '500'), stats.by_status['500'], 'the 500s counted');
+    const latCount = (m) => m.sum('sluice_upstream_latency_seconds_count', { model: 'mock-chat' });
+    assert.equal(latCount(after) - latCount(before), attempts, 'one latency sample per call');
+    assert.equal(after.sum('sluice_deployment_in_flight', { model: 'mock-chat' }), 0, 'every call slot returned');
   });
 });
