@@ -45,6 +45,16 @@
 /* A recycled call keeps a body buffer up to this size; larger ones are freed so that one big reply
  * does not pin memory in every idle call. */
 #define HTTP_KEEP_BUFFER_BYTES ((size_t)16 * 1024)
+/*
+ * curl's receive buffer per transfer (CURLOPT_BUFFERSIZE; curl's default 16 KiB, its minimum
+ * 1 KiB). curl allocates it before connecting and keeps it while the call waits, and thousands of
+ * calls wait at once. An untouched 16 KiB block costs little RSS by itself, but the pages it
+ * shares with its neighbours on the heap do: measured at 10,000 waiting calls, 1 KiB takes about
+ * 3 kB of RSS off each call (30 MB). The price is more reads for a large body: receiving costs
+ * about 0.85 ms of CPU per MB instead of 0.25, nothing for the few-kB replies that are the norm.
+ * See easy_set_buffer for why it is set where it is.
+ */
+#define HTTP_RECV_BUFFER_BYTES 1024L
 /* TCP keepalive probes on idle pooled connections, in seconds. */
 #define HTTP_KEEPIDLE_S 60L
 #define HTTP_KEEPINTVL_S 20L
@@ -56,17 +66,29 @@ enum call_state {
     CALL_DOOMED,   /* cancelled while curl ran; still in the multi handle, on the doomed list */
 };
 
-/* A response header as offsets into http_call.hdr_buf, which may move while it grows. */
-struct hdr_span {
-    uint32_t name;
-    uint32_t value;
+/*
+ * What only a guarded call needs (http_client_send_guarded), allocated for it alone so that the
+ * common call does not carry a host name buffer while it waits; see on_open_socket.
+ */
+struct guard_state {
+    const struct netaddr_allow *allow;
+    CURLU *url;                           /* the parsed URL curl connects to, NULL if unparsed */
+    char host[NETADDR_ENTRY_MAX + 1];     /* its host, "" when unknown or too long for a name */
+    char refused[NETADDR_TEXT_SIZE + 32]; /* "10.0.0.5 is private": the last address refused */
+    bool passed;                          /* some address passed the check */
 };
 
+/*
+ * One upstream call. Thousands may wait at once, each for seconds, so what a waiting call holds
+ * is kept small: the response's headers are stored packed in hdr_buf and only laid out as an
+ * array, on the stack, when the callback runs (call_finish); the idle timer and the guard state
+ * exist only for the calls that use them.
+ */
 struct http_call {
     struct http_client *client;
     CURL *easy;
     struct event *deadline; /* the whole call's timeout, see on_call_deadline */
-    struct event *idle;     /* streaming calls: the silence limit, see on_call_idle */
+    struct event *idle;     /* streaming calls with an idle limit: see on_call_idle; else NULL */
     long timeout_ms;
     struct http_call *prev, *next; /* active list (both), idle or doomed list (next) */
     enum call_state state;
@@ -80,11 +102,9 @@ struct http_call {
 
     char *body;
     size_t body_len, body_cap;
-    char *hdr_buf; /* "name\0value\0" pairs */
+    char *hdr_buf; /* n_hdrs "name\0value\0" pairs, neither part holding a NUL of its own */
     size_t hdr_len, hdr_cap;
-    struct hdr_span spans[HTTP_CLIENT_MAX_HEADERS];
-    size_t n_spans;
-    struct adapter_header headers[HTTP_CLIENT_MAX_HEADERS];
+    size_t n_hdrs;
     bool too_large;    /* the write callback refused the body because of the cap */
     bool oom;          /* a buffer could not grow */
     bool body_seen;    /* stream calls: the first body byte arrived and the mode is decided */
@@ -93,13 +113,7 @@ struct http_call {
     bool aborted;      /* on_data asked to stop */
     char errbuf[CURL_ERROR_SIZE];
 
-    /* Guarded calls only (http_client_send_guarded); see on_open_socket. */
-    bool guarded;
-    const struct netaddr_allow *allow;
-    CURLU *url;                           /* the parsed URL curl connects to, NULL if unparsed */
-    char host[NETADDR_ENTRY_MAX + 1];     /* its host, "" when unknown or too long for a name */
-    char refused[NETADDR_TEXT_SIZE + 32]; /* "10.0.0.5 is private": the last address refused */
-    bool passed;                          /* some address passed the check */
+    struct guard_state *guard; /* guarded calls only, else NULL */
 };
 
 /* One socket curl asked us to watch. */
@@ -237,6 +251,16 @@ static void active_unlink(struct http_client *c, struct http_call *call)
     c->n_active--;
 }
 
+/* Frees a call's guard state (NULL is a no-op). */
+static void guard_state_free(struct guard_state *g)
+{
+    if (!g) {
+        return;
+    }
+    curl_url_cleanup(g->url);
+    free(g);
+}
+
 static void call_destroy(struct http_call *call)
 {
     if (!call) {
@@ -252,7 +276,7 @@ static void call_destroy(struct http_call *call)
         event_free(call->idle);
     }
     curl_slist_free_all(call->req_headers);
-    curl_url_cleanup(call->url);
+    guard_state_free(call->guard);
     free(call->req_body);
     free(call->body);
     free(call->hdr_buf);
@@ -260,20 +284,34 @@ static void call_destroy(struct http_call *call)
 }
 
 /*
+ * Sets HTTP_RECV_BUFFER_BYTES on a fresh or just reset easy handle. curl (7.88) refuses
+ * CURLOPT_BUFFERSIZE while the handle still holds a receive buffer, and curl_easy_reset puts the
+ * size back to 16 KiB without freeing one: curl frees it when a transfer ends on a connection,
+ * but not when the transfer ended before it had one (a bad URL, a cancel while waiting for a free
+ * connection). Such a handle must not run again (its next transfer would read 16 KiB into the
+ * small buffer), so a refusal here means: throw the handle away. Returns 0 or -1.
+ */
+static int easy_set_buffer(CURL *easy)
+{
+    return curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, HTTP_RECV_BUFFER_BYTES) == CURLE_OK ? 0 : -1;
+}
+
+/*
  * Puts a call that is no longer in the multi handle back on the idle list. curl_easy_reset drops
- * every option (so no pointer into our freed buffers stays set) but keeps the handle's caches.
+ * every option (so no pointer into our freed buffers stays set) but keeps the handle's caches. A
+ * call whose handle cannot take the buffer size again (see easy_set_buffer) is freed instead.
  */
 static void call_recycle(struct http_client *c, struct http_call *call)
 {
     evtimer_del(call->deadline);
-    evtimer_del(call->idle);
+    if (call->idle) {
+        evtimer_del(call->idle);
+    }
     curl_easy_reset(call->easy);
     curl_slist_free_all(call->req_headers);
     call->req_headers = NULL;
-    curl_url_cleanup(call->url);
-    call->url = NULL;
-    call->guarded = false;
-    call->allow = NULL;
+    guard_state_free(call->guard);
+    call->guard = NULL;
     if (call->body_cap > HTTP_KEEP_BUFFER_BYTES) {
         free(call->body);
         call->body = NULL;
@@ -293,7 +331,7 @@ static void call_recycle(struct http_client *c, struct http_call *call)
     call->cb = NULL;
     call->on_data = NULL;
     call->arg = NULL;
-    if (c->n_idle >= HTTP_MAX_IDLE_CALLS) {
+    if (c->n_idle >= HTTP_MAX_IDLE_CALLS || easy_set_buffer(call->easy) != 0) {
         call_destroy(call);
         return;
     }
@@ -324,8 +362,7 @@ static struct http_call *call_get(struct http_client *c)
     call->client = c;
     call->easy = curl_easy_init();
     call->deadline = evtimer_new(c->base, on_call_deadline, call);
-    call->idle = evtimer_new(c->base, on_call_idle, call);
-    if (!call->easy || !call->deadline || !call->idle) {
+    if (!call->easy || !call->deadline || easy_set_buffer(call->easy) != 0) {
         call_destroy(call);
         return NULL;
     }
@@ -425,8 +462,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 /*
  * Header lines, one per call, including status lines and the blank line after each header block.
  * A status line starts a new block (after a 1xx, only the final response's headers are kept).
- * Lines over the size limit, continuation lines, lines without a colon and headers past the count
- * limit are skipped rather than failing the call: the body is what the adapter needs.
+ * Lines over the size limit, continuation lines, lines without a colon, lines holding a NUL byte
+ * (which RFC 9110 forbids, and which would break the packing of hdr_buf) and headers past the
+ * count limit are skipped rather than failing the call: the body is what the adapter needs.
  */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
 {
@@ -439,12 +477,12 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
 
     call_touch(call);
     if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-        call->n_spans = 0;
+        call->n_hdrs = 0;
         call->hdr_len = 0;
         return len;
     }
-    if (len > HTTP_CLIENT_MAX_HEADER_LINE || call->n_spans == HTTP_CLIENT_MAX_HEADERS || len == 0 ||
-        data[0] == ' ' || data[0] == '\t') {
+    if (len > HTTP_CLIENT_MAX_HEADER_LINE || call->n_hdrs == HTTP_CLIENT_MAX_HEADERS || len == 0 ||
+        data[0] == ' ' || data[0] == '\t' || memchr(data, '\0', len) != NULL) {
         return len;
     }
     colon = memchr(data, ':', len);
@@ -475,9 +513,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
     out[name_len] = '\0';
     memcpy(out + name_len + 1, v, value_len);
     out[name_len + 1 + value_len] = '\0';
-    call->spans[call->n_spans].name = (uint32_t)call->hdr_len;
-    call->spans[call->n_spans].value = (uint32_t)(call->hdr_len + name_len + 1);
-    call->n_spans++;
+    call->n_hdrs++;
     call->hdr_len += name_len + value_len + 2;
     return len;
 }
@@ -517,12 +553,14 @@ static bool method_has_body(const char *method)
 
 /*
  * Sets the easy handle up for req. The body is copied into the call's own buffer (reused across
- * calls) instead of CURLOPT_COPYPOSTFIELDS, to avoid one allocation per call. An explicit empty
- * "Expect:" stops curl from waiting for 100-continue on large bodies. Any body goes out through
- * CURLOPT_POSTFIELDS, which makes curl send a POST; every other method is then named with
- * CURLOPT_CUSTOMREQUEST, which changes only the request line. A streaming call gets no
- * CURLOPT_MAXFILESIZE (its 2xx body is not capped; on_body caps a buffered one) and, with an idle
- * limit, the hook that starts it. Returns 0 or -1.
+ * calls) instead of CURLOPT_COPYPOSTFIELDS, to avoid one allocation per call; it is sized to the
+ * body rather than grown geometrically, because the call holds it for as long as it waits (curl
+ * may need it again to resend on a fresh connection). An explicit empty "Expect:" stops curl from
+ * waiting for 100-continue on large bodies. Any body goes out through CURLOPT_POSTFIELDS, which
+ * makes curl send a POST; every other method is then named with CURLOPT_CUSTOMREQUEST, which
+ * changes only the request line. A streaming call gets no CURLOPT_MAXFILESIZE (its 2xx body is
+ * not capped; on_body caps a buffered one) and, with an idle limit, its idle timer and the hook
+ * that starts it. Returns 0 or -1.
  */
 static int call_prepare(struct http_client *c, struct http_call *call,
                         const struct adapter_request *req, long timeout_ms)
@@ -535,7 +573,7 @@ static int call_prepare(struct http_client *c, struct http_call *call,
 
     call->body_len = 0;
     call->hdr_len = 0;
-    call->n_spans = 0;
+    call->n_hdrs = 0;
     call->too_large = false;
     call->oom = false;
     call->body_seen = false;
@@ -568,8 +606,14 @@ static int call_prepare(struct http_client *c, struct http_call *call,
     if (has_body) {
         size_t len = req->body ? req->body_len : 0;
 
-        if (buf_reserve(&call->req_body, &call->req_body_cap, len + 1, SIZE_MAX) != 0) {
-            goto out;
+        if (call->req_body_cap < len + 1) {
+            free(call->req_body);
+            call->req_body_cap = 0;
+            call->req_body = malloc(len + 1);
+            if (!call->req_body) {
+                goto out;
+            }
+            call->req_body_cap = len + 1;
         }
         if (len) {
             memcpy(call->req_body, req->body, len);
@@ -597,6 +641,12 @@ static int call_prepare(struct http_client *c, struct http_call *call,
         ok &= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response_bytes) ==
               CURLE_OK;
     } else if (c->idle_timeout_ms > 0) {
+        if (!call->idle) {
+            call->idle = evtimer_new(c->base, on_call_idle, call);
+            if (!call->idle) {
+                goto out;
+            }
+        }
         ok &= curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq) == CURLE_OK;
         ok &= curl_easy_setopt(e, CURLOPT_PREREQDATA, call) == CURLE_OK;
     }
@@ -626,20 +676,28 @@ static enum adapter_transport transport_of(const struct http_call *call, CURLcod
     return ADAPTER_TRANSPORT_OTHER;
 }
 
-/* Builds the response for a transfer curl reported done and hands it to the user's callback. */
+/*
+ * Builds the response for a transfer curl reported done and hands it to the user's callback. The
+ * header array lives on this stack frame, not in the call: it is only needed while the callback
+ * runs, and a waiting call would otherwise carry it for nothing.
+ */
 static void call_finish(struct http_client *c, struct http_call *call, CURLcode code)
 {
     struct adapter_response resp = {0};
+    struct adapter_header headers[HTTP_CLIENT_MAX_HEADERS];
+    const char *p = call->hdr_buf;
     long status = 0;
 
     resp.transport = transport_of(call, code);
     resp.now_ms = wall_ms();
-    for (size_t i = 0; i < call->n_spans; i++) {
-        call->headers[i].name = call->hdr_buf + call->spans[i].name;
-        call->headers[i].value = call->hdr_buf + call->spans[i].value;
+    for (size_t i = 0; i < call->n_hdrs; i++) {
+        headers[i].name = p;
+        p += strlen(p) + 1;
+        headers[i].value = p;
+        p += strlen(p) + 1;
     }
-    resp.headers = call->headers;
-    resp.n_headers = call->n_spans;
+    resp.headers = headers;
+    resp.n_headers = call->n_hdrs;
     if (resp.transport == ADAPTER_TRANSPORT_OK) {
         curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
         resp.status = (int)status;
@@ -658,9 +716,10 @@ static void call_finish(struct http_client *c, struct http_call *call, CURLcode 
             snprintf(call->errbuf, sizeof(call->errbuf), "aborted by the receiver");
         } else if (call->oom) {
             snprintf(call->errbuf, sizeof(call->errbuf), "out of memory reading the response");
-        } else if (call->guarded && !call->passed && call->refused[0] != '\0' &&
+        } else if (call->guard && !call->guard->passed && call->guard->refused[0] != '\0' &&
                    code == CURLE_COULDNT_CONNECT) {
-            snprintf(call->errbuf, sizeof(call->errbuf), "address refused: %s", call->refused);
+            snprintf(call->errbuf, sizeof(call->errbuf), "address refused: %s",
+                     call->guard->refused);
         } else if (call->errbuf[0] == '\0') {
             snprintf(call->errbuf, sizeof(call->errbuf), "%s", curl_easy_strerror(code));
         }
@@ -712,7 +771,9 @@ static void call_abort(struct http_client *c, struct http_call *call)
     active_unlink(c, call);
     if (c->in_curl) {
         evtimer_del(call->deadline);
-        evtimer_del(call->idle);
+        if (call->idle) {
+            evtimer_del(call->idle);
+        }
         call->state = CALL_DOOMED;
         call->next = c->doomed;
         c->doomed = call;
@@ -1035,7 +1096,7 @@ struct call_guard {
 static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
                                     struct curl_sockaddr *address)
 {
-    struct http_call *call = clientp;
+    struct guard_state *g = clientp;
     const struct sockaddr *sa = &address->addr;
     bool whole = (address->family == AF_INET && sa->sa_family == AF_INET &&
                   address->addrlen >= sizeof(struct sockaddr_in)) ||
@@ -1043,16 +1104,16 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
                   address->addrlen >= sizeof(struct sockaddr_in6));
     char text[NETADDR_TEXT_SIZE];
 
-    if (whole && purpose == CURLSOCKTYPE_IPCXN && netaddr_allowed(call->allow, call->host, sa)) {
-        call->passed = true;
+    if (whole && purpose == CURLSOCKTYPE_IPCXN && netaddr_allowed(g->allow, g->host, sa)) {
+        g->passed = true;
         return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
     }
     if (whole) {
         netaddr_format(sa, text, sizeof(text));
-        snprintf(call->refused, sizeof(call->refused), "%s is %s", text,
+        snprintf(g->refused, sizeof(g->refused), "%s is %s", text,
                  netaddr_class_name(netaddr_classify(sa)));
     } else {
-        snprintf(call->refused, sizeof(call->refused), "address family %d", address->family);
+        snprintf(g->refused, sizeof(g->refused), "address family %d", address->family);
     }
     return CURL_SOCKET_BAD;
 }
@@ -1063,35 +1124,36 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
  * allow list's names is exactly the one curl resolves. A fresh CURLU per call: setting a URL on a
  * used one would resolve a relative URL against the old one. A URL that does not parse keeps
  * CURLOPT_URL, fails in curl and reaches cb as for any call, with no host for the names to match.
- * Returns 0 or -1.
+ * The guard state is the call's until call_recycle. Returns 0 or -1.
  */
 static int call_guard_prepare(struct http_call *call, const struct adapter_request *req,
                               const struct call_guard *guard)
 {
     CURL *e = call->easy;
+    struct guard_state *g;
     char *host = NULL;
     bool ok = true;
 
-    call->guarded = true;
-    call->allow = guard->allow;
-    call->host[0] = '\0';
-    call->refused[0] = '\0';
-    call->passed = false;
-    call->url = curl_url();
-    if (!call->url) {
+    g = call->guard = calloc(1, sizeof(*call->guard));
+    if (!g) {
         return -1;
     }
-    if (curl_url_set(call->url, CURLUPART_URL, req->url,
+    g->allow = guard->allow;
+    g->url = curl_url();
+    if (!g->url) {
+        return -1;
+    }
+    if (curl_url_set(g->url, CURLUPART_URL, req->url,
                      CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK) {
-        if (curl_url_get(call->url, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-            strlen(host) < sizeof(call->host)) {
-            memcpy(call->host, host, strlen(host) + 1);
+        if (curl_url_get(g->url, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+            strlen(host) < sizeof(g->host)) {
+            memcpy(g->host, host, strlen(host) + 1);
         }
         curl_free(host);
-        ok &= curl_easy_setopt(e, CURLOPT_CURLU, call->url) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_CURLU, g->url) == CURLE_OK;
     }
     ok &= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, call) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, g) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_PROXY, "") == CURLE_OK;
