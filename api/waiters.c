@@ -3,7 +3,8 @@
  *
  * Each API process subscribes to its own channel ({sl}:api:<node>); a task submitted by a request
  * that will wait carries that channel as reply_to, and every terminal transition publishes
- * "d <id>" there; a streaming worker publishes "c <id> <chunk>" for each chat chunk. The waiter
+ * "d <id>" there ("r <id> <result>" for a completion, so the request is answered without reading
+ * the task back); a streaming worker publishes "c <id> <chunk>" for each chat chunk. The waiter
  * registers before the task is submitted, so no notification can come first. Notifications are
  * a fast path, not the only one: each waiter also re-reads its task every couple of seconds and
  * after the subscription reconnects, so a message lost with a Redis restart costs latency, never
@@ -251,18 +252,13 @@ static void answer_failed(struct waiter *w, const redisReply *hash)
     api_reply_json(w->api, w->req, code, env);
 }
 
-static void answer_final(struct waiter *w, const redisReply *hash)
+/* A synchronous request's answer from its completed task's result: the completion as JSON, or
+ * as a stream (the live chunks, or the completion replayed as chunks when none came). */
+static void answer_result(struct waiter *w, const char *result, size_t len)
 {
-    const char *status = task_hash_get(hash, "status");
-    const char *result = task_hash_get(hash, "result");
-
-    if (w->kind == WAIT_TASK) {
-        api_reply_json(w->api, w->req, 200, task_to_json(w->id, hash));
-    } else if (strcmp(status, "completed") != 0 || result == NULL) {
-        answer_failed(w, hash);
-    } else if (w->kind == WAIT_RESULT) {
+    if (w->kind == WAIT_RESULT) {
         struct evbuffer *out = evhttp_request_get_output_buffer(w->req);
-        evbuffer_add(out, result, strlen(result));
+        evbuffer_add(out, result, len);
         evhttp_add_header(evhttp_request_get_output_headers(w->req), "Content-Type",
                           "application/json");
         w->api->responses[2]++;
@@ -272,12 +268,28 @@ static void answer_final(struct waiter *w, const redisReply *hash)
             stream_start(w);
         }
         if (w->chunks == 0) {
-            cJSON *c = cJSON_Parse(result);
+            cJSON *c = cJSON_ParseWithLength(result, len);
             stream_synthesize(w, c);
             cJSON_Delete(c);
         }
         sse_write(w, "[DONE]", 6);
         evhttp_send_reply_end(w->req);
+    }
+    retire(w);
+}
+
+static void answer_final(struct waiter *w, const redisReply *hash)
+{
+    const char *status = task_hash_get(hash, "status");
+    const char *result = task_hash_get(hash, "result");
+
+    if (w->kind == WAIT_TASK) {
+        api_reply_json(w->api, w->req, 200, task_to_json(w->id, hash));
+    } else if (strcmp(status, "completed") != 0 || result == NULL) {
+        answer_failed(w, hash);
+    } else {
+        answer_result(w, result, strlen(result));
+        return;
     }
     retire(w);
 }
@@ -349,7 +361,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     check(arg);
 }
 
-/* "d <id>" or "c <id> <chunk>" on this process's channel. */
+/* "d <id>" (the task is terminal: read it), "r <id> <result>" (it completed with this result)
+ * or "c <id> <chunk>" (a stream's chunk) on this process's channel. */
 static void on_message(const char *payload, size_t len, void *arg)
 {
     struct api *a = arg;
@@ -372,8 +385,10 @@ static void on_message(const char *payload, size_t len, void *arg)
     if (w == NULL) {
         return;
     }
-    if (payload[0] == 'd') {
-        check(w);
+    if (payload[0] == 'r' && sp && w->kind != WAIT_TASK) {
+        answer_result(w, sp + 1, len - (size_t)(sp + 1 - payload));
+    } else if (payload[0] == 'd' || payload[0] == 'r') {
+        check(w); /* the task object (WAIT_TASK) is more than the result: read it */
     } else if (payload[0] == 'c' && sp && w->kind == WAIT_STREAM) {
         if (!w->started) {
             stream_start(w);

@@ -128,8 +128,8 @@ static const char prelude_lua[] =
     /* the one way a task becomes terminal; a batch's task is counted on its batch and kept until
        the batch's output is written (BATCH release starts its retention). known (optional): the
        task's status, batch, reply_to, webhook and deadline fields as the caller has just read
-       them (false: absent; nil: read here), and `fields`, more field, value pairs for the task's
-       one HSET */
+       them (false: absent; nil: read here), `fields`, more field, value pairs for the task's
+       one HSET, and `result`, the result being stored (for the reply_to message) */
     "local function finalize(k, id, status, now, ret, tenant, known)\n"
     "  known = known or {}\n"
     "  local old = known.status\n"
@@ -161,7 +161,15 @@ static const char prelude_lua[] =
     "', id) end\n"
     "  local r = known.reply_to\n"
     "  if r == nil then r = redis.call('HGET', k, 'reply_to') end\n"
-    "  if r then redis.call('PUBLISH', r, 'd ' .. id) end\n"
+    /* a completed task's result goes with the message (known.result), so the waiting request
+       is answered without reading the task back; not a large one (an image's base64), which would
+       crowd the subscriber's output buffer (Redis drops a subscriber past its limit) */
+    "  if r and status == 'completed' and known.result and known.result ~= '' and\n"
+    "      #known.result <= 65536 then\n"
+    "    redis.call('PUBLISH', r, 'r ' .. id .. ' ' .. known.result)\n"
+    "  elseif r then\n"
+    "    redis.call('PUBLISH', r, 'd ' .. id)\n"
+    "  end\n"
     "  webhook_event(k, id, terminal_event[status], now, known.webhook)\n"
     "end\n"
     "local function cancelled_status(k)\n"
@@ -704,7 +712,7 @@ static const char finish_lua[] =
     "  keep('usage', A[6]); keep('provider', A[7]); keep('cost', A[8])\n"
     "  if f[16] or f[17] then redis.call('HDEL', k, 'last_error', 'queue_position') end\n"
     "  finalize(k, id, outcome, now, ret, f[6], {status = f[1], batch = f[12],\n"
-    "    reply_to = f[13], webhook = f[14], deadline = f[18], fields = tw})\n"
+    "    reply_to = f[13], webhook = f[14], deadline = f[18], fields = tw, result = A[5]})\n"
     "  return outcome\n"
     "end\n"
     "local out = {}\n"
