@@ -48,6 +48,7 @@ struct api_ctx {
     char id[64];
     char orig_id[64]; /* the id a submit proposed, when an idempotent replay named another */
     cJSON *task;      /* a task rendered before the round trip (submit), owned */
+    char *task_text;  /* or as text (api_submit.task_text), owned */
     cJSON *body;      /* the request body, kept for the answer when needed, owned */
     void *owner;      /* the larger request this is part of (a bulk submit), borrowed */
     int pending;      /* round trips still outstanding (metrics) */
@@ -72,6 +73,7 @@ struct api_submit {
     int64_t deadline_ms;  /* 0 = none */
     const cJSON *routing; /* the task's {strategy, max_cost}, validated; may be NULL */
     cJSON *webhook;       /* the task's normalized {url, events}; may be NULL; caller frees */
+    bool task_text;       /* render the accepted task as text (c->task_text), not as cJSON */
     const char *batch_id; /* a batch's line: c->id is derived from it (api_batch_task_id) */
     const char *custom_id;
 };
@@ -203,6 +205,9 @@ void api_ctx_free(struct api_ctx *c);
 
 /* Sends body (takes ownership, may be NULL for an empty body) with status. */
 void api_reply_json(struct api *a, struct evhttp_request *req, int status, cJSON *body);
+
+/* The same with the body already JSON text (NULL: none); takes text (freed with cJSON_free). */
+void api_reply_json_text(struct api *a, struct evhttp_request *req, int status, char *text);
 
 /* Sends the error envelope for e with e->http_status. */
 void api_reply_err(struct api *a, struct evhttp_request *req, const struct core_err *e);

@@ -137,13 +137,19 @@ static void free_text(const void *data, size_t len, void *arg)
 
 void api_reply_json(struct api *a, struct evhttp_request *req, int status, cJSON *body)
 {
-    struct evbuffer *out = evhttp_request_get_output_buffer(req);
     char *text = NULL;
 
     if (body != NULL) {
         text = cJSON_PrintUnformatted(body);
         cJSON_Delete(body);
     }
+    api_reply_json_text(a, req, status, text);
+}
+
+void api_reply_json_text(struct api *a, struct evhttp_request *req, int status, char *text)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+
     if (text != NULL) {
         evbuffer_add_reference(out, text, strlen(text), free_text, NULL);
         evbuffer_add(out, "\n", 1);
@@ -238,6 +244,7 @@ void api_ctx_free(struct api_ctx *c)
     }
     c->api->in_flight--;
     cJSON_Delete(c->task);
+    cJSON_free(c->task_text);
     cJSON_Delete(c->body);
     free(c);
 }

@@ -354,9 +354,14 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
     int rc = 0;
 
     c->submit_cb = cb;
-    c->task = task_new_json(c->id, s->kind, s->model->alias, s->prio, now,
-                            a->cfg->tasks.max_attempts, s->metadata);
-    if (input_text == NULL || c->task == NULL) {
+    if (s->task_text) {
+        c->task_text = task_new_text(c->id, s->kind, s->model->alias, s->prio, now,
+                                     a->cfg->tasks.max_attempts, meta_text);
+    } else {
+        c->task = task_new_json(c->id, s->kind, s->model->alias, s->prio, now,
+                                a->cfg->tasks.max_attempts, s->metadata);
+    }
+    if (input_text == NULL || (c->task == NULL && c->task_text == NULL)) {
         rc = core_err_set(err, CORE_ENOMEM, NULL, "Out of memory");
         goto out;
     }
@@ -365,16 +370,18 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
         util_sha256_hex(s->raw ? s->raw : "", s->raw_len, body_hash);
         util_sha256_hex(s->idem, strlen(s->idem), idem_hash);
     }
-    snprintf(task_key, sizeof(task_key), KEY_TASK "%s", c->id);
-    snprintf(tenant_key, sizeof(tenant_key), KEY_TENANT "%s", c->tenant);
+    /* ids, tenants and numbers all fit these buffers (ids are validated, tenants bounded by the
+     * config); util_* rather than snprintf: this runs once per accepted task */
+    util_join(task_key, sizeof(task_key), KEY_TASK, c->id);
+    util_join(tenant_key, sizeof(tenant_key), KEY_TENANT, c->tenant);
     snprintf(idem_key, sizeof(idem_key), KEY_IDEM "%s:%s", c->tenant, s->idem ? idem_hash : "-");
-    snprintf(prio_s, sizeof(prio_s), "%d", s->prio);
-    snprintf(now_s, sizeof(now_s), "%lld", (long long)now);
-    snprintf(max_s, sizeof(max_s), "%ld", a->cfg->tasks.max_attempts);
-    snprintf(ttl_s, sizeof(ttl_s), "%lld", (long long)a->cfg->tasks.retention_s * 1000);
-    snprintf(deadline_s, sizeof(deadline_s), "%lld", (long long)s->deadline_ms);
-    snprintf(est_s, sizeof(est_s), "%ld", estimate_tokens(s->kind, s->input));
-    snprintf(quota_s, sizeof(quota_s), "%ld", config_max_queued(a->cfg, c->tenant));
+    util_fmt_i64(prio_s, sizeof(prio_s), s->prio);
+    util_fmt_i64(now_s, sizeof(now_s), now);
+    util_fmt_i64(max_s, sizeof(max_s), a->cfg->tasks.max_attempts);
+    util_fmt_i64(ttl_s, sizeof(ttl_s), (int64_t)a->cfg->tasks.retention_s * 1000);
+    util_fmt_i64(deadline_s, sizeof(deadline_s), s->deadline_ms);
+    util_fmt_i64(est_s, sizeof(est_s), estimate_tokens(s->kind, s->input));
+    util_fmt_i64(quota_s, sizeof(quota_s), config_max_queued(a->cfg, c->tenant));
     {
         const char *argv[] = {task_key,
                               tenant_key,
@@ -415,15 +422,19 @@ out:
     return rc;
 }
 
-static void reply_task(struct api *a, struct evhttp_request *req, int status, const char *id,
-                       cJSON *task)
+/* 202 with the task (task, or text when task is NULL; either taken) and its Location. */
+static void reply_accepted(struct api *a, struct evhttp_request *req, const char *id, cJSON *task,
+                           char *text)
 {
-    if (status == 202) {
-        char loc[96];
-        snprintf(loc, sizeof(loc), "/v1/tasks/%s", id);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+    char loc[96];
+
+    util_join(loc, sizeof(loc), "/v1/tasks/", id);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+    if (task != NULL) {
+        api_reply_json(a, req, 202, task);
+    } else {
+        api_reply_json_text(a, req, 202, text);
     }
-    api_reply_json(a, req, status, task);
 }
 
 /* After the SUBMIT of POST /v1/tasks: 202 with the task, or hold it for Prefer: wait. */
@@ -443,10 +454,10 @@ static void on_task_submitted(struct api_ctx *c, int outcome, redisReply *dup,
         }
         /* the waiter answers */
     } else if (outcome == 1) {
-        reply_task(a, c->req, 202, c->id, task_to_json(c->id, dup));
+        reply_accepted(a, c->req, c->id, task_to_json(c->id, dup), NULL);
     } else {
-        reply_task(a, c->req, 202, c->id, c->task);
-        c->task = NULL;
+        reply_accepted(a, c->req, c->id, NULL, c->task_text);
+        c->task_text = NULL;
     }
     api_ctx_free(c);
 }
@@ -723,6 +734,7 @@ void api_tasks_create(struct api *a, struct evhttp_request *req, const char *ten
     }
     sub.raw = raw;
     sub.raw_len = raw_len;
+    sub.task_text = true;
     c = api_ctx_for_new_task(a, req, tenant);
     if (c == NULL) {
         goto out;

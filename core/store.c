@@ -121,10 +121,63 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     free(p);
 }
 
+/* Writes v in decimal at p; returns the end. */
+static char *put_size(char *p, size_t v)
+{
+    char num[24];
+    size_t n;
+
+    util_fmt_i64(num, sizeof(num), (int64_t)v);
+    n = strlen(num);
+    memcpy(p, num, n);
+    return p + n;
+}
+
+/*
+ * The command in RESP (an array of bulk strings), as redisAsyncCommandArgv would write it but
+ * without hiredis's format call per argument: on the accept path that formatting was about an
+ * eighth of a task's instructions (callgrind). Returns a malloc'd buffer (its length in *len), or
+ * NULL.
+ */
+static char *format_command(int argc, const char **argv, const size_t *lens, size_t *len)
+{
+    size_t total = 16;
+    char *buf, *p;
+
+    for (int i = 0; i < argc; i++) {
+        total += 24 + (lens ? lens[i] : strlen(argv[i]));
+    }
+    buf = malloc(total);
+    if (buf == NULL) {
+        return NULL;
+    }
+    p = buf;
+    *p++ = '*';
+    p = put_size(p, (size_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        size_t n = lens ? lens[i] : strlen(argv[i]);
+        *p++ = '$';
+        p = put_size(p, n);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, argv[i], n);
+        p += n;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *len = (size_t)(p - buf);
+    return buf;
+}
+
 static int send_argv(struct store *s, store_cb cb, void *arg, int argc, const char **argv,
                      const size_t *lens)
 {
     struct pending *p;
+    char *cmd;
+    size_t cmd_len;
+    int rc;
 
     if (s->ac == NULL || s->conn == STORE_DOWN) {
         return CORE_EUNAVAILABLE;
@@ -137,7 +190,14 @@ static int send_argv(struct store *s, store_cb cb, void *arg, int argc, const ch
     p->cb = cb;
     p->arg = arg;
     p->deadline_ms = util_mono_ms() + s->timeout_ms;
-    if (redisAsyncCommandArgv(s->ac, on_reply, p, argc, argv, lens) != REDIS_OK) {
+    cmd = format_command(argc, argv, lens, &cmd_len);
+    if (cmd == NULL) {
+        free(p);
+        return CORE_ENOMEM;
+    }
+    rc = redisAsyncFormattedCommand(s->ac, on_reply, p, cmd, cmd_len);
+    free(cmd);
+    if (rc != REDIS_OK) {
         free(p);
         return CORE_EUNAVAILABLE;
     }
@@ -408,7 +468,7 @@ int store_script(struct store *s, enum script_id id, store_cb cb, void *arg, int
             return CORE_ENOMEM;
         }
     }
-    snprintf(nk, sizeof(nk), "%d", nkeys);
+    util_fmt_i64(nk, sizeof(nk), nkeys);
     av[0] = "EVALSHA";
     al[0] = 7;
     av[1] = script_sha(id);

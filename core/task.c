@@ -203,3 +203,92 @@ cJSON *task_new_json(const char *id, const char *kind, const char *model, int pr
     }
     return o;
 }
+
+/* The JSON string of s (quoted, escaped exactly as cJSON prints one) at p, which has room for
+ * json_string_max(strlen(s)); returns the end. */
+static char *put_json_string(char *p, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    *p++ = '"';
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        const char *short_esc = NULL;
+        switch (ch) {
+        case '"':
+            short_esc = "\\\"";
+            break;
+        case '\\':
+            short_esc = "\\\\";
+            break;
+        case '\b':
+            short_esc = "\\b";
+            break;
+        case '\f':
+            short_esc = "\\f";
+            break;
+        case '\n':
+            short_esc = "\\n";
+            break;
+        case '\r':
+            short_esc = "\\r";
+            break;
+        case '\t':
+            short_esc = "\\t";
+            break;
+        default:
+            break;
+        }
+        if (short_esc) {
+            *p++ = short_esc[0];
+            *p++ = short_esc[1];
+        } else if (ch < 32) {
+            memcpy(p, "\\u00", 4);
+            p[4] = hex[ch >> 4];
+            p[5] = hex[ch & 15];
+            p += 6;
+        } else {
+            *p++ = (char)ch;
+        }
+    }
+    *p++ = '"';
+    return p;
+}
+
+static size_t json_string_max(size_t len)
+{
+    return 6 * len + 2;
+}
+
+/* Copies the string literal lit to p; evaluates to the end. */
+#define PUT_LIT(p, lit) ((char *)memcpy((p), (lit), sizeof(lit) - 1) + sizeof(lit) - 1)
+
+char *task_new_text(const char *id, const char *kind, const char *model, int prio,
+                    int64_t created_ms, long max_attempts, const char *metadata)
+{
+    const char *prio_name = task_priority_name(prio);
+    const char *meta = metadata ? metadata : "{}";
+    size_t meta_len = strlen(meta);
+    size_t cap = 320 + json_string_max(strlen(id)) + json_string_max(strlen(kind)) +
+                 json_string_max(strlen(model)) + json_string_max(strlen(prio_name)) + meta_len;
+    char *out = malloc(cap);
+    char *p = out;
+
+    if (out == NULL) {
+        return NULL;
+    }
+    p = put_json_string(PUT_LIT(p, "{\"id\":"), id);
+    p = put_json_string(PUT_LIT(p, ",\"object\":\"task\",\"kind\":"), kind);
+    p = put_json_string(PUT_LIT(p, ",\"model\":"), model);
+    p = put_json_string(PUT_LIT(p, ",\"status\":\"queued\",\"priority\":"), prio_name);
+    p += sprintf(p, ",\"created_at\":%lld", (long long)(created_ms / 1000));
+    p = PUT_LIT(p, ",\"started_at\":null,\"completed_at\":null,\"expires_at\":null,"
+                   "\"attempts\":0");
+    p += sprintf(p, ",\"max_attempts\":%ld", max_attempts);
+    p = PUT_LIT(p, ",\"provider\":null,\"result\":null,\"error\":null,\"usage\":null,"
+                   "\"cost\":null,\"metadata\":");
+    memcpy(p, meta, meta_len);
+    p += meta_len;
+    memcpy(p, "}", 2);
+    return out;
+}

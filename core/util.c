@@ -114,8 +114,16 @@ bool util_id_valid(const char *prefix, const char *s)
 
 void util_sha256(const void *data, size_t len, unsigned char out[32])
 {
+    /* fetched once: EVP_sha256() makes EVP_Digest look the algorithm up in the providers on every
+     * call, which cost more than hashing an API key (this runs once per request); the process is
+     * single-threaded */
+    static EVP_MD *md;
     unsigned int n = 32;
-    EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+
+    if (md == NULL) {
+        md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    }
+    EVP_Digest(data, len, out, &n, md ? md : EVP_sha256(), NULL);
 }
 
 void util_sha256_hex(const void *data, size_t len, char out[65])
@@ -171,6 +179,48 @@ double util_rand_unit(void)
         r = (uint32_t)rand();
     }
     return (double)r / 4294967296.0;
+}
+
+int util_fmt_i64(char *out, size_t size, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    /* the magnitude as unsigned, so INT64_MIN does not overflow */
+    uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        tmp[n++] = (char)('0' + m % 10);
+        m /= 10;
+    } while (m > 0);
+    if (v < 0) {
+        tmp[n++] = '-';
+    }
+    if (size < n + 1) {
+        if (size > 0) {
+            out[0] = '\0';
+        }
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i] = tmp[n - 1 - i];
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+int util_join(char *out, size_t size, const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+
+    if (size < la + lb + 1) {
+        if (size > 0) {
+            out[0] = '\0';
+        }
+        return -1;
+    }
+    memcpy(out, a, la);
+    memcpy(out + la, b, lb + 1);
+    return 0;
 }
 
 int util_write_all(int fd, const void *buf, size_t len)

@@ -1,6 +1,7 @@
 /*
  * Unit tests of core/util, core/err and core/task rendering.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,6 +151,62 @@ static void test_task_render(void)
     free_fake(r);
 }
 
+static void test_fmt(void)
+{
+    char b[24];
+
+    CHECK(util_fmt_i64(b, sizeof(b), 0) == 0);
+    CHECK_STR(b, "0");
+    CHECK(util_fmt_i64(b, sizeof(b), 1795400305123LL) == 0);
+    CHECK_STR(b, "1795400305123");
+    CHECK(util_fmt_i64(b, sizeof(b), -42) == 0);
+    CHECK_STR(b, "-42");
+    CHECK(util_fmt_i64(b, sizeof(b), INT64_MIN) == 0);
+    CHECK_STR(b, "-9223372036854775808");
+    CHECK(util_fmt_i64(b, sizeof(b), INT64_MAX) == 0);
+    CHECK_STR(b, "9223372036854775807");
+    CHECK(util_fmt_i64(b, 4, 123) == 0); /* exactly fits */
+    CHECK_STR(b, "123");
+    CHECK(util_fmt_i64(b, 3, 123) < 0);
+    CHECK_STR(b, "");
+    CHECK(util_join(b, sizeof(b), "{sl}:t:", "task_x") == 0);
+    CHECK_STR(b, "{sl}:t:task_x");
+    CHECK(util_join(b, 6, "abc", "de") == 0);
+    CHECK_STR(b, "abcde");
+    CHECK(util_join(b, 5, "abc", "de") < 0);
+    CHECK_STR(b, "");
+}
+
+/* The accepted task's text (the accept path's fixed serializer) is exactly cJSON's printing of
+ * the same object, escapes included. */
+static void test_task_new_text(void)
+{
+    static const char *const models[] = {"mock-chat", "quote\"back\\slash", "ctl\x01\n\t\b\f\r",
+                                         "caf\xc3\xa9 \xe2\x9c\x93", ""};
+    static const char *const metas[] = {NULL, "{\"a\":\"b\",\"n\":\"x\\ny\"}"};
+
+    for (size_t m = 0; m < sizeof(models) / sizeof(models[0]); m++) {
+        for (size_t k = 0; k < sizeof(metas) / sizeof(metas[0]); k++) {
+            for (int prio = 0; prio < 3; prio++) {
+                cJSON *meta = metas[k] ? cJSON_Parse(metas[k]) : NULL;
+                cJSON *o = task_new_json("task_aaaaaaaaaaaaaaaaaaaaaaaaa7", "chat", models[m], prio,
+                                         1795400305123LL, 3 + prio, meta);
+                char *want = cJSON_PrintUnformatted(o);
+                char *meta_text = meta ? cJSON_PrintUnformatted(meta) : NULL;
+                char *got = task_new_text("task_aaaaaaaaaaaaaaaaaaaaaaaaa7", "chat", models[m],
+                                          prio, 1795400305123LL, 3 + prio, meta_text);
+                CHECK(want != NULL && got != NULL);
+                CHECK_STR(got, want);
+                cJSON_free(want);
+                cJSON_free(meta_text);
+                free(got);
+                cJSON_Delete(o);
+                cJSON_Delete(meta);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     test_ids();
@@ -158,5 +215,7 @@ int main(void)
     test_sha();
     test_err();
     test_task_render();
+    test_task_new_text();
+    test_fmt();
     return check_done();
 }
