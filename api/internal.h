@@ -33,7 +33,12 @@ struct api {
     uint64_t responses[6];                      /* by status class: 1xx..5xx, index 0 unused */
     uint64_t tasks_accepted;
     struct batch_runner *batches; /* carries batches through their life (api/batch_runner.c) */
+    struct event *submit_ev;      /* sends the loop turn's queued submits (activated, not added) */
+    struct api_ctx *submit_head, *submit_tail;
 };
+
+/* Submits per SUBMIT call (see api_submit). */
+#define API_SUBMIT_BATCH 64
 
 /* How a submit went: 0 created (c->task rendered, c->id set), 1 an idempotent replay (hash of
  * the earlier task in dup, its id in c->id), or a negative code (the answer is the caller's). */
@@ -54,8 +59,10 @@ struct api_ctx {
     int pending;      /* round trips still outstanding (metrics) */
     int64_t values[8];
     api_submit_cb submit_cb;
-    int mode;        /* endpoint-specific (e.g. how to answer after a submit) */
-    int64_t wait_ms; /* Prefer: wait */
+    int mode;                    /* endpoint-specific (e.g. how to answer after a submit) */
+    int64_t wait_ms;             /* Prefer: wait */
+    struct submit_args *submit;  /* queued for the loop turn's SUBMIT call, owned */
+    struct api_ctx *submit_next; /* the api's queue of submits */
 };
 
 /* What a new task is: every endpoint that creates tasks fills one (all borrowed). */
@@ -79,11 +86,21 @@ struct api_submit {
 };
 
 /*
- * Creates the task in one SUBMIT script. c->id must hold a fresh id (api_ctx_for_new_task). Returns
- * 0 (cb will run once) or a negative code with err filled (cb never runs).
+ * Creates the task with the SUBMIT script. c->id must hold a fresh id (api_ctx_for_new_task). The
+ * submit is queued for the end of the loop turn, when every submit of the turn goes to Redis in
+ * one SUBMIT call (up to API_SUBMIT_BATCH each). Returns 0 (cb will run once, from the loop) or a
+ * negative code with err filled (cb never runs).
  */
 int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api_submit_cb cb,
                struct core_err *err);
+
+/* The event callback that sends the queued submits (api_new makes it a->submit_ev's). */
+void api_submit_flush(evutil_socket_t fd, short what, void *arg);
+
+struct submit_args;
+
+/* Frees a queued submit's arguments (NULL is a no-op). */
+void api_submit_args_free(struct submit_args *sa);
 
 /* Validates a client's metadata: an object of at most 16 string values. */
 int api_validate_metadata(const cJSON *meta, struct core_err *e);

@@ -245,6 +245,7 @@ void api_ctx_free(struct api_ctx *c)
     c->api->in_flight--;
     cJSON_Delete(c->task);
     cJSON_free(c->task_text);
+    api_submit_args_free(c->submit);
     cJSON_Delete(c->body);
     free(c);
 }
@@ -415,8 +416,15 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
     a->cfg = cfg;
     a->store = store;
     a->http = evhttp_new(base);
-    if (a->http == NULL) {
+    a->submit_ev = event_new(base, -1, 0, api_submit_flush, a);
+    if (a->http == NULL || a->submit_ev == NULL) {
         core_err_set(err, CORE_ENOMEM, NULL, "evhttp_new failed");
+        if (a->http) {
+            evhttp_free(a->http);
+        }
+        if (a->submit_ev) {
+            event_free(a->submit_ev);
+        }
         free(a);
         return NULL;
     }
@@ -438,6 +446,7 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
         core_err_set(err, CORE_EUNAVAILABLE, "listen", "cannot listen on %s:%d", cfg->listen_host,
                      cfg->listen_port);
         evhttp_free(a->http);
+        event_free(a->submit_ev);
         free(a);
         return NULL;
     }
@@ -478,6 +487,13 @@ void api_free(struct api *a)
         return;
     }
     batch_runner_free(a->batches);
+    /* submits still queued (freed within the loop turn that queued them): dropped unanswered */
+    while (a->submit_head) {
+        struct api_ctx *c = a->submit_head;
+        a->submit_head = c->submit_next;
+        api_ctx_free(c);
+    }
+    event_free(a->submit_ev);
     api_waiters_cleanup(a);
     evhttp_free(a->http);
     free(a);

@@ -340,86 +340,217 @@ static long estimate_tokens(const char *kind, const cJSON *input)
     return in + out;
 }
 
+/*
+ * One task's SUBMIT arguments, kept from api_submit until the loop turn's SUBMIT call goes out.
+ * Everything is owned here: what the caller lent (the kind, the batch's ids) may be gone by then.
+ */
+struct submit_args {
+    char task_key[96], tenant_key[96], idem_key[192];
+    char kind[32], prio[4], now[24], max[24], ttl[24], deadline[24], est[24], quota[24];
+    char body_hash[65];
+    char *input, *meta, *routing, *webhook, *batch_id, *custom_id;
+    const char *argv[SUBMIT_GROUP];
+};
+
+void api_submit_args_free(struct submit_args *sa)
+{
+    if (sa == NULL) {
+        return;
+    }
+    cJSON_free(sa->input);
+    cJSON_free(sa->meta);
+    cJSON_free(sa->routing);
+    cJSON_free(sa->webhook);
+    free(sa->batch_id);
+    free(sa->custom_id);
+    free(sa);
+}
+
+/* The jobs of one SUBMIT call, in argument order. */
+struct submit_batch {
+    size_t n;
+    struct api_ctx *ctx[API_SUBMIT_BATCH];
+};
+
+static void on_submits(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct submit_batch *b = arg;
+    struct core_err e;
+
+    core_err_clear(&e);
+    if (err == NULL && (reply->type != REDIS_REPLY_ARRAY || reply->elements != b->n)) {
+        core_err_set(&e, CORE_EUNAVAILABLE, NULL, "unexpected SUBMIT reply");
+        err = &e;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        on_submit(err ? NULL : reply->element[i], err, b->ctx[i]);
+    }
+    free(b);
+}
+
+/* Sends up to API_SUBMIT_BATCH queued submits in one SUBMIT call. */
+static void send_submits(struct api *a)
+{
+    struct submit_batch *b = calloc(1, sizeof(*b));
+    const char **argv = malloc(sizeof(*argv) * (SUBMIT_HEADER + API_SUBMIT_BATCH * SUBMIT_GROUP));
+    struct core_err e;
+    int n = 0, rc = CORE_ENOMEM;
+
+    core_err_clear(&e);
+    if (b != NULL && argv != NULL) {
+        argv[n++] = CHANNEL_WAKE;
+        while (a->submit_head && b->n < API_SUBMIT_BATCH) {
+            struct api_ctx *c = a->submit_head;
+            a->submit_head = c->submit_next;
+            c->submit_next = NULL;
+            memcpy(&argv[n], c->submit->argv, sizeof(c->submit->argv));
+            n += SUBMIT_GROUP;
+            b->ctx[b->n++] = c;
+        }
+        rc = store_script(a->store, SCRIPT_SUBMIT, on_submits, b, 0, n, argv, NULL);
+    } else {
+        /* out of memory: the whole queue is answered with the error below */
+        while (a->submit_head) {
+            struct api_ctx *c = a->submit_head;
+            a->submit_head = c->submit_next;
+            c->submit_next = NULL;
+            core_err_set(&e, CORE_ENOMEM, NULL, "Out of memory");
+            api_submit_args_free(c->submit);
+            c->submit = NULL;
+            on_submit(NULL, &e, c);
+        }
+    }
+    if (a->submit_head == NULL) {
+        a->submit_tail = NULL;
+    }
+    for (size_t i = 0; b != NULL && i < b->n; i++) {
+        api_submit_args_free(b->ctx[i]->submit); /* the command holds its own copy now */
+        b->ctx[i]->submit = NULL;
+    }
+    free(argv);
+    if (b != NULL && rc < 0) {
+        core_err_set(&e, CORE_EUNAVAILABLE, NULL, "The task store is unavailable; retry shortly");
+        for (size_t i = 0; i < b->n; i++) {
+            on_submit(NULL, &e, b->ctx[i]);
+        }
+        free(b);
+    }
+}
+
+void api_submit_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct api *a = arg;
+
+    (void)fd;
+    (void)what;
+    while (a->submit_head) {
+        send_submits(a);
+    }
+}
+
+/* A copy of s, or NULL when s is NULL; *bad set when out of memory. */
+static char *dup_opt(const char *s, bool *bad)
+{
+    char *d = s ? strdup(s) : NULL;
+    if (s && d == NULL) {
+        *bad = true;
+    }
+    return d;
+}
+
 int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api_submit_cb cb,
                struct core_err *err)
 {
-    char *input_text = cJSON_PrintUnformatted(s->input);
-    char *meta_text = s->metadata ? cJSON_PrintUnformatted(s->metadata) : NULL;
-    char *routing_text = s->routing ? cJSON_PrintUnformatted(s->routing) : NULL;
-    char *webhook_text = s->webhook ? cJSON_PrintUnformatted(s->webhook) : NULL;
-    char body_hash[65], idem_hash[65];
-    char task_key[96], tenant_key[96], idem_key[192];
-    char prio_s[4], now_s[24], max_s[24], ttl_s[24], deadline_s[24], est_s[24], quota_s[24];
+    struct submit_args *sa;
+    char idem_hash[65];
     int64_t now = util_now_ms();
-    int rc = 0;
+    bool oom = false;
 
+    if (!store_ready(a->store)) {
+        int rc = core_err_set(err, CORE_EUNAVAILABLE, NULL,
+                              "The task store is unavailable; retry shortly");
+        core_err_set_code(err, "store_unavailable");
+        return rc;
+    }
+    sa = calloc(1, sizeof(*sa));
+    if (sa == NULL) {
+        return core_err_set(err, CORE_ENOMEM, NULL, "Out of memory");
+    }
     c->submit_cb = cb;
+    sa->input = cJSON_PrintUnformatted(s->input);
+    sa->meta = s->metadata ? cJSON_PrintUnformatted(s->metadata) : NULL;
+    sa->routing = s->routing ? cJSON_PrintUnformatted(s->routing) : NULL;
+    sa->webhook = s->webhook ? cJSON_PrintUnformatted(s->webhook) : NULL;
+    sa->batch_id = dup_opt(s->batch_id, &oom);
+    sa->custom_id = dup_opt(s->custom_id, &oom);
     if (s->task_text) {
         c->task_text = task_new_text(c->id, s->kind, s->model->alias, s->prio, now,
-                                     a->cfg->tasks.max_attempts, meta_text);
+                                     a->cfg->tasks.max_attempts, sa->meta);
     } else {
         c->task = task_new_json(c->id, s->kind, s->model->alias, s->prio, now,
                                 a->cfg->tasks.max_attempts, s->metadata);
     }
-    if (input_text == NULL || (c->task == NULL && c->task_text == NULL)) {
-        rc = core_err_set(err, CORE_ENOMEM, NULL, "Out of memory");
-        goto out;
+    if (oom || sa->input == NULL || (s->metadata && sa->meta == NULL) ||
+        (s->routing && sa->routing == NULL) || (s->webhook && sa->webhook == NULL) ||
+        (c->task == NULL && c->task_text == NULL)) {
+        api_submit_args_free(sa);
+        return core_err_set(err, CORE_ENOMEM, NULL, "Out of memory");
     }
-    body_hash[0] = '\0'; /* the body's hash matters only to an Idempotency-Key */
-    if (s->idem) {
-        util_sha256_hex(s->raw ? s->raw : "", s->raw_len, body_hash);
+    if (s->idem) { /* the body's hash matters only to an Idempotency-Key */
+        util_sha256_hex(s->raw ? s->raw : "", s->raw_len, sa->body_hash);
         util_sha256_hex(s->idem, strlen(s->idem), idem_hash);
     }
-    /* ids, tenants and numbers all fit these buffers (ids are validated, tenants bounded by the
-     * config); util_* rather than snprintf: this runs once per accepted task */
-    util_join(task_key, sizeof(task_key), KEY_TASK, c->id);
-    util_join(tenant_key, sizeof(tenant_key), KEY_TENANT, c->tenant);
-    snprintf(idem_key, sizeof(idem_key), KEY_IDEM "%s:%s", c->tenant, s->idem ? idem_hash : "-");
-    util_fmt_i64(prio_s, sizeof(prio_s), s->prio);
-    util_fmt_i64(now_s, sizeof(now_s), now);
-    util_fmt_i64(max_s, sizeof(max_s), a->cfg->tasks.max_attempts);
-    util_fmt_i64(ttl_s, sizeof(ttl_s), (int64_t)a->cfg->tasks.retention_s * 1000);
-    util_fmt_i64(deadline_s, sizeof(deadline_s), s->deadline_ms);
-    util_fmt_i64(est_s, sizeof(est_s), estimate_tokens(s->kind, s->input));
-    util_fmt_i64(quota_s, sizeof(quota_s), config_max_queued(a->cfg, c->tenant));
-    {
-        const char *argv[] = {task_key,
-                              tenant_key,
-                              idem_key,
-                              c->id,
-                              c->tenant,
-                              s->kind,
-                              s->model->alias,
-                              prio_s,
-                              now_s,
-                              max_s,
-                              input_text,
-                              meta_text ? meta_text : "",
-                              s->idem ? "1" : "0",
-                              body_hash,
-                              ttl_s,
-                              CHANNEL_WAKE,
-                              s->notify ? a->channel : "",
-                              s->stream ? "1" : "0",
-                              s->deadline_ms > 0 ? deadline_s : "",
-                              est_s,
-                              routing_text ? routing_text : "",
-                              quota_s,
-                              webhook_text ? webhook_text : "",
-                              s->batch_id ? s->batch_id : "",
-                              s->custom_id ? s->custom_id : ""};
-        if (store_script(a->store, SCRIPT_SUBMIT, on_submit, c, 3, 25, argv, NULL) < 0) {
-            rc = core_err_set(err, CORE_EUNAVAILABLE, NULL,
-                              "The task store is unavailable; retry shortly");
-            core_err_set_code(err, "store_unavailable");
-        }
+    /* ids, tenants, kinds and numbers all fit these buffers (ids and kinds are validated,
+     * tenants bounded by the config); util_* rather than snprintf: this runs once per task */
+    util_join(sa->task_key, sizeof(sa->task_key), KEY_TASK, c->id);
+    util_join(sa->tenant_key, sizeof(sa->tenant_key), KEY_TENANT, c->tenant);
+    snprintf(sa->idem_key, sizeof(sa->idem_key), KEY_IDEM "%s:%s", c->tenant,
+             s->idem ? idem_hash : "-");
+    snprintf(sa->kind, sizeof(sa->kind), "%s", s->kind);
+    util_fmt_i64(sa->prio, sizeof(sa->prio), s->prio);
+    util_fmt_i64(sa->now, sizeof(sa->now), now);
+    util_fmt_i64(sa->max, sizeof(sa->max), a->cfg->tasks.max_attempts);
+    util_fmt_i64(sa->ttl, sizeof(sa->ttl), (int64_t)a->cfg->tasks.retention_s * 1000);
+    util_fmt_i64(sa->deadline, sizeof(sa->deadline), s->deadline_ms);
+    util_fmt_i64(sa->est, sizeof(sa->est), estimate_tokens(s->kind, s->input));
+    util_fmt_i64(sa->quota, sizeof(sa->quota), config_max_queued(a->cfg, c->tenant));
+    const char *group[SUBMIT_GROUP] = {sa->task_key,
+                                       sa->tenant_key,
+                                       sa->idem_key,
+                                       c->id,
+                                       c->tenant,
+                                       sa->kind,
+                                       s->model->alias,
+                                       sa->prio,
+                                       sa->now,
+                                       sa->max,
+                                       sa->input,
+                                       sa->meta ? sa->meta : "",
+                                       s->idem ? "1" : "0",
+                                       sa->body_hash,
+                                       sa->ttl,
+                                       s->notify ? a->channel : "",
+                                       s->stream ? "1" : "0",
+                                       s->deadline_ms > 0 ? sa->deadline : "",
+                                       sa->est,
+                                       sa->routing ? sa->routing : "",
+                                       sa->quota,
+                                       sa->webhook ? sa->webhook : "",
+                                       sa->batch_id ? sa->batch_id : "",
+                                       sa->custom_id ? sa->custom_id : ""};
+    memcpy(sa->argv, group, sizeof(group));
+    /* Queued for the end of this loop turn: the turn's submits go to Redis in one SUBMIT call
+     * (activated events run after those already active, so the turn's other requests first). */
+    c->submit = sa;
+    c->submit_next = NULL;
+    if (a->submit_tail) {
+        a->submit_tail->submit_next = c;
+    } else {
+        a->submit_head = c;
+        event_active(a->submit_ev, EV_TIMEOUT, 1);
     }
-out:
-    cJSON_free(input_text);
-    cJSON_free(meta_text);
-    cJSON_free(routing_text);
-    cJSON_free(webhook_text);
-    return rc;
+    a->submit_tail = c;
+    return 0;
 }
 
 /* 202 with the task (task, or text when task is NULL; either taken) and its Location. */

@@ -178,60 +178,92 @@ static const char prelude_lua[] =
     "end\n";
 
 /*
- * SUBMIT — create a queued task, unless the tenant's quota of queued tasks is used up.
- * KEYS: 1 task, 2 tenant index, 3 idempotency key
- * ARGV: 1 id, 2 tenant, 3 kind, 4 model, 5 priority (0-2), 6 now ms, 7 max_attempts, 8 input,
- *       9 metadata ("" none), 10 use idempotency (0/1), 11 body sha256, 12 idempotency ttl ms,
- *       13 wake channel, 14 reply_to channel ("" none), 15 stream (0/1), 16 deadline ms ("" none),
- *       17 estimated tokens, 18 routing JSON ("" none), 19 the tenant's quota of queued tasks,
- *       20 webhook JSON {url, events} ("" none), 21 batch id ("" none), 22 custom_id
+ * SUBMIT — create queued tasks, each unless its tenant's quota of queued tasks is used up: every
+ * task an API process accepted in one loop turn (up to 64), applied in order, as separate calls
+ * would be. Each task is written with one HSET; what the tasks of one call share is written once
+ * per call: the /metrics counters (summed), each ready list (one LPUSH of its new ids, in order),
+ * each ring entry, each tenant index (one ZADD), the wake message.
+ * KEYS: none (the keys are in each group; all in the {sl} slot)
+ * ARGV: 1 wake channel, then SUBMIT_GROUP arguments per task:
+ *       +1 task key, +2 tenant index key, +3 idempotency key, +4 id, +5 tenant, +6 kind, +7 model,
+ *       +8 priority (0-2), +9 now ms, +10 max_attempts, +11 input, +12 metadata ("" none),
+ *       +13 use idempotency (0/1), +14 body sha256, +15 idempotency ttl ms, +16 reply_to channel
+ *       ("" none), +17 stream (0/1), +18 deadline ms ("" none), +19 estimated tokens, +20 routing
+ *       JSON ("" none), +21 the tenant's quota of queued tasks, +22 webhook JSON {url, events}
+ *       ("" none), +23 batch id ("" none), +24 custom_id
  * A batch's task has an id derived from its batch and line, so a runner that submits a chunk
  * again (after a crash) finds the task there: {"dup", id, hash}, nothing created twice.
- * Returns {"ok"} | {"dup", id, hash} | {"conflict"} | {"quota", queued}.
+ * Returns one entry per task, in order: {"ok"} | {"dup", id, hash} | {"conflict"} |
+ * {"quota", queued}.
  */
 static const char submit_lua[] =
-    "if ARGV[21] ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then\n"
-    "  return {'dup', ARGV[1], redis.call('HGETALL', KEYS[1])}\n"
-    "end\n"
-    "if ARGV[10] == '1' then\n"
-    "  local prev = redis.call('GET', KEYS[3])\n"
-    "  if prev then\n"
-    "    local h, id = string.match(prev, '^(%x+) (.+)$')\n"
-    "    if h ~= ARGV[11] then return {'conflict'} end\n"
-    "    local t = redis.call('HGETALL', T .. id)\n"
-    "    if #t > 0 then return {'dup', id, t} end\n"
+    "ACC = {}\n"
+    /* the tenants' queued counts (read once, then counted here), the ready lists' new ids, the
+       ring entries seen, the tenant indexes' new entries */
+    "local queued, lists, list_order, rings, index, index_order = {}, {}, {}, {}, {}, {}\n"
+    "local function submit_one(A)\n"
+    "  if A[23] ~= '' and redis.call('EXISTS', A[1]) == 1 then\n"
+    "    return {'dup', A[4], redis.call('HGETALL', A[1])}\n"
     "  end\n"
-    "end\n"
-    "local queued = num(redis.call('HGET', STATS, 'tq|' .. ARGV[2]), 0)\n"
-    "if queued >= tonumber(ARGV[19]) then return {'quota', queued} end\n"
+    "  if A[13] == '1' then\n"
+    "    local prev = redis.call('GET', A[3])\n"
+    "    if prev then\n"
+    "      local h, id = string.match(prev, '^(%x+) (.+)$')\n"
+    "      if h ~= A[14] then return {'conflict'} end\n"
+    "      local t = redis.call('HGETALL', T .. id)\n"
+    "      if #t > 0 then return {'dup', id, t} end\n"
+    "    end\n"
+    "  end\n"
+    "  local tenant, model, prio = A[5], A[7], A[8]\n"
+    "  local q = queued[tenant] or num(redis.call('HGET', STATS, 'tq|' .. tenant), 0)\n"
+    "  queued[tenant] = q\n"
+    "  if q >= tonumber(A[21]) then return {'quota', q} end\n"
+    "  queued[tenant] = q + 1\n"
     /* the whole task in one write, queued (the same steps as set_status and enqueue, without
        reading back what this script is writing) */
-    "local h = {'tenant', ARGV[2], 'kind', ARGV[3], 'model', ARGV[4], 'priority', ARGV[5],\n"
-    "  'created', ARGV[6], 'attempts', 0, 'max_attempts', ARGV[7], 'fence', 0, 'input', ARGV[8],\n"
-    "  'est', ARGV[17], 'status', 'queued', 'inq', '1'}\n"
-    "local function opt(field, v) if v ~= '' then h[#h+1] = field; h[#h+1] = v end end\n"
-    "opt('metadata', ARGV[9]); opt('reply_to', ARGV[14]); opt('deadline', ARGV[16])\n"
-    "opt('routing', ARGV[18]); opt('webhook', ARGV[20]); opt('batch', ARGV[21])\n"
-    "if ARGV[15] == '1' then opt('stream', '1') end\n"
-    "if ARGV[21] ~= '' then opt('custom_id', ARGV[22]) end\n"
-    "redis.call('HSET', KEYS[1], unpack(h))\n"
-    "if ARGV[16] ~= '' then redis.call('ZADD', '" KEY_DEADLINES "', ARGV[16], ARGV[1]) end\n"
-    "local member = ARGV[2] .. '|' .. ARGV[4]\n"
-    "local was = redis.call('LPUSH', '" KEY_QUEUE "' .. ARGV[5] .. ':' .. member, ARGV[1]) - 1\n"
-    "if redis.call('SADD', '" KEY_RINGSET "' .. ARGV[5], member) == 1 then\n"
-    "  redis.call('RPUSH', '" KEY_RING "' .. ARGV[5], member)\n"
+    "  local h = {'tenant', tenant, 'kind', A[6], 'model', model, 'priority', prio,\n"
+    "    'created', A[9], 'attempts', 0, 'max_attempts', A[10], 'fence', 0, 'input', A[11],\n"
+    "    'est', A[19], 'status', 'queued', 'inq', '1'}\n"
+    "  local function opt(field, v) if v ~= '' then h[#h+1] = field; h[#h+1] = v end end\n"
+    "  opt('metadata', A[12]); opt('reply_to', A[16]); opt('deadline', A[18])\n"
+    "  opt('routing', A[20]); opt('webhook', A[22]); opt('batch', A[23])\n"
+    "  if A[17] == '1' then opt('stream', '1') end\n"
+    "  if A[23] ~= '' then opt('custom_id', A[24]) end\n"
+    "  redis.call('HSET', A[1], unpack(h))\n"
+    "  if A[18] ~= '' then redis.call('ZADD', '" KEY_DEADLINES "', A[18], A[4]) end\n"
+    "  local member = tenant .. '|' .. model\n"
+    "  local ql = '" KEY_QUEUE "' .. prio .. ':' .. member\n"
+    "  if not lists[ql] then lists[ql] = {}; list_order[#list_order+1] = ql end\n"
+    "  table.insert(lists[ql], A[4])\n"
+    "  local rk = prio .. ':' .. member\n"
+    "  if not rings[rk] then\n"
+    "    rings[rk] = true\n"
+    "    if redis.call('SADD', '" KEY_RINGSET "' .. prio, member) == 1 then\n"
+    "      redis.call('RPUSH', '" KEY_RING "' .. prio, member)\n"
+    "    end\n"
+    "  end\n"
+    "  if not index[A[2]] then index[A[2]] = {}; index_order[#index_order+1] = A[2] end\n"
+    "  local ix = index[A[2]]\n"
+    "  ix[#ix+1] = A[9]; ix[#ix+1] = A[4]\n"
+    "  if A[13] == '1' then redis.call('SET', A[3], A[14] .. ' ' .. A[4], 'PX', A[15]) end\n"
+    "  stat('status|queued', 1); stat('tq|' .. tenant, 1); stat('accepted', 1)\n"
+    "  stat('depth|' .. model .. '|' .. prio, 1); stat('depthp|' .. prio, 1)\n"
+    "  return {'ok'}\n"
     "end\n"
-    "redis.call('HINCRBY', STATS, 'status|queued', 1)\n"
-    "redis.call('HINCRBY', STATS, 'tq|' .. ARGV[2], 1)\n"
-    "redis.call('HINCRBY', STATS, 'depth|' .. ARGV[4] .. '|' .. ARGV[5], 1)\n"
-    "redis.call('HINCRBY', STATS, 'depthp|' .. ARGV[5], 1)\n"
-    "redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])\n"
-    "if ARGV[10] == '1' then\n"
-    "  redis.call('SET', KEYS[3], ARGV[11] .. ' ' .. ARGV[1], 'PX', ARGV[12])\n"
+    "local out = {}\n"
+    "for base = 2, #ARGV - " SUBMIT_GROUP_S " + 1, " SUBMIT_GROUP_S " do\n"
+    "  out[#out+1] = submit_one({unpack(ARGV, base, base + " SUBMIT_GROUP_S " - 1)})\n"
     "end\n"
-    "redis.call('HINCRBY', STATS, 'accepted', 1)\n"
-    "if was == 0 then redis.call('PUBLISH', ARGV[13], '1') end\n"
-    "return {'ok'}\n";
+    /* a list that was empty gets a claim loop going: wake the workers */
+    "local wake = false\n"
+    "for _, ql in ipairs(list_order) do\n"
+    "  local ids = lists[ql]\n"
+    "  if redis.call('LPUSH', ql, unpack(ids)) == #ids then wake = true end\n"
+    "end\n"
+    "for _, key in ipairs(index_order) do redis.call('ZADD', key, unpack(index[key])) end\n"
+    "flush_stats()\n"
+    "if wake then redis.call('PUBLISH', ARGV[1], '1') end\n"
+    "return out\n";
 
 /*
  * CLAIM — the scheduler's admission step, shared by every worker on every host. Takes up to n
