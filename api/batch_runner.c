@@ -454,6 +454,7 @@ static bool submit_line(struct batch_runner *r, const cJSON *body, const struct 
     sub.prio = TASK_PRIO_BATCH;
     sub.batch_id = r->id;
     sub.custom_id = custom_id;
+    sub.render = API_RENDER_NONE; /* a line's task is answered in the output file, not here */
     core_err_clear(&e);
     if (api_submit(r->api, c, &sub, on_line_submitted, &e) < 0) {
         api_ctx_free(c);

@@ -63,13 +63,14 @@ static void on_submitted(struct api_ctx *c, int outcome, redisReply *dup,
         api_reply_err(a, c->req, err);
     } else if (c->mode == COMPAT_ASYNC) {
         char loc[96];
-        cJSON *task = outcome == 1 ? task_to_json(c->id, dup) : c->task;
-        if (outcome == 0) {
-            c->task = NULL;
-        }
         snprintf(loc, sizeof(loc), "/v1/tasks/%s", c->id);
         evhttp_add_header(evhttp_request_get_output_headers(c->req), "Location", loc);
-        api_reply_json(a, c->req, 202, task);
+        if (outcome == 1) {
+            api_reply_json(a, c->req, 202, task_to_json(c->id, dup));
+        } else {
+            api_reply_json_text(a, c->req, 202, c->task_text);
+            c->task_text = NULL;
+        }
     } else if (outcome == 1) {
         api_wait_rekey(a, c->orig_id, c->id);
     }
@@ -121,6 +122,8 @@ static void compat_submit(struct api *a, struct evhttp_request *req, const char 
     }
     c->mode = prefers_async(req) ? COMPAT_ASYNC : COMPAT_WAIT;
     sub.notify = c->mode == COMPAT_WAIT;
+    /* a waiting request answers with the result: the task object would be built for nothing */
+    sub.render = c->mode == COMPAT_ASYNC ? API_RENDER_TEXT : API_RENDER_NONE;
     if (c->mode == COMPAT_WAIT &&
         api_wait(a, req, tenant, c->id, sub.stream ? WAIT_STREAM : WAIT_RESULT,
                  (int64_t)a->cfg->limits.sync_wait_s * 1000) < 0) {

@@ -35,6 +35,7 @@ struct api {
     struct batch_runner *batches; /* carries batches through their life (api/batch_runner.c) */
     struct event *submit_ev;      /* sends the loop turn's queued submits (activated, not added) */
     struct api_ctx *submit_head, *submit_tail;
+    const char **submit_argv; /* scratch of one SUBMIT call */
 };
 
 /* Submits per SUBMIT call (see api_submit). */
@@ -53,7 +54,7 @@ struct api_ctx {
     char id[64];
     char orig_id[64]; /* the id a submit proposed, when an idempotent replay named another */
     cJSON *task;      /* a task rendered before the round trip (submit), owned */
-    char *task_text;  /* or as text (api_submit.task_text), owned */
+    char *task_text;  /* or as text (api_submit.render), owned */
     cJSON *body;      /* the request body, kept for the answer when needed, owned */
     void *owner;      /* the larger request this is part of (a bulk submit), borrowed */
     int pending;      /* round trips still outstanding (metrics) */
@@ -64,6 +65,11 @@ struct api_ctx {
     struct submit_args *submit;  /* queued for the loop turn's SUBMIT call, owned */
     struct api_ctx *submit_next; /* the api's queue of submits */
 };
+
+/* How api_submit renders the accepted task for the caller's answer: as cJSON in c->task (the
+ * default), as JSON text in c->task_text (the fast path of POST /v1/tasks), or not at all (the
+ * request waits for the result instead). */
+enum api_render { API_RENDER_JSON = 0, API_RENDER_TEXT, API_RENDER_NONE };
 
 /* What a new task is: every endpoint that creates tasks fills one (all borrowed). */
 struct api_submit {
@@ -77,11 +83,11 @@ struct api_submit {
     size_t raw_len;
     bool notify; /* this process waits for it: store reply_to */
     bool stream;
-    int64_t deadline_ms;  /* 0 = none */
-    const cJSON *routing; /* the task's {strategy, max_cost}, validated; may be NULL */
-    cJSON *webhook;       /* the task's normalized {url, events}; may be NULL; caller frees */
-    bool task_text;       /* render the accepted task as text (c->task_text), not as cJSON */
-    const char *batch_id; /* a batch's line: c->id is derived from it (api_batch_task_id) */
+    int64_t deadline_ms;    /* 0 = none */
+    const cJSON *routing;   /* the task's {strategy, max_cost}, validated; may be NULL */
+    cJSON *webhook;         /* the task's normalized {url, events}; may be NULL; caller frees */
+    enum api_render render; /* how the accepted task is rendered for the answer */
+    const char *batch_id;   /* a batch's line: c->id is derived from it (api_batch_task_id) */
     const char *custom_id;
 };
 

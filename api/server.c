@@ -16,6 +16,7 @@
 #include "api/files.h"
 #include "api/internal.h"
 #include "core/log.h"
+#include "core/scripts.h"
 #include "core/task.h"
 #include "core/util.h"
 
@@ -417,7 +418,8 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
     a->store = store;
     a->http = evhttp_new(base);
     a->submit_ev = event_new(base, -1, 0, api_submit_flush, a);
-    if (a->http == NULL || a->submit_ev == NULL) {
+    a->submit_argv = calloc(SUBMIT_HEADER + API_SUBMIT_BATCH * SUBMIT_GROUP, sizeof(char *));
+    if (a->http == NULL || a->submit_ev == NULL || a->submit_argv == NULL) {
         core_err_set(err, CORE_ENOMEM, NULL, "evhttp_new failed");
         if (a->http) {
             evhttp_free(a->http);
@@ -425,6 +427,7 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
         if (a->submit_ev) {
             event_free(a->submit_ev);
         }
+        free(a->submit_argv);
         free(a);
         return NULL;
     }
@@ -447,6 +450,7 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
                      cfg->listen_port);
         evhttp_free(a->http);
         event_free(a->submit_ev);
+        free(a->submit_argv);
         free(a);
         return NULL;
     }
@@ -494,6 +498,7 @@ void api_free(struct api *a)
         api_ctx_free(c);
     }
     event_free(a->submit_ev);
+    free(a->submit_argv);
     api_waiters_cleanup(a);
     evhttp_free(a->http);
     free(a);

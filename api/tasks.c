@@ -392,7 +392,7 @@ static void on_submits(redisReply *reply, const struct core_err *err, void *arg)
 static void send_submits(struct api *a)
 {
     struct submit_batch *b = calloc(1, sizeof(*b));
-    const char **argv = malloc(sizeof(*argv) * (SUBMIT_HEADER + API_SUBMIT_BATCH * SUBMIT_GROUP));
+    const char **argv = a->submit_argv;
     struct core_err e;
     int n = 0, rc = CORE_ENOMEM;
 
@@ -427,7 +427,6 @@ static void send_submits(struct api *a)
         api_submit_args_free(b->ctx[i]->submit); /* the command holds its own copy now */
         b->ctx[i]->submit = NULL;
     }
-    free(argv);
     if (b != NULL && rc < 0) {
         core_err_set(&e, CORE_EUNAVAILABLE, NULL, "The task store is unavailable; retry shortly");
         for (size_t i = 0; i < b->n; i++) {
@@ -483,16 +482,16 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
     sa->webhook = s->webhook ? cJSON_PrintUnformatted(s->webhook) : NULL;
     sa->batch_id = dup_opt(s->batch_id, &oom);
     sa->custom_id = dup_opt(s->custom_id, &oom);
-    if (s->task_text) {
+    if (s->render == API_RENDER_TEXT) {
         c->task_text = task_new_text(c->id, s->kind, s->model->alias, s->prio, now,
                                      a->cfg->tasks.max_attempts, sa->meta);
-    } else {
+    } else if (s->render == API_RENDER_JSON) {
         c->task = task_new_json(c->id, s->kind, s->model->alias, s->prio, now,
                                 a->cfg->tasks.max_attempts, s->metadata);
     }
     if (oom || sa->input == NULL || (s->metadata && sa->meta == NULL) ||
         (s->routing && sa->routing == NULL) || (s->webhook && sa->webhook == NULL) ||
-        (c->task == NULL && c->task_text == NULL)) {
+        (s->render != API_RENDER_NONE && c->task == NULL && c->task_text == NULL)) {
         api_submit_args_free(sa);
         return core_err_set(err, CORE_ENOMEM, NULL, "Out of memory");
     }
@@ -865,7 +864,7 @@ void api_tasks_create(struct api *a, struct evhttp_request *req, const char *ten
     }
     sub.raw = raw;
     sub.raw_len = raw_len;
-    sub.task_text = true;
+    sub.render = API_RENDER_TEXT;
     c = api_ctx_for_new_task(a, req, tenant);
     if (c == NULL) {
         goto out;

@@ -59,6 +59,12 @@ struct store {
     char *channel; /* subscriber mode when set */
     store_msg_cb msg_cb;
     void *msg_arg;
+
+    /* store_script's argument arrays past STORE_STACK_ARGS, kept for the next large call (a
+     * batched SUBMIT or FINISH every loop turn) */
+    const char **script_av;
+    size_t *script_al;
+    int script_cap;
 };
 
 static void store_connect(struct store *s);
@@ -415,6 +421,8 @@ void store_free(struct store *s)
     free(s->host);
     free(s->password);
     free(s->channel);
+    free(s->script_av);
+    free(s->script_al);
     free(s);
 }
 
@@ -454,19 +462,27 @@ int store_script(struct store *s, enum script_id id, store_cb cb, void *arg, int
     const char **av = stack_argv;
     size_t *al = stack_lens;
     char nk[16];
-    int rc;
 
     if (!store_ready(s)) {
         return CORE_EUNAVAILABLE;
     }
     if (argc > STORE_STACK_ARGS) {
-        av = malloc(sizeof(*av) * (size_t)(argc + 3));
-        al = malloc(sizeof(*al) * (size_t)(argc + 3));
-        if (av == NULL || al == NULL) {
-            free(av);
-            free(al);
-            return CORE_ENOMEM;
+        if (argc + 3 > s->script_cap) {
+            const char **nav = realloc(s->script_av, sizeof(*nav) * (size_t)(argc + 3));
+            size_t *nal;
+            if (nav == NULL) {
+                return CORE_ENOMEM;
+            }
+            s->script_av = nav;
+            nal = realloc(s->script_al, sizeof(*nal) * (size_t)(argc + 3));
+            if (nal == NULL) {
+                return CORE_ENOMEM;
+            }
+            s->script_al = nal;
+            s->script_cap = argc + 3;
         }
+        av = s->script_av;
+        al = s->script_al;
     }
     util_fmt_i64(nk, sizeof(nk), nkeys);
     av[0] = "EVALSHA";
@@ -479,12 +495,7 @@ int store_script(struct store *s, enum script_id id, store_cb cb, void *arg, int
         av[i + 3] = argv[i];
         al[i + 3] = lens ? lens[i] : strlen(argv[i]);
     }
-    rc = send_argv(s, cb, arg, argc + 3, av, al);
-    if (av != stack_argv) {
-        free(av);
-        free(al);
-    }
-    return rc;
+    return send_argv(s, cb, arg, argc + 3, av, al);
 }
 
 int store_subscribe(struct store *s, const char *channel, store_msg_cb cb, void *arg)

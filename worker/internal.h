@@ -102,6 +102,7 @@ struct job {
 };
 
 struct webhooks;
+struct report_fmt;
 
 struct worker {
     struct event_base *base;
@@ -127,6 +128,8 @@ struct worker {
     struct event *capacity; /* wakes the claim loop when a deployment's budget returns */
     struct event *report;   /* sends the loop turn's queued outcomes (activated, never added) */
     struct job *report_head, *report_tail;
+    struct report_fmt *report_fmt; /* scratch of one FINISH call (worker.c) */
+    const char **report_argv;
     struct webhooks *webhooks;
 
     int64_t next_sweep_mono;
