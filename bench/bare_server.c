@@ -92,7 +92,16 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    b.base = event_base_new();
+    {
+        /* the loop configured as sluice's (cmd/sluice.c: epoll's changelist), so the ratio
+         * against this baseline measures sluice's own work, not a loop setting */
+        struct event_config *ec = event_config_new();
+        if (ec != NULL) {
+            event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+            b.base = event_base_new_with_config(ec);
+            event_config_free(ec);
+        }
+    }
     b.http = b.base ? evhttp_new(b.base) : NULL;
     if (b.http == NULL) {
         fprintf(stderr, "bare_server: cannot create the event loop\n");

