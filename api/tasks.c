@@ -366,7 +366,7 @@ void api_submit_args_free(struct submit_args *sa)
     free(sa);
 }
 
-/* The jobs of one SUBMIT call, in argument order. */
+/* The submits of one SUBMIT call, in argument order. */
 struct submit_batch {
     size_t n;
     struct api_ctx *ctx[API_SUBMIT_BATCH];
