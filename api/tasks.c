@@ -397,7 +397,7 @@ static void send_submits(struct api *a)
     int n = 0, rc = CORE_ENOMEM;
 
     core_err_clear(&e);
-    if (b != NULL && argv != NULL) {
+    if (b != NULL) {
         argv[n++] = CHANNEL_WAKE;
         while (a->submit_head && b->n < API_SUBMIT_BATCH) {
             struct api_ctx *c = a->submit_head;
@@ -409,7 +409,7 @@ static void send_submits(struct api *a)
         }
         rc = store_script(a->store, SCRIPT_SUBMIT, on_submits, b, 0, n, argv, NULL);
     } else {
-        /* out of memory: the whole queue is answered with the error below */
+        /* out of memory: every queued submit is answered with the error */
         while (a->submit_head) {
             struct api_ctx *c = a->submit_head;
             a->submit_head = c->submit_next;

@@ -617,11 +617,13 @@ static const char finish_lua[] =
     "  deps[dk] = d; dep_list[#dep_list+1] = d\n"
     "  return d\n"
     "end\n"
-    /* a field to write (a field put twice takes its later value); a state field moves too */
+    /* a field to write (a field put twice takes its later value); the state moves with it, also
+       a field absent when read, so the call's next outcome on the deployment sees the write as a
+       separate call would */
     "local function dput(d, field, v)\n"
     "  if d.w[field] == nil then d.order[#d.order+1] = field end\n"
     "  d.w[field] = v\n"
-    "  if d.s[field] ~= nil then d.s[field] = v end\n"
+    "  d.s[field] = v\n"
     "end\n"
     "local lat_buckets = {25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}\n"
     "local function dep_outcome(A, model, dep, est)\n"

@@ -137,10 +137,11 @@ static char *attempt_json(const struct job *j)
     return s;
 }
 
+/* v in decimal when `when`, else "" (a FINISH argument that is absent). */
 static void fmt_ll(char *buf, size_t size, int64_t v, bool when)
 {
     if (when) {
-        snprintf(buf, size, "%lld", (long long)v);
+        util_fmt_i64(buf, size, v);
     } else {
         buf[0] = '\0';
     }
@@ -184,11 +185,11 @@ void worker_job_report(struct job *j)
 /* Appends job j's FINISH_GROUP arguments to argv at *n; f keeps the formatted ones. */
 static void report_args(const struct job *j, struct report_fmt *f, const char **argv, int *n)
 {
-    snprintf(f->task_key, sizeof(f->task_key), KEY_TASK "%s", j->id);
-    snprintf(f->retry, sizeof(f->retry), "%lld", (long long)j->retry_at_ms);
+    util_join(f->task_key, sizeof(f->task_key), KEY_TASK, j->id);
+    util_fmt_i64(f->retry, sizeof(f->retry), j->retry_at_ms);
     fmt_ll(f->prog, sizeof(f->prog), j->progress, j->progress >= 0);
     fmt_ll(f->qpos, sizeof(f->qpos), j->queue_position, j->queue_position >= 0);
-    snprintf(f->poll, sizeof(f->poll), "%lld", (long long)j->poll_at_ms);
+    util_fmt_i64(f->poll, sizeof(f->poll), j->poll_at_ms);
     if (j->latency_ms >= 0) {
         fmt_ms3(f->lat, sizeof(f->lat), j->latency_ms);
     } else {
