@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/rand.h>
+
 #include "adapters/dialect.h"
 
 const char *adapter_json_str(const cJSON *o, const char *key)
@@ -138,6 +140,73 @@ int adapter_unsupported(const char *dialect, enum adapter_op op, struct core_err
 {
     return core_err_set(err, CORE_EUNPROCESSABLE, NULL, "the %s dialect does not support %s tasks",
                         dialect, adapter_op_name(op));
+}
+
+static bool field_inert(const cJSON *v, enum adapter_field_rule rule)
+{
+    switch (rule) {
+    case ADAPTER_FIELD_HANDLED:
+        return true;
+    case ADAPTER_FIELD_IF_FALSE:
+        return cJSON_IsFalse(v);
+    case ADAPTER_FIELD_IF_TRUE:
+        return cJSON_IsTrue(v);
+    case ADAPTER_FIELD_IF_ZERO:
+        return cJSON_IsNumber(v) && v->valuedouble == 0;
+    case ADAPTER_FIELD_IF_ONE:
+        return cJSON_IsNumber(v) && v->valuedouble == 1;
+    }
+    return false;
+}
+
+int adapter_fields_check(const cJSON *input, const char *dialect, const struct adapter_field *table,
+                         size_t n, struct core_err *err)
+{
+    const cJSON *f;
+
+    cJSON_ArrayForEach(f, input)
+    {
+        const struct adapter_field *row = NULL;
+
+        if (f->string == NULL || cJSON_IsNull(f)) {
+            continue;
+        }
+        for (size_t i = 0; i < n && row == NULL; i++) {
+            if (strcmp(table[i].name, f->string) == 0) {
+                row = &table[i];
+            }
+        }
+        if (row != NULL && field_inert(f, row->rule)) {
+            continue;
+        }
+        core_err_set(err, CORE_EINVAL, f->string,
+                     row != NULL ? "The %s dialect serving this model cannot honour this value "
+                                   "of '%.64s'"
+                                 : "The %s dialect serving this model does not support '%.64s'",
+                     dialect, f->string);
+        core_err_set_code(err, "unsupported_parameter");
+        return CORE_EINVAL;
+    }
+    return 0;
+}
+
+int adapter_random_id(const char *prefix, size_t n, char *out, size_t cap)
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char raw[64];
+    size_t plen = strlen(prefix);
+
+    if (n > sizeof(raw) || plen + n + 1 > cap || RAND_bytes(raw, (int)n) != 1) {
+        return -1;
+    }
+    memcpy(out, prefix, plen);
+    for (size_t i = 0; i < n; i++) {
+        /* 62 symbols: the modulo bias (256 % 62 = 8) is irrelevant for ids that need only be
+         * unique, not secret */
+        out[plen + i] = alphabet[raw[i] % (sizeof(alphabet) - 1)];
+    }
+    out[plen + n] = '\0';
+    return 0;
 }
 
 int adapter_target_check(const struct adapter_target *t, struct core_err *err)

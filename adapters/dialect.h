@@ -84,6 +84,41 @@ int adapter_request_add_key(struct adapter_request *req, const char *prefix, con
 int adapter_request_set_json(struct adapter_request *req, const char *method, char *url,
                              const cJSON *body);
 
+/*
+ * The field policy. Every top-level field of a client's request is honoured, translated for the
+ * dialect, or refused with a 400 that names it — never silently dropped. A dialect that is not
+ * OpenAI's lists the fields it handles; adapter_fields_check refuses every other field. A field
+ * the dialect cannot honour is still accepted at the value that asks for nothing (its `inert`
+ * rule: `logprobs: false`, `n: 1`, `presence_penalty: 0`), and a null value is always accepted,
+ * as OpenAI reads null as absent.
+ */
+enum adapter_field_rule {
+    ADAPTER_FIELD_HANDLED = 0, /* honoured or translated, whatever its value */
+    ADAPTER_FIELD_IF_FALSE,    /* accepted only as false */
+    ADAPTER_FIELD_IF_TRUE,     /* accepted only as true */
+    ADAPTER_FIELD_IF_ZERO,     /* accepted only as the number 0 */
+    ADAPTER_FIELD_IF_ONE,      /* accepted only as the number 1 */
+};
+
+struct adapter_field {
+    const char *name;
+    enum adapter_field_rule rule;
+};
+
+/*
+ * Checks input's top-level fields against a dialect's table (see above). Returns 0, or CORE_EINVAL
+ * with err naming the first field refused (param = the field, code "unsupported_parameter").
+ */
+int adapter_fields_check(const cJSON *input, const char *dialect, const struct adapter_field *table,
+                         size_t n, struct core_err *err);
+
+/*
+ * Writes prefix + n random characters of [A-Za-z0-9] into out (cap bytes, NUL-terminated), from
+ * OpenSSL's CSPRNG: tool call ids in OpenAI's shape ("call_" + 24) for providers that give none or
+ * repeat theirs. Returns 0, or -1 when cap is too small or no randomness was to be had.
+ */
+int adapter_random_id(const char *prefix, size_t n, char *out, size_t cap);
+
 /* What adapter_data_url found wrong with a data: URL. */
 enum adapter_data_url_error {
     ADAPTER_DATA_URL_NOT_BASE64 = -1, /* no ",", or no ";base64" right before it */

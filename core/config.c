@@ -385,6 +385,7 @@ static int parse_deployment(struct config *cfg, struct config_deployment *d, con
         {"tpm", offsetof(struct config_deployment, tpm)},
         {"max_concurrency", offsetof(struct config_deployment, max_concurrency)},
         {"weight", offsetof(struct config_deployment, weight)},
+        {"default_max_tokens", offsetof(struct config_deployment, default_max_tokens)},
     };
     char field[200];
     const char *provider = get_string(obj, "provider");

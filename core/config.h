@@ -42,6 +42,7 @@ struct config_deployment {
     char *model;                            /* upstream model name */
     struct config_price price;
     long rpm, tpm, max_concurrency, weight; /* 0 = unlimited; pacing arrives with the scheduler */
+    long default_max_tokens; /* overrides the provider's (anthropic's max_tokens); 0 = none */
 };
 
 struct config_model {

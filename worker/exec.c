@@ -401,7 +401,9 @@ static int resolve(struct job *j, struct core_err *e)
     j->target.base_url = j->dep->provider->base_url;
     j->target.api_key = j->dep->provider->api_key;
     j->target.model = j->dep->model;
-    j->target.default_max_tokens = j->dep->provider->default_max_tokens;
+    j->target.default_max_tokens = j->dep->default_max_tokens > 0
+                                       ? j->dep->default_max_tokens
+                                       : j->dep->provider->default_max_tokens;
     j->call.op = (enum adapter_op)op;
     j->call.input = j->input;
     j->call.target = &j->target;

@@ -232,6 +232,14 @@ size_t mock_split(const char *s, size_t n, size_t pieces, size_t *ends);
 /* Base64 of n bytes appended to out (OpenSSL EVP_EncodeBlock). Returns 0 or -1 on OOM. */
 int mock_base64(struct evbuffer *out, const unsigned char *data, size_t n);
 
+/* ---- schema.c ---- */
+
+/*
+ * A JSON value that satisfies schema (borrowed; NULL gives a string): every property of an
+ * object, one element of an array, the first enum or const value. Caller frees; NULL on OOM.
+ */
+cJSON *mock_schema_sample(const cJSON *schema);
+
 /* ---- reply.c: sending, holding and streaming answers ---- */
 
 /* Sends a provider answer now, counting it by status. */
