@@ -514,6 +514,108 @@ struct adapter_accum {
     size_t bytes; /* text held, against ADAPTER_MAX_REPLY_BYTES */
 };
 
+/* o[key] = a copy of value, replacing what was there. Returns false on OOM. */
+static bool set_string(cJSON *o, const char *key, const char *value)
+{
+    cJSON *v = cJSON_CreateString(value);
+
+    if (v == NULL) {
+        return false;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(o, key) != NULL) {
+        return cJSON_ReplaceItemInObjectCaseSensitive(o, key, v);
+    }
+    if (!cJSON_AddItemToObject(o, key, v)) {
+        cJSON_Delete(v);
+        return false;
+    }
+    return true;
+}
+
+/* Gives o's "id" the "chatcmpl-" prefix (fallback_id when it has none). Returns false on OOM. */
+static bool chat_id_normalize(cJSON *o, const char *fallback_id)
+{
+    static const char prefix[] = "chatcmpl-";
+    const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "id"));
+    const char *base = id != NULL && id[0] != '\0' ? id : fallback_id;
+    char *full;
+    bool ok;
+
+    if (base == NULL || (base == id && strncmp(id, prefix, sizeof(prefix) - 1) == 0)) {
+        return true;
+    }
+    if (strncmp(base, prefix, sizeof(prefix) - 1) == 0) {
+        return set_string(o, "id", base);
+    }
+    full = malloc(sizeof(prefix) + strlen(base));
+    if (full == NULL) {
+        return false;
+    }
+    memcpy(full, prefix, sizeof(prefix) - 1);
+    strcpy(full + sizeof(prefix) - 1, base);
+    ok = set_string(o, "id", full);
+    free(full);
+    return ok;
+}
+
+/* Adds key: null to o when o has no such key. Returns false on OOM. */
+static bool null_unless_set(cJSON *o, const char *key)
+{
+    return !cJSON_IsObject(o) || cJSON_GetObjectItemCaseSensitive(o, key) != NULL ||
+           cJSON_AddNullToObject(o, key) != NULL;
+}
+
+int adapter_chat_normalize(cJSON *completion, const char *fallback_id)
+{
+    cJSON *ch;
+
+    if (!cJSON_IsObject(completion)) {
+        return 0;
+    }
+    if (!chat_id_normalize(completion, fallback_id)) {
+        return CORE_ENOMEM;
+    }
+    cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(completion, "choices"))
+    {
+        if (!null_unless_set(cJSON_GetObjectItemCaseSensitive(ch, "message"), "refusal") ||
+            !null_unless_set(ch, "logprobs")) {
+            return CORE_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+int adapter_chunk_normalize(cJSON *chunk, const char *fallback_id)
+{
+    cJSON *ch;
+
+    if (!cJSON_IsObject(chunk)) {
+        return 0;
+    }
+    if (!chat_id_normalize(chunk, fallback_id) || !null_unless_set(chunk, "usage")) {
+        return CORE_ENOMEM;
+    }
+    cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(chunk, "choices"))
+    {
+        if (!null_unless_set(ch, "logprobs")) {
+            return CORE_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+bool adapter_chunk_is_usage(const cJSON *chunk)
+{
+    return cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(chunk, "usage")) &&
+           cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(chunk, "choices")) == 0;
+}
+
+bool adapter_stream_wants_usage(const cJSON *input)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(input, "stream_options"), "include_usage"));
+}
+
 struct adapter_accum *adapter_accum_new(void)
 {
     return calloc(1, sizeof(struct adapter_accum));

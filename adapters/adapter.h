@@ -263,6 +263,32 @@ int adapter_http_error(const struct adapter_response *resp, const struct adapter
 int adapter_parse_duration_ms(const char *s, int64_t *out_ms);
 
 /*
+ * Puts a chat.completion in the shape OpenAI's own answers have, whatever dialect made it: the id
+ * starts with "chatcmpl-" (a dialect's id gets the prefix; fallback_id, prefixed too, when there
+ * is none), and every choice carries "logprobs" and its message "refusal", null unless set.
+ * Idempotent. Returns 0, or CORE_ENOMEM with the completion possibly half normalized.
+ */
+int adapter_chat_normalize(cJSON *completion, const char *fallback_id);
+
+/*
+ * The same for a chat.completion.chunk: the id as above, every choice's "logprobs" null unless
+ * set, and "usage": null unless the chunk carries usage (as OpenAI's chunks do when usage was
+ * asked for). Returns 0 or CORE_ENOMEM.
+ */
+int adapter_chunk_normalize(cJSON *chunk, const char *fallback_id);
+
+/* True for a stream's usage chunk: a "usage" object and no choice. */
+bool adapter_chunk_is_usage(const cJSON *chunk);
+
+/*
+ * True when a chat request (the client's body) asked for the usage chunk of its stream:
+ * stream_options.include_usage is true. sluice always asks the provider for usage, so the task
+ * records it, and relays the chunk only when the client asked (a plain streaming loop that reads
+ * choices[0] of every chunk must not meet an empty choices list).
+ */
+bool adapter_stream_wants_usage(const cJSON *input);
+
+/*
  * Builds a chat task's final chat.completion from the OpenAI chunks of a stream (any dialect's,
  * after stream_event translated them): concatenated content, tool calls merged by index, the
  * last finish_reason, and usage from the chunk that carried it. The result is

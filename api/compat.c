@@ -11,6 +11,7 @@
 
 #include <event2/http.h>
 
+#include "adapters/adapter.h"
 #include "api/internal.h"
 #include "core/task.h"
 
@@ -124,9 +125,11 @@ static void compat_submit(struct api *a, struct evhttp_request *req, const char 
     sub.notify = c->mode == COMPAT_WAIT;
     /* a waiting request answers with the result: the task object would be built for nothing */
     sub.render = c->mode == COMPAT_ASYNC ? API_RENDER_TEXT : API_RENDER_NONE;
-    if (c->mode == COMPAT_WAIT &&
-        api_wait(a, req, tenant, c->id, sub.stream ? WAIT_STREAM : WAIT_RESULT,
-                 (int64_t)a->cfg->limits.sync_wait_s * 1000) < 0) {
+    if (c->mode == COMPAT_WAIT && api_wait(a, req, tenant, c->id,
+                                           !sub.stream                        ? WAIT_RESULT
+                                           : adapter_stream_wants_usage(body) ? WAIT_STREAM_USAGE
+                                                                              : WAIT_STREAM,
+                                           (int64_t)a->cfg->limits.sync_wait_s * 1000) < 0) {
         api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
         goto out;
     }

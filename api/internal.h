@@ -143,12 +143,18 @@ void api_reply_not_found(struct api *a, struct evhttp_request *req, const char *
 /* The HTTP status a synchronous endpoint answers for a finished-but-failed task. */
 int api_failed_status(const char *error_json);
 
+/* The request's id (its x-request-id answer header, "req_..."); NULL when none. Borrowed. */
+const char *api_request_id(struct evhttp_request *req);
+/* Adds "request_id" to an error object (borrowed) when the request has an id. */
+void api_error_add_request_id(cJSON *error, struct evhttp_request *req);
+
 /* ---- waiters.c: requests held open until their task finishes ---- */
 
 enum waiter_kind {
-    WAIT_TASK,   /* Prefer: wait=N on POST /v1/tasks: the task object */
-    WAIT_RESULT, /* synchronous OpenAI endpoints: the result, or the error */
-    WAIT_STREAM, /* stream: true: SSE chunks as they come, then [DONE] */
+    WAIT_TASK,         /* Prefer: wait=N on POST /v1/tasks: the task object */
+    WAIT_RESULT,       /* synchronous OpenAI endpoints: the result, or the error */
+    WAIT_STREAM,       /* stream: true: SSE chunks as they come, then [DONE] */
+    WAIT_STREAM_USAGE, /* the same with stream_options.include_usage: the usage chunk too */
 };
 
 /* Subscribes to this process's channel; call once from api_new. Returns 0 or -1. */

@@ -162,10 +162,27 @@ void api_reply_json_text(struct api *a, struct evhttp_request *req, int status, 
     evhttp_send_reply(req, status, reason_for(status), NULL);
 }
 
+const char *api_request_id(struct evhttp_request *req)
+{
+    return evhttp_find_header(evhttp_request_get_output_headers(req), "x-request-id");
+}
+
+void api_error_add_request_id(cJSON *error, struct evhttp_request *req)
+{
+    const char *rid = api_request_id(req);
+
+    if (rid != NULL && cJSON_IsObject(error)) {
+        cJSON_AddStringToObject(error, "request_id", rid);
+    }
+}
+
 void api_reply_err(struct api *a, struct evhttp_request *req, const struct core_err *e)
 {
     cJSON *env = cJSON_CreateObject();
-    cJSON_AddItemToObject(env, "error", core_err_to_json(e, false));
+    cJSON *obj = core_err_to_json(e, false);
+
+    api_error_add_request_id(obj, req);
+    cJSON_AddItemToObject(env, "error", obj);
     if (e->code == CORE_EQUOTA && e->retry_after_ms >= 0) {
         char v[32];
         snprintf(v, sizeof(v), "%lld", (long long)((e->retry_after_ms + 999) / 1000));
@@ -370,7 +387,12 @@ static void on_request(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
     bool path_known = false;
     char id[128];
+    char rid[48];
 
+    /* every answer names its request, as OpenAI's do (also in error bodies: request_id) */
+    if (util_random_id("req_", rid, sizeof(rid)) == 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "x-request-id", rid);
+    }
     if (path == NULL) {
         api_reply_error(a, req, CORE_EINVAL, NULL, NULL, "Malformed request URI");
         return;

@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "adapters/adapter.h"
 #include "api/internal.h"
 #include "core/keys.h"
 #include "core/log.h"
@@ -166,6 +167,7 @@ static void stream_synthesize(struct waiter *w, const cJSON *completion)
         cJSON_AddItemToObject(
             c, "finish_reason",
             cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(ch, "finish_reason"), true));
+        adapter_chunk_normalize(chunk, NULL);
         text = cJSON_PrintUnformatted(chunk);
         if (text) {
             sse_write(w, text, strlen(text));
@@ -173,7 +175,7 @@ static void stream_synthesize(struct waiter *w, const cJSON *completion)
         cJSON_free(text);
         cJSON_Delete(chunk);
     }
-    if (cJSON_IsObject(usage)) {
+    if (cJSON_IsObject(usage) && w->kind == WAIT_STREAM_USAGE) {
         cJSON *chunk = cJSON_CreateObject();
         char *text;
         cJSON_AddItemToObject(
@@ -196,20 +198,42 @@ static void stream_synthesize(struct waiter *w, const cJSON *completion)
     }
 }
 
+/*
+ * The status of a failure no provider answered, by its error type: a request refused before the
+ * call (a field the dialect cannot honour, an input it cannot express) is the client's to fix,
+ * so a 400 that SDKs do not retry; sluice's own faults are 500s; transport failures (no answer
+ * came) stay 502/504.
+ */
+static const struct {
+    const char *type;
+    int status;
+} failed_type_status[] = {
+    {"invalid_request_error", 400},
+    {"server_error", 500},
+    {"timeout_error", 504},
+};
+
 int api_failed_status(const char *error_json)
 {
     cJSON *e = error_json ? cJSON_Parse(error_json) : NULL;
     const cJSON *ps = cJSON_GetObjectItemCaseSensitive(e, "provider_status");
-    const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+    const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "code"));
+    const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "type"));
     int p = cJSON_IsNumber(ps) ? (int)ps->valuedouble : 0;
     int status = 502;
 
-    if (cJSON_IsString(code) && strcmp(code->valuestring, "content_policy_violation") == 0) {
+    if (code != NULL && strcmp(code, "content_policy_violation") == 0) {
         status = 400;
     } else if (p == 400 || p == 404 || p == 413 || p == 422) {
         status = p; /* the request itself was refused: the client's to fix */
     } else if (p == 429 || p == 529) {
         status = 503; /* the provider stayed busy: never a 429, which means the client's quota */
+    } else if (p == 0 && type != NULL) {
+        for (size_t i = 0; i < sizeof(failed_type_status) / sizeof(failed_type_status[0]); i++) {
+            if (strcmp(type, failed_type_status[i].type) == 0) {
+                status = failed_type_status[i].status;
+            }
+        }
     }
     cJSON_Delete(e);
     return status;
@@ -236,6 +260,7 @@ static void answer_failed(struct waiter *w, const redisReply *hash)
     }
     cJSON_DeleteItemFromObject(e, "retryable");
     cJSON_DeleteItemFromObject(e, "provider_status");
+    api_error_add_request_id(e, w->req);
     if (w->started) {
         char *text;
         cJSON_AddItemToObject(env, "error", e);
@@ -389,7 +414,8 @@ static void on_message(const char *payload, size_t len, void *arg)
         answer_result(w, sp + 1, len - (size_t)(sp + 1 - payload));
     } else if (payload[0] == 'd' || payload[0] == 'r') {
         check(w); /* the task object (WAIT_TASK) is more than the result: read it */
-    } else if (payload[0] == 'c' && sp && w->kind == WAIT_STREAM) {
+    } else if (payload[0] == 'c' && sp &&
+               (w->kind == WAIT_STREAM || w->kind == WAIT_STREAM_USAGE)) {
         if (!w->started) {
             stream_start(w);
         }

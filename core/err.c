@@ -13,18 +13,22 @@ struct code_row {
     const char *type;
 };
 
-/* One row per code: the HTTP status sluice answers with and OpenAI's error type. */
+/*
+ * One row per code: the HTTP status sluice answers with and OpenAI's error type. OpenAI has few
+ * types: every client error but auth, permission and rate is an invalid_request_error (a 404 for
+ * an unknown model too); the code field tells them apart.
+ */
 static const struct code_row code_table[] = {
     {CORE_OK, 200, ""},
     {CORE_EINVAL, 400, "invalid_request_error"},
     {CORE_EAUTH, 401, "authentication_error"},
     {CORE_EPERM, 403, "permission_error"},
-    {CORE_ENOTFOUND, 404, "not_found_error"},
-    {CORE_ECONFLICT, 409, "conflict_error"},
-    {CORE_ETOOLARGE, 413, "request_too_large"},
-    {CORE_EUNPROCESSABLE, 422, "unprocessable_entity_error"},
+    {CORE_ENOTFOUND, 404, "invalid_request_error"},
+    {CORE_ECONFLICT, 409, "invalid_request_error"},
+    {CORE_ETOOLARGE, 413, "invalid_request_error"},
+    {CORE_EUNPROCESSABLE, 422, "invalid_request_error"},
     {CORE_EQUOTA, 429, "rate_limit_error"},
-    {CORE_EUNAVAILABLE, 503, "service_unavailable_error"},
+    {CORE_EUNAVAILABLE, 503, "server_error"},
     {CORE_ETIMEOUT, 504, "timeout_error"},
     {CORE_EUPSTREAM, 502, "upstream_error"},
     {CORE_ENOMEM, 500, "server_error"},

@@ -625,6 +625,16 @@ static const char finish_lua[] =
     "  d.w[field] = v\n"
     "  d.s[field] = v\n"
     "end\n"
+    /* a claimed call that never went out (refused before it): its slot, its request and its
+       token estimate go back (CLAIM's refill clamps the buckets to their caps) */
+    "local function slot_back(A, model, dep, est)\n"
+    "  local d = dep_state('" KEY_DEP "' .. model .. ':' .. dep)\n"
+    "  local s = d.s\n"
+    "  dput(d, 'inf', math.max(0, s.inf - 1))\n"
+    "  if s.rt then dput(d, 'rt', s.rt + 1) end\n"
+    "  if s.tt then dput(d, 'tt', s.tt + num(est, 0)) end\n"
+    "  if A[27] ~= '0' then wake = true end\n"
+    "end\n"
     "local lat_buckets = {25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}\n"
     "local function dep_outcome(A, model, dep, est)\n"
     "  local d = dep_state('" KEY_DEP "' .. model .. ':' .. dep)\n"
@@ -712,7 +722,9 @@ static const char finish_lua[] =
     "    end\n"
     "    put('attempt_log', log); put('alog_n', n)\n"
     "  end\n"
-    "  if f[8] and A[19] ~= 'none' then dep_outcome(A, f[7], f[8], f[9]) end\n"
+    "  if f[8] and A[19] ~= 'none' then dep_outcome(A, f[7], f[8], f[9])\n"
+    /* no call went out (refused before it, or a poll): only the claimed slot goes back */
+    "  elseif f[8] and A[17] == '1' then slot_back(A, f[7], f[8], f[9]) end\n"
     "  local outcome = A[4]\n"
     "  if outcome == 'park' then\n"
     "    keep('up_id', A[11]); keep('job', A[12])\n"

@@ -67,6 +67,10 @@ void exec_complete(struct job *j, const struct adapter_result *res)
         res->usage ? cJSON_GetObjectItemCaseSensitive(res->usage, "total_tokens") : NULL;
 
     j->class = j->mode == JOB_CALL ? "ok" : "none";
+    if (j->call.op == ADAPTER_OP_CHAT) {
+        /* best effort: a completion that could not be normalized is still the answer */
+        adapter_chat_normalize(res->result, j->id);
+    }
     if (cJSON_IsNumber(total)) {
         j->tokens_used = (int64_t)total->valuedouble;
     }
@@ -255,7 +259,7 @@ static int on_sse_event(const char *event, const char *data, size_t len, void *a
 {
     struct job *j = arg;
     cJSON *chunks = cJSON_CreateArray();
-    const cJSON *c;
+    cJSON *c;
     bool done = false;
     int rc;
 
@@ -271,8 +275,11 @@ static int on_sse_event(const char *event, const char *data, size_t len, void *a
             /* Dialects have no clock (adapters are pure): the stream's time is stamped here. */
             cJSON_SetNumberValue(created, (double)(j->started_wall_ms / 1000));
         }
+        adapter_chunk_normalize(c, j->id);
         adapter_accum_add(j->accum, c);
-        publish_chunk(j, c);
+        if (j->want_usage || !adapter_chunk_is_usage(c)) {
+            publish_chunk(j, c);
+        }
         j->chunks_sent++;
     }
     cJSON_Delete(chunks);
@@ -343,6 +350,7 @@ static void exec_stream(struct job *j)
     j->sse = sse_parser_new(EXEC_MAX_SSE_EVENT);
     j->stream_state = j->adapter->stream_new(&j->call);
     j->accum = adapter_accum_new();
+    j->want_usage = adapter_stream_wants_usage(j->input);
     if (j->sse == NULL || j->stream_state == NULL || j->accum == NULL) {
         core_err_set(&e, CORE_ENOMEM, NULL, "out of memory starting a stream");
         e.retryable = true;

@@ -69,6 +69,7 @@ struct job {
     bool stream_done;
     struct core_err stream_err;
     bool stream_failed;
+    bool want_usage; /* the client asked for its stream's usage chunk */
 
     /* Artifacts being kept (DONE media results). */
     struct adapter_result done;

@@ -43,7 +43,8 @@ describe('bulk submit', () => {
       if (BAD.has(i)) {
         assert.equal(entry.task, undefined, `item ${i} is bad`);
         assert.equal(typeof entry.error.message, 'string');
-        assert.equal(entry.error.type, i === 137 ? 'not_found_error' : 'invalid_request_error', JSON.stringify(entry));
+        assert.equal(entry.error.type, 'invalid_request_error', JSON.stringify(entry));
+        if (i === 137) assert.equal(entry.error.code, 'model_not_found', JSON.stringify(entry));
       } else {
         assert.match(entry.task.id, TASK_ID_RE);
         assert.equal(entry.task.status, 'queued');

@@ -76,10 +76,10 @@ static void test_err(void)
     CHECK(e.retry_after_ms == -1);
     CHECK(core_err_set(&e, CORE_ENOTFOUND, "model", "no model %s", "x") == CORE_ENOTFOUND);
     CHECK(e.http_status == 404);
-    CHECK_STR(e.type, "not_found_error");
+    CHECK_STR(e.type, "invalid_request_error");
     core_err_set_code(&e, "model_not_found");
     env = core_err_envelope(&e);
-    CHECK_STR(env, "{\"error\":{\"message\":\"no model x\",\"type\":\"not_found_error\","
+    CHECK_STR(env, "{\"error\":{\"message\":\"no model x\",\"type\":\"invalid_request_error\","
                    "\"param\":\"model\",\"code\":\"model_not_found\"}}");
     free(env);
     CHECK(core_code_status(CORE_ETOOLARGE) == 413);
