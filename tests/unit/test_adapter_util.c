@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "adapters/adapter.h"
+#include "adapters/dialect.h"
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define NOW_MS 1700000000000LL /* Tue, 14 Nov 2023 22:13:20 GMT */
 
 /* The first failed check of the running test; later ones add nothing a reader needs. */
@@ -640,6 +640,154 @@ static void test_accum_refuses(void)
     cJSON_Delete(chunk);
 }
 
+/* cJSON printed unformatted, for comparing whole objects. Caller frees. */
+static char *json_text(const cJSON *j)
+{
+    return cJSON_PrintUnformatted(j);
+}
+
+#define CHECK_NORMALIZED(fn, in, fallback, want)                                                   \
+    do {                                                                                           \
+        cJSON *j_ = cJSON_Parse(in);                                                               \
+        char *t_;                                                                                  \
+        CHECK(j_ != NULL);                                                                         \
+        CHECK(fn(j_, fallback) == 0);                                                              \
+        t_ = json_text(j_);                                                                        \
+        CHECK_STR(t_, want);                                                                       \
+        cJSON_free(t_);                                                                            \
+        CHECK(fn(j_, fallback) == 0); /* idempotent */                                             \
+        t_ = json_text(j_);                                                                        \
+        CHECK_STR(t_, want);                                                                       \
+        cJSON_free(t_);                                                                            \
+        cJSON_Delete(j_);                                                                          \
+    } while (0)
+
+/* Every dialect's completion in OpenAI's shape: chatcmpl- ids, refusal and logprobs null. */
+static void test_chat_normalize(void)
+{
+    CHECK_NORMALIZED(adapter_chat_normalize,
+                     "{\"id\":\"msg_01\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+                     "\"assistant\",\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}",
+                     "task_x",
+                     "{\"id\":\"chatcmpl-msg_01\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+                     "\"assistant\",\"content\":\"hi\",\"refusal\":null},\"finish_reason\":"
+                     "\"stop\",\"logprobs\":null}]}");
+    /* what is set stays; an id with the prefix stays */
+    CHECK_NORMALIZED(adapter_chat_normalize,
+                     "{\"id\":\"chatcmpl-abc\",\"choices\":[{\"message\":{\"refusal\":\"no\"},"
+                     "\"logprobs\":{\"content\":[]}}]}",
+                     "task_x",
+                     "{\"id\":\"chatcmpl-abc\",\"choices\":[{\"message\":{\"refusal\":\"no\"},"
+                     "\"logprobs\":{\"content\":[]}}]}");
+    /* no id: the fallback, prefixed; an empty id likewise */
+    CHECK_NORMALIZED(adapter_chat_normalize, "{\"choices\":[]}", "task_x",
+                     "{\"choices\":[],\"id\":\"chatcmpl-task_x\"}");
+    CHECK_NORMALIZED(adapter_chat_normalize, "{\"id\":\"\",\"choices\":[]}", "task_x",
+                     "{\"id\":\"chatcmpl-task_x\",\"choices\":[]}");
+    CHECK_NORMALIZED(adapter_chat_normalize, "{\"choices\":[]}", NULL, "{\"choices\":[]}");
+}
+
+/* Chunks: usage null unless carried, logprobs null per choice, ids as for completions. */
+static void test_chunk_normalize(void)
+{
+    CHECK_NORMALIZED(adapter_chunk_normalize,
+                     "{\"id\":\"r1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}",
+                     "task_x",
+                     "{\"id\":\"chatcmpl-r1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+                     "\"a\"},\"logprobs\":null}],\"usage\":null}");
+    CHECK_NORMALIZED(adapter_chunk_normalize,
+                     "{\"id\":\"chatcmpl-r1\",\"choices\":[],\"usage\":{\"total_tokens\":3}}",
+                     "task_x",
+                     "{\"id\":\"chatcmpl-r1\",\"choices\":[],\"usage\":{\"total_tokens\":3}}");
+}
+
+static void test_chunk_usage(void)
+{
+    cJSON *usage = cJSON_Parse("{\"choices\":[],\"usage\":{\"total_tokens\":3}}");
+    cJSON *text = cJSON_Parse("{\"choices\":[{\"delta\":{}}],\"usage\":null}");
+    cJSON *both = cJSON_Parse("{\"choices\":[{\"delta\":{}}],\"usage\":{\"total_tokens\":3}}");
+    cJSON *asked = cJSON_Parse("{\"stream_options\":{\"include_usage\":true}}");
+    cJSON *not_asked = cJSON_Parse("{\"stream_options\":{\"include_usage\":false}}");
+    cJSON *none = cJSON_Parse("{\"stream\":true}");
+
+    CHECK(adapter_chunk_is_usage(usage));
+    CHECK(!adapter_chunk_is_usage(text));
+    CHECK(!adapter_chunk_is_usage(both));
+    CHECK(adapter_stream_wants_usage(asked));
+    CHECK(!adapter_stream_wants_usage(not_asked));
+    CHECK(!adapter_stream_wants_usage(none));
+    cJSON_Delete(usage);
+    cJSON_Delete(text);
+    cJSON_Delete(both);
+    cJSON_Delete(asked);
+    cJSON_Delete(not_asked);
+    cJSON_Delete(none);
+}
+
+/* The field policy: listed fields pass, inert values of limited ones pass, the rest is a 400. */
+static void test_fields_check(void)
+{
+    static const struct adapter_field table[] = {
+        {"model", ADAPTER_FIELD_HANDLED},
+        {"messages", ADAPTER_FIELD_HANDLED},
+        {"logprobs", ADAPTER_FIELD_IF_FALSE},
+        {"n", ADAPTER_FIELD_IF_ONE},
+        {"presence_penalty", ADAPTER_FIELD_IF_ZERO},
+        {"parallel_tool_calls", ADAPTER_FIELD_IF_TRUE},
+    };
+    static const struct {
+        const char *input;
+        const char *refused; /* NULL: accepted */
+    } cases[] = {
+        {"{\"model\":\"m\",\"messages\":[]}", NULL},
+        {"{\"model\":\"m\",\"logprobs\":false,\"n\":1,\"presence_penalty\":0,"
+         "\"parallel_tool_calls\":true}",
+         NULL},
+        {"{\"model\":\"m\",\"seed\":null,\"logprobs\":null}", NULL}, /* null is absent */
+        {"{\"model\":\"m\",\"logprobs\":true}", "logprobs"},
+        {"{\"model\":\"m\",\"n\":2}", "n"},
+        {"{\"model\":\"m\",\"n\":\"1\"}", "n"},
+        {"{\"model\":\"m\",\"presence_penalty\":0.5}", "presence_penalty"},
+        {"{\"model\":\"m\",\"parallel_tool_calls\":false}", "parallel_tool_calls"},
+        {"{\"model\":\"m\",\"seed\":7,\"logprobs\":true}", "seed"}, /* the first one is named */
+    };
+
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        cJSON *in = cJSON_Parse(cases[i].input);
+        struct core_err e;
+        int rc;
+
+        core_err_clear(&e);
+        rc = adapter_fields_check(in, "testdialect", table, ARRAY_LEN(table), &e);
+        if (cases[i].refused == NULL) {
+            CHECK_I64(rc, 0);
+        } else {
+            CHECK_I64(rc, CORE_EINVAL);
+            CHECK_I64(e.http_status, 400);
+            CHECK_STR(e.param, cases[i].refused);
+            CHECK_STR(e.type, "invalid_request_error");
+            CHECK_STR(e.err_code, "unsupported_parameter");
+            CHECK(strstr(e.message, cases[i].refused) != NULL);
+            CHECK(strstr(e.message, "testdialect") != NULL);
+        }
+        cJSON_Delete(in);
+    }
+}
+
+/* Random ids: the prefix, n characters of [A-Za-z0-9], and no two alike. */
+static void test_random_id(void)
+{
+    char a[64], b[64], small[8];
+
+    CHECK_I64(adapter_random_id("call_", 24, a, sizeof(a)), 0);
+    CHECK_I64(adapter_random_id("call_", 24, b, sizeof(b)), 0);
+    CHECK_I64((int64_t)strlen(a), 29);
+    CHECK(strncmp(a, "call_", 5) == 0);
+    CHECK(strspn(a + 5, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") == 24);
+    CHECK(strcmp(a, b) != 0);
+    CHECK_I64(adapter_random_id("call_", 24, small, sizeof(small)), -1);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -663,6 +811,11 @@ static const struct {
     {"accum_choices_and_refusal", test_accum_choices_and_refusal},
     {"accum_empty", test_accum_empty},
     {"accum_refuses", test_accum_refuses},
+    {"chat_normalize", test_chat_normalize},
+    {"chunk_normalize", test_chunk_normalize},
+    {"chunk_usage", test_chunk_usage},
+    {"fields_check", test_fields_check},
+    {"random_id", test_random_id},
 };
 
 int main(void)

@@ -316,6 +316,7 @@ export class Cluster {
     this.procs = new Set(); // live children
     this.everyProc = []; // every child ever spawned (for log tails)
     this.counters = new Map();
+    this.redisServers = []; // checked for leaked call slots by stop()
     this.failed = false;
     this.stopped = false;
     this.tails = null; // captured by stop() before the dir goes away
@@ -401,6 +402,12 @@ export class Cluster {
       }
     }));
     await stopAll([...this.procs].filter((p) => p.kind === 'sluice'));
+    if (problems.length === 0) {
+      for (const r of this.redisServers) {
+        const leak = await r.slotLeak().catch((e) => `could not check call slots: ${e.message}`);
+        if (leak) problems.push(leak);
+      }
+    }
     await stopAll([...this.procs]);
     for (const p of this.everyProc) p.releasePipes();
     let timer;
@@ -474,6 +481,7 @@ export class Cluster {
       const r = new RedisServer(this, port, redisDir);
       try {
         await r.start();
+        this.redisServers.push(r);
         return r;
       } catch (e) {
         lastErr = e;
@@ -672,6 +680,47 @@ class RedisServer {
       }
     }
     throw lastErr;
+  }
+
+  /**
+   * The call-slot invariant, checked by Cluster.stop() once every sluice process has exited:
+   * the deployments' in-flight counts (`inf` of each {sl}:dep:* hash, what
+   * sluice_deployment_in_flight shows) add up to the tasks that still hold a call slot
+   * (in_progress or cancelling, claimed for a deployment, no upstream job: a worker was killed
+   * and its lease has not been recovered yet). Once all tasks are terminal both are 0. Returns
+   * null when it holds, else what is wrong; null too when this Redis is not running (nothing to
+   * check).
+   */
+  async slotLeak() {
+    if (!this.proc?.alive) return null;
+    const script = `
+      local function each(pattern, fn)
+        local cur = '0'
+        repeat
+          local r = redis.call('SCAN', cur, 'MATCH', pattern, 'COUNT', 1000)
+          cur = r[1]
+          for _, k in ipairs(r[2]) do
+            if redis.call('TYPE', k).ok == 'hash' then fn(k) end
+          end
+        until cur == '0'
+      end
+      local inf, held, deps = 0, 0, {}
+      each('{sl}:dep:*', function(k)
+        local n = tonumber(redis.call('HGET', k, 'inf')) or 0
+        inf = inf + n
+        if n ~= 0 then deps[#deps + 1] = k .. '=' .. n end
+      end)
+      each('{sl}:t:*', function(k)
+        local f = redis.call('HMGET', k, 'status', 'up_id', 'dep')
+        if (f[1] == 'in_progress' or f[1] == 'cancelling') and not f[2] and f[3] then
+          held = held + 1
+        end
+      end)
+      return {inf, held, table.concat(deps, ' ')}`;
+    const out = (await this.cli('EVAL', script, '0')).split('\n');
+    const [inf, held] = [Number(out[0]), Number(out[1])];
+    if (inf === held) return null;
+    return `call slots leaked: deployments count ${inf} calls in flight, tasks hold ${held} (${out[2] ?? ''})`;
   }
 
   /** INFO <section> as an object of strings ({used_memory: '1234', ...}). */
