@@ -75,16 +75,18 @@ static const char *const anthropic_usage_fields[ANTHROPIC_USAGE_N] = {
     "output_tokens",
 };
 
+/* A task kind this chat-only dialect cannot serve: the client's request, so a 400 on model. */
 static int anthropic_unsupported(enum adapter_op op, struct core_err *err)
 {
-    return core_err_set(err, CORE_EUNPROCESSABLE, NULL, "%s tasks are not supported by anthropic",
+    return core_err_set(err, CORE_EINVAL, "model", "%s tasks are not supported by anthropic",
                         adapter_op_name(op));
 }
 
 /*
  * The Messages body is built field by field rather than copied from the client's body: the two
- * dialects share few names, and a field Anthropic does not know is a 400 there. OpenAI fields
- * without an Anthropic meaning (seed, response_format, logprobs, penalties) are left out.
+ * dialects share few names, and a field Anthropic does not know is a 400 there. A field with no
+ * Anthropic meaning is refused first (the field policy in anthropic.h), not left out, so a client
+ * never gets an answer that quietly ignored what it asked for.
  */
 static int anthropic_build_request(const struct adapter_call *call, struct adapter_request *out,
                                    struct core_err *err)
@@ -102,6 +104,9 @@ static int anthropic_build_request(const struct adapter_call *call, struct adapt
         goto out;
     }
     if ((rc = adapter_target_check(t, err)) != 0) {
+        goto out;
+    }
+    if ((rc = anthropic_fields_check(input, err)) != 0) {
         goto out;
     }
     if (!cJSON_IsObject(input) || !cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0) {
@@ -302,8 +307,11 @@ int anthropic_inline_error(const cJSON *root, struct core_err *err)
     return anthropic_http_error(&as_http, root, err);
 }
 
-const char *anthropic_finish_reason(const char *stop_reason)
+const char *anthropic_finish_reason(const char *stop_reason, bool format_only)
 {
+    if (format_only && stop_reason != NULL && strcmp(stop_reason, "tool_use") == 0) {
+        return "stop";
+    }
     for (size_t i = 0; stop_reason != NULL && i < ARRAY_LEN(anthropic_finish_table); i++) {
         if (strcmp(stop_reason, anthropic_finish_table[i].stop_reason) == 0) {
             return anthropic_finish_table[i].finish_reason;
@@ -354,16 +362,62 @@ cJSON *anthropic_openai_usage(const double counts[ANTHROPIC_USAGE_N])
     return u;
 }
 
-/* A content block of type "text". */
-static bool is_text_block(const cJSON *b)
+/* A tool_use block; named name when name is not NULL. */
+static bool is_tool_use(const cJSON *b, const char *name)
 {
     const char *type = adapter_json_str(b, "type");
+    const char *n = adapter_json_str(b, "name");
 
-    return type != NULL && strcmp(type, "text") == 0;
+    return type != NULL && strcmp(type, "tool_use") == 0 &&
+           (name == NULL || (n != NULL && strcmp(n, name) == 0));
 }
 
-/* tool_use blocks as OpenAI tool_calls, input printed as the arguments text. Empty when none. */
-static cJSON *tool_calls_from(const cJSON *content)
+/*
+ * The pieces of a reply's text as [{"text"}] for adapter_text_join: its text blocks and, with a
+ * response_format tool (format, may be NULL), that tool's input printed as JSON, in block order
+ * as a stream delivers them. Only the tool's first use counts: two JSON texts in a row would not
+ * parse. *format_seen tells whether the format tool was used. NULL on OOM.
+ */
+static cJSON *text_pieces(const cJSON *content, const char *format, bool *format_seen)
+{
+    const cJSON *b;
+    cJSON *pieces = cJSON_CreateArray();
+
+    *format_seen = false;
+    cJSON_ArrayForEach(b, content)
+    {
+        const char *type = adapter_json_str(b, "type");
+        const char *text = adapter_json_str(b, "text");
+        char *json = NULL;
+        bool ok;
+
+        if (format != NULL && is_tool_use(b, format)) {
+            const cJSON *in = cJSON_GetObjectItemCaseSensitive(b, "input");
+            if (*format_seen) {
+                continue;
+            }
+            json = in != NULL ? cJSON_PrintUnformatted(in) : strdup("{}");
+            *format_seen = true;
+            text = json;
+        } else if (type == NULL || strcmp(type, "text") != 0 || text == NULL) {
+            continue;
+        }
+        ok = text != NULL &&
+             adapter_json_push(pieces, adapter_json_wrap("text", cJSON_CreateString(text)));
+        free(json);
+        if (!ok) {
+            cJSON_Delete(pieces);
+            return NULL;
+        }
+    }
+    return pieces;
+}
+
+/*
+ * tool_use blocks as OpenAI tool_calls, input printed as the arguments text; the response_format
+ * tool (format, may be NULL) is the answer, not a call. Empty when none.
+ */
+static cJSON *tool_calls_from(const cJSON *content, const char *format)
 {
     const cJSON *b;
     cJSON *calls = cJSON_CreateArray();
@@ -373,14 +427,13 @@ static cJSON *tool_calls_from(const cJSON *content)
     }
     cJSON_ArrayForEach(b, content)
     {
-        const char *type = adapter_json_str(b, "type");
         const cJSON *in = cJSON_GetObjectItemCaseSensitive(b, "input");
         const char *id = adapter_json_str(b, "id");
         const char *name = adapter_json_str(b, "name");
         char *args;
         cJSON *call;
 
-        if (type == NULL || strcmp(type, "tool_use") != 0) {
+        if (!is_tool_use(b, NULL) || (format != NULL && is_tool_use(b, format))) {
             continue;
         }
         args = in != NULL ? cJSON_PrintUnformatted(in) : strdup("{}");
@@ -426,14 +479,20 @@ static cJSON *completion_from(const cJSON *root, const struct adapter_call *call
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(root, "content");
     const char *id = adapter_json_str(root, "id");
     const char *model = adapter_json_str(root, "model");
-    const char *finish = anthropic_finish_reason(adapter_json_str(root, "stop_reason"));
+    const char *format = anthropic_format_tool(call->input);
+    const char *finish;
     cJSON *c = cJSON_CreateObject();
     cJSON *msg = cJSON_CreateObject();
-    cJSON *calls = tool_calls_from(content);
+    cJSON *calls = tool_calls_from(content, format);
+    bool format_seen;
+    cJSON *pieces = text_pieces(content, format, &format_seen);
     bool any;
-    char *text = adapter_text_join(content, "", is_text_block, &any);
+    char *text = pieces != NULL ? adapter_text_join(pieces, "", NULL, &any) : NULL;
     bool ok;
 
+    cJSON_Delete(pieces);
+    finish = anthropic_finish_reason(adapter_json_str(root, "stop_reason"),
+                                     format_seen && cJSON_GetArraySize(calls) == 0);
     if (model == NULL && call->target != NULL) {
         model = call->target->model;
     }

@@ -1,7 +1,9 @@
 /*
  * adapters/anthropic_request.c — an OpenAI chat body as an Anthropic Messages body: system
  * hoisted, turns merged to alternate, tool calls and results as blocks, images as image blocks,
- * and the sampling, stop, tool and tool_choice fields that have an Anthropic meaning.
+ * and the sampling, stop, tool, tool_choice and response_format fields that have an Anthropic
+ * meaning. Which request fields those are is anthropic_fields below (the field policy, dialect.h);
+ * every other field is refused before anything is built.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -9,6 +11,61 @@
 
 #include "adapters/anthropic.h"
 #include "adapters/dialect.h"
+
+/* The format tool's name when json_schema names none, and its description. */
+#define ANTHROPIC_FORMAT_TOOL "json_response"
+#define ANTHROPIC_FORMAT_DESCRIPTION "Respond with JSON that matches this schema"
+/* Anthropic's (and OpenAI's) limit on a tool name: ^[a-zA-Z0-9_-]{1,64}$. */
+#define ANTHROPIC_TOOL_NAME_MAX 64
+/* max_tokens for a model anthropic_output_limits does not know: every Claude model allows it. */
+#define ANTHROPIC_FALLBACK_MAX_TOKENS 4096
+
+/*
+ * The OpenAI Chat Completions fields this dialect honours or translates; any other field the
+ * client sets (seed, top_logprobs, logit_bias, metadata, modalities, audio, prediction,
+ * service_tier, web_search_options, reasoning_effort, functions, ...) is refused with a 400 naming
+ * it. Rows with an IF_ rule have no Anthropic meaning and are accepted only at the value that asks
+ * for nothing. top_k is not OpenAI's, but OpenAI-compatible clients send it and Anthropic has it.
+ */
+static const struct adapter_field anthropic_fields[] = {
+    {"model", ADAPTER_FIELD_HANDLED},                 /* the deployment's model replaces it */
+    {"messages", ADAPTER_FIELD_HANDLED},              /* messages + system */
+    {"max_tokens", ADAPTER_FIELD_HANDLED},            /* max_tokens (map_max_tokens) */
+    {"max_completion_tokens", ADAPTER_FIELD_HANDLED}, /* the same, and it wins */
+    {"temperature", ADAPTER_FIELD_HANDLED},           /* 0..1 on Anthropic */
+    {"top_p", ADAPTER_FIELD_HANDLED},                 /* 0..1 */
+    {"top_k", ADAPTER_FIELD_HANDLED},                 /* as is */
+    {"stop", ADAPTER_FIELD_HANDLED},                  /* stop_sequences */
+    {"stream", ADAPTER_FIELD_HANDLED},                /* call->stream */
+    {"stream_options", ADAPTER_FIELD_HANDLED},        /* the usage chunk is always made */
+    {"tools", ADAPTER_FIELD_HANDLED},                 /* function tools as {name, input_schema} */
+    {"tool_choice", ADAPTER_FIELD_HANDLED},           /* {type: auto|any|none|tool} */
+    {"parallel_tool_calls", ADAPTER_FIELD_HANDLED},   /* false: disable_parallel_tool_use */
+    {"user", ADAPTER_FIELD_HANDLED},                  /* metadata.user_id */
+    {"response_format", ADAPTER_FIELD_HANDLED},       /* a forced tool: map_response_format */
+    {"n", ADAPTER_FIELD_IF_ONE},                      /* one choice per request */
+    {"logprobs", ADAPTER_FIELD_IF_FALSE},             /* Anthropic has no logprobs */
+    {"presence_penalty", ADAPTER_FIELD_IF_ZERO},      /* nor penalties */
+    {"frequency_penalty", ADAPTER_FIELD_IF_ZERO},     /* (likewise) */
+    {"store", ADAPTER_FIELD_IF_FALSE},                /* nor stored completions */
+};
+
+/*
+ * Output limits of Claude models by upstream model-name prefix (the longest matching prefix
+ * wins), from Anthropic's model overview: the max_tokens a chat gets when neither the client nor
+ * the deployment or provider (default_max_tokens) set one. OpenAI clients rarely send max_tokens
+ * and mean "as long as the model goes". Anthropic counts max_tokens against the output-token rate
+ * limit when a call starts, so an operator who wants less sets default_max_tokens.
+ */
+static const struct {
+    const char *prefix;
+    long max_tokens;
+} anthropic_output_limits[] = {
+    {"claude-opus-4-5", 64000},   {"claude-opus-4-1", 32000},  {"claude-opus-4", 32000},
+    {"claude-sonnet-4-5", 64000}, {"claude-sonnet-4", 64000},  {"claude-haiku-4-5", 64000},
+    {"claude-3-7-sonnet", 64000}, {"claude-3-5-sonnet", 8192}, {"claude-3-5-haiku", 8192},
+    {"claude-3-opus", 4096},      {"claude-3-haiku", 4096},
+};
 
 /* OpenAI's string tool_choice values → Anthropic's tool_choice type. */
 static const struct {
@@ -18,6 +75,21 @@ static const struct {
     {"auto", "auto"},
     {"required", "any"},
     {"none", "none"},
+};
+
+/*
+ * response_format types. json: the answer comes as the input of one forced tool (Anthropic's
+ * portable way to structured output); schema: json_schema.schema is that tool's input_schema,
+ * else any object.
+ */
+static const struct {
+    const char *type;
+    bool json;
+    bool schema;
+} anthropic_format_table[] = {
+    {"text", false, false},
+    {"json_object", true, false},
+    {"json_schema", true, true},
 };
 
 static cJSON *text_block(const char *text)
@@ -139,7 +211,7 @@ static int content_blocks(const cJSON *content, int i, bool images, cJSON *block
                 return adapter_oom(err);
             }
         } else {
-            return core_err_set(err, CORE_EUNPROCESSABLE, "messages",
+            return core_err_set(err, CORE_EINVAL, "messages",
                                 "messages[%d]: content part type \"%s\" is not supported by "
                                 "anthropic here",
                                 i, type ? type : "(none)");
@@ -480,7 +552,26 @@ out:
     return rc;
 }
 
-/* max_completion_tokens, else max_tokens, else the deployment's default: Anthropic requires one. */
+/* The output limit of a model by anthropic_output_limits, or ANTHROPIC_FALLBACK_MAX_TOKENS. */
+static long model_max_tokens(const char *model)
+{
+    long n = ANTHROPIC_FALLBACK_MAX_TOKENS;
+    size_t best = 0;
+
+    for (size_t k = 0; k < ARRAY_LEN(anthropic_output_limits); k++) {
+        size_t len = strlen(anthropic_output_limits[k].prefix);
+        if (len > best && strncmp(model, anthropic_output_limits[k].prefix, len) == 0) {
+            best = len;
+            n = anthropic_output_limits[k].max_tokens;
+        }
+    }
+    return n;
+}
+
+/*
+ * max_completion_tokens, else max_tokens, else the deployment's (or provider's) default, else the
+ * model's output limit: Anthropic requires one.
+ */
 static int map_max_tokens(const cJSON *input, const struct adapter_target *t, cJSON *body,
                           struct core_err *err)
 {
@@ -500,13 +591,9 @@ static int map_max_tokens(const cJSON *input, const struct adapter_target *t, cJ
         n = v->valuedouble;
         break;
     }
-    if (n == 0 && t->default_max_tokens > 0) {
-        n = (double)t->default_max_tokens;
-    }
     if (n == 0) {
-        return core_err_set(err, CORE_EINVAL, "max_tokens",
-                            "max_tokens is required for anthropic models; set default_max_tokens "
-                            "on the provider");
+        n = (double)(t->default_max_tokens > 0 ? t->default_max_tokens
+                                               : model_max_tokens(t->model));
     }
     return adapter_json_put(body, "max_tokens", cJSON_CreateNumber(n)) ? 0 : adapter_oom(err);
 }
@@ -577,7 +664,7 @@ static int map_tools(const cJSON *input, cJSON *body, struct core_err *err)
 
         if (type == NULL || strcmp(type, "function") != 0) {
             cJSON_Delete(out);
-            return core_err_set(err, CORE_EUNPROCESSABLE, "tools",
+            return core_err_set(err, CORE_EINVAL, "tools",
                                 "tool type \"%s\" is not supported by anthropic",
                                 type ? type : "(none)");
         }
@@ -641,36 +728,170 @@ static int map_tool_choice(const cJSON *input, cJSON *body, struct core_err *err
     return adapter_json_put(body, "tool_choice", out) ? 0 : adapter_oom(err);
 }
 
-/* Sampling fields that mean the same in both dialects, passed when they are numbers. */
+/*
+ * Sampling fields that mean the same in both dialects, within Anthropic's ranges (OpenAI allows
+ * temperature up to 2; Anthropic refuses more than 1, so such a request is refused here without
+ * an upstream call), and user as metadata.user_id. n was checked by the field table.
+ */
 static int map_sampling(const cJSON *input, cJSON *body, struct core_err *err)
 {
-    static const char *const keys[] = {"temperature", "top_p", "top_k"};
-    const char *user = adapter_json_str(input, "user");
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(input, "n");
+    static const struct {
+        const char *key;
+        double max; /* inclusive; the minimum is 0 for all */
+    } keys[] = {{"temperature", 1}, {"top_p", 1}, {"top_k", 1e9}};
+    const cJSON *user = cJSON_GetObjectItemCaseSensitive(input, "user");
     cJSON *meta;
 
-    if (cJSON_IsNumber(n) && n->valuedouble != 1) {
-        return core_err_set(err, CORE_EUNPROCESSABLE, "n",
-                            "anthropic returns one choice per request; n must be 1");
-    }
     for (size_t k = 0; k < ARRAY_LEN(keys); k++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(input, keys[k]);
-        if (cJSON_IsNumber(v) &&
-            !adapter_json_put(body, keys[k], cJSON_CreateNumber(v->valuedouble))) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(input, keys[k].key);
+        if (v == NULL || cJSON_IsNull(v)) {
+            continue;
+        }
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= keys[k].max)) {
+            return core_err_set(err, CORE_EINVAL, keys[k].key,
+                                "%s must be a number from 0 to %g on anthropic", keys[k].key,
+                                keys[k].max);
+        }
+        if (!adapter_json_put(body, keys[k].key, cJSON_CreateNumber(v->valuedouble))) {
             return adapter_oom(err);
         }
     }
-    if (user != NULL) {
-        meta = cJSON_CreateObject();
-        if (meta == NULL || !adapter_json_put(meta, "user_id", cJSON_CreateString(user))) {
-            cJSON_Delete(meta);
-            return adapter_oom(err);
-        }
-        if (!adapter_json_put(body, "metadata", meta)) {
-            return adapter_oom(err);
+    if (user == NULL || cJSON_IsNull(user)) {
+        return 0;
+    }
+    if (!cJSON_IsString(user)) {
+        return core_err_set(err, CORE_EINVAL, "user", "user must be a string");
+    }
+    meta = cJSON_CreateObject();
+    if (meta == NULL || !adapter_json_put(meta, "user_id", cJSON_CreateString(user->valuestring))) {
+        cJSON_Delete(meta);
+        return adapter_oom(err);
+    }
+    return adapter_json_put(body, "metadata", meta) ? 0 : adapter_oom(err);
+}
+
+/* The row of anthropic_format_table for the client's response_format; -1 when none matches. */
+static int format_row(const cJSON *rf)
+{
+    const char *type = adapter_json_str(rf, "type");
+
+    for (size_t k = 0; type != NULL && k < ARRAY_LEN(anthropic_format_table); k++) {
+        if (strcmp(type, anthropic_format_table[k].type) == 0) {
+            return (int)k;
         }
     }
-    return 0;
+    return -1;
+}
+
+const char *anthropic_format_tool(const cJSON *input)
+{
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(input, "response_format");
+    const char *name =
+        adapter_json_str(cJSON_GetObjectItemCaseSensitive(rf, "json_schema"), "name");
+    int row = format_row(rf);
+
+    if (row < 0 || !anthropic_format_table[row].json) {
+        return NULL;
+    }
+    return anthropic_format_table[row].schema && name != NULL ? name : ANTHROPIC_FORMAT_TOOL;
+}
+
+static int format_refused(const char *why, struct core_err *err)
+{
+    return core_err_set(err, CORE_EINVAL, "response_format", "response_format: %s", why);
+}
+
+/*
+ * response_format json_object / json_schema as one tool whose input_schema is the schema (any
+ * object for json_object), forced with tool_choice; the reply's input of that tool is the answer
+ * (anthropic.c, anthropic_stream.c; should the model use it twice, only its first use counts).
+ * The client's own tools cannot be offered beside it: a forced tool leaves the model no choice to
+ * call them, and an optional one would not make the answer JSON, so tools (or a tool_choice) with
+ * a JSON format are refused. Anthropic's input_schema must be an object schema: one without a
+ * type gets type object, one of another type is refused. A null schema is no schema.
+ */
+static int map_response_format(const cJSON *input, cJSON *body, struct core_err *err)
+{
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(input, "response_format");
+    const cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(js, "schema");
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(input, "tool_choice");
+    const char *desc = adapter_json_str(js, "description");
+    const char *type;
+    const char *name = anthropic_format_tool(input);
+    int row = format_row(rf);
+    cJSON *tool;
+    cJSON *tools;
+    cJSON *choice;
+    cJSON *input_schema;
+
+    if (rf == NULL || cJSON_IsNull(rf)) {
+        return 0;
+    }
+    if (cJSON_IsNull(schema)) {
+        schema = NULL;
+    }
+    if (row < 0) {
+        return format_refused("type must be text, json_object or json_schema", err);
+    }
+    if (!anthropic_format_table[row].json) {
+        return 0;
+    }
+    if (anthropic_format_table[row].schema &&
+        (!cJSON_IsObject(js) || (schema != NULL && !cJSON_IsObject(schema)))) {
+        return format_refused("json_schema must be an object whose schema is an object", err);
+    }
+    type = adapter_json_str(schema, "type");
+    if (schema != NULL && cJSON_GetObjectItemCaseSensitive(schema, "type") != NULL &&
+        (type == NULL || strcmp(type, "object") != 0)) {
+        return format_refused("anthropic needs a schema of type object", err);
+    }
+    if (!adapter_id_ok(name, ANTHROPIC_TOOL_NAME_MAX, "_-")) {
+        return format_refused("json_schema.name must be 1 to 64 letters, digits, _ or -", err);
+    }
+    if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(body, "tools")) > 0 ||
+        (tc != NULL && !cJSON_IsNull(tc))) {
+        return format_refused("cannot be combined with tools or tool_choice on this dialect", err);
+    }
+    input_schema = schema != NULL ? cJSON_Duplicate(schema, true) : cJSON_CreateObject();
+    tool = cJSON_CreateObject();
+    if (input_schema != NULL && type == NULL &&
+        !adapter_json_put(input_schema, "type", cJSON_CreateString("object"))) {
+        cJSON_Delete(input_schema);
+        input_schema = NULL;
+    }
+    if (tool == NULL || input_schema == NULL ||
+        !adapter_json_put(tool, "name", cJSON_CreateString(name)) ||
+        !adapter_json_put(tool, "description",
+                          cJSON_CreateString(desc != NULL ? desc : ANTHROPIC_FORMAT_DESCRIPTION))) {
+        cJSON_Delete(input_schema);
+        cJSON_Delete(tool);
+        return adapter_oom(err);
+    }
+    if (!adapter_json_put(tool, "input_schema", input_schema)) {
+        cJSON_Delete(tool);
+        return adapter_oom(err);
+    }
+    tools = cJSON_CreateArray();
+    if (!adapter_json_push(tools, tool)) {
+        cJSON_Delete(tools);
+        return adapter_oom(err);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(body, "tools"); /* the client's empty list */
+    choice = cJSON_CreateObject();
+    if (!adapter_json_put(body, "tools", tools) || choice == NULL ||
+        !adapter_json_put(choice, "type", cJSON_CreateString("tool")) ||
+        !adapter_json_put(choice, "name", cJSON_CreateString(name))) {
+        cJSON_Delete(choice);
+        return adapter_oom(err);
+    }
+    return adapter_json_put(body, "tool_choice", choice) ? 0 : adapter_oom(err);
+}
+
+int anthropic_fields_check(const cJSON *input, struct core_err *err)
+{
+    return adapter_fields_check(input, "anthropic", anthropic_fields, ARRAY_LEN(anthropic_fields),
+                                err);
 }
 
 int anthropic_map_request(const cJSON *input, const struct adapter_target *t, cJSON *body,
@@ -681,7 +902,8 @@ int anthropic_map_request(const cJSON *input, const struct adapter_target *t, cJ
     if ((rc = map_max_tokens(input, t, body, err)) != 0 ||
         (rc = map_messages(input, body, err)) != 0 || (rc = map_stop(input, body, err)) != 0 ||
         (rc = map_sampling(input, body, err)) != 0 || (rc = map_tools(input, body, err)) != 0 ||
-        (rc = map_tool_choice(input, body, err)) != 0) {
+        (rc = map_tool_choice(input, body, err)) != 0 ||
+        (rc = map_response_format(input, body, err)) != 0) {
         return rc;
     }
     return 0;

@@ -2,7 +2,7 @@
  * adapters/anthropic_stream.c — Anthropic's stream events (message_start, content_block_*,
  * message_delta, message_stop) as OpenAI chat.completion.chunk objects: text as content deltas,
  * tool_use blocks as tool calls by index, the stop reason as finish_reason, and a closing usage
- * chunk.
+ * chunk. The response_format tool's input (anthropic.h) streams as content, not as a tool call.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -13,16 +13,25 @@
 
 /* Content blocks one streamed message may open; a stream past this is refused as malformed. */
 #define ANTHROPIC_MAX_BLOCKS 4096
+/*
+ * tool_index of a block that is no tool call, of the response_format tool's block, and of a
+ * second use of that tool, dropped: only the first is the answer (two JSON texts would not parse).
+ */
+#define BLOCK_OTHER (-1)
+#define BLOCK_FORMAT (-2)
+#define BLOCK_DROPPED (-3)
 
 /* Per-call state of a stream: what message_start said and what later events refer back to. */
 struct anthropic_stream {
-    char *id;        /* message id, "" until message_start */
-    char *model;     /* from message_start; the deployment's model until then */
-    bool started;    /* message_start seen */
-    bool finished;   /* message_stop seen */
-    int n_tools;     /* tool_use blocks opened so far: the next tool_calls index */
-    int *tool_index; /* per content block index: its tool_calls index, -1 for other blocks */
-    size_t n_blocks; /* entries in tool_index */
+    char *id;         /* message id, "" until message_start */
+    char *model;      /* from message_start; the deployment's model until then */
+    bool started;     /* message_start seen */
+    bool finished;    /* message_stop seen */
+    char *format;     /* the response_format tool's name; NULL when the client asked for none */
+    bool format_seen; /* that tool's block was opened */
+    int n_tools;      /* tool_use blocks opened so far: the next tool_calls index */
+    int *tool_index;  /* per content block index: its tool_calls index, or BLOCK_* */
+    size_t n_blocks;  /* entries in tool_index */
     double usage[ANTHROPIC_USAGE_N];
 };
 
@@ -30,16 +39,16 @@ void *anthropic_stream_new(const struct adapter_call *call)
 {
     struct anthropic_stream *s = calloc(1, sizeof(*s));
     const char *model = (call != NULL && call->target != NULL) ? call->target->model : NULL;
+    const char *format = anthropic_format_tool(call != NULL ? call->input : NULL);
 
     if (s == NULL) {
         return NULL;
     }
     s->id = strdup("");
     s->model = strdup(model != NULL ? model : "");
-    if (s->id == NULL || s->model == NULL) {
-        free(s->id);
-        free(s->model);
-        free(s);
+    s->format = format != NULL ? strdup(format) : NULL;
+    if (s->id == NULL || s->model == NULL || (format != NULL && s->format == NULL)) {
+        anthropic_stream_free(s);
         return NULL;
     }
     return s;
@@ -54,6 +63,7 @@ void anthropic_stream_free(void *state)
     }
     free(s->id);
     free(s->model);
+    free(s->format);
     free(s->tool_index);
     free(s);
 }
@@ -121,7 +131,7 @@ static int block_index(const cJSON *ev)
     return (int)i->valuedouble;
 }
 
-/* Records block idx as tool call tool (-1: not a tool block). false on OOM. */
+/* Records block idx as tool call tool (or a BLOCK_* kind). false on OOM. */
 static bool set_block(struct anthropic_stream *s, int idx, int tool)
 {
     if ((size_t)idx >= s->n_blocks) {
@@ -130,7 +140,7 @@ static bool set_block(struct anthropic_stream *s, int idx, int tool)
             return false;
         }
         for (size_t k = s->n_blocks; k <= (size_t)idx; k++) {
-            grown[k] = -1;
+            grown[k] = BLOCK_OTHER;
         }
         s->tool_index = grown;
         s->n_blocks = (size_t)idx + 1;
@@ -141,7 +151,7 @@ static bool set_block(struct anthropic_stream *s, int idx, int tool)
 
 static int tool_of_block(const struct anthropic_stream *s, int idx)
 {
-    return (idx >= 0 && (size_t)idx < s->n_blocks) ? s->tool_index[idx] : -1;
+    return (idx >= 0 && (size_t)idx < s->n_blocks) ? s->tool_index[idx] : BLOCK_OTHER;
 }
 
 /* message_start: the id, model and first usage counts, and the chunk that names the role. */
@@ -172,7 +182,10 @@ static int on_message_start(struct anthropic_stream *s, const cJSON *ev, cJSON *
     return delta_chunk(s, adapter_json_wrap("role", cJSON_CreateString("assistant")), NULL, chunk);
 }
 
-/* content_block_start: a tool_use block opens a tool call; text blocks start empty. */
+/*
+ * content_block_start: a tool_use block opens a tool call, except the response_format tool's,
+ * whose input streams as content; text blocks start empty.
+ */
 static int on_block_start(struct anthropic_stream *s, const cJSON *ev, cJSON **chunk)
 {
     const cJSON *block = cJSON_GetObjectItemCaseSensitive(ev, "content_block");
@@ -187,13 +200,18 @@ static int on_block_start(struct anthropic_stream *s, const cJSON *ev, cJSON **c
         return CORE_EUPSTREAM;
     }
     if (type == NULL || strcmp(type, "tool_use") != 0) {
-        if (!set_block(s, idx, -1)) {
+        if (!set_block(s, idx, BLOCK_OTHER)) {
             return CORE_ENOMEM;
         }
         if (type == NULL || strcmp(type, "text") != 0 || text == NULL || text[0] == '\0') {
             return 0;
         }
         return delta_chunk(s, adapter_json_wrap("content", cJSON_CreateString(text)), NULL, chunk);
+    }
+    if (s->format != NULL && name != NULL && strcmp(name, s->format) == 0) {
+        int kind = s->format_seen ? BLOCK_DROPPED : BLOCK_FORMAT;
+        s->format_seen = true;
+        return set_block(s, idx, kind) ? 0 : CORE_ENOMEM;
     }
     if (!set_block(s, idx, s->n_tools)) {
         return CORE_ENOMEM;
@@ -208,7 +226,8 @@ static int on_block_start(struct anthropic_stream *s, const cJSON *ev, cJSON **c
 
 /*
  * content_block_delta: text_delta as content, input_json_delta as a piece of the tool call's
- * arguments. Other deltas (thinking, signatures, citations) have no chat.completion form.
+ * arguments (of the content, for the response_format tool). Other deltas (thinking, signatures,
+ * citations) have no chat.completion form.
  */
 static int on_block_delta(struct anthropic_stream *s, const cJSON *ev, cJSON **chunk)
 {
@@ -232,11 +251,15 @@ static int on_block_delta(struct anthropic_stream *s, const cJSON *ev, cJSON **c
         }
         delta = adapter_json_wrap("content", cJSON_CreateString(text));
     } else if (strcmp(type, "input_json_delta") == 0) {
-        if ((text = adapter_json_str(d, "partial_json")) == NULL || tool < 0) {
+        if ((text = adapter_json_str(d, "partial_json")) == NULL || tool == BLOCK_OTHER) {
             return CORE_EUPSTREAM;
         }
-        if (text[0] == '\0') {
+        if (text[0] == '\0' || tool == BLOCK_DROPPED) {
             return 0;
+        }
+        if (tool == BLOCK_FORMAT) {
+            return delta_chunk(s, adapter_json_wrap("content", cJSON_CreateString(text)), NULL,
+                               chunk);
         }
         call = cJSON_CreateObject();
         if (call == NULL || !adapter_json_put(call, "index", cJSON_CreateNumber(tool)) ||
@@ -262,7 +285,8 @@ static int on_message_delta(struct anthropic_stream *s, const cJSON *ev, cJSON *
     if (stop == NULL) {
         return 0;
     }
-    return delta_chunk(s, cJSON_CreateObject(), anthropic_finish_reason(stop), chunk);
+    return delta_chunk(s, cJSON_CreateObject(),
+                       anthropic_finish_reason(stop, s->format_seen && s->n_tools == 0), chunk);
 }
 
 /* message_stop: the usage chunk (choices: [], as OpenAI's include_usage sends it). */

@@ -1,10 +1,12 @@
 /*
  * tests/mock/anthropic.c — the Anthropic Messages dialect at /anthropic/v1/messages: x-api-key
- * auth, a required anthropic-version header and max_tokens, text or tool_use answers, the real
- * streaming event sequence, and {"type":"error","error":{type,message}} errors.
+ * auth, a required anthropic-version header and max_tokens, text or tool_use answers (a tool forced
+ * by tool_choice answers with a value of its input_schema, as structured output through a tool
+ * does), the real streaming event sequence, and {"type":"error","error":{type,message}} errors.
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/mock/mock.h"
@@ -113,7 +115,8 @@ static void content_scan(const cJSON *content, struct mock_reply *r, bool echo, 
 struct messages {
     struct exchange *x;
     const char *model;
-    const char *tool; /* NULL: a text answer */
+    const char *tool;       /* NULL: a text answer */
+    const char *tool_input; /* the tool's input as JSON text */
     const char *stop_reason;
     long long input, output;
     struct mock_reply reply;
@@ -142,7 +145,7 @@ static void messages_plain(struct evbuffer *out, const struct messages *c)
                             "\"name\":",
                             c->x->seq);
         mock_json_string(out, c->tool);
-        evbuffer_add_printf(out, ",\"input\":%s}]", tool_input);
+        evbuffer_add_printf(out, ",\"input\":%s}]", c->tool_input);
     } else {
         evbuffer_add_printf(out, ",\"content\":[{\"type\":\"text\",\"text\":\"");
         mock_json_escape(out, c->reply.text, c->reply.len);
@@ -205,8 +208,8 @@ static int messages_stream(struct messages *c)
     event_open(out, "ping");
     event_close(out, x);
 
-    const char *text = c->tool != NULL ? tool_input : c->reply.text;
-    size_t len = c->tool != NULL ? sizeof(tool_input) - 1 : c->reply.len;
+    const char *text = c->tool != NULL ? c->tool_input : c->reply.text;
+    size_t len = c->tool != NULL ? strlen(c->tool_input) : c->reply.len;
     size_t n = mock_split(text, len, c->tool != NULL ? 2 : MOCK_STREAM_PIECES, ends);
     for (size_t i = 0, start = 0; i < n; start = ends[i++]) {
         event_open(out, "content_block_delta");
@@ -233,21 +236,64 @@ static int messages_stream(struct messages *c)
     return 200;
 }
 
+/* The element of tools named name, or NULL. */
+static const cJSON *tool_named(const cJSON *tools, const char *name)
+{
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tools)
+    {
+        if (strcmp(mock_json_str(t, "name", ""), name) == 0) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Anthropic's checks of tools and tool_choice: every tool has a name and an object input_schema
+ * of type object, and a tool_choice of type tool names one of them. NULL when they pass, else the
+ * message of the 400.
+ */
+static const char *tools_invalid(const cJSON *root)
+{
+    const cJSON *tools = cJSON_GetObjectItemCaseSensitive(root, "tools");
+    const cJSON *choice = cJSON_GetObjectItemCaseSensitive(root, "tool_choice");
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tools)
+    {
+        const cJSON *schema = cJSON_GetObjectItemCaseSensitive(t, "input_schema");
+        if (mock_json_str(t, "name", NULL) == NULL) {
+            return "tools: name: Field required";
+        }
+        if (strcmp(mock_json_str(schema, "type", ""), "object") != 0) {
+            return "tools: input_schema: type: Input should be 'object'";
+        }
+    }
+    if (strcmp(mock_json_str(choice, "type", ""), "tool") == 0 &&
+        tool_named(tools, mock_json_str(choice, "name", "")) == NULL) {
+        return "tool_choice: the tool named by tool_choice is not in tools";
+    }
+    return NULL;
+}
+
 /*
  * The tool to call, or NULL: the first tool (or the one tool_choice names) unless tool_choice is
- * none or the last user turn carries a tool_result (so agent loops end).
+ * none or the last user turn carries a tool_result (so agent loops end). *forced: tool_choice
+ * named it (type tool), so it answers with a value of its input_schema.
  */
-static const char *messages_tool(const cJSON *root, bool tool_result)
+static const char *messages_tool(const cJSON *root, bool tool_result, const cJSON **forced)
 {
     const cJSON *tools = cJSON_GetObjectItemCaseSensitive(root, "tools");
     const cJSON *choice = cJSON_GetObjectItemCaseSensitive(root, "tool_choice");
     const char *choice_type = mock_json_str(choice, "type", "auto");
+    *forced = NULL;
     if (!cJSON_IsArray(tools) || cJSON_GetArraySize(tools) == 0 || tool_result ||
         strcmp(choice_type, "none") == 0) {
         return NULL;
     }
-    if (strcmp(choice_type, "tool") == 0 && mock_json_str(choice, "name", NULL) != NULL) {
-        return mock_json_str(choice, "name", NULL);
+    if (strcmp(choice_type, "tool") == 0) {
+        *forced = tool_named(tools, mock_json_str(choice, "name", ""));
+        return mock_json_str(*forced, "name", NULL);
     }
     return mock_json_str(cJSON_GetArrayItem(tools, 0), "name", "tool");
 }
@@ -271,6 +317,8 @@ int anthropic_messages(struct exchange *x)
                                   : "max_tokens: Field required";
     } else if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0) {
         bad = "messages: Field required";
+    } else {
+        bad = tools_invalid(root);
     }
     if (bad != NULL) {
         cJSON_Delete(root);
@@ -293,11 +341,24 @@ int anthropic_messages(struct exchange *x)
         content_scan(cJSON_GetObjectItemCaseSensitive(last_user, "content"), &c.reply, true,
                      &tool_result);
     }
-    c.tool = messages_tool(root, tool_result);
+    const cJSON *forced;
+    char *sampled = NULL;
+    c.tool = messages_tool(root, tool_result, &forced);
+    c.tool_input = tool_input;
+    if (forced != NULL) {
+        cJSON *value = mock_schema_sample(cJSON_GetObjectItemCaseSensitive(forced, "input_schema"));
+        sampled = value != NULL ? cJSON_PrintUnformatted(value) : NULL;
+        cJSON_Delete(value);
+        if (sampled == NULL) {
+            cJSON_Delete(root);
+            return anthropic_error(x, 500, NULL, "mock: out of memory", NULL);
+        }
+        c.tool_input = sampled;
+    }
     c.input = mock_tokens(c.reply.prompt_bytes);
     c.input = c.input < 1 ? 1 : c.input;
     if (c.tool != NULL) {
-        c.output = mock_tokens(strlen(c.tool) + sizeof(tool_input) - 1);
+        c.output = mock_tokens(strlen(c.tool) + strlen(c.tool_input));
         c.stop_reason = "tool_use";
     } else {
         c.output = mock_tokens(c.reply.len);
@@ -312,6 +373,7 @@ int anthropic_messages(struct exchange *x)
     } else {
         messages_plain(mock_out_body(x), &c);
     }
+    free(sampled);
     cJSON_Delete(root);
     return status;
 }
