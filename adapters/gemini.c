@@ -14,10 +14,10 @@
 #include "adapters/gemini.h"
 #include "core/util.h"
 
-/* Gemini allows candidateCount 1-8; a streamed candidate index past this is refused. */
-#define GEMINI_MAX_CANDIDATES 8
 /* Hex digits of a reply's SHA-256 in the ids made up for replies without a responseId. */
 #define GEMINI_ID_HASH_CHARS 24
+/* Random characters after "call_" in the ids of Gemini's tool calls, as in OpenAI's. */
+#define GEMINI_CALL_ID_CHARS 24
 
 /* finishReason → OpenAI finish_reason. Anything not listed (OTHER, RECITATION, …) is "stop". */
 static const struct {
@@ -64,6 +64,7 @@ struct gemini_stream {
     char *model; /* owned */
     bool model_from_reply;
     int64_t created;
+    int want; /* candidates asked for (n): the stream is done once they have all finished */
     struct gemini_cand_state cands[GEMINI_MAX_CANDIDATES];
     cJSON *usage; /* OpenAI usage from the latest usageMetadata; owned */
     bool usage_sent;
@@ -93,6 +94,13 @@ char *gemini_text(const cJSON *parts, bool *any)
 }
 
 /* ---- request ---------------------------------------------------------------------------- */
+
+/* A task kind this chat-only dialect cannot serve: the client's request, so a 400 on model. */
+static int gemini_unsupported(enum adapter_op op, struct core_err *err)
+{
+    return core_err_set(err, CORE_EINVAL, "model", "%s tasks are not supported by gemini",
+                        adapter_op_name(op));
+}
 
 /*
  * The URL of the call: <base_url>/models/{model}:generateContent, or :streamGenerateContent with
@@ -128,10 +136,13 @@ static int gemini_build_request(const struct adapter_call *call, struct adapter_
     memset(out, 0, sizeof(*out));
     core_err_clear(err);
     if (call->op != ADAPTER_OP_CHAT) {
-        rc = adapter_unsupported("gemini", call->op, err);
+        rc = gemini_unsupported(call->op, err);
         goto out;
     }
     if ((rc = adapter_target_check(t, err)) != 0) {
+        goto out;
+    }
+    if (cJSON_IsObject(input) && (rc = gemini_check_fields(input, err)) != 0) {
         goto out;
     }
     if (!cJSON_IsObject(input) || !cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0) {
@@ -300,34 +311,124 @@ static int gemini_usage(const cJSON *meta, cJSON **out)
 }
 
 /*
- * A functionCall part as an OpenAI tool call {id, type, function{name, arguments}} with a made-up
- * id "call_<candidate>_<n>" (Gemini links results by name, so any unique id round-trips), and its
- * thought signature kept where Google's OpenAI endpoint puts it. index >= 0 adds the "index" a
- * stream delta carries. NULL on OOM.
+ * A functionCall part as an OpenAI tool call {id, type, function{name, arguments}}, with its
+ * thought signature kept where Google's OpenAI endpoint puts it. Gemini gives its calls no id (it
+ * links results by name), so each gets a random one in OpenAI's shape, "call_" + 24: an id made
+ * from positions would repeat on every turn of a conversation and collide in clients that key
+ * tool state by id. index >= 0 adds the "index" a stream delta carries. Returns 0 with *out set,
+ * or CORE_ENOMEM / CORE_EINTERNAL (no randomness) with err filled.
  */
-static cJSON *gemini_tool_call(const cJSON *part, int cand, int n, int index)
+static int gemini_tool_call(const cJSON *part, int index, cJSON **out, struct core_err *err)
 {
     const cJSON *fc = cJSON_GetObjectItemCaseSensitive(part, "functionCall");
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(fc, "args");
     const char *name = adapter_json_str(fc, "name");
     const char *sig = adapter_json_str(part, "thoughtSignature");
-    char *text = cJSON_IsObject(args) ? cJSON_PrintUnformatted(args) : strdup("{}");
+    char *text = NULL;
     cJSON *call = NULL;
     char id[48];
-    bool ok;
+    int rc = 0;
 
-    snprintf(id, sizeof(id), "call_%d_%d", cand, n);
-    ok = text != NULL && (call = adapter_tool_call_json(index, id, name ? name : "", text)) != NULL;
-    if (ok && sig != NULL) {
-        cJSON *google = adapter_json_wrap("thought_signature", cJSON_CreateString(sig));
-        ok = adapter_json_put(call, "extra_content", adapter_json_wrap("google", google));
+    *out = NULL;
+    if (adapter_random_id("call_", GEMINI_CALL_ID_CHARS, id, sizeof(id)) != 0) {
+        rc = core_err_set(err, CORE_EINTERNAL, NULL, "no randomness for a tool call id");
+        goto out;
     }
+    text = cJSON_IsObject(args) ? cJSON_PrintUnformatted(args) : strdup("{}");
+    if (text == NULL ||
+        (call = adapter_tool_call_json(index, id, name ? name : "", text)) == NULL) {
+        rc = gemini_oom(err);
+        goto out;
+    }
+    if (sig != NULL) {
+        cJSON *google = adapter_json_wrap("thought_signature", cJSON_CreateString(sig));
+        if (!adapter_json_put(call, "extra_content", adapter_json_wrap("google", google))) {
+            rc = gemini_oom(err);
+            goto out;
+        }
+    }
+    *out = call;
+    call = NULL;
+out:
     free(text);
-    if (!ok) {
-        cJSON_Delete(call);
+    cJSON_Delete(call);
+    return rc;
+}
+
+/*
+ * A Gemini logprob candidate {token, logProbability} as OpenAI's {token, logprob, bytes}, bytes
+ * being the token's UTF-8 bytes. proto3 JSON leaves out a logProbability of 0. NULL on OOM.
+ */
+static cJSON *gemini_token_logprob(const cJSON *c)
+{
+    const char *token = adapter_json_str(c, "token");
+    cJSON *o = cJSON_CreateObject();
+    cJSON *bytes = NULL;
+
+    token = token ? token : "";
+    if (o == NULL || cJSON_AddStringToObject(o, "token", token) == NULL ||
+        cJSON_AddNumberToObject(o, "logprob", gemini_num(c, "logProbability")) == NULL ||
+        (bytes = cJSON_AddArrayToObject(o, "bytes")) == NULL) {
+        cJSON_Delete(o);
         return NULL;
     }
-    return call;
+    for (const unsigned char *b = (const unsigned char *)token; *b != '\0'; b++) {
+        if (!adapter_json_push(bytes, cJSON_CreateNumber(*b))) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+/*
+ * A candidate's logprobsResult as an OpenAI choice's logprobs (ChatCompletion's shape):
+ * {content: [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}], refusal: null},
+ * chosenCandidates[i] with topCandidates[i].candidates as its alternatives ([] when Gemini sent
+ * none, as OpenAI does without top_logprobs). *out is NULL when the candidate carries no
+ * logprobsResult. Returns 0 or CORE_ENOMEM.
+ */
+static int gemini_choice_logprobs(const cJSON *cand, cJSON **out)
+{
+    const cJSON *lr = cJSON_GetObjectItemCaseSensitive(cand, "logprobsResult");
+    const cJSON *top = cJSON_GetObjectItemCaseSensitive(lr, "topCandidates");
+    const cJSON *step = cJSON_IsArray(top) ? top->child : NULL;
+    const cJSON *chosen;
+    cJSON *lp = NULL;
+    cJSON *content = NULL;
+
+    *out = NULL;
+    if (!cJSON_IsObject(lr)) {
+        return 0;
+    }
+    if ((lp = cJSON_CreateObject()) == NULL ||
+        (content = cJSON_AddArrayToObject(lp, "content")) == NULL ||
+        cJSON_AddNullToObject(lp, "refusal") == NULL) {
+        cJSON_Delete(lp);
+        return CORE_ENOMEM;
+    }
+    cJSON_ArrayForEach(chosen, cJSON_GetObjectItemCaseSensitive(lr, "chosenCandidates"))
+    {
+        cJSON *entry = gemini_token_logprob(chosen);
+        cJSON *alts = NULL;
+        const cJSON *alt;
+
+        if (!adapter_json_push(content, entry) ||
+            (alts = cJSON_AddArrayToObject(entry, "top_logprobs")) == NULL) {
+            cJSON_Delete(lp);
+            return CORE_ENOMEM;
+        }
+        cJSON_ArrayForEach(alt, cJSON_GetObjectItemCaseSensitive(step, "candidates"))
+        {
+            if (!adapter_json_push(alts, gemini_token_logprob(alt))) {
+                cJSON_Delete(lp);
+                return CORE_ENOMEM;
+            }
+        }
+        step = step ? step->next : NULL;
+    }
+    *out = lp;
+    return 0;
 }
 
 /* A candidate's index: its "index", which proto3 JSON leaves out when it is 0; else pos. */
@@ -341,8 +442,12 @@ static int gemini_cand_index(const cJSON *cand, int pos)
     return pos;
 }
 
-/* One candidate as an OpenAI choice. NULL on OOM. */
-static cJSON *gemini_choice(const cJSON *cand, int pos)
+/*
+ * One candidate as an OpenAI choice appended to choices: its text, its function calls, its
+ * logprobs when it carries them (left out otherwise) and its finish. Returns 0, or a negative
+ * code with err filled.
+ */
+static int gemini_choice(const cJSON *cand, int pos, cJSON *choices, struct core_err *err)
 {
     const cJSON *parts = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(cand, "content"), "parts");
@@ -351,42 +456,51 @@ static cJSON *gemini_choice(const cJSON *cand, int pos)
     cJSON *choice = cJSON_CreateObject();
     cJSON *msg = NULL;
     cJSON *calls = NULL;
+    cJSON *logprobs = NULL;
     const cJSON *p;
     bool any = false;
     char *text = gemini_text(parts, &any);
     int n = 0;
-    bool ok = choice != NULL && text != NULL &&
-              cJSON_AddNumberToObject(choice, "index", index) != NULL &&
-              (msg = cJSON_AddObjectToObject(choice, "message")) != NULL &&
-              cJSON_AddStringToObject(msg, "role", "assistant") != NULL &&
-              (any ? cJSON_AddStringToObject(msg, "content", text)
-                   : cJSON_AddNullToObject(msg, "content")) != NULL;
+    int rc = 0;
 
-    if (!ok) {
-        parts = NULL;
+    if (!adapter_json_push(choices, choice) || text == NULL ||
+        cJSON_AddNumberToObject(choice, "index", index) == NULL ||
+        (msg = cJSON_AddObjectToObject(choice, "message")) == NULL ||
+        cJSON_AddStringToObject(msg, "role", "assistant") == NULL ||
+        (any ? cJSON_AddStringToObject(msg, "content", text)
+             : cJSON_AddNullToObject(msg, "content")) == NULL) {
+        rc = gemini_oom(err);
+        goto out;
     }
     cJSON_ArrayForEach(p, parts)
     {
+        cJSON *call;
+
         if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(p, "functionCall"))) {
             continue;
         }
         if (calls == NULL && (calls = cJSON_AddArrayToObject(msg, "tool_calls")) == NULL) {
-            ok = false;
-            break;
+            rc = gemini_oom(err);
+            goto out;
         }
-        if (!adapter_json_push(calls, gemini_tool_call(p, index, n++, -1))) {
-            ok = false;
-            break;
+        if ((rc = gemini_tool_call(p, -1, &call, err)) != 0) {
+            goto out;
         }
+        if (!adapter_json_push(calls, call)) {
+            rc = gemini_oom(err);
+            goto out;
+        }
+        n++;
     }
-    ok = ok && cJSON_AddNullToObject(choice, "logprobs") != NULL &&
-         cJSON_AddStringToObject(choice, "finish_reason", gemini_finish(reason, n > 0)) != NULL;
+    if (gemini_choice_logprobs(cand, &logprobs) != 0 ||
+        (logprobs != NULL && !adapter_json_put(choice, "logprobs", logprobs)) ||
+        cJSON_AddStringToObject(choice, "finish_reason", gemini_finish(reason, n > 0)) == NULL) {
+        rc = gemini_oom(err);
+        goto out;
+    }
+out:
     free(text);
-    if (!ok) {
-        cJSON_Delete(choice);
-        return NULL;
-    }
-    return choice;
+    return rc;
 }
 
 /*
@@ -424,7 +538,7 @@ static int gemini_parse_response(const struct adapter_call *call,
     memset(out, 0, sizeof(*out));
     core_err_clear(err);
     if (call->op != ADAPTER_OP_CHAT) {
-        rc = adapter_unsupported("gemini", call->op, err);
+        rc = gemini_unsupported(call->op, err);
         goto out;
     }
     if ((rc = adapter_reply_root(resp, gemini_error, &root, err)) != 0) {
@@ -452,8 +566,7 @@ static int gemini_parse_response(const struct adapter_call *call,
     }
     cJSON_ArrayForEach(cand, cands)
     {
-        if (!adapter_json_push(choices, gemini_choice(cand, pos++))) {
-            rc = gemini_oom(err);
+        if ((rc = gemini_choice(cand, pos++, choices, err)) != 0) {
             goto out;
         }
     }
@@ -481,12 +594,17 @@ static void *gemini_stream_new(const struct adapter_call *call)
 {
     struct gemini_stream *s = calloc(1, sizeof(*s));
     const char *model = (call && call->target && call->target->model) ? call->target->model : "";
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(call ? call->input : NULL, "n");
 
     if (s == NULL || (s->model = strdup(model)) == NULL) {
         free(s);
         return NULL;
     }
     s->created = util_now_ms() / 1000;
+    s->want = 1;
+    if (cJSON_IsNumber(n) && n->valuedouble >= 1 && n->valuedouble <= GEMINI_MAX_CANDIDATES) {
+        s->want = (int)n->valuedouble;
+    }
     return s;
 }
 
@@ -503,11 +621,12 @@ static void gemini_stream_free(void *state)
 }
 
 /*
- * A chat.completion.chunk with one choice {index, delta, finish_reason} appended to chunks, or
- * with choices [] and usage when index < 0. Takes delta (or usage). Returns false on OOM.
+ * A chat.completion.chunk with one choice {index, delta, logprobs?, finish_reason} appended to
+ * chunks, or with choices [] and usage when index < 0. Takes delta (or usage) and logprobs (NULL:
+ * none, and the choice leaves the field out). Returns false on OOM.
  */
 static bool gemini_chunk(const struct gemini_stream *s, cJSON *chunks, int index, cJSON *delta,
-                         const char *finish)
+                         cJSON *logprobs, const char *finish)
 {
     cJSON *chunk = cJSON_CreateObject();
     cJSON *choices = NULL;
@@ -527,11 +646,15 @@ static bool gemini_chunk(const struct gemini_stream *s, cJSON *chunks, int index
     } else {
         ok = adapter_json_put(index < 0 ? chunk : choice, index < 0 ? "usage" : "delta", delta);
     }
+    if (ok && logprobs != NULL && index >= 0) {
+        ok = adapter_json_put(choice, "logprobs", logprobs);
+        logprobs = NULL;
+    }
     if (ok && index >= 0) {
-        ok = cJSON_AddNullToObject(choice, "logprobs") != NULL &&
-             (finish ? cJSON_AddStringToObject(choice, "finish_reason", finish)
+        ok = (finish ? cJSON_AddStringToObject(choice, "finish_reason", finish)
                      : cJSON_AddNullToObject(choice, "finish_reason")) != NULL;
     }
+    cJSON_Delete(logprobs);
     if (!ok) {
         cJSON_Delete(chunk);
         return false;
@@ -539,9 +662,21 @@ static bool gemini_chunk(const struct gemini_stream *s, cJSON *chunks, int index
     return adapter_json_push(chunks, chunk);
 }
 
+/* *lp handed over to the one chunk that carries it: *lp is NULL after. */
+static cJSON *gemini_take(cJSON **lp)
+{
+    cJSON *v = *lp;
+
+    *lp = NULL;
+    return v;
+}
+
 /*
  * One streamed candidate as chunks: the role on its first appearance, its new text, its function
- * calls (each complete: Gemini does not split a call across events), and its finish.
+ * calls (each complete, with its id: Gemini does not split a call across events, so one delta
+ * carries the whole call and the id needs no keeping), and its finish. The logprobs of the
+ * event's tokens ride on the first chunk after the role one, as OpenAI's do on the content
+ * delta; on an empty delta when the event brought nothing else.
  */
 static int gemini_stream_candidate(struct gemini_stream *s, const cJSON *cand, int pos,
                                    cJSON *chunks, struct core_err *err)
@@ -552,10 +687,11 @@ static int gemini_stream_candidate(struct gemini_stream *s, const cJSON *cand, i
     int index = gemini_cand_index(cand, pos);
     struct gemini_cand_state *c;
     cJSON *calls = NULL;
+    cJSON *lp = NULL;
     const cJSON *p;
     bool any = false;
     char *text = NULL;
-    bool ok = true;
+    int rc = 0;
 
     if (index >= GEMINI_MAX_CANDIDATES) {
         return adapter_malformed_body(200, 0, "a stream event names a candidate past the limit",
@@ -563,58 +699,85 @@ static int gemini_stream_candidate(struct gemini_stream *s, const cJSON *cand, i
     }
     c = &s->cands[index];
     c->seen = true;
+    if (gemini_choice_logprobs(cand, &lp) != 0 || (text = gemini_text(parts, &any)) == NULL) {
+        rc = gemini_oom(err);
+        goto out;
+    }
     if (!c->role_sent) {
-        ok = gemini_chunk(s, chunks, index,
-                          adapter_json_wrap("role", cJSON_CreateString("assistant")), NULL);
-        c->role_sent = ok;
+        if (!gemini_chunk(s, chunks, index,
+                          adapter_json_wrap("role", cJSON_CreateString("assistant")), NULL, NULL)) {
+            rc = gemini_oom(err);
+            goto out;
+        }
+        c->role_sent = true;
     }
-    text = ok ? gemini_text(parts, &any) : NULL;
-    ok = ok && text != NULL;
-    if (ok && text[0] != '\0') {
-        ok = gemini_chunk(s, chunks, index, adapter_json_wrap("content", cJSON_CreateString(text)),
-                          NULL);
-    }
-    if (!ok) {
-        parts = NULL;
+    if (text[0] != '\0' &&
+        !gemini_chunk(s, chunks, index, adapter_json_wrap("content", cJSON_CreateString(text)),
+                      gemini_take(&lp), NULL)) {
+        rc = gemini_oom(err);
+        goto out;
     }
     cJSON_ArrayForEach(p, parts)
     {
+        cJSON *call;
+
         if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(p, "functionCall"))) {
             continue;
         }
         if (calls == NULL && (calls = cJSON_CreateArray()) == NULL) {
-            ok = false;
-            break;
+            rc = gemini_oom(err);
+            goto out;
         }
-        ok = adapter_json_push(calls, gemini_tool_call(p, index, c->n_calls, c->n_calls));
+        if ((rc = gemini_tool_call(p, c->n_calls, &call, err)) != 0) {
+            goto out;
+        }
+        if (!adapter_json_push(calls, call)) {
+            rc = gemini_oom(err);
+            goto out;
+        }
         c->n_calls++;
     }
-    if (ok && calls != NULL) {
-        ok = gemini_chunk(s, chunks, index, adapter_json_wrap("tool_calls", calls), NULL);
-        calls = NULL;
+    if (calls != NULL &&
+        !gemini_chunk(s, chunks, index, adapter_json_wrap("tool_calls", gemini_take(&calls)),
+                      gemini_take(&lp), NULL)) {
+        rc = gemini_oom(err);
+        goto out;
     }
-    if (ok && reason != NULL && !c->finished) {
-        ok = gemini_chunk(s, chunks, index, cJSON_CreateObject(),
-                          gemini_finish(reason, c->n_calls > 0));
-        c->finished = ok;
+    if (reason != NULL && !c->finished) {
+        if (!gemini_chunk(s, chunks, index, cJSON_CreateObject(), gemini_take(&lp),
+                          gemini_finish(reason, c->n_calls > 0))) {
+            rc = gemini_oom(err);
+            goto out;
+        }
+        c->finished = true;
     }
+    if (lp != NULL &&
+        !gemini_chunk(s, chunks, index, cJSON_CreateObject(), gemini_take(&lp), NULL)) {
+        rc = gemini_oom(err);
+        goto out;
+    }
+out:
     free(text);
     cJSON_Delete(calls);
-    return ok ? 0 : gemini_oom(err);
+    cJSON_Delete(lp);
+    return rc;
 }
 
-/* True once every candidate the stream has shown has finished. */
+/*
+ * True once the candidates asked for (n, else 1) have finished, and every other candidate the
+ * stream showed: waiting for n keeps a candidate that shows up late from being cut off.
+ */
 static bool gemini_stream_finished(const struct gemini_stream *s)
 {
-    bool any = false;
+    int finished = 0;
 
     for (int i = 0; i < GEMINI_MAX_CANDIDATES; i++) {
         if (s->cands[i].seen && !s->cands[i].finished) {
             return false;
         }
-        any = any || s->cands[i].seen;
+        finished += s->cands[i].finished ? 1 : 0;
     }
-    return any;
+    return finished >= s->want;
 }
 
 /*
@@ -691,7 +854,7 @@ static int gemini_stream_event(void *state, const char *event, const char *data,
     s->done = s->done || gemini_stream_finished(s);
     if (s->done && s->usage != NULL && !s->usage_sent) {
         cJSON *u = cJSON_Duplicate(s->usage, true);
-        if (!gemini_chunk(s, chunks, -1, u, NULL)) {
+        if (!gemini_chunk(s, chunks, -1, u, NULL, NULL)) {
             rc = gemini_oom(err);
             goto out;
         }

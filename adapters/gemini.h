@@ -2,6 +2,13 @@
  * adapters/gemini.h — internal to the gemini dialect, split by concept: gemini.c (the vtable, the
  * HTTP request, replies and streams, errors and usage) and gemini_request.c (an OpenAI chat body
  * as a GenerateContentRequest).
+ *
+ * The field policy (dialect.h): every top-level field of a client's chat body is honoured,
+ * translated or refused with a 400 naming it. gemini_request.c's gemini_fields table lists the
+ * fields this dialect handles, each with its translation; any field not listed is refused, and
+ * so is a listed field at a value it cannot honour (parallel_tool_calls false, store true). A
+ * translated field whose value Gemini cannot take (n past 8, top_logprobs past 20, a stop that
+ * is not strings) is refused the same way, before any provider sees the request.
  */
 #ifndef SLUICE_ADAPTER_GEMINI_H
 #define SLUICE_ADAPTER_GEMINI_H
@@ -12,10 +19,21 @@
 
 #include "core/err.h"
 
+/* Gemini's candidateCount is 1-8: n past it is refused, a streamed candidate past it too. */
+#define GEMINI_MAX_CANDIDATES 8
+/* Gemini's generationConfig.logprobs (OpenAI's top_logprobs) is 0-20. */
+#define GEMINI_MAX_TOP_LOGPROBS 20
+
+/*
+ * Checks the top-level fields of an OpenAI chat body (input, borrowed) against the dialect's
+ * table. Returns 0, or CORE_EINVAL with err naming the first field refused.
+ */
+int gemini_check_fields(const cJSON *input, struct core_err *err);
+
 /*
  * Adds what an OpenAI chat body (input, borrowed) maps to onto body: contents and
- * systemInstruction, generationConfig, tools and toolConfig. Returns 0, or CORE_EINVAL /
- * CORE_EUNPROCESSABLE / CORE_ENOMEM with err filled.
+ * systemInstruction, generationConfig, tools and toolConfig. Returns 0, or CORE_EINVAL (a client
+ * request Gemini cannot take, err->param naming the field) / CORE_ENOMEM with err filled.
  */
 int gemini_map_request(const cJSON *input, cJSON *body, struct core_err *err);
 

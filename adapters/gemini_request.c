@@ -2,8 +2,11 @@
  * adapters/gemini_request.c — an OpenAI chat body as a Gemini GenerateContentRequest: messages as
  * contents (user and model turns alternating, tool calls and results as functionCall and
  * functionResponse parts, media as inlineData or fileData) and systemInstruction, sampling fields
- * as generationConfig, tools as functionDeclarations and tool_choice as toolConfig.
+ * as generationConfig, tools as functionDeclarations and tool_choice as toolConfig. The fields
+ * it takes, and what each becomes, are the table gemini_fields; everything else is refused
+ * (gemini.h).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,17 +32,55 @@ static const struct {
     {"wav", "audio/wav"},   {"mp4", "video/mp4"},       {"txt", "text/plain"},
 };
 
-/* OpenAI sampling fields that map one to one onto generationConfig numbers. */
+/*
+ * The OpenAI chat fields this dialect takes (model and messages, then by name), with what each
+ * becomes. adapter_fields_check refuses every field not listed, and parallel_tool_calls and
+ * store at any value but their default.
+ */
+static const struct adapter_field gemini_fields[] = {
+    {"model", ADAPTER_FIELD_HANDLED},                 /* the deployment's model, in the URL */
+    {"messages", ADAPTER_FIELD_HANDLED},              /* contents and systemInstruction */
+    {"frequency_penalty", ADAPTER_FIELD_HANDLED},     /* generationConfig.frequencyPenalty */
+    {"logprobs", ADAPTER_FIELD_HANDLED},              /* generationConfig.responseLogprobs */
+    {"max_completion_tokens", ADAPTER_FIELD_HANDLED}, /* generationConfig.maxOutputTokens */
+    {"max_tokens", ADAPTER_FIELD_HANDLED},            /* the same, when the above is absent */
+    {"n", ADAPTER_FIELD_HANDLED},                     /* generationConfig.candidateCount, 1-8 */
+    {"parallel_tool_calls", ADAPTER_FIELD_IF_TRUE},   /* Gemini has no switch for it */
+    {"presence_penalty", ADAPTER_FIELD_HANDLED},      /* generationConfig.presencePenalty */
+    {"response_format", ADAPTER_FIELD_HANDLED},       /* responseMimeType, responseJsonSchema */
+    {"seed", ADAPTER_FIELD_HANDLED},                  /* generationConfig.seed (int32) */
+    {"stop", ADAPTER_FIELD_HANDLED},                  /* generationConfig.stopSequences */
+    {"store", ADAPTER_FIELD_IF_FALSE},                /* Gemini keeps no completion to list */
+    {"stream", ADAPTER_FIELD_HANDLED},                /* :streamGenerateContent?alt=sse */
+    {"stream_options", ADAPTER_FIELD_HANDLED},        /* usage: Gemini always reports it */
+    {"temperature", ADAPTER_FIELD_HANDLED},           /* generationConfig.temperature */
+    {"tool_choice", ADAPTER_FIELD_HANDLED},           /* toolConfig.functionCallingConfig */
+    {"tools", ADAPTER_FIELD_HANDLED},                 /* tools[].functionDeclarations */
+    {"top_logprobs", ADAPTER_FIELD_HANDLED},          /* generationConfig.logprobs, 0-20 */
+    {"top_p", ADAPTER_FIELD_HANDLED},                 /* generationConfig.topP */
+};
+
+/*
+ * OpenAI's number fields: the values Gemini takes (OpenAI's ranges, narrowed where Gemini's are
+ * narrower), and the generationConfig field each maps to one to one (NULL: sent by the code that
+ * reads it). A value outside is refused here, naming the field, rather than by Gemini.
+ */
 static const struct {
     const char *openai;
     const char *gemini;
+    bool integer;
+    double min;
+    double max;
 } gemini_number_fields[] = {
-    {"temperature", "temperature"},
-    {"top_p", "topP"},
-    {"n", "candidateCount"},
-    {"seed", "seed"},
-    {"presence_penalty", "presencePenalty"},
-    {"frequency_penalty", "frequencyPenalty"},
+    {"temperature", "temperature", false, 0, 2},
+    {"top_p", "topP", false, 0, 1},
+    {"n", "candidateCount", true, 1, GEMINI_MAX_CANDIDATES},
+    {"seed", "seed", true, INT32_MIN, INT32_MAX},
+    {"presence_penalty", "presencePenalty", false, -2, 2},
+    {"frequency_penalty", "frequencyPenalty", false, -2, 2},
+    {"max_completion_tokens", NULL, true, 1, INT32_MAX},
+    {"max_tokens", NULL, true, 1, INT32_MAX},
+    {"top_logprobs", NULL, true, 0, GEMINI_MAX_TOP_LOGPROBS},
 };
 
 /* tool_choice strings → functionCallingConfig.mode. */
@@ -118,7 +159,7 @@ static int gemini_url_part(const char *url, const char *param, cJSON *parts, str
                    ? 0
                    : gemini_oom(err);
     }
-    return core_err_set(err, CORE_EUNPROCESSABLE, param,
+    return core_err_set(err, CORE_EINVAL, param,
                         "the gemini dialect takes media as data: or http(s) URLs only");
 }
 
@@ -145,7 +186,7 @@ static int gemini_content_part(const cJSON *part, const char *param, bool media,
                    : gemini_oom(err);
     }
     if (!media) {
-        return core_err_set(err, CORE_EUNPROCESSABLE, param,
+        return core_err_set(err, CORE_EINVAL, param,
                             "the gemini dialect takes only text in this message");
     }
     inner = cJSON_GetObjectItemCaseSensitive(part, type);
@@ -172,8 +213,8 @@ static int gemini_content_part(const cJSON *part, const char *param, bool media,
     if (strcmp(type, "file") == 0 && adapter_json_str(inner, "file_data") != NULL) {
         return gemini_url_part(adapter_json_str(inner, "file_data"), param, parts, err);
     }
-    return core_err_set(err, CORE_EUNPROCESSABLE, param,
-                        "the gemini dialect cannot send a content part of type %s", type);
+    return core_err_set(err, CORE_EINVAL, param,
+                        "the gemini dialect cannot send a content part of type %.32s", type);
 }
 
 /* An OpenAI message content (string, array of parts, or null) appended to parts. */
@@ -295,9 +336,10 @@ static int gemini_tool_calls(const cJSON *msg, int i, cJSON *parts, struct core_
 
 /*
  * The function name the tool message msg answers. OpenAI links results to calls by id and Gemini
- * by name, so the id is looked up in the messages before msg, nearest first (ids made up by this
- * dialect repeat from one reply to the next), walking back along the list rather than indexing it.
- * NULL when no earlier call has that id.
+ * by name, so the id is looked up in the messages before msg, nearest first (a history may hold
+ * ids that repeat from one turn to the next: this dialect's were positional before they were
+ * random, and other servers' may still be), walking back along the list rather than indexing
+ * it. Any id works. NULL when no earlier call has that id.
  */
 static const char *gemini_tool_name(const cJSON *messages, const cJSON *msg, const char *id)
 {
@@ -487,81 +529,165 @@ out:
     return rc;
 }
 
+/* v is set: present and not null, which OpenAI reads as absent. */
+static bool gemini_set(const cJSON *v)
+{
+    return v != NULL && !cJSON_IsNull(v);
+}
+
 /*
- * Sampling fields → generationConfig. response_format json_schema also sends the schema as
- * responseJsonSchema, which takes JSON Schema as OpenAI clients write it (responseSchema takes
- * only Google's OpenAPI subset). Fields Gemini has no counterpart for are not sent.
+ * The number fields: each checked against its range, and those that map one to one copied onto
+ * gc. max_completion_tokens (or else max_tokens) becomes maxOutputTokens.
  */
+static int gemini_numbers(const cJSON *input, cJSON *gc, struct core_err *err)
+{
+    const cJSON *max = cJSON_GetObjectItemCaseSensitive(input, "max_completion_tokens");
+
+    for (size_t i = 0; i < ARRAY_LEN(gemini_number_fields); i++) {
+        const char *name = gemini_number_fields[i].openai;
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(input, name);
+        double min = gemini_number_fields[i].min;
+        double top = gemini_number_fields[i].max;
+
+        if (!gemini_set(v)) {
+            continue;
+        }
+        /* the range is checked first, so the cast to long long is defined */
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= min && v->valuedouble <= top) ||
+            (gemini_number_fields[i].integer &&
+             v->valuedouble != (double)(long long)v->valuedouble)) {
+            return core_err_set(err, CORE_EINVAL, name, "%s must be %s from %.10g to %.10g", name,
+                                gemini_number_fields[i].integer ? "an integer" : "a number", min,
+                                top);
+        }
+        if (gemini_number_fields[i].gemini != NULL &&
+            cJSON_AddNumberToObject(gc, gemini_number_fields[i].gemini, v->valuedouble) == NULL) {
+            return gemini_oom(err);
+        }
+    }
+    if (!gemini_set(max)) {
+        max = cJSON_GetObjectItemCaseSensitive(input, "max_tokens");
+    }
+    if (gemini_set(max) &&
+        cJSON_AddNumberToObject(gc, "maxOutputTokens", max->valuedouble) == NULL) {
+        return gemini_oom(err);
+    }
+    return 0;
+}
+
+/* stop (a string or an array of strings) → stopSequences. */
+static int gemini_stop(const cJSON *input, cJSON *gc, struct core_err *err)
+{
+    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(input, "stop");
+    const cJSON *s;
+    cJSON *seq;
+
+    if (!gemini_set(stop)) {
+        return 0;
+    }
+    if (!cJSON_IsString(stop) && !cJSON_IsArray(stop)) {
+        return core_err_set(err, CORE_EINVAL, "stop",
+                            "stop must be a string or an array of strings");
+    }
+    cJSON_ArrayForEach(s, stop)
+    {
+        if (!cJSON_IsString(s)) {
+            return core_err_set(err, CORE_EINVAL, "stop", "stop must hold strings");
+        }
+    }
+    seq = cJSON_IsString(stop) ? cJSON_CreateArray() : cJSON_Duplicate(stop, true);
+    if (seq != NULL && cJSON_IsString(stop) &&
+        !adapter_json_push(seq, cJSON_CreateString(stop->valuestring))) {
+        cJSON_Delete(seq);
+        seq = NULL;
+    }
+    return adapter_json_put(gc, "stopSequences", seq) ? 0 : gemini_oom(err);
+}
+
+/*
+ * logprobs → responseLogprobs and top_logprobs → logprobs (the number of alternatives per token,
+ * already range-checked). As in OpenAI, top_logprobs above 0 needs logprobs: true; without it,
+ * nothing is asked for.
+ */
+static int gemini_logprobs_config(const cJSON *input, cJSON *gc, struct core_err *err)
+{
+    const cJSON *want = cJSON_GetObjectItemCaseSensitive(input, "logprobs");
+    const cJSON *top = cJSON_GetObjectItemCaseSensitive(input, "top_logprobs");
+
+    if (gemini_set(want) && !cJSON_IsBool(want)) {
+        return core_err_set(err, CORE_EINVAL, "logprobs", "logprobs must be a boolean");
+    }
+    if (!cJSON_IsTrue(want)) {
+        if (cJSON_IsNumber(top) && top->valuedouble > 0) {
+            return core_err_set(err, CORE_EINVAL, "top_logprobs",
+                                "top_logprobs needs logprobs set to true");
+        }
+        return 0;
+    }
+    if (cJSON_AddTrueToObject(gc, "responseLogprobs") == NULL ||
+        (cJSON_IsNumber(top) &&
+         cJSON_AddNumberToObject(gc, "logprobs", top->valuedouble) == NULL)) {
+        return gemini_oom(err);
+    }
+    return 0;
+}
+
+/*
+ * response_format → responseMimeType, and json_schema's schema as responseJsonSchema, which
+ * takes JSON Schema as OpenAI clients write it (responseSchema takes only Google's OpenAPI
+ * subset). Gemini holds every answer to the schema, so strict needs nothing more.
+ */
+static int gemini_response_format(const cJSON *input, cJSON *gc, struct core_err *err)
+{
+    const cJSON *format = cJSON_GetObjectItemCaseSensitive(input, "response_format");
+    const char *type = adapter_json_str(format, "type");
+    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(format, "json_schema"), "schema");
+
+    if (!gemini_set(format)) {
+        return 0;
+    }
+    if (type == NULL || (strcmp(type, "text") != 0 && strcmp(type, "json_object") != 0 &&
+                         strcmp(type, "json_schema") != 0)) {
+        return core_err_set(err, CORE_EINVAL, "response_format",
+                            "response_format must be an object of type text, json_object or "
+                            "json_schema");
+    }
+    if (strcmp(type, "json_schema") == 0 && gemini_set(schema) && !cJSON_IsObject(schema)) {
+        return core_err_set(err, CORE_EINVAL, "response_format",
+                            "response_format.json_schema.schema must be an object");
+    }
+    if (strcmp(type, "text") == 0) {
+        return 0;
+    }
+    if (cJSON_AddStringToObject(gc, "responseMimeType", "application/json") == NULL ||
+        (strcmp(type, "json_schema") == 0 && cJSON_IsObject(schema) &&
+         !adapter_json_put(gc, "responseJsonSchema", cJSON_Duplicate(schema, true)))) {
+        return gemini_oom(err);
+    }
+    return 0;
+}
+
+/* The generation fields → generationConfig, sent only when one of them asked for something. */
 static int gemini_generation_config(const cJSON *input, cJSON *body, struct core_err *err)
 {
     cJSON *gc = cJSON_CreateObject();
-    const cJSON *max = cJSON_GetObjectItemCaseSensitive(input, "max_completion_tokens");
-    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(input, "stop");
-    const cJSON *format = cJSON_GetObjectItemCaseSensitive(input, "response_format");
-    bool ok = gc != NULL;
-    int rc = 0;
+    int rc;
 
-    for (size_t i = 0; ok && i < ARRAY_LEN(gemini_number_fields); i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(input, gemini_number_fields[i].openai);
-        if (v == NULL || cJSON_IsNull(v)) {
-            continue;
-        }
-        if (!cJSON_IsNumber(v)) {
-            rc = core_err_set(err, CORE_EINVAL, gemini_number_fields[i].openai,
-                              "%s must be a number", gemini_number_fields[i].openai);
-            goto out;
-        }
-        ok = cJSON_AddNumberToObject(gc, gemini_number_fields[i].gemini, v->valuedouble) != NULL;
+    if (gc == NULL) {
+        return gemini_oom(err);
     }
-    if (!cJSON_IsNumber(max)) {
-        max = cJSON_GetObjectItemCaseSensitive(input, "max_tokens");
+    if ((rc = gemini_numbers(input, gc, err)) != 0 || (rc = gemini_stop(input, gc, err)) != 0 ||
+        (rc = gemini_logprobs_config(input, gc, err)) != 0 ||
+        (rc = gemini_response_format(input, gc, err)) != 0) {
+        cJSON_Delete(gc);
+        return rc;
     }
-    if (ok && cJSON_IsNumber(max)) {
-        ok = cJSON_AddNumberToObject(gc, "maxOutputTokens", max->valuedouble) != NULL;
+    if (cJSON_GetArraySize(gc) == 0) {
+        cJSON_Delete(gc);
+        return 0;
     }
-    if (ok && cJSON_IsString(stop)) {
-        cJSON *seq = cJSON_AddArrayToObject(gc, "stopSequences");
-        ok = seq != NULL && adapter_json_push(seq, cJSON_CreateString(stop->valuestring));
-    } else if (ok && cJSON_IsArray(stop)) {
-        const cJSON *s;
-        cJSON_ArrayForEach(s, stop)
-        {
-            if (!cJSON_IsString(s)) {
-                rc = core_err_set(err, CORE_EINVAL, "stop", "stop must hold strings");
-                goto out;
-            }
-        }
-        ok = adapter_json_put(gc, "stopSequences", cJSON_Duplicate(stop, true));
-    }
-    if (ok && cJSON_IsObject(format)) {
-        const char *type = adapter_json_str(format, "type");
-        const cJSON *schema = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(format, "json_schema"), "schema");
-        if (type == NULL || (strcmp(type, "text") != 0 && strcmp(type, "json_object") != 0 &&
-                             strcmp(type, "json_schema") != 0)) {
-            rc = core_err_set(err, CORE_EUNPROCESSABLE, "response_format",
-                              "the gemini dialect cannot send this response_format");
-            goto out;
-        }
-        if (strcmp(type, "text") != 0) {
-            ok = cJSON_AddStringToObject(gc, "responseMimeType", "application/json") != NULL;
-        }
-        if (ok && strcmp(type, "json_schema") == 0 && cJSON_IsObject(schema)) {
-            ok = adapter_json_put(gc, "responseJsonSchema", cJSON_Duplicate(schema, true));
-        }
-    }
-    if (!ok) {
-        rc = gemini_oom(err);
-        goto out;
-    }
-    if (cJSON_GetArraySize(gc) > 0) {
-        ok = adapter_json_put(body, "generationConfig", gc);
-        gc = NULL;
-        rc = ok ? 0 : gemini_oom(err);
-    }
-out:
-    cJSON_Delete(gc);
-    return rc;
+    return adapter_json_put(body, "generationConfig", gc) ? 0 : gemini_oom(err);
 }
 
 /*
@@ -580,6 +706,9 @@ static int gemini_tools(const cJSON *input, cJSON *body, struct core_err *err)
     const char *only = NULL;
     int j = 0;
 
+    if (gemini_set(tools) && !cJSON_IsArray(tools)) {
+        return core_err_set(err, CORE_EINVAL, "tools", "tools must be an array");
+    }
     if (cJSON_GetArraySize(tools) > 0) {
         cJSON *holder = cJSON_CreateObject();
         cJSON *list = cJSON_AddArrayToObject(body, "tools");
@@ -604,7 +733,7 @@ static int gemini_tools(const cJSON *input, cJSON *body, struct core_err *err)
         snprintf(param, sizeof(param), "tools[%d]", j++);
         if (type == NULL || strcmp(type, "function") != 0 || name == NULL) {
             cJSON_Delete(d);
-            return core_err_set(err, CORE_EUNPROCESSABLE, param,
+            return core_err_set(err, CORE_EINVAL, param,
                                 "the gemini dialect takes only function tools with a name");
         }
         if (!adapter_json_push(decls, d) || cJSON_AddStringToObject(d, "name", name) == NULL ||
@@ -638,6 +767,11 @@ static int gemini_tools(const cJSON *input, cJSON *body, struct core_err *err)
         return gemini_oom(err);
     }
     return 0;
+}
+
+int gemini_check_fields(const cJSON *input, struct core_err *err)
+{
+    return adapter_fields_check(input, "gemini", gemini_fields, ARRAY_LEN(gemini_fields), err);
 }
 
 int gemini_map_request(const cJSON *input, cJSON *body, struct core_err *err)

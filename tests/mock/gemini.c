@@ -3,6 +3,10 @@
  * :streamGenerateContent (SSE with ?alt=sse, else a streamed JSON array, as Google does).
  * x-goog-api-key (or ?key=) auth, text or functionCall answers, "mock:block" in the prompt for a
  * blocked prompt, and {"error":{code,message,status}} errors with RetryInfo on 429.
+ * generationConfig is read for what tests check answers of: candidateCount (that many copies of
+ * the answer), responseLogprobs and logprobs (a logprobsResult per candidate, one token per word),
+ * responseMimeType application/json (the answer is a sample of responseJsonSchema, else
+ * {"reply": <the echo>}) and maxOutputTokens (MAX_TOKENS).
  */
 #include <stdio.h>
 #include <string.h>
@@ -99,13 +103,25 @@ const struct dialect dialect_gemini = {
     .broken_body = "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"mock",
 };
 
+#define GEN_MAX_CANDIDATES 8 /* Gemini's candidateCount range is 1-8 */
+#define GEN_MAX_TOP 20       /* and generationConfig.logprobs' 0-20 */
+#define GEN_MAX_WORDS 256    /* words of an answer given logprobs; the last takes any rest */
+
 struct generate {
     struct exchange *x;
     char model[128];
-    const char *tool; /* NULL: a text answer */
+    const char *tool; /* NULL: a text answer; borrowed from the request's JSON, kept to the end */
     const char *finish;
     bool blocked;
-    long long prompt, output;
+    int candidates;   /* generationConfig.candidateCount: that many identical candidates */
+    bool logprobs;    /* generationConfig.responseLogprobs: a logprobsResult per candidate */
+    int top;          /* generationConfig.logprobs: alternatives per token (0: no topCandidates) */
+    char *json;       /* owned (cJSON_free): the answer to responseMimeType application/json */
+    const char *text; /* the answer: json, else the echo in reply */
+    size_t len;
+    size_t words[GEN_MAX_WORDS]; /* end offsets of the answer's words (logprobs' tokens) */
+    size_t n_words;
+    long long prompt, output; /* output: per candidate */
     struct mock_reply reply;
 };
 
@@ -161,13 +177,116 @@ static const char *generate_tool(const cJSON *root, bool fn_response)
     return NULL;
 }
 
-/* Parses and checks the request into g. Returns 0, or the error status it answered. */
+/* An int member of cfg in [min, max] into *out (left as it is when absent); false when not one. */
+static bool config_int(const cJSON *cfg, const char *key, int min, int max, int *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (v == NULL) {
+        return true;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble < min || v->valuedouble > max ||
+        v->valuedouble != (double)(int)v->valuedouble) {
+        return false;
+    }
+    *out = (int)v->valuedouble;
+    return true;
+}
+
+/*
+ * The answer for responseMimeType application/json: a sample of responseJsonSchema, or without a
+ * schema {"reply": <the echo>}. Returns false on OOM.
+ */
+static bool generate_json(struct generate *g, const cJSON *cfg)
+{
+    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(cfg, "responseJsonSchema");
+    cJSON *value = cJSON_IsObject(schema) ? mock_schema_sample(schema) : cJSON_CreateObject();
+    if (value != NULL && !cJSON_IsObject(schema) &&
+        cJSON_AddStringToObject(value, "reply", g->reply.text) == NULL) {
+        cJSON_Delete(value);
+        value = NULL;
+    }
+    g->json = value != NULL ? cJSON_PrintUnformatted(value) : NULL;
+    cJSON_Delete(value);
+    return g->json != NULL;
+}
+
+/*
+ * The words of the answer, as logprobs' tokens: each is its leading spaces and the run of other
+ * bytes after them, so the tokens joined are the answer.
+ */
+static void generate_words(struct generate *g)
+{
+    size_t i = 0;
+    g->n_words = 0;
+    while (i < g->len) {
+        while (i < g->len && g->text[i] == ' ') {
+            i++;
+        }
+        while (i < g->len && g->text[i] != ' ') {
+            i++;
+        }
+        if (g->n_words == GEN_MAX_WORDS) {
+            g->words[GEN_MAX_WORDS - 1] = g->len;
+            return;
+        }
+        g->words[g->n_words++] = i;
+    }
+}
+
+/* Reads generationConfig into g. Returns 0, or the error status it answered. */
+static int generate_config(struct exchange *x, struct generate *g, const cJSON *root)
+{
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(root, "generationConfig");
+    const cJSON *want = cJSON_GetObjectItemCaseSensitive(cfg, "responseLogprobs");
+    const cJSON *max = cJSON_GetObjectItemCaseSensitive(cfg, "maxOutputTokens");
+    bool json =
+        strcmp(mock_json_str(cfg, "responseMimeType", "text/plain"), "application/json") == 0;
+
+    g->candidates = 1;
+    if (!config_int(cfg, "candidateCount", 1, GEN_MAX_CANDIDATES, &g->candidates)) {
+        return gemini_error(x, 400, NULL,
+                            "* GenerateContentRequest.generation_config.candidate_count: must be "
+                            "in the range [1, 8].\n",
+                            NULL);
+    }
+    g->logprobs = cJSON_IsTrue(want);
+    if (!config_int(cfg, "logprobs", 0, GEN_MAX_TOP, &g->top) ||
+        (cJSON_GetObjectItemCaseSensitive(cfg, "logprobs") != NULL && !g->logprobs)) {
+        return gemini_error(x, 400, NULL,
+                            "* GenerateContentRequest.generation_config.logprobs: logprobs must be "
+                            "in [0, 20] and needs response_logprobs.\n",
+                            NULL);
+    }
+    g->text = g->reply.text;
+    g->len = g->reply.len;
+    if (json && g->tool == NULL) {
+        if (!generate_json(g, cfg)) {
+            return gemini_error(x, 500, NULL, "mock: out of memory", NULL);
+        }
+        g->text = g->json;
+        g->len = strlen(g->json);
+    }
+    generate_words(g);
+    g->output = g->tool != NULL ? mock_tokens(strlen(g->tool) + sizeof(tool_args) - 1)
+                                : mock_tokens(g->len);
+    if (cJSON_IsNumber(max) && max->valuedouble >= 0 && (double)g->output > max->valuedouble) {
+        g->output = (long long)max->valuedouble;
+        g->finish = "MAX_TOKENS";
+    }
+    return 0;
+}
+
+/*
+ * Parses and checks the request into g; *rootp is the parsed request, which g points into: the
+ * caller frees it after the answer is written. Returns 0, or the error status it answered.
+ */
 static int generate_parse(struct exchange *x, struct generate *g, cJSON **rootp)
 {
     cJSON *root = *rootp = mock_body_json(x);
     const cJSON *contents = cJSON_GetObjectItemCaseSensitive(root, "contents");
     const cJSON *content, *last_user = NULL;
     bool fn_response = false, ignored = false;
+    *g = (struct generate){.x = x, .finish = "STOP"};
     if (!cJSON_IsObject(root)) {
         return gemini_error(x, 400, NULL, "Invalid JSON payload received.", NULL);
     }
@@ -175,7 +294,6 @@ static int generate_parse(struct exchange *x, struct generate *g, cJSON **rootp)
         return gemini_error(x, 400, NULL,
                             "* GenerateContentRequest.contents: contents is not specified\n", NULL);
     }
-    *g = (struct generate){.x = x, .finish = "STOP"};
     mock_cap(x, 0, g->model, sizeof(g->model));
     mock_reply_init(&g->reply);
     parts_scan(cJSON_GetObjectItemCaseSensitive(root, "systemInstruction"), g, false, &ignored);
@@ -193,45 +311,97 @@ static int generate_parse(struct exchange *x, struct generate *g, cJSON **rootp)
     g->tool = generate_tool(root, fn_response);
     g->prompt = mock_tokens(g->reply.prompt_bytes);
     g->prompt = g->prompt < 1 ? 1 : g->prompt;
-    g->output = g->tool != NULL ? mock_tokens(strlen(g->tool) + sizeof(tool_args) - 1)
-                                : mock_tokens(g->reply.len);
-    const cJSON *max = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(root, "generationConfig"), "maxOutputTokens");
-    if (cJSON_IsNumber(max) && max->valuedouble >= 0 && (double)g->output > max->valuedouble) {
-        g->output = (long long)max->valuedouble;
-        g->finish = "MAX_TOKENS";
-    }
-    return 0;
+    return generate_config(x, g, root);
+}
+
+/* One {"token", "logProbability"} of a logprobsResult. */
+static void logprob_json(struct evbuffer *out, const char *token, size_t n, double lp)
+{
+    evbuffer_add_printf(out, "{\"token\":\"");
+    mock_json_escape(out, token, n);
+    evbuffer_add_printf(out, "\",\"logProbability\":%g}", lp);
 }
 
 /*
- * One GenerateContentResponse: text (or the function call, or nothing when blocked), with
- * finishReason and usageMetadata only when `last`.
+ * The logprobsResult of the words of the answer between byte offsets from and to: word k is
+ * chosen with logProbability -0.125 * (1 + k % 8); its top candidates are itself, then "alt1",
+ * "alt2", … each 1 lower.
  */
-static void response_json(struct evbuffer *out, const struct generate *g, const char *text,
-                          size_t n, bool last)
+static void logprobs_json(struct evbuffer *out, const struct generate *g, size_t from, size_t to)
+{
+    bool first = true;
+    evbuffer_add_printf(out, ",\"logprobsResult\":{");
+    if (g->top > 0) {
+        evbuffer_add_printf(out, "\"topCandidates\":[");
+        for (size_t k = 0; k < g->n_words; k++) {
+            size_t start = k == 0 ? 0 : g->words[k - 1];
+            double lp = -0.125 * (double)(1 + k % 8);
+            char alt[16];
+            if (start < from || g->words[k] > to) {
+                continue;
+            }
+            evbuffer_add_printf(out, "%s{\"candidates\":[", first ? "" : ",");
+            first = false;
+            logprob_json(out, g->text + start, g->words[k] - start, lp);
+            for (int i = 1; i < g->top; i++) {
+                int n = snprintf(alt, sizeof(alt), "alt%d", i);
+                evbuffer_add_printf(out, ",");
+                logprob_json(out, alt, (size_t)n, lp - i);
+            }
+            evbuffer_add_printf(out, "]}");
+        }
+        evbuffer_add_printf(out, "],");
+    }
+    evbuffer_add_printf(out, "\"chosenCandidates\":[");
+    first = true;
+    for (size_t k = 0; k < g->n_words; k++) {
+        size_t start = k == 0 ? 0 : g->words[k - 1];
+        if (start < from || g->words[k] > to) {
+            continue;
+        }
+        evbuffer_add_printf(out, "%s", first ? "" : ",");
+        first = false;
+        logprob_json(out, g->text + start, g->words[k] - start, -0.125 * (double)(1 + k % 8));
+    }
+    evbuffer_add_printf(out, "]}");
+}
+
+/*
+ * One GenerateContentResponse: each candidate the text between offsets from and to (or the
+ * function call, or none when blocked) with its logprobs when asked, finishReason and
+ * usageMetadata only when `last`.
+ */
+static void response_json(struct evbuffer *out, const struct generate *g, size_t from, size_t to,
+                          bool last)
 {
     if (g->blocked) {
         evbuffer_add_printf(out, "{\"promptFeedback\":{\"blockReason\":\"SAFETY\"}");
     } else {
-        evbuffer_add_printf(out, "{\"candidates\":[{\"content\":{\"parts\":[");
-        if (g->tool != NULL) {
-            evbuffer_add_printf(out, "{\"functionCall\":{\"name\":");
-            mock_json_string(out, g->tool);
-            evbuffer_add_printf(out, ",\"args\":%s}}", tool_args);
-        } else {
-            evbuffer_add_printf(out, "{\"text\":\"");
-            mock_json_escape(out, text, n);
-            evbuffer_add_printf(out, "\"}");
+        evbuffer_add_printf(out, "{\"candidates\":[");
+        for (int c = 0; c < g->candidates; c++) {
+            evbuffer_add_printf(out, "%s{\"content\":{\"parts\":[", c > 0 ? "," : "");
+            if (g->tool != NULL) {
+                evbuffer_add_printf(out, "{\"functionCall\":{\"name\":");
+                mock_json_string(out, g->tool);
+                evbuffer_add_printf(out, ",\"args\":%s}}", tool_args);
+            } else {
+                evbuffer_add_printf(out, "{\"text\":\"");
+                mock_json_escape(out, g->text + from, to - from);
+                evbuffer_add_printf(out, "\"}");
+            }
+            evbuffer_add_printf(out, "],\"role\":\"model\"}");
+            if (last) {
+                evbuffer_add_printf(out, ",\"finishReason\":\"%s\"", g->finish);
+            }
+            if (g->logprobs && g->tool == NULL) {
+                logprobs_json(out, g, from, to);
+            }
+            evbuffer_add_printf(out, ",\"index\":%d}", c);
         }
-        evbuffer_add_printf(out, "],\"role\":\"model\"}");
-        if (last) {
-            evbuffer_add_printf(out, ",\"finishReason\":\"%s\"", g->finish);
-        }
-        evbuffer_add_printf(out, ",\"index\":0}]");
+        evbuffer_add_printf(out, "]");
     }
     if (last) {
-        long long output = g->blocked ? 0 : g->output;
+        long long output = g->blocked ? 0 : g->output * g->candidates;
         evbuffer_add_printf(out,
                             ",\"usageMetadata\":{\"promptTokenCount\":%lld,"
                             "\"candidatesTokenCount\":%lld,\"totalTokenCount\":%lld}",
@@ -249,17 +419,40 @@ int gemini_generate(struct exchange *x)
     cJSON *root;
     int status = generate_parse(x, &g, &root);
     if (status == 0) {
-        response_json(mock_out_body(x), &g, g.reply.text, g.reply.len, true);
+        response_json(mock_out_body(x), &g, 0, g.len, true);
         status = 200;
     }
+    cJSON_free(g.json);
     cJSON_Delete(root);
     return status;
 }
 
 /*
+ * The end offsets of the stream's pieces of text (ends holds MOCK_STREAM_PIECES): ~4, cut on word
+ * boundaries when logprobs are asked for (so each event's logprobsResult has whole words), else
+ * anywhere between UTF-8 characters. Returns the count, at least 1.
+ */
+static size_t stream_pieces(const struct generate *g, size_t *ends)
+{
+    size_t n = g->n_words < MOCK_STREAM_PIECES ? g->n_words : MOCK_STREAM_PIECES;
+    if (!g->logprobs) {
+        n = mock_split(g->text, g->len, MOCK_STREAM_PIECES, ends);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            ends[i] = g->words[(i + 1) * g->n_words / n - 1];
+        }
+    }
+    if (n == 0) { /* an empty answer still streams one event */
+        ends[n++] = g->len;
+    }
+    return n;
+}
+
+/*
  * POST /gemini/v1beta/models/{model}:streamGenerateContent. With alt=sse: `data: {response}`
  * events, CRLF-framed as Google sends them, and no [DONE]. Without: one JSON array, element by
- * element. The text comes in ~4 parts; the last event has finishReason and usageMetadata.
+ * element. The text comes in ~4 parts; the last event has finishReason and usageMetadata. The
+ * function name and the schema point into the request, so it is freed only at the end.
  */
 int gemini_stream(struct exchange *x)
 {
@@ -267,24 +460,23 @@ int gemini_stream(struct exchange *x)
     cJSON *root;
     char alt[16];
     int status = generate_parse(x, &g, &root);
-    cJSON_Delete(root);
-    if (status != 0) {
-        return status;
-    }
     const char *a = mock_query(x, "alt", alt, sizeof(alt));
     bool sse = a != NULL && strcmp(a, "sse") == 0;
-    struct evbuffer *out = mock_stream_open(x, sse ? "text/event-stream" : "application/json");
-    size_t ends[MOCK_STREAM_PIECES], n = 1;
-    if (out == NULL) {
-        return gemini_error(x, 500, NULL, "mock: out of memory", NULL);
+    struct evbuffer *out = NULL;
+    size_t ends[MOCK_STREAM_PIECES] = {0}, n = 1;
+    if (status != 0) {
+        goto out;
+    }
+    if ((out = mock_stream_open(x, sse ? "text/event-stream" : "application/json")) == NULL) {
+        status = gemini_error(x, 500, NULL, "mock: out of memory", NULL);
+        goto out;
     }
     if (g.tool == NULL && !g.blocked) {
-        n = mock_split(g.reply.text, g.reply.len, MOCK_STREAM_PIECES, ends);
+        n = stream_pieces(&g, ends);
     }
     for (size_t i = 0, start = 0; i < n; start = ends[i++]) {
         evbuffer_add_printf(out, sse ? "data: " : (i == 0 ? "[" : ",\r\n"));
-        size_t len = g.tool == NULL && !g.blocked ? ends[i] - start : 0;
-        response_json(out, &g, g.reply.text + start, len, i + 1 == n);
+        response_json(out, &g, start, ends[i], i + 1 == n);
         if (sse) {
             evbuffer_add_printf(out, "\r\n\r\n");
         } else if (i + 1 == n) {
@@ -292,5 +484,9 @@ int gemini_stream(struct exchange *x)
         }
         mock_stream_mark(x);
     }
-    return 200;
+    status = 200;
+out:
+    cJSON_free(g.json);
+    cJSON_Delete(root);
+    return status;
 }
