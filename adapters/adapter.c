@@ -477,6 +477,7 @@ int adapter_parse_duration_ms(const char *s, int64_t *out_ms)
  */
 #define ACCUM_MAX_CHOICES 128
 #define ACCUM_MAX_TOOL_CALLS 128
+#define ACCUM_MAX_LOGPROBS 65536 /* token entries per choice */
 
 /* Text grown from deltas. set: at least one delta carried this field as a string. */
 struct accum_text {
@@ -502,6 +503,7 @@ struct accum_choice {
     char *finish_reason;
     struct accum_tool *tools; /* sorted by index */
     size_t n_tools;
+    cJSON *logprobs; /* the logprobs.content entries of every chunk, in order; NULL when none */
 };
 
 struct adapter_accum {
@@ -639,6 +641,7 @@ void adapter_accum_free(struct adapter_accum *a)
         free(ch->content.p);
         free(ch->refusal.p);
         free(ch->finish_reason);
+        cJSON_Delete(ch->logprobs);
     }
     free(a->choices);
     cJSON_Delete(a->id);
@@ -813,6 +816,34 @@ static int accum_tool_add(struct adapter_accum *a, struct accum_choice *ch, cons
     return accum_text_add(a, &tool->args, cJSON_GetObjectItemCaseSensitive(fn, "arguments"));
 }
 
+/* Appends a chunk choice's logprobs.content entries (copies) to the choice's list. */
+static int accum_logprobs_add(struct accum_choice *ch, const cJSON *c)
+{
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(c, "logprobs"), "content");
+    const cJSON *t;
+
+    if (!cJSON_IsArray(content)) {
+        return 0;
+    }
+    if (ch->logprobs == NULL && (ch->logprobs = cJSON_CreateArray()) == NULL) {
+        return CORE_ENOMEM;
+    }
+    cJSON_ArrayForEach(t, content)
+    {
+        cJSON *copy;
+        if (cJSON_GetArraySize(ch->logprobs) >= ACCUM_MAX_LOGPROBS) {
+            return CORE_ETOOLARGE;
+        }
+        if ((copy = cJSON_Duplicate(t, true)) == NULL ||
+            !cJSON_AddItemToArray(ch->logprobs, copy)) {
+            cJSON_Delete(copy);
+            return CORE_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 static int accum_choice_add(struct adapter_accum *a, const cJSON *c)
 {
     const cJSON *delta = cJSON_GetObjectItemCaseSensitive(c, "delta");
@@ -840,7 +871,8 @@ static int accum_choice_add(struct adapter_accum *a, const cJSON *c)
         (rc = accum_text_add(a, &ch->refusal,
                              cJSON_GetObjectItemCaseSensitive(delta, "refusal"))) != 0 ||
         (rc = accum_keep_last(&ch->finish_reason,
-                              cJSON_GetObjectItemCaseSensitive(c, "finish_reason"))) != 0) {
+                              cJSON_GetObjectItemCaseSensitive(c, "finish_reason"))) != 0 ||
+        (rc = accum_logprobs_add(ch, c)) != 0) {
         return rc;
     }
     cJSON_ArrayForEach(tc, (cJSON_IsArray(tools) ? tools : NULL))
@@ -903,6 +935,19 @@ static cJSON *accum_tool_json(const struct accum_tool *t)
     return NULL;
 }
 
+/* o.logprobs = {"content": a copy of content, "refusal": null}. False on OOM. */
+static bool accum_logprobs_json(cJSON *o, const cJSON *content)
+{
+    cJSON *lp = cJSON_AddObjectToObject(o, "logprobs");
+    cJSON *copy = cJSON_Duplicate(content, true);
+
+    if (lp == NULL || copy == NULL || !cJSON_AddItemToObject(lp, "content", copy)) {
+        cJSON_Delete(copy);
+        return false;
+    }
+    return cJSON_AddNullToObject(lp, "refusal") != NULL;
+}
+
 static cJSON *accum_choice_json(const struct accum_choice *ch)
 {
     cJSON *o = cJSON_CreateObject();
@@ -925,7 +970,8 @@ static cJSON *accum_choice_json(const struct accum_choice *ch)
     }
     if (ok && cJSON_AddItemToObject(o, "message", msg)) {
         msg = NULL;
-        if (accum_put_string(o, "finish_reason", ch->finish_reason)) {
+        if (accum_put_string(o, "finish_reason", ch->finish_reason) &&
+            (ch->logprobs == NULL || accum_logprobs_json(o, ch->logprobs))) {
             return o;
         }
     }

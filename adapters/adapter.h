@@ -297,12 +297,13 @@ bool adapter_stream_wants_usage(const cJSON *input);
  *                 "message": {"role", "content": text | null,      out when none did)
  *                             "refusal"?, "tool_calls"?: [{"id", "type", "function": {"name",
  *                                                          "arguments"}}]},
- *                 "finish_reason": last non-null | null}],
- *    "usage"?}
- * with choices and tool calls sorted by index, role defaulting to "assistant", a tool call's type
- * to "function" and its arguments to ""; refusal, tool_calls and usage only when a chunk carried
- * them. A tool-call delta without an index continues the last call unless it brings a new id.
- * Text held is capped at ADAPTER_MAX_REPLY_BYTES, choices and tool calls per choice at 128.
+ *                 "finish_reason": last non-null | null,
+ *                 "logprobs"?: {"content": [every chunk's logprobs.content entries], "refusal":
+ * null}}], "usage"?} with choices and tool calls sorted by index, role defaulting to "assistant", a
+ * tool call's type to "function" and its arguments to ""; refusal, tool_calls, logprobs and usage
+ * only when a chunk carried them. A tool-call delta without an index continues the last call unless
+ * it brings a new id. Text held is capped at ADAPTER_MAX_REPLY_BYTES, choices and tool calls per
+ * choice at 128, logprobs entries per choice at 65,536.
  */
 struct adapter_accum;
 /* NULL on OOM. */

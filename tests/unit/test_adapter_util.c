@@ -640,6 +640,23 @@ static void test_accum_refuses(void)
     cJSON_Delete(chunk);
 }
 
+/* logprobs.content entries of every chunk are joined per choice; without any, none. */
+static void test_accum_logprobs(void)
+{
+    CHECK_ACCUM("[{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},"
+                "\"logprobs\":{\"content\":[{\"token\":\"a\",\"logprob\":-1}]}}]},"
+                "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"},"
+                "\"logprobs\":null}]},"
+                "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"c\"},"
+                "\"logprobs\":{\"content\":[{\"token\":\"c\",\"logprob\":-2}]},"
+                "\"finish_reason\":\"stop\"}]}]",
+                "{\"id\":\"c\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
+                "\"message\":{\"role\":\"assistant\",\"content\":\"abc\"},\"finish_reason\":"
+                "\"stop\",\"logprobs\":{\"content\":[{\"token\":\"a\",\"logprob\":-1},"
+                "{\"token\":\"c\",\"logprob\":-2}],\"refusal\":null}}]}",
+                NULL);
+}
+
 /* cJSON printed unformatted, for comparing whole objects. Caller frees. */
 static char *json_text(const cJSON *j)
 {
@@ -811,6 +828,7 @@ static const struct {
     {"accum_choices_and_refusal", test_accum_choices_and_refusal},
     {"accum_empty", test_accum_empty},
     {"accum_refuses", test_accum_refuses},
+    {"accum_logprobs", test_accum_logprobs},
     {"chat_normalize", test_chat_normalize},
     {"chunk_normalize", test_chunk_normalize},
     {"chunk_usage", test_chunk_usage},
