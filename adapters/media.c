@@ -13,6 +13,7 @@
 
 #include "adapters/dialect.h"
 #include "adapters/media.h"
+#include "core/artifact_ref.h"
 
 /*
  * Aspect ratios image and video models commonly take. A requested WxH maps to the nearest one
@@ -115,8 +116,9 @@ bool media_op_ok(enum adapter_op op)
 
 /*
  * Fields the dialect cannot express are refused rather than dropped when dropping would change
- * what the client gets (input_reference turns an image-to-video task into text-to-video); quality,
- * style and response_format only tune the result and are ignored.
+ * what the client gets (input_reference turns an image-to-video task into text-to-video); quality
+ * and style only tune the result and are ignored. response_format is sluice's to honour (the api
+ * answers the kept images as URLs or b64_json), so it is only checked here.
  */
 static int media_read_input(const struct adapter_call *call, const char *dialect,
                             struct media_input *in, struct core_err *err)
@@ -125,6 +127,7 @@ static int media_read_input(const struct adapter_call *call, const char *dialect
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(input, "n");
     const cJSON *size = cJSON_GetObjectItemCaseSensitive(input, "size");
     const cJSON *format = cJSON_GetObjectItemCaseSensitive(input, "output_format");
+    enum artifact_form form;
 
     memset(in, 0, sizeof(*in));
     in->seconds = -1;
@@ -160,6 +163,10 @@ static int media_read_input(const struct adapter_call *call, const char *dialect
                                 MEDIA_MAX_N);
         }
         in->n = (int)n->valuedouble;
+    }
+    if (artifact_form_for(input, false, &form) != 0) {
+        return core_err_set(err, CORE_EINVAL, "response_format",
+                            "response_format must be \"url\" or \"b64_json\"");
     }
     if (format != NULL && !cJSON_IsNull(format)) {
         if (!cJSON_IsString(format) || format->valuestring[0] == '\0') {

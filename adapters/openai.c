@@ -3,7 +3,9 @@
  * API. Chat (plain or streamed), embeddings, image generation, and video generation as a
  * long-running job (submit, poll, cancel, then the MP4 fetched from /videos/{id}/content).
  * Bodies pass through with the alias replaced by the deployment's model, so parameters sluice does
- * not know yet still reach the provider; replies are already OpenAI-shaped and pass through too.
+ * not know yet still reach the provider; replies are already OpenAI-shaped and pass through too,
+ * but for embedding vectors, which come back in the encoding the client asked for
+ * (openai_embedding.c).
  */
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "adapters/dialect.h"
+#include "adapters/openai.h"
 
 #define OPENAI_MAX_IMAGES 128 /* more images in one reply is not a reply we believe */
 #define OPENAI_MAX_ID_LEN 200 /* a video id spliced into a URL path */
@@ -94,8 +97,8 @@ static const struct {
 };
 
 static int openai_chat_body(const struct adapter_call *call, cJSON **out, struct core_err *err);
-static int openai_passthrough_body(const struct adapter_call *call, cJSON **out,
-                                   struct core_err *err);
+static int openai_embedding_body(const struct adapter_call *call, cJSON **out,
+                                 struct core_err *err);
 static int openai_image_body(const struct adapter_call *call, cJSON **out, struct core_err *err);
 static int openai_video_body(const struct adapter_call *call, cJSON **out, struct core_err *err);
 static int openai_chat_parse(const struct adapter_call *call, const struct adapter_response *resp,
@@ -110,7 +113,7 @@ static int openai_video_parse(const struct adapter_call *call, const struct adap
 
 static const struct openai_op openai_ops[] = {
     {ADAPTER_OP_CHAT, "chat/completions", "messages", openai_chat_body, openai_chat_parse},
-    {ADAPTER_OP_EMBEDDING, "embeddings", "input", openai_passthrough_body, openai_embedding_parse},
+    {ADAPTER_OP_EMBEDDING, "embeddings", "input", openai_embedding_body, openai_embedding_parse},
     {ADAPTER_OP_IMAGE, "images/generations", "prompt", openai_image_body, openai_image_parse},
     {ADAPTER_OP_VIDEO, "videos", "prompt", openai_video_body, openai_video_parse},
 };
@@ -156,10 +159,13 @@ static int openai_copy_body(const struct adapter_call *call, const char *const *
     return 0;
 }
 
-static int openai_passthrough_body(const struct adapter_call *call, cJSON **out,
-                                   struct core_err *err)
+/* The client's body as it is (encoding_format included: a provider that honours it saves work). */
+static int openai_embedding_body(const struct adapter_call *call, cJSON **out, struct core_err *err)
 {
-    return openai_copy_body(call, NULL, 0, out, err);
+    enum openai_encoding enc;
+    int rc = openai_encoding_of(call->input, &enc, err);
+
+    return rc != 0 ? rc : openai_copy_body(call, NULL, 0, out, err);
 }
 
 static int openai_image_body(const struct adapter_call *call, cJSON **out, struct core_err *err)
@@ -449,10 +455,16 @@ static int openai_embedding_parse(const struct adapter_call *call,
                                   const struct adapter_response *resp, cJSON **root,
                                   struct adapter_result *out, struct core_err *err)
 {
+    cJSON *data = cJSON_GetObjectItemCaseSensitive(*root, "data");
+    enum openai_encoding enc;
     int rc;
 
-    if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(*root, "data"))) {
+    if (!cJSON_IsArray(data)) {
         return adapter_malformed_body(resp->status, resp->body_len, "no data array", err);
+    }
+    if ((rc = openai_encoding_of(call->input, &enc, err)) != 0 ||
+        (rc = openai_embeddings_encode(data, enc, resp, err)) != 0) {
+        return rc;
     }
     if ((rc = openai_fill_model(call, *root, err)) != 0 ||
         (rc = openai_copy_object(*root, "usage", &out->usage, err)) != 0) {

@@ -3,7 +3,8 @@
  * embeddings, image generations, and the model list.
  *
  * Each request becomes a task at interactive priority and, by default, the connection waits for
- * it (api_wait), so an unchanged OpenAI SDK gets the provider's answer in OpenAI's shape.
+ * it (api_wait), so an unchanged OpenAI SDK gets the provider's answer in OpenAI's shape; images
+ * come as sluice's own signed URLs or as b64_json, as response_format asks (api/artifacts.c).
  * `Prefer: respond-async` answers 202 with the task instead.
  */
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "adapters/adapter.h"
 #include "api/internal.h"
+#include "core/artifact_ref.h"
 #include "core/task.h"
 
 enum compat_mode { COMPAT_WAIT = 0, COMPAT_ASYNC = 1 };
@@ -67,7 +69,9 @@ static void on_submitted(struct api_ctx *c, int outcome, redisReply *dup,
         snprintf(loc, sizeof(loc), "/v1/tasks/%s", c->id);
         evhttp_add_header(evhttp_request_get_output_headers(c->req), "Location", loc);
         if (outcome == 1) {
-            api_reply_json(a, c->req, 202, task_to_json(c->id, dup));
+            cJSON *t = task_to_json(c->id, dup);
+            api_artifacts_render_task(a, c->req, c->id, t, true);
+            api_reply_json(a, c->req, 202, t);
         } else {
             api_reply_json_text(a, c->req, 202, c->task_text);
             c->task_text = NULL;
@@ -76,6 +80,22 @@ static void on_submitted(struct api_ctx *c, int outcome, redisReply *dup,
         api_wait_rekey(a, c->orig_id, c->id);
     }
     api_ctx_free(c);
+}
+
+/*
+ * An image request's response_format, which sluice itself honours (api/artifacts.c renders the
+ * kept images as signed URLs or b64_json, whatever the provider answered with): absent, null,
+ * "url" or "b64_json". Other kinds pass.
+ */
+static int compat_validate_image(const char *kind, const cJSON *body, struct core_err *e)
+{
+    enum artifact_form form;
+
+    if (strcmp(kind, "image") != 0 || artifact_form_for(body, false, &form) == 0) {
+        return 0;
+    }
+    return core_err_set(e, CORE_EINVAL, "response_format",
+                        "'response_format' must be \"url\" or \"b64_json\"");
 }
 
 /*
@@ -102,7 +122,7 @@ static void compat_submit(struct api *a, struct evhttp_request *req, const char 
     if (sub.model == NULL) {
         goto out;
     }
-    if (api_validate_input(kind, body, &e) < 0) {
+    if (api_validate_input(kind, body, &e) < 0 || compat_validate_image(kind, body, &e) < 0) {
         api_reply_err(a, req, &e);
         goto out;
     }

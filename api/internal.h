@@ -11,6 +11,7 @@
 #include <cJSON.h>
 
 #include "api/api.h"
+#include "core/artifact_url.h"
 
 struct api_ctx;
 
@@ -35,7 +36,9 @@ struct api {
     struct batch_runner *batches; /* carries batches through their life (api/batch_runner.c) */
     struct event *submit_ev;      /* sends the loop turn's queued submits (activated, not added) */
     struct api_ctx *submit_head, *submit_tail;
-    const char **submit_argv; /* scratch of one SUBMIT call */
+    const char **submit_argv;                    /* scratch of one SUBMIT call */
+    unsigned char url_key[ARTIFACT_URL_KEY_MAX]; /* signs artifact URLs (api/artifacts.c) */
+    size_t url_key_len;                          /* 0 until known */
 };
 
 /* Submits per SUBMIT call (see api_submit). */
@@ -192,6 +195,48 @@ void api_videos_get(struct api *a, struct evhttp_request *req, const char *tenan
 void api_videos_content(struct api *a, struct evhttp_request *req, const char *tenant,
                         const char *arg);
 void api_tasks_content(struct api *a, struct evhttp_request *req, const char *tenant,
+                       const char *arg);
+
+/*
+ * Sends artifact index of task id from the blob directory with its Content-Type. artifacts is the
+ * task's artifacts JSON text (borrowed; NULL when it has none): 404 when it lists no such index or
+ * the bytes are not on this server.
+ */
+void api_send_artifact(struct api *a, struct evhttp_request *req, const char *id,
+                       const char *artifacts, long index);
+
+/* ---- artifacts.c: images as the client asked, and the capability URLs that serve them ---- */
+
+/*
+ * Sets up the signing key of artifact URLs: blobs.url_key, or the one in Redis, read each time the
+ * store connects (it registers a store listener, so call it once the api cannot fail any more).
+ */
+void api_artifacts_init(struct api *a);
+
+/* Forgets the signing key; call from api_free. */
+void api_artifacts_cleanup(struct api *a);
+
+/*
+ * Answers a synchronous request whose task (id) completed with result (len bytes, borrowed, not
+ * necessarily NUL-terminated): 200 with the result as it is, or, for an images response that
+ * refers to kept artifacts (core/artifact_ref.h), rendered as the client asked: signed URLs on
+ * the base this request came to, or the bytes as b64_json. A result that cannot be rendered is
+ * answered with its error (503 before the signing key is known, 422 past the inline cap).
+ */
+void api_answer_result(struct api *a, struct evhttp_request *req, const char *id,
+                       const char *result, size_t len);
+
+/*
+ * Renders, in place, the result of a task object (task_to_json's; borrowed) when it is an images
+ * response referring to kept artifacts: as the client asked when inline_ok, else always as URLs
+ * (lists, where b64 would multiply). A result that cannot be rendered is left as stored (the
+ * task's artifacts[].url still serve the bytes). Nothing happens for any other task.
+ */
+void api_artifacts_render_task(struct api *a, struct evhttp_request *req, const char *id,
+                               cJSON *task, bool inline_ok);
+
+/* GET /v1/artifacts/<task id>/<index>?expires=&sig=: the bytes, for a valid signature only. */
+void api_artifacts_get(struct api *a, struct evhttp_request *req, const char *tenant,
                        const char *arg);
 
 /* ---- files.c (the Files API; its contract with the Batch API is api/files.h) ---- */

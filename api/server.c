@@ -64,6 +64,8 @@ static const struct route routes[] = {
     {EVHTTP_REQ_POST, "/v1/batches/*/cancel", api_batches_cancel, true},
     {EVHTTP_REQ_GET, "/v1/models", api_models_list, true},
     {EVHTTP_REQ_GET, "/v1/models/*", api_models_get, true},
+    /* an image's capability URL: the signature in the query is the credential */
+    {EVHTTP_REQ_GET, "/v1/artifacts/*/*", api_artifacts_get, false},
     {EVHTTP_REQ_GET, "/healthz", api_health_live, false},
     {EVHTTP_REQ_GET, "/readyz", api_health_ready, false},
     {EVHTTP_REQ_GET, "/metrics", api_health_metrics, false},
@@ -487,6 +489,7 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
         api_free(a);
         return NULL;
     }
+    api_artifacts_init(a);
     log_info("listening", "addr=%s:%d", cfg->listen_host, cfg->listen_port);
     return a;
 }
@@ -521,6 +524,7 @@ void api_free(struct api *a)
     }
     event_free(a->submit_ev);
     free(a->submit_argv);
+    api_artifacts_cleanup(a);
     api_waiters_cleanup(a);
     evhttp_free(a->http);
     free(a);

@@ -584,7 +584,9 @@ static void on_task_submitted(struct api_ctx *c, int outcome, redisReply *dup,
         }
         /* the waiter answers */
     } else if (outcome == 1) {
-        reply_accepted(a, c->req, c->id, task_to_json(c->id, dup), NULL);
+        cJSON *t = task_to_json(c->id, dup);
+        api_artifacts_render_task(a, c->req, c->id, t, true);
+        reply_accepted(a, c->req, c->id, t, NULL);
     } else {
         reply_accepted(a, c->req, c->id, NULL, c->task_text);
         c->task_text = NULL;
@@ -906,6 +908,7 @@ static void on_get(redisReply *reply, const struct core_err *err, void *arg)
         api_reply_not_found(c->api, c->req, c->id);
     } else {
         cJSON *t = task_to_json(c->id, hash);
+        api_artifacts_render_task(c->api, c->req, c->id, t, true);
         if (reply->element[1]->integer >= 0) {
             cJSON_DeleteItemFromObject(t, "queue_position");
             cJSON_AddNumberToObject(t, "queue_position", (double)reply->element[1]->integer);
@@ -955,6 +958,7 @@ static void on_list(redisReply *reply, const struct core_err *err, void *arg)
     for (size_t i = 3; i + 1 < reply->elements; i += 2) {
         const char *id = reply->element[i]->str;
         cJSON *t = task_to_json(id, reply->element[i + 1]);
+        api_artifacts_render_task(c->api, c->req, id, t, false);
         if (t) {
             cJSON_AddItemToArray(data, t);
             first = first ? first : id;

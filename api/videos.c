@@ -4,7 +4,8 @@
  *
  * A video is a task of kind "video" whose id is the task id: POST /v1/videos creates it (JSON, or
  * multipart/form-data as the official SDK sends), GET /v1/videos/{id} renders the task as
- * OpenAI's video object, GET /v1/videos/{id}/content sends the MP4 the worker kept.
+ * OpenAI's video object, GET /v1/videos/{id}/content sends the MP4 the worker kept. The bytes of
+ * any kept artifact go out through api_send_artifact (also behind the signed URLs of images).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "api/internal.h"
+#include "core/artifact_ref.h"
 #include "core/keys.h"
 #include "core/multipart.h"
 #include "core/task.h"
@@ -262,12 +264,10 @@ out:
 
 enum read_kind { READ_VIDEO, READ_VIDEO_CONTENT, READ_TASK_CONTENT };
 
-/* Sends artifact `index` of the task from the blob directory with its content type. */
-static void send_artifact(struct api *a, struct evhttp_request *req, const char *id,
-                          const redisReply *hash, long index)
+void api_send_artifact(struct api *a, struct evhttp_request *req, const char *id,
+                       const char *artifacts, long index)
 {
-    const char *arts = task_hash_get(hash, "artifacts");
-    cJSON *list = arts ? cJSON_Parse(arts) : NULL;
+    cJSON *list = artifacts ? cJSON_Parse(artifacts) : NULL;
     const cJSON *item = cJSON_GetArrayItem(list, (int)index);
     const cJSON *ct = cJSON_GetObjectItemCaseSensitive(item, "content_type");
     char path[4096];
@@ -279,8 +279,9 @@ static void send_artifact(struct api *a, struct evhttp_request *req, const char 
                         "Task %s has no content at index %ld", id, index);
         goto out;
     }
-    snprintf(path, sizeof(path), "%s/%s/%ld", a->cfg->blobs.dir, id, index);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = artifact_blob_path(a->cfg->blobs.dir, id, (size_t)index, path, sizeof(path)) == 0
+             ? open(path, O_RDONLY | O_CLOEXEC)
+             : -1;
     if (fd < 0 || fstat(fd, &st) < 0) {
         if (fd >= 0) {
             close(fd);
@@ -291,6 +292,8 @@ static void send_artifact(struct api *a, struct evhttp_request *req, const char 
     }
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       cJSON_IsString(ct) ? ct->valuestring : "application/octet-stream");
+    /* the type came from the provider's download: browsers must not guess another one */
+    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Content-Type-Options", "nosniff");
     /* evbuffer_add_file takes the descriptor and sends it without copying. */
     evbuffer_add_file(evhttp_request_get_output_buffer(req), fd, 0, st.st_size);
     a->responses[2]++;
@@ -318,7 +321,8 @@ static void on_read(redisReply *reply, const struct core_err *err, void *arg)
                         "Task %s is %s; its content is available once it is completed", c->id,
                         status ? status : "unknown");
     } else {
-        send_artifact(c->api, c->req, c->id, reply, (long)c->values[0]);
+        api_send_artifact(c->api, c->req, c->id, task_hash_get(reply, "artifacts"),
+                          (long)c->values[0]);
     }
     api_ctx_free(c);
 }

@@ -282,12 +282,7 @@ static void answer_failed(struct waiter *w, const redisReply *hash)
 static void answer_result(struct waiter *w, const char *result, size_t len)
 {
     if (w->kind == WAIT_RESULT) {
-        struct evbuffer *out = evhttp_request_get_output_buffer(w->req);
-        evbuffer_add(out, result, len);
-        evhttp_add_header(evhttp_request_get_output_headers(w->req), "Content-Type",
-                          "application/json");
-        w->api->responses[2]++;
-        evhttp_send_reply(w->req, 200, "OK", NULL);
+        api_answer_result(w->api, w->req, w->id, result, len);
     } else {
         if (!w->started) {
             stream_start(w);
@@ -309,7 +304,9 @@ static void answer_final(struct waiter *w, const redisReply *hash)
     const char *result = task_hash_get(hash, "result");
 
     if (w->kind == WAIT_TASK) {
-        api_reply_json(w->api, w->req, 200, task_to_json(w->id, hash));
+        cJSON *t = task_to_json(w->id, hash);
+        api_artifacts_render_task(w->api, w->req, w->id, t, true);
+        api_reply_json(w->api, w->req, 200, t);
     } else if (strcmp(status, "completed") != 0 || result == NULL) {
         answer_failed(w, hash);
     } else {

@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include "core/artifact_url.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -37,6 +38,7 @@ static const struct num_option num_options[] = {
     OPT("limits", limits.max_list_limit, "max_list_limit", 1, 1000, 100),
     OPT("limits", limits.sync_wait_s, "sync_wait_s", 1, 3600, 600),
     OPT("blobs", blobs.max_bytes, "max_bytes", 1024, 1L << 34, 1L << 30),
+    OPT("blobs", blobs.url_ttl_s, "url_ttl_s", 1, 7L * 86400, 3600),
     OPT("files", files.max_bytes, "max_bytes", 1024, 1L << 30, 200L << 20),
     OPT("files", files.max_lines, "max_lines", 1, 10000000, 50000),
     OPT("batches", batches.lease_ms, "lease_ms", 1000, 3600000, 60000),
@@ -204,6 +206,87 @@ static const char *get_string(const cJSON *obj, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/*
+ * public_base_url: an http(s) URL without query or fragment, kept without a trailing '/', so an
+ * artifact URL is base + "/v1/artifacts/...". Absent: the api uses each request's Host header.
+ */
+static int parse_public_base_url(struct config *cfg, const cJSON *root, struct core_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "public_base_url");
+    const char *field = "public_base_url";
+    CURLU *u = NULL;
+    char *host = NULL, *query = NULL, *fragment = NULL;
+    size_t len;
+    int rc = 0;
+
+    if (v == NULL || cJSON_IsNull(v)) {
+        return 0;
+    }
+    if (!cJSON_IsString(v) || (strncmp(v->valuestring, "http://", 7) != 0 &&
+                               strncmp(v->valuestring, "https://", 8) != 0)) {
+        return core_err_set(err, CORE_EINVAL, field, "%s: must be an http:// or https:// URL",
+                            field);
+    }
+    len = strlen(v->valuestring);
+    while (len > 0 && v->valuestring[len - 1] == '/') {
+        len--;
+    }
+    if ((u = curl_url()) == NULL) {
+        return core_err_set(err, CORE_ENOMEM, field, "out of memory");
+    }
+    if (len >= ARTIFACT_URL_BASE_MAX || curl_url_set(u, CURLUPART_URL, v->valuestring, 0) != 0 ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != 0 ||
+        curl_url_get(u, CURLUPART_QUERY, &query, 0) == 0 ||
+        curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0) == 0) {
+        rc = core_err_set(err, CORE_EINVAL, field,
+                          "%s: must be a URL with a host and no query or fragment, shorter "
+                          "than %d bytes",
+                          field, ARTIFACT_URL_BASE_MAX);
+        goto out;
+    }
+    if ((cfg->public_base_url = strndup(v->valuestring, len)) == NULL) {
+        rc = core_err_set(err, CORE_ENOMEM, field, "out of memory");
+    }
+out:
+    curl_free(host);
+    curl_free(query);
+    curl_free(fragment);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+/* blobs.dir, and blobs.url_key: a secret ("env:NAME") of ARTIFACT_URL_KEY_MIN..MAX bytes. */
+static int parse_blobs(struct config *cfg, const cJSON *root, struct core_err *err)
+{
+    const cJSON *blobs = cJSON_GetObjectItemCaseSensitive(root, "blobs");
+    const char *dir = cJSON_IsObject(blobs) ? get_string(blobs, "dir") : NULL;
+    const cJSON *key =
+        cJSON_IsObject(blobs) ? cJSON_GetObjectItemCaseSensitive(blobs, "url_key") : NULL;
+    size_t len;
+    int rc;
+
+    if ((cfg->blobs.dir = strdup(dir ? dir : "sluice-blobs")) == NULL) {
+        return core_err_set(err, CORE_ENOMEM, "blobs.dir", "out of memory");
+    }
+    if (key == NULL || cJSON_IsNull(key)) {
+        return 0;
+    }
+    if (!cJSON_IsString(key)) {
+        return core_err_set(err, CORE_EINVAL, "blobs.url_key",
+                            "blobs.url_key: must be a string (\"env:NAME\")");
+    }
+    if ((rc = resolve_secret(key->valuestring, "blobs.url_key", &cfg->blobs.url_key, err)) < 0) {
+        return rc;
+    }
+    len = strlen(cfg->blobs.url_key);
+    if (len < ARTIFACT_URL_KEY_MIN || len > ARTIFACT_URL_KEY_MAX) {
+        return core_err_set(err, CORE_EINVAL, "blobs.url_key",
+                            "blobs.url_key: must be %d to %d bytes long", ARTIFACT_URL_KEY_MIN,
+                            ARTIFACT_URL_KEY_MAX);
+    }
+    return 0;
 }
 
 static int parse_keys(struct config *cfg, const cJSON *root, struct core_err *err)
@@ -738,10 +821,9 @@ int config_parse(const char *text, struct config **out, struct core_err *err)
         goto out;
     }
     cfg->log_level = xstrdup(level ? level : "info");
-    {
-        const cJSON *blobs = cJSON_GetObjectItemCaseSensitive(root, "blobs");
-        const char *dir = cJSON_IsObject(blobs) ? get_string(blobs, "dir") : NULL;
-        cfg->blobs.dir = strdup(dir ? dir : "sluice-blobs");
+    if ((rc = parse_blobs(cfg, root, err)) < 0 ||
+        (rc = parse_public_base_url(cfg, root, err)) < 0) {
+        goto out;
     }
     if ((rc = parse_numbers(cfg, root, err)) < 0 || (rc = parse_keys(cfg, root, err)) < 0 ||
         (rc = parse_providers(cfg, root, err)) < 0 || (rc = parse_models(cfg, root, err)) < 0) {
@@ -831,6 +913,11 @@ void config_free(struct config *cfg)
     free(cfg->redis_password);
     free(cfg->log_level);
     free(cfg->blobs.dir);
+    if (cfg->blobs.url_key) {
+        OPENSSL_cleanse(cfg->blobs.url_key, strlen(cfg->blobs.url_key));
+    }
+    free(cfg->blobs.url_key);
+    free(cfg->public_base_url);
     for (size_t i = 0; i < cfg->n_quotas; i++) {
         free(cfg->quotas[i].tenant);
     }

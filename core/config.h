@@ -118,6 +118,8 @@ struct config_tenant_quota {
 struct config_blobs {
     char *dir;      /* where artifacts (images, videos) are kept, one folder per task */
     long max_bytes; /* the largest artifact sluice will fetch */
+    char *url_key;  /* resolved secret that signs artifact URLs; NULL: a random key in Redis */
+    long url_ttl_s; /* how long a signed artifact URL works */
 };
 
 /* The Files API (uploads for the Batch API). evhttp holds an upload in memory while it arrives. */
@@ -136,6 +138,7 @@ struct config_batches {
 struct config {
     char *listen_host;
     int listen_port;
+    char *public_base_url; /* how clients reach the api ("https://host[/prefix]"); may be NULL */
     char *redis_host;
     int redis_port;
     int redis_db;

@@ -35,6 +35,8 @@
  *   {sl}:bn:<tenant>         zset   batch id → created ms (the tenant's batches, newest first)
  *   {sl}:bw                  zset   batch id → ms when a batch runner should next look at it
  *                                    (0: now); claiming it moves it a lease ahead
+ *   {sl}:artifact_url_key    string the random key artifact URLs are signed with when
+ *                                    blobs.url_key is not configured (SET NX by the first api)
  *   {sl}:api:<node>          channel one API process's waiters: "d <id>" (task finished),
  *                                    "c <id> <chunk>" (a streamed chat chunk)
  *   {sl}:wake                channel "work arrived" for idle workers

@@ -7,6 +7,10 @@
  * streamed to a ".part" file and renamed when complete, capped at blobs.max_bytes. Disk writes
  * are plain blocking writes: artifacts are written once per task, and a local disk answers in
  * microseconds; a slow network filesystem would call for a writer thread.
+ *
+ * Once every image is kept, an image task's result refers to its artifacts instead of the
+ * provider's URLs or base64 (core/artifact_ref.h): the api renders each answer from the kept bytes,
+ * as the client's response_format asks.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +24,7 @@
 
 #include <openssl/evp.h>
 
+#include "core/artifact_ref.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "worker/internal.h"
@@ -132,10 +137,28 @@ static void on_fetch_done(const struct adapter_response *resp, void *arg)
     next_artifact(j);
 }
 
+/*
+ * An image result's data items refer to the kept artifacts (core/artifact_ref.h), in the form the
+ * client asked for. A response_format the provider let through but sluice does not know is
+ * answered as url. Returns 0, CORE_EINVAL for a result without a data array, or CORE_ENOMEM.
+ */
+static int refer_artifacts(struct job *j)
+{
+    bool all_inline = j->done.n_artifacts > 0;
+    enum artifact_form form;
+
+    for (size_t i = 0; i < j->done.n_artifacts; i++) {
+        all_inline = all_inline && j->done.artifacts[i].b64 != NULL;
+    }
+    artifact_form_for(j->call.input, all_inline, &form);
+    return artifact_ref_store(j->done.result, form, j->done.n_artifacts);
+}
+
 /* Keeps artifacts one after the other; the last one reports the job completed. */
 static void next_artifact(struct job *j)
 {
     char *dir = NULL;
+    int rc;
 
     while (j->artifact_next < j->done.n_artifacts) {
         const struct adapter_artifact *a = &j->done.artifacts[j->artifact_next];
@@ -151,13 +174,14 @@ static void next_artifact(struct job *j)
         free(j->artifact_tmp);
         j->artifact_path = malloc(n);
         j->artifact_tmp = malloc(n);
-        if (j->artifact_path == NULL || j->artifact_tmp == NULL) {
+        if (j->artifact_path == NULL || j->artifact_tmp == NULL ||
+            artifact_blob_path(j->w->cfg->blobs.dir, j->id, j->artifact_next, j->artifact_path,
+                               n) != 0) {
             free(dir);
             fail_keep(j, true, "out of memory%s", NULL);
             return;
         }
-        snprintf(j->artifact_path, n, "%s/%zu", dir, j->artifact_next);
-        snprintf(j->artifact_tmp, n, "%s/%zu.part", dir, j->artifact_next);
+        snprintf(j->artifact_tmp, n, "%s.part", j->artifact_path);
         if (a->b64) {
             int64_t bytes = keep_b64(j, a->b64, j->artifact_path);
             if (bytes < 0) {
@@ -188,6 +212,11 @@ static void next_artifact(struct job *j)
         return;
     }
     free(dir);
+    if (j->call.op == ADAPTER_OP_IMAGE && (rc = refer_artifacts(j)) != 0) {
+        fail_keep(j, rc == CORE_ENOMEM, "the images response cannot refer to its kept images%s",
+                  NULL);
+        return;
+    }
     j->artifacts = cJSON_PrintUnformatted(j->artifacts_json);
     exec_complete(j, &j->done);
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/artifact_ref.h"
 #include "core/keys.h"
 #include "core/log.h"
 #include "core/scripts.h"
@@ -227,6 +228,26 @@ static void send_delivery(struct delivery *d)
     }
 }
 
+/*
+ * An image task's stored result refers to its kept artifacts (core/artifact_ref.h); a webhook
+ * body names them by the task's content URL (the receiver holds the tenant's key), under
+ * public_base_url when one is configured.
+ */
+static void render_images(const struct webhooks *wh, cJSON *task, const char *id)
+{
+    const cJSON *stored = cJSON_GetObjectItemCaseSensitive(task, "result");
+    const char *text = cJSON_IsRaw(stored) ? stored->valuestring : NULL;
+    cJSON *r;
+
+    if (text == NULL || !artifact_ref_is(text, strlen(text))) {
+        return;
+    }
+    r = artifact_ref_content_urls(text, wh->w->cfg->public_base_url, id);
+    if (r != NULL && !cJSON_ReplaceItemInObjectCaseSensitive(task, "result", r)) {
+        cJSON_Delete(r);
+    }
+}
+
 /* The first attempt renders the body from the task as it is now. */
 static void on_task(redisReply *reply, const struct core_err *err, void *arg)
 {
@@ -248,6 +269,7 @@ static void on_task(redisReply *reply, const struct core_err *err, void *arg)
         return;
     }
     cJSON_DeleteItemFromObject(task, "webhook_attempts");
+    render_images(d->wh, task, d->task);
     d->body = webhook_body(d->event, task);
     d->body_new = true;
     if (d->body == NULL) {

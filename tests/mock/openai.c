@@ -387,7 +387,11 @@ static int embed_one(struct evbuffer *out, const cJSON *item, int index, int dim
     return 0;
 }
 
-/* POST /v1/embeddings: input is a string or an array (strings or token arrays). */
+/*
+ * POST /v1/embeddings: input is a string or an array (strings or token arrays). A model whose name
+ * contains "mock:floats" plays an OpenAI-compatible server that ignores encoding_format: it always
+ * answers floats, even when base64 was asked for.
+ */
 int openai_embeddings(struct exchange *x)
 {
     cJSON *root = mock_body_json(x);
@@ -420,7 +424,8 @@ int openai_embeddings(struct exchange *x)
         return openai_error(x, 400, NULL, bad, NULL);
     }
     struct evbuffer *out = mock_out_body(x);
-    bool b64 = strcmp(format, "base64") == 0;
+    bool b64 = strcmp(format, "base64") == 0 &&
+               strstr(mock_json_str(root, "model", ""), "mock:floats") == NULL;
     size_t bytes = 0;
     int index = 0;
     evbuffer_add_printf(out, "{\"object\":\"list\",\"data\":[");
