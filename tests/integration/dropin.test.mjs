@@ -250,6 +250,22 @@ describe('drop-in correctness through the official SDK', () => {
     }
   });
 
+  test('OpenAI alias: response_format, n and logprobs reach the server and come back', { timeout: 60_000 }, async () => {
+    const r = await openai.chat.completions.create({
+      model: 'chat-openai', n: 2, logprobs: true, top_logprobs: 3,
+      messages: [{ role: 'user', content: 'Describe a person as JSON.' }],
+      response_format: { type: 'json_schema', json_schema: { name: 'person', schema: PERSON_SCHEMA, strict: true } },
+    }).catch((e) => assert.fail(sdkErr(e)));
+    const ctx = JSON.stringify(r);
+    assert.deepEqual(r.choices.map((c) => c.index), [0, 1], ctx);
+    for (const c of r.choices) {
+      satisfies(JSON.parse(c.message.content), PERSON_SCHEMA);
+      assert.ok(c.logprobs.content.length > 0, ctx);
+      for (const t of c.logprobs.content) assert.equal(t.top_logprobs.length, 3, ctx);
+      assert.equal(c.logprobs.content.map((t) => t.token).join(''), c.message.content, ctx);
+    }
+  });
+
   test('n: 2 on Gemini gives two choices', { timeout: 60_000 }, async () => {
     const r = await openai.chat.completions.create({
       model: 'chat-gemini', n: 2, messages: [{ role: 'user', content: 'Two answers.' }],

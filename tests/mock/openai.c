@@ -156,7 +156,54 @@ struct chat {
     long long created, prompt, completion;
     bool usage_chunk;
     struct mock_reply reply;
+    const char *text; /* the answer's text: the echo, or the JSON response_format asked for */
+    size_t text_len;
+    int n;            /* choices, all alike */
+    int top_logprobs; /* -1: no logprobs asked */
 };
+
+/*
+ * choices[].logprobs for text: one token per word (its leading spaces and the word, so tokens
+ * join back to the text), word k at -0.125 * (1 + k % 8); top_logprobs alternatives per token
+ * (the token, then "alt1"... each 1 lower).
+ */
+static void chat_logprobs(struct evbuffer *out, const struct chat *c)
+{
+    const char *t = c->text;
+    size_t i = 0;
+    int k = 0;
+
+    evbuffer_add_printf(out, "{\"content\":[");
+    while (i < c->text_len) {
+        size_t start = i;
+        while (i < c->text_len && t[i] == ' ') {
+            i++;
+        }
+        while (i < c->text_len && t[i] != ' ') {
+            i++;
+        }
+        double lp = -0.125 * (1 + k % 8);
+        evbuffer_add_printf(out, "%s{\"token\":\"", k > 0 ? "," : "");
+        mock_json_escape(out, t + start, i - start);
+        evbuffer_add_printf(out, "\",\"logprob\":%g,\"bytes\":[", lp);
+        for (size_t b = start; b < i; b++) {
+            evbuffer_add_printf(out, "%s%u", b > start ? "," : "", (unsigned char)t[b]);
+        }
+        evbuffer_add_printf(out, "],\"top_logprobs\":[");
+        for (int a = 0; a < c->top_logprobs; a++) {
+            evbuffer_add_printf(out, "%s{\"token\":\"", a > 0 ? "," : "");
+            if (a == 0) {
+                mock_json_escape(out, t + start, i - start);
+            } else {
+                evbuffer_add_printf(out, "alt%d", a);
+            }
+            evbuffer_add_printf(out, "\",\"logprob\":%g,\"bytes\":null}", lp - a);
+        }
+        evbuffer_add_printf(out, "]}");
+        k++;
+    }
+    evbuffer_add_printf(out, "],\"refusal\":null}");
+}
 
 static void chat_usage(struct evbuffer *out, const struct chat *c)
 {
@@ -172,23 +219,33 @@ static void chat_plain(struct evbuffer *out, const struct chat *c)
                         "\"created\":%lld,\"model\":",
                         c->x->seq, c->created);
     mock_json_string(out, c->model);
-    evbuffer_add_printf(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",");
-    if (c->tool != NULL) {
-        evbuffer_add_printf(out,
-                            "\"content\":null,\"tool_calls\":[{\"id\":\"call_mock_%llu\","
-                            "\"type\":\"function\",\"function\":{\"name\":",
-                            c->x->seq);
-        mock_json_string(out, c->tool);
-        evbuffer_add_printf(out, ",\"arguments\":");
-        mock_json_string(out, tool_args);
-        evbuffer_add_printf(out, "}}]");
-    } else {
-        evbuffer_add_printf(out, "\"content\":\"");
-        mock_json_escape(out, c->reply.text, c->reply.len);
-        evbuffer_add_printf(out, "\"");
+    evbuffer_add_printf(out, ",\"choices\":[");
+    for (int i = 0; i < c->n; i++) {
+        evbuffer_add_printf(out, "%s{\"index\":%d,\"message\":{\"role\":\"assistant\",",
+                            i > 0 ? "," : "", i);
+        if (c->tool != NULL) {
+            evbuffer_add_printf(out,
+                                "\"content\":null,\"tool_calls\":[{\"id\":\"call_mock_%llu_%d\","
+                                "\"type\":\"function\",\"function\":{\"name\":",
+                                c->x->seq, i);
+            mock_json_string(out, c->tool);
+            evbuffer_add_printf(out, ",\"arguments\":");
+            mock_json_string(out, tool_args);
+            evbuffer_add_printf(out, "}}]");
+        } else {
+            evbuffer_add_printf(out, "\"content\":\"");
+            mock_json_escape(out, c->text, c->text_len);
+            evbuffer_add_printf(out, "\"");
+        }
+        evbuffer_add_printf(out, ",\"refusal\":null},\"logprobs\":");
+        if (c->tool == NULL && c->top_logprobs >= 0) {
+            chat_logprobs(out, c);
+        } else {
+            evbuffer_add_printf(out, "null");
+        }
+        evbuffer_add_printf(out, ",\"finish_reason\":\"%s\"}", c->finish);
     }
-    evbuffer_add_printf(out, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"%s\"}],",
-                        c->finish);
+    evbuffer_add_printf(out, "],");
     evbuffer_add_printf(out, "\"usage\":");
     chat_usage(out, c);
     evbuffer_add_printf(out, "}");
@@ -240,8 +297,8 @@ static int chat_stream(struct chat *c)
     }
     chunk_close(out, c, NULL);
 
-    const char *text = c->tool != NULL ? tool_args : c->reply.text;
-    size_t len = c->tool != NULL ? sizeof(tool_args) - 1 : c->reply.len;
+    const char *text = c->tool != NULL ? tool_args : c->text;
+    size_t len = c->tool != NULL ? sizeof(tool_args) - 1 : c->text_len;
     size_t n = mock_split(text, len, c->tool != NULL ? 2 : MOCK_STREAM_PIECES, ends);
     for (size_t i = 0, start = 0; i < n; start = ends[i++]) {
         chunk_open(out, c);
@@ -270,6 +327,60 @@ static int chat_stream(struct chat *c)
     return 200;
 }
 
+/*
+ * The answer's options: n (1..MOCK_MAX_N choices; streams give one), logprobs with top_logprobs
+ * (0..20), and response_format: json_schema answers the JSON of a value that satisfies the schema
+ * (*json_text, caller frees), json_object {"reply": <echo>}. Returns 0, or -1 with *bad the
+ * message of a 400.
+ */
+static int chat_options(const cJSON *root, struct chat *c, char **json_text, const char **bad)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "n");
+    const cJSON *top = cJSON_GetObjectItemCaseSensitive(root, "top_logprobs");
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(root, "response_format");
+    const char *type = mock_json_str(rf, "type", "text");
+
+    if (n != NULL && !cJSON_IsNull(n)) {
+        if (!cJSON_IsNumber(n) || n->valuedouble < 1 || n->valuedouble > MOCK_MAX_N) {
+            *bad = "Invalid 'n': must be an integer from 1 to 10.";
+            return -1;
+        }
+        c->n = (int)n->valuedouble;
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "logprobs"))) {
+        c->top_logprobs = cJSON_IsNumber(top) ? (int)top->valuedouble : 0;
+        if (c->top_logprobs < 0 || c->top_logprobs > 20) {
+            *bad = "Invalid 'top_logprobs': must be an integer from 0 to 20.";
+            return -1;
+        }
+    } else if (cJSON_IsNumber(top) && top->valuedouble > 0) {
+        *bad = "'top_logprobs' requires 'logprobs' to be true.";
+        return -1;
+    }
+    if (strcmp(type, "json_schema") == 0) {
+        const cJSON *schema = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(rf, "json_schema"), "schema");
+        cJSON *v = mock_schema_sample(schema);
+        *json_text = v ? cJSON_PrintUnformatted(v) : NULL;
+        cJSON_Delete(v);
+    } else if (strcmp(type, "json_object") == 0) {
+        cJSON *v = cJSON_CreateObject();
+        if (v != NULL) {
+            cJSON_AddItemToObject(v, "reply", cJSON_CreateString(c->reply.text));
+        }
+        *json_text = v ? cJSON_PrintUnformatted(v) : NULL;
+        cJSON_Delete(v);
+    } else if (strcmp(type, "text") != 0) {
+        *bad = "Invalid 'response_format.type': must be text, json_object or json_schema.";
+        return -1;
+    }
+    if (*json_text != NULL) {
+        c->text = *json_text;
+        c->text_len = strlen(*json_text);
+    }
+    return 0;
+}
+
 /* POST /v1/chat/completions */
 int openai_chat(struct exchange *x)
 {
@@ -283,7 +394,9 @@ int openai_chat(struct exchange *x)
         cJSON_Delete(root);
         return openai_error(x, 400, NULL, "Missing required parameter: 'messages'.", NULL);
     }
-    struct chat c = {.x = x, .created = (long long)time(NULL), .finish = "stop"};
+    struct chat c = {
+        .x = x, .created = (long long)time(NULL), .finish = "stop", .n = 1, .top_logprobs = -1};
+    const char *bad = NULL;
     mock_reply_init(&c.reply);
     const cJSON *msg, *last_user = NULL, *last = NULL;
     cJSON_ArrayForEach(msg, messages)
@@ -300,11 +413,21 @@ int openai_chat(struct exchange *x)
     c.tool = chat_tool(root, last);
     c.prompt = mock_tokens(c.reply.prompt_bytes);
     c.prompt = c.prompt < 1 ? 1 : c.prompt;
+    c.text = c.reply.text;
+    c.text_len = c.reply.len;
+    char *json_text = NULL;
+    if (chat_options(root, &c, &json_text, &bad) < 0) {
+        cJSON_Delete(root);
+        return openai_error(x, 400, NULL, bad, NULL);
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "stream"))) {
+        c.n = 1; /* a stream carries one choice */
+    }
     if (c.tool != NULL) {
-        c.completion = mock_tokens(strlen(c.tool) + sizeof(tool_args) - 1);
+        c.completion = mock_tokens(strlen(c.tool) + sizeof(tool_args) - 1) * c.n;
         c.finish = "tool_calls";
     } else {
-        c.completion = mock_tokens(c.reply.len);
+        c.completion = mock_tokens(c.text_len) * c.n;
     }
     const cJSON *max = cJSON_GetObjectItemCaseSensitive(root, "max_completion_tokens");
     if (!cJSON_IsNumber(max)) {
@@ -324,6 +447,7 @@ int openai_chat(struct exchange *x)
         chat_plain(mock_out_body(x), &c);
         status = 200;
     }
+    cJSON_free(json_text);
     cJSON_Delete(root);
     return status;
 }
