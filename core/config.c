@@ -10,6 +10,7 @@
 
 #include "core/artifact_url.h"
 #include "core/config.h"
+#include "core/config_internal.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -37,6 +38,10 @@ static const struct num_option num_options[] = {
     OPT("limits", limits.request_timeout_s, "request_timeout_s", 1, 3600, 30),
     OPT("limits", limits.max_list_limit, "max_list_limit", 1, 1000, 100),
     OPT("limits", limits.sync_wait_s, "sync_wait_s", 1, 3600, 600),
+    OPT("limits", limits.max_connections, "max_connections", 0, 10000000, 0),
+    OPT("limits", limits.header_timeout_s, "header_timeout_s", 1, 600, 10),
+    OPT("limits", limits.min_body_rate, "min_body_rate", 0, 1L << 30, 1024),
+    OPT("limits", limits.body_rate_window_s, "body_rate_window_s", 1, 600, 10),
     OPT("blobs", blobs.max_bytes, "max_bytes", 1024, 1L << 34, 1L << 30),
     OPT("blobs", blobs.url_ttl_s, "url_ttl_s", 1, 7L * 86400, 3600),
     OPT("files", files.max_bytes, "max_bytes", 1024, 1L << 30, 200L << 20),
@@ -60,7 +65,14 @@ static const struct num_option num_options[] = {
     OPT("breaker", breaker.failure_pct, "failure_pct", 1, 100, 50),
     OPT("breaker", breaker.window_ms, "window_ms", 100, 3600000, 30000),
     OPT("breaker", breaker.open_ms, "open_ms", 100, 3600000, 15000),
-    OPT("quotas", default_max_queued, "default_max_queued", 1, 100000000, 100000),
+    OPT("quotas", default_quota.max_queued, "default_max_queued", 1, 100000000, 100000),
+    OPT("quotas", default_quota.max_stored_bytes, "default_max_stored_bytes", 1024, 1L << 40,
+        1L << 30),
+    OPT("quotas", default_quota.max_files, "default_max_files", 1, 100000000, 10000),
+    OPT("quotas", default_quota.max_file_bytes, "default_max_file_bytes", 1024, 1L << 44,
+        20L << 30),
+    OPT("quotas", default_quota.max_artifact_bytes, "default_max_artifact_bytes", 1024, 1L << 44,
+        20L << 30),
     OPT(NULL, redis_timeout_ms, "redis_timeout_ms", 10, 600000, 2000),
 };
 
@@ -86,7 +98,7 @@ static char *xstrdup(const char *s)
  * Resolves a secret reference: "env:NAME" reads the environment, anything else is the literal
  * value. *out is NULL when the value is missing. Returns 0 or CORE_EINVAL naming field.
  */
-static int resolve_secret(const char *value, const char *field, char **out, struct core_err *err)
+int config_resolve_secret(const char *value, const char *field, char **out, struct core_err *err)
 {
     *out = NULL;
     if (strncmp(value, "env:", 4) == 0) {
@@ -102,7 +114,7 @@ static int resolve_secret(const char *value, const char *field, char **out, stru
     return *out ? 0 : core_err_set(err, CORE_ENOMEM, field, "out of memory");
 }
 
-static int parse_host_port(const char *s, const char *field, char **host, int *port,
+int config_parse_host_port(const char *s, const char *field, char **host, int *port,
                            struct core_err *err)
 {
     const char *colon = strrchr(s, ':');
@@ -202,7 +214,7 @@ static int parse_numbers(struct config *cfg, const cJSON *root, struct core_err 
     return 0;
 }
 
-static const char *get_string(const cJSON *obj, const char *key)
+const char *config_get_string(const cJSON *obj, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
@@ -261,7 +273,7 @@ out:
 static int parse_blobs(struct config *cfg, const cJSON *root, struct core_err *err)
 {
     const cJSON *blobs = cJSON_GetObjectItemCaseSensitive(root, "blobs");
-    const char *dir = cJSON_IsObject(blobs) ? get_string(blobs, "dir") : NULL;
+    const char *dir = cJSON_IsObject(blobs) ? config_get_string(blobs, "dir") : NULL;
     const cJSON *key =
         cJSON_IsObject(blobs) ? cJSON_GetObjectItemCaseSensitive(blobs, "url_key") : NULL;
     size_t len;
@@ -277,7 +289,8 @@ static int parse_blobs(struct config *cfg, const cJSON *root, struct core_err *e
         return core_err_set(err, CORE_EINVAL, "blobs.url_key",
                             "blobs.url_key: must be a string (\"env:NAME\")");
     }
-    if ((rc = resolve_secret(key->valuestring, "blobs.url_key", &cfg->blobs.url_key, err)) < 0) {
+    if ((rc = config_resolve_secret(key->valuestring, "blobs.url_key", &cfg->blobs.url_key, err)) <
+        0) {
         return rc;
     }
     len = strlen(cfg->blobs.url_key);
@@ -305,8 +318,8 @@ static int parse_keys(struct config *cfg, const cJSON *root, struct core_err *er
     cJSON_ArrayForEach(k, keys)
     {
         char field[64];
-        const char *key = get_string(k, "key");
-        const char *tenant = get_string(k, "tenant");
+        const char *key = config_get_string(k, "key");
+        const char *tenant = config_get_string(k, "tenant");
         char *secret = NULL;
         int rc;
 
@@ -314,7 +327,7 @@ static int parse_keys(struct config *cfg, const cJSON *root, struct core_err *er
         if (key == NULL) {
             return core_err_set(err, CORE_EINVAL, field, "%s: must be a string", field);
         }
-        if ((rc = resolve_secret(key, field, &secret, err)) < 0) {
+        if ((rc = config_resolve_secret(key, field, &secret, err)) < 0) {
             return rc;
         }
         if (strlen(secret) < 8) {
@@ -356,8 +369,8 @@ static int parse_providers(struct config *cfg, const cJSON *root, struct core_er
     {
         struct config_provider *pr = &cfg->providers[i];
         char field[160];
-        const char *dialect = get_string(p, "dialect");
-        const char *base_url = get_string(p, "base_url");
+        const char *dialect = config_get_string(p, "dialect");
+        const char *base_url = config_get_string(p, "base_url");
         const cJSON *key = cJSON_GetObjectItemCaseSensitive(p, "api_key");
 
         pr->name = strdup(p->string);
@@ -379,7 +392,7 @@ static int parse_providers(struct config *cfg, const cJSON *root, struct core_er
             if (!cJSON_IsString(key)) {
                 return core_err_set(err, CORE_EINVAL, field, "%s: must be a string", field);
             }
-            if ((rc = resolve_secret(key->valuestring, field, &pr->api_key, err)) < 0) {
+            if ((rc = config_resolve_secret(key->valuestring, field, &pr->api_key, err)) < 0) {
                 return rc;
             }
         }
@@ -471,8 +484,8 @@ static int parse_deployment(struct config *cfg, struct config_deployment *d, con
         {"default_max_tokens", offsetof(struct config_deployment, default_max_tokens)},
     };
     char field[200];
-    const char *provider = get_string(obj, "provider");
-    const char *model = get_string(obj, "model");
+    const char *provider = config_get_string(obj, "provider");
+    const char *model = config_get_string(obj, "model");
 
     snprintf(field, sizeof(field), "%s.provider", base);
     if (provider == NULL) {
@@ -521,8 +534,8 @@ static int parse_models(struct config *cfg, const cJSON *root, struct core_err *
     {
         struct config_model *mo = &cfg->models[i];
         char field[160];
-        const char *kind = get_string(m, "kind");
-        const char *strategy = get_string(m, "strategy");
+        const char *kind = config_get_string(m, "kind");
+        const char *strategy = config_get_string(m, "strategy");
         const cJSON *deps = cJSON_GetObjectItemCaseSensitive(m, "deployments");
         const cJSON *d;
         size_t j = 0;
@@ -581,7 +594,7 @@ static int parse_webhook_secret(struct config_webhook_secret *ws, const char *te
         return core_err_set(err, CORE_EINVAL, field, "%s: must be a string or {secret, until}",
                             field);
     }
-    if ((rc = resolve_secret(sec->valuestring, field, &secret, err)) < 0) {
+    if ((rc = config_resolve_secret(sec->valuestring, field, &secret, err)) < 0) {
         return rc;
     }
     rc = webhook_key_parse(secret, &ws->key);
@@ -711,50 +724,6 @@ size_t config_webhook_keys(const struct config *cfg, const char *tenant, int64_t
     return n;
 }
 
-/* quotas.tenants: {"name": max_queued, ...} overriding quotas.default_max_queued. */
-static int parse_quotas(struct config *cfg, const cJSON *root, struct core_err *err)
-{
-    const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quotas");
-    const cJSON *tenants =
-        cJSON_IsObject(q) ? cJSON_GetObjectItemCaseSensitive(q, "tenants") : NULL;
-    const cJSON *t;
-    size_t i = 0;
-
-    if (tenants == NULL) {
-        return 0;
-    }
-    if (!cJSON_IsObject(tenants)) {
-        return core_err_set(err, CORE_EINVAL, "quotas.tenants",
-                            "quotas.tenants: must be an object");
-    }
-    cfg->quotas = calloc((size_t)cJSON_GetArraySize(tenants) + 1, sizeof(*cfg->quotas));
-    if (cfg->quotas == NULL) {
-        return core_err_set(err, CORE_ENOMEM, NULL, "out of memory");
-    }
-    cJSON_ArrayForEach(t, tenants)
-    {
-        if (!cJSON_IsNumber(t) || t->valuedouble < 1 || t->valuedouble > 1e8) {
-            return core_err_set(err, CORE_EINVAL, "quotas.tenants",
-                                "quotas.tenants.%s: must be a number between 1 and 100000000",
-                                t->string);
-        }
-        cfg->quotas[i].tenant = strdup(t->string);
-        cfg->quotas[i].max_queued = (long)t->valuedouble;
-        cfg->n_quotas = ++i;
-    }
-    return 0;
-}
-
-long config_max_queued(const struct config *cfg, const char *tenant)
-{
-    for (size_t i = 0; i < cfg->n_quotas; i++) {
-        if (strcmp(cfg->quotas[i].tenant, tenant) == 0) {
-            return cfg->quotas[i].max_queued;
-        }
-    }
-    return cfg->default_max_queued;
-}
-
 char *config_model_routing_json(const struct config *cfg, const struct config_model *m)
 {
     cJSON *o = cJSON_CreateObject();
@@ -805,16 +774,16 @@ int config_parse(const char *text, struct config **out, struct core_err *err)
         rc = core_err_set(err, CORE_EINVAL, NULL, "config: not a JSON object (syntax error?)");
         goto out;
     }
-    listen = get_string(root, "listen");
-    if ((rc = parse_host_port(listen ? listen : "127.0.0.1:8080", "listen", &cfg->listen_host,
-                              &cfg->listen_port, err)) < 0) {
+    listen = config_get_string(root, "listen");
+    if ((rc = config_parse_host_port(listen ? listen : "127.0.0.1:8080", "listen",
+                                     &cfg->listen_host, &cfg->listen_port, err)) < 0) {
         goto out;
     }
-    redis = get_string(root, "redis");
+    redis = config_get_string(root, "redis");
     if ((rc = parse_redis_url(cfg, redis ? redis : "redis://127.0.0.1:6379/0", err)) < 0) {
         goto out;
     }
-    level = get_string(root, "log_level");
+    level = config_get_string(root, "log_level");
     if (level != NULL && log_level_parse(level) < 0) {
         rc = core_err_set(err, CORE_EINVAL, "log_level",
                           "log_level: must be one of debug, info, warn, error");
@@ -829,7 +798,9 @@ int config_parse(const char *text, struct config **out, struct core_err *err)
         (rc = parse_providers(cfg, root, err)) < 0 || (rc = parse_models(cfg, root, err)) < 0) {
         goto out;
     }
-    if ((rc = parse_quotas(cfg, root, err)) < 0 || (rc = parse_webhooks(cfg, root, err)) < 0) {
+    if ((rc = config_parse_quotas(cfg, root, err)) < 0 ||
+        (rc = parse_webhooks(cfg, root, err)) < 0 ||
+        (rc = config_parse_access(cfg, root, err)) < 0) {
         goto out;
     }
     if (cfg->tasks.backoff_max_ms < cfg->tasks.backoff_base_ms) {
@@ -918,10 +889,7 @@ void config_free(struct config *cfg)
     }
     free(cfg->blobs.url_key);
     free(cfg->public_base_url);
-    for (size_t i = 0; i < cfg->n_quotas; i++) {
-        free(cfg->quotas[i].tenant);
-    }
-    free(cfg->quotas);
+    config_access_free(cfg);
     for (size_t i = 0; i < cfg->webhooks.n_secrets; i++) {
         webhook_key_clear(&cfg->webhooks.secrets[i].key);
         free(cfg->webhooks.secrets[i].tenant);

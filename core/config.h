@@ -59,7 +59,11 @@ struct config_limits {
     long max_json_depth;
     long request_timeout_s;
     long max_list_limit;
-    long sync_wait_s; /* how long a synchronous endpoint holds the connection for its task */
+    long sync_wait_s;      /* how long a synchronous endpoint holds the connection for its task */
+    long max_connections;  /* client connections at once; 0 in the file: derived (config_load) */
+    long header_timeout_s; /* a request's line and headers must arrive within this */
+    long min_body_rate;    /* bytes/s a body must keep up, per body_rate_window_s; 0: off */
+    long body_rate_window_s;
 };
 
 struct config_tasks {
@@ -110,12 +114,23 @@ struct config_webhooks {
     long timeout_ms;
 };
 
+/* What one tenant may hold; the defaults come from quotas.default_*. */
+struct config_quota {
+    long max_queued;         /* tasks queued at once; past it POST /v1/tasks answers 429 */
+    long max_stored_bytes;   /* bytes of task inputs and results kept in Redis */
+    long max_files;          /* files kept (Files API) */
+    long max_file_bytes;     /* bytes of those files */
+    long max_artifact_bytes; /* bytes of kept image and video artifacts */
+};
+
 struct config_tenant_quota {
     char *tenant;
-    long max_queued;
+    struct config_quota q;
 };
 
 struct config_blobs {
+    struct netaddr_allow
+        *allow;     /* allow_hosts: private/loopback artifact hosts that may be fetched */
     char *dir;      /* where artifacts (images, videos) are kept, one folder per task */
     long max_bytes; /* the largest artifact sluice will fetch */
     char *url_key;  /* resolved secret that signs artifact URLs; NULL: a random key in Redis */
@@ -162,9 +177,15 @@ struct config {
     struct config_batches batches;
     struct config_breaker breaker;
     struct config_webhooks webhooks;
-    long default_max_queued; /* per tenant; past it POST /v1/tasks answers 429 */
+    struct config_quota default_quota; /* quotas.default_*: every tenant's unless overridden */
     struct config_tenant_quota *quotas;
     size_t n_quotas;
+
+    /* The admin surface (/metrics on the public listener, later the admin API). */
+    unsigned char (*admin_keys)[32]; /* SHA-256 of each admin bearer key */
+    size_t n_admin_keys;
+    char *metrics_host; /* metrics_listen: /metrics without a key on its own address; NULL: none */
+    int metrics_port;
 };
 
 /*
@@ -176,6 +197,12 @@ size_t config_webhook_keys(const struct config *cfg, const char *tenant, int64_t
 
 /* The most tasks tenant may have queued. */
 long config_max_queued(const struct config *cfg, const char *tenant);
+
+/* The tenant's quota (its own, else the defaults). Borrowed. */
+const struct config_quota *config_quota_for(const struct config *cfg, const char *tenant);
+
+/* True when key is one of admin_keys (compared in constant time against every stored hash). */
+bool config_is_admin_key(const struct config *cfg, const char *key);
 
 /*
  * The model's routing as JSON for the CLAIM script ({strategy, breaker, deps: [{rpm, tpm, maxc,

@@ -109,6 +109,82 @@ static void test_errors(void)
     }
 }
 
+/* base_ok with more top-level members (text inserted before its closing brace). */
+static struct config *parse_with(const char *extra)
+{
+    static char text[4096];
+    struct config *cfg = NULL;
+    struct core_err err;
+    size_t n = strlen(base_ok) - 1; /* without the final '}' */
+
+    snprintf(text, sizeof(text), "%.*s, %s}", (int)n, base_ok, extra);
+    if (config_parse(text, &cfg, &err) != 0) {
+        fprintf(stderr, "parse failed: %s\n", err.message);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* Quotas per tenant (a number is max_queued, an object any limit), admin keys, metrics_listen,
+ * blobs.allow_hosts, and the derived connection cap. */
+static void test_access(void)
+{
+    struct config *cfg = parse_with(
+        "\"quotas\": {\"default_max_files\": 7, \"tenants\": {\"a\": 5, \"b\": {\"max_files\": 2,"
+        " \"max_stored_bytes\": 4096}}},"
+        " \"admin_keys\": [\"env:TEST_ADMIN_KEY\"], \"metrics_listen\": \"127.0.0.1:9464\","
+        " \"blobs\": {\"allow_hosts\": [\"127.0.0.1\"]}");
+    const struct config_quota *q;
+
+    CHECK(cfg != NULL);
+    if (cfg == NULL) {
+        return;
+    }
+    CHECK(config_max_queued(cfg, "a") == 5);
+    CHECK(config_quota_for(cfg, "a")->max_files == 7); /* the default */
+    q = config_quota_for(cfg, "b");
+    CHECK(q->max_files == 2 && q->max_stored_bytes == 4096 && q->max_queued == 100000);
+    q = config_quota_for(cfg, "zzz");
+    CHECK(q->max_files == 7 && q->max_artifact_bytes == 20L << 30);
+    CHECK(config_is_admin_key(cfg, "admin-key-0123456789"));
+    CHECK(!config_is_admin_key(cfg, "admin-key-012345678"));
+    CHECK(!config_is_admin_key(cfg, "tenant-key-123"));
+    CHECK_STR(cfg->metrics_host, "127.0.0.1");
+    CHECK(cfg->metrics_port == 9464);
+    CHECK(cfg->blobs.allow != NULL);
+    CHECK(cfg->limits.max_connections >= 32);
+    CHECK(cfg->limits.header_timeout_s == 10);
+    config_free(cfg);
+
+    cfg = parse_with("\"limits\": {\"max_connections\": 100}");
+    CHECK(cfg != NULL && cfg->limits.max_connections == 100 && cfg->n_admin_keys == 0);
+    config_free(cfg);
+}
+
+static void test_access_errors(void)
+{
+    static const struct {
+        const char *extra;
+        const char *param;
+    } cases[] = {
+        {"\"admin_keys\": \"x\"", "admin_keys"},
+        {"\"admin_keys\": [\"short-key\"]", "admin_keys[0]"},
+        {"\"admin_keys\": [\"env:TEST_SLUICE_UNSET\"]", "admin_keys[0]"},
+        {"\"metrics_listen\": 9464", "metrics_listen"},
+        {"\"metrics_listen\": \"nohost\"", "metrics_listen"},
+        {"\"blobs\": {\"allow_hosts\": [\"a b\"]}", "blobs.allow_hosts"},
+        {"\"quotas\": {\"tenants\": {\"a\": {\"max_files\": 0}}}", "quotas.tenants"},
+        {"\"quotas\": {\"tenants\": {\"a\": \"many\"}}", "quotas.tenants"},
+    };
+    char text[4096], msg[512];
+    size_t n = strlen(base_ok) - 1;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(text, sizeof(text), "%.*s, %s}", (int)n, base_ok, cases[i].extra);
+        CHECK_STR(parse_err(text, msg, sizeof(msg)), cases[i].param);
+    }
+}
+
 /* The commented example in deploy/ must stay loadable (tests run from the source root). */
 static void test_example_file(void)
 {
@@ -138,5 +214,8 @@ int main(void)
     test_ok();
     test_errors();
     test_example_file();
+    setenv("TEST_ADMIN_KEY", "admin-key-0123456789", 1);
+    test_access();
+    test_access_errors();
     return check_done();
 }
