@@ -31,4 +31,13 @@ size_t api_in_flight(const struct api *a);
 /* Frees the api. NULL is a no-op. */
 void api_free(struct api *a);
 
+/*
+ * The metrics listener (cfg->metrics_host:metrics_port): GET /metrics without a key, for the
+ * operator's network only. a is borrowed and must outlive it. NULL with err filled when the
+ * address cannot be bound. Free it before the api; NULL is a no-op.
+ */
+struct api_metrics_listener;
+struct api_metrics_listener *api_metrics_listener_new(struct api *a, struct core_err *err);
+void api_metrics_listener_free(struct api_metrics_listener *m);
+
 #endif

@@ -7,6 +7,7 @@
  * come as sluice's own signed URLs or as b64_json, as response_format asks (api/artifacts.c).
  * `Prefer: respond-async` answers 202 with the task instead.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -183,41 +184,90 @@ void api_compat_images(struct api *a, struct evhttp_request *req, const char *te
     compat_submit(a, req, tenant, "image");
 }
 
-/* An alias as OpenAI's model object, with what sluice knows of it: kind, routing, prices,
- * limits. Provider keys and URLs stay out. */
-static cJSON *model_json(const struct config_model *m)
+/*
+ * An alias as OpenAI's model object. Tenants see what they can use: its kind, its price (the
+ * lowest of its deployments, field by field: what a task costs at best) and its limits (summed
+ * over the deployments; 0 = unlimited when any deployment is). Provider names, upstream models
+ * and the routing stay in the admin view (admin: true), as do provider keys and URLs always.
+ */
+static cJSON *model_json(const struct config_model *m, bool admin)
 {
+    static const struct {
+        const char *name;
+        size_t offset;
+    } prices[] = {
+        {"input_per_mtok", offsetof(struct config_price, input_per_mtok)},
+        {"output_per_mtok", offsetof(struct config_price, output_per_mtok)},
+        {"per_image", offsetof(struct config_price, per_image)},
+        {"per_video_second", offsetof(struct config_price, per_video_second)},
+    };
+    static const struct {
+        const char *name;
+        size_t offset;
+    } limits[] = {
+        {"rpm", offsetof(struct config_deployment, rpm)},
+        {"tpm", offsetof(struct config_deployment, tpm)},
+        {"max_concurrency", offsetof(struct config_deployment, max_concurrency)},
+    };
     cJSON *o = cJSON_CreateObject();
-    cJSON *deps;
+    cJSON *price, *lim, *deps;
 
     cJSON_AddStringToObject(o, "id", m->alias);
     cJSON_AddStringToObject(o, "object", "model");
     cJSON_AddNumberToObject(o, "created", 0);
     cJSON_AddStringToObject(o, "owned_by", "sluice");
     cJSON_AddStringToObject(o, "kind", m->kind);
+    price = cJSON_AddObjectToObject(o, "price");
+    for (size_t k = 0; k < sizeof(prices) / sizeof(prices[0]); k++) {
+        double low = 0;
+        for (size_t i = 0; i < m->n_deployments; i++) {
+            double v = *(const double *)((const char *)&m->deployments[i].price + prices[k].offset);
+            low = i == 0 || v < low ? v : low;
+        }
+        cJSON_AddNumberToObject(price, prices[k].name, low);
+    }
+    cJSON_AddStringToObject(price, "currency", "USD");
+    lim = cJSON_AddObjectToObject(o, "limits");
+    for (size_t k = 0; k < sizeof(limits) / sizeof(limits[0]); k++) {
+        long sum = 0;
+        for (size_t i = 0; i < m->n_deployments; i++) {
+            long v = *(const long *)((const char *)&m->deployments[i] + limits[k].offset);
+            if (v == 0) {
+                sum = 0;
+                break;
+            }
+            sum += v;
+        }
+        cJSON_AddNumberToObject(lim, limits[k].name, (double)sum);
+    }
+    if (!admin) {
+        return o;
+    }
     cJSON_AddStringToObject(o, "strategy", m->strategy);
     deps = cJSON_AddArrayToObject(o, "deployments");
     for (size_t i = 0; i < m->n_deployments; i++) {
         const struct config_deployment *d = &m->deployments[i];
         cJSON *dj = cJSON_CreateObject();
-        cJSON *price = cJSON_AddObjectToObject(dj, "price");
+        cJSON *dp = cJSON_AddObjectToObject(dj, "price");
         cJSON_AddStringToObject(dj, "provider", d->provider->name);
+        cJSON_AddStringToObject(dj, "dialect", d->provider->dialect);
         cJSON_AddStringToObject(dj, "model", d->model);
-        cJSON_AddNumberToObject(price, "input_per_mtok", d->price.input_per_mtok);
-        cJSON_AddNumberToObject(price, "output_per_mtok", d->price.output_per_mtok);
-        cJSON_AddNumberToObject(price, "per_image", d->price.per_image);
-        cJSON_AddNumberToObject(price, "per_video_second", d->price.per_video_second);
-        cJSON_AddStringToObject(price, "currency", "USD");
-        cJSON_AddNumberToObject(dj, "rpm", (double)d->rpm);
-        cJSON_AddNumberToObject(dj, "tpm", (double)d->tpm);
-        cJSON_AddNumberToObject(dj, "max_concurrency", (double)d->max_concurrency);
+        for (size_t k = 0; k < sizeof(prices) / sizeof(prices[0]); k++) {
+            cJSON_AddNumberToObject(dp, prices[k].name,
+                                    *(const double *)((const char *)&d->price + prices[k].offset));
+        }
+        cJSON_AddStringToObject(dp, "currency", "USD");
+        for (size_t k = 0; k < sizeof(limits) / sizeof(limits[0]); k++) {
+            cJSON_AddNumberToObject(dj, limits[k].name,
+                                    (double)*(const long *)((const char *)d + limits[k].offset));
+        }
         cJSON_AddNumberToObject(dj, "weight", (double)d->weight);
         cJSON_AddItemToArray(deps, dj);
     }
     return o;
 }
 
-void api_models_list(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg)
+static void models_list(struct api *a, struct evhttp_request *req, bool admin)
 {
     cJSON *list = cJSON_CreateObject();
     cJSON *data;
@@ -225,19 +275,50 @@ void api_models_list(struct api *a, struct evhttp_request *req, const char *tena
     cJSON_AddStringToObject(list, "object", "list");
     data = cJSON_AddArrayToObject(list, "data");
     for (size_t i = 0; i < a->cfg->n_models; i++) {
-        cJSON_AddItemToArray(data, model_json(&a->cfg->models[i]));
+        cJSON_AddItemToArray(data, model_json(&a->cfg->models[i], admin));
     }
     api_reply_json(a, req, 200, list);
 }
 
-void api_models_get(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg)
+static void models_get(struct api *a, struct evhttp_request *req, const char *alias, bool admin)
 {
-    const struct config_model *m = config_model_find(a->cfg, arg);
+    const struct config_model *m = config_model_find(a->cfg, alias);
 
     if (m == NULL) {
         api_reply_error(a, req, CORE_ENOTFOUND, "model", "model_not_found",
-                        "The model '%.128s' does not exist", arg);
+                        "The model '%.128s' does not exist", alias);
         return;
     }
-    api_reply_json(a, req, 200, model_json(m));
+    api_reply_json(a, req, 200, model_json(m, admin));
+}
+
+/* GET /v1/admin/models[/{id}]: the admin view, with deployments, providers and routing. */
+void api_admin_models_list(struct api *a, struct evhttp_request *req, const char *tenant,
+                           const char *arg)
+{
+    if (!api_admin_authorized(a, req)) {
+        api_reply_admin_required(a, req);
+        return;
+    }
+    models_list(a, req, true);
+}
+
+void api_admin_models_get(struct api *a, struct evhttp_request *req, const char *tenant,
+                          const char *arg)
+{
+    if (!api_admin_authorized(a, req)) {
+        api_reply_admin_required(a, req);
+        return;
+    }
+    models_get(a, req, arg, true);
+}
+
+void api_models_list(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg)
+{
+    models_list(a, req, false);
+}
+
+void api_models_get(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg)
+{
+    models_get(a, req, arg, false);
 }

@@ -71,6 +71,7 @@ enum family {
     F_LATENCY,
     F_429,
     F_WEBHOOKS,
+    F_NOROUTING,
     F_COUNT
 };
 
@@ -86,6 +87,7 @@ static const struct {
     [F_LATENCY] = {"sluice_upstream_latency_seconds", "histogram"},
     [F_429] = {"sluice_provider_429_total", "counter"},
     [F_WEBHOOKS] = {"sluice_webhook_attempts_total", "counter"},
+    [F_NOROUTING] = {"sluice_routing_missing_total", "counter"},
 };
 
 /* Latency buckets (ms) as FINISH counts them: one bucket per call, not cumulative. */
@@ -184,6 +186,9 @@ static void stat_line(struct metrics_page *pg, const struct config *cfg, const c
         evbuffer_add_printf(pg->fam[F_429],
                             "sluice_provider_429_total{model=\"%s\",deployment=\"%s\"} %s\n", a, b,
                             value);
+    } else if (sscanf(name, "norouting|%127s", a) == 1) {
+        evbuffer_add_printf(pg->fam[F_NOROUTING], "sluice_routing_missing_total{model=\"%s\"} %s\n",
+                            a, value);
     } else if (sscanf(name, "webhooks|%31s", c) == 1) {
         evbuffer_add_printf(pg->fam[F_WEBHOOKS],
                             "sluice_webhook_attempts_total{outcome=\"%s\"} %s\n", c, value);
@@ -342,8 +347,7 @@ static void deployment_gauges(struct evbuffer *out, const struct config *cfg,
     }
 }
 
-void api_health_metrics(struct api *a, struct evhttp_request *req, const char *tenant,
-                        const char *arg)
+void api_metrics_serve(struct api *a, struct evhttp_request *req)
 {
     struct api_ctx *c = api_ctx_new(a, req, NULL);
     const char **argv = calloc(2 * a->cfg->n_models + 1, sizeof(*argv));

@@ -189,6 +189,11 @@ void api_compat_images(struct api *a, struct evhttp_request *req, const char *te
 void api_models_list(struct api *a, struct evhttp_request *req, const char *tenant,
                      const char *arg);
 void api_models_get(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg);
+/* The admin view of the models (providers, upstream models, routing): admin key only. */
+void api_admin_models_list(struct api *a, struct evhttp_request *req, const char *tenant,
+                           const char *arg);
+void api_admin_models_get(struct api *a, struct evhttp_request *req, const char *tenant,
+                          const char *arg);
 void api_videos_create(struct api *a, struct evhttp_request *req, const char *tenant,
                        const char *arg);
 void api_videos_get(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg);
@@ -330,6 +335,13 @@ void api_health_live(struct api *a, struct evhttp_request *req, const char *tena
                      const char *arg);
 void api_health_ready(struct api *a, struct evhttp_request *req, const char *tenant,
                       const char *arg);
+/* The Prometheus text, answered to req (the caller checked who may see it). */
+void api_metrics_serve(struct api *a, struct evhttp_request *req);
+/* True when req carries one of the config's admin keys as its bearer key. */
+bool api_admin_authorized(const struct api *a, struct evhttp_request *req);
+/* Answers 401 admin_key_required. */
+void api_reply_admin_required(struct api *a, struct evhttp_request *req);
+/* GET /metrics on the public listener: behind an admin key. */
 void api_health_metrics(struct api *a, struct evhttp_request *req, const char *tenant,
                         const char *arg);
 

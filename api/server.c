@@ -64,6 +64,9 @@ static const struct route routes[] = {
     {EVHTTP_REQ_POST, "/v1/batches/*/cancel", api_batches_cancel, true},
     {EVHTTP_REQ_GET, "/v1/models", api_models_list, true},
     {EVHTTP_REQ_GET, "/v1/models/*", api_models_get, true},
+    /* the admin surface: the handlers check the admin key themselves */
+    {EVHTTP_REQ_GET, "/v1/admin/models", api_admin_models_list, false},
+    {EVHTTP_REQ_GET, "/v1/admin/models/*", api_admin_models_get, false},
     /* an image's capability URL: the signature in the query is the credential */
     {EVHTTP_REQ_GET, "/v1/artifacts/*/*", api_artifacts_get, false},
     {EVHTTP_REQ_GET, "/healthz", api_health_live, false},

@@ -242,6 +242,9 @@ static int validate_routing(const cJSON *r, struct core_err *e)
     return 0;
 }
 
+/* The err_code on_submit is told when a SUBMIT call never left the process. */
+#define SUBMIT_NOT_SENT "not_sent"
+
 static void on_submit(redisReply *reply, const struct core_err *err, void *arg)
 {
     struct api_ctx *c = arg;
@@ -253,8 +256,21 @@ static void on_submit(redisReply *reply, const struct core_err *err, void *arg)
             log_warn("submit failed", "error=\"%s\"", err->message);
         }
         core_err_clear(&e);
-        core_err_set(&e, CORE_EUNAVAILABLE, NULL, "The task store is unavailable; retry shortly");
-        core_err_set_code(&e, "store_unavailable");
+        if (err != NULL && strcmp(err->err_code, SUBMIT_NOT_SENT) == 0) {
+            /* the call never went out: nothing was created */
+            core_err_set(&e, CORE_EUNAVAILABLE, NULL,
+                         "The task store is unavailable; the task was not created. Retry shortly");
+            core_err_set_code(&e, "store_unavailable");
+        } else {
+            /* the call went out and no answer came back (Redis stalled or the connection
+             * dropped): it may have run. Only the client can settle it, by retrying with the
+             * same Idempotency-Key, which returns the task if it exists and creates it if not. */
+            core_err_set(&e, CORE_EUNAVAILABLE, NULL,
+                         "The task store did not confirm the write in time, so the task may have "
+                         "been created. Retry with the same Idempotency-Key: it returns the task "
+                         "if it exists and creates it once if it does not");
+            core_err_set_code(&e, "outcome_unknown");
+        }
         c->submit_cb(c, e.code, NULL, &e);
         return;
     }
@@ -415,6 +431,7 @@ static void send_submits(struct api *a)
             a->submit_head = c->submit_next;
             c->submit_next = NULL;
             core_err_set(&e, CORE_ENOMEM, NULL, "Out of memory");
+            core_err_set_code(&e, SUBMIT_NOT_SENT);
             api_submit_args_free(c->submit);
             c->submit = NULL;
             on_submit(NULL, &e, c);
@@ -429,6 +446,7 @@ static void send_submits(struct api *a)
     }
     if (b != NULL && rc < 0) {
         core_err_set(&e, CORE_EUNAVAILABLE, NULL, "The task store is unavailable; retry shortly");
+        core_err_set_code(&e, SUBMIT_NOT_SENT);
         for (size_t i = 0; i < b->n; i++) {
             on_submit(NULL, &e, b->ctx[i]);
         }

@@ -46,6 +46,7 @@ struct app {
     struct store *store;
     struct store *wake;
     struct api *api;
+    struct api_metrics_listener *metrics;
     struct worker *worker;
     struct sched *sched;
     struct event *sigterm;
@@ -141,6 +142,11 @@ static int app_start(struct app *app, const char *role)
             log_error("cannot start the api", "error=\"%s\"", err.message);
             return -1;
         }
+        if (app->cfg->metrics_host != NULL &&
+            (app->metrics = api_metrics_listener_new(app->api, &err)) == NULL) {
+            log_error("cannot start the metrics listener", "error=\"%s\"", err.message);
+            return -1;
+        }
     }
     if (app->roles & ROLE_WORKER) {
         so.name = "wake";
@@ -171,6 +177,7 @@ static void app_cleanup(struct app *app)
 {
     store_free(app->store);
     store_free(app->wake);
+    api_metrics_listener_free(app->metrics);
     api_free(app->api);
     worker_free(app->worker);
     sched_free(app->sched);

@@ -279,8 +279,10 @@ static const char submit_lua[] =
  * ARGV: 1 now ms, 2 lease ms, 3 n, 4 random seed, 5 burst ms, 6 pace (share of a deployment's
  *       rpm and tpm that sluice uses: a little under 1, so arrival jitter does not meet the limit),
  *       7 error JSON for a task whose routing.max_cost no deployment meets, 8 retention ms
- * Returns {wait_ms (-1: nothing waiting on capacity), then 15 per unit: id, fence, attempts,
- * max_attempts, tenant, model, kind, input, mode, status, up_id, job, dep, stream, reply_to}.
+ * Returns {wait_ms (-1: nothing waiting on capacity), the aliases whose routing is missing from
+ * Redis (comma-separated, "" when none: their tasks wait until a worker publishes it again), then
+ * 15 per unit: id, fence, attempts, max_attempts, tenant, model, kind, input, mode, status, up_id,
+ * job, dep, stream, reply_to}.
  */
 static const char claim_lua[] =
     "local now = tonumber(ARGV[1])\n"
@@ -289,7 +291,8 @@ static const char claim_lua[] =
     "local pace = tonumber(ARGV[6])\n"
     "local deadline = now + tonumber(ARGV[2])\n"
     "math.randomseed(tonumber(ARGV[4]))\n"
-    "local out = {-1}\n"
+    "local out = {-1, ''}\n"
+    "local norouting = {}\n"
     "local got = 0\n"
     "local wait = -1\n"
     "local routing = {}\n"
@@ -372,7 +375,7 @@ static const char claim_lua[] =
     "    routing[alias] = raw and cjson.decode(raw) or false\n"
     "  end\n"
     "  local r = routing[alias]\n"
-    "  if not r then return nil end\n"
+    "  if not r then return nil, 'norouting' end\n"
     "  local est = num(f.est, 0)\n"
     "  local strategy = r.strategy\n"
     "  local max_cost = nil\n"
@@ -520,6 +523,15 @@ static const char claim_lua[] =
     "          end\n"
     "        end\n"
     "        if taken then idle = 0 else idle = idle + 1 end\n"
+    "      elseif dep == nil and why == 'norouting' then\n"
+    /* the alias's routing is not in Redis (lost with a flush or an old snapshot): its tasks wait,
+       counted, and the worker is told so it publishes the routing again */
+    "        if not blocked[model] then\n"
+    "          norouting[#norouting+1] = model\n"
+    "          stat('norouting|' .. model, 1)\n"
+    "        end\n"
+    "        blocked[model] = true\n"
+    "        idle = idle + 1\n"
     "      elseif dep == nil then\n"
     /* the alias's capacity blocks all its tasks */
     "        blocked[model] = true\n"
@@ -542,6 +554,7 @@ static const char claim_lua[] =
     "if #leases > 0 then redis.call('ZADD', KEYS[1], unpack(leases)) end\n"
     "flush_stats()\n"
     "out[1] = wait\n"
+    "out[2] = table.concat(norouting, ',')\n"
     "return out\n";
 
 /*

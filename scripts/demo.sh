@@ -4,7 +4,8 @@
 # `sluice serve` in the foreground. With OPENAI_API_KEY set, a real OpenAI deployment is added.
 # Ctrl-C stops all three.
 #
-# Ports: SLUICE_PORT (8080), SLUICE_REDIS_PORT (6390), SLUICE_MOCK_PORT (9090).
+# Ports: SLUICE_PORT (8080), SLUICE_REDIS_PORT (6390), SLUICE_MOCK_PORT (9090),
+# SLUICE_METRICS_PORT (8081: /metrics without a key, loopback only).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -12,15 +13,16 @@ cd "$root"
 port="${SLUICE_PORT:-8080}"
 redis_port="${SLUICE_REDIS_PORT:-6390}"
 mock_port="${SLUICE_MOCK_PORT:-9090}"
+metrics_port="${SLUICE_METRICS_PORT:-8081}"
 run="$root/.run"
 
 "$root/scripts/install-deps.sh"
 "$root/scripts/build.sh" build -DCMAKE_BUILD_TYPE=Release >/dev/null
 
 mkdir -p "$run/redis"
-for p in "$port" "$redis_port" "$mock_port"; do
+for p in "$port" "$redis_port" "$mock_port" "$metrics_port"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        echo "port $p is in use; set SLUICE_PORT, SLUICE_REDIS_PORT or SLUICE_MOCK_PORT" >&2
+        echo "port $p is in use; set SLUICE_PORT, SLUICE_REDIS_PORT, SLUICE_MOCK_PORT or SLUICE_METRICS_PORT" >&2
         exit 1
     fi
 done
@@ -68,7 +70,8 @@ cat >"$run/sluice.json" <<JSON
   "listen": "127.0.0.1:$port",
   "redis": "redis://127.0.0.1:$redis_port/0",
   "keys": [{"key": "env:SLUICE_API_KEY", "tenant": "default"}],
-  "blobs": {"dir": "$run/blobs"},
+  "metrics_listen": "127.0.0.1:$metrics_port",
+  "blobs": {"dir": "$run/blobs", "allow_hosts": ["127.0.0.1"]},
   "providers": {
     "mock": {"dialect": "openai", "base_url": "http://127.0.0.1:$mock_port/v1",
              "poll_interval_ms": 1000},
@@ -107,14 +110,19 @@ cat <<EOF
 sluice is starting on http://127.0.0.1:$port (redis on $redis_port, sluice-mock on $mock_port).
 State and logs are in $run. Press Ctrl-C to stop.
 
-Submit a task:
-  ID=\$(curl -s http://127.0.0.1:$port/v1/tasks -H "Authorization: Bearer $SLUICE_API_KEY" -H 'Content-Type: application/json' -d '{"kind":"chat","input":{"model":"$model","messages":[{"role":"user","content":"Say hello"}]}}' | sed -n 's/.*"id":"\\(task_[a-z2-7]*\\)".*/\\1/p'); echo \$ID
+Submit a task (retried safely: every retry carries the same Idempotency-Key, so a 503 whose
+outcome was unknown never makes a second task):
+  KEY=\$(cat /proc/sys/kernel/random/uuid)
+  ID=\$(curl -s --retry 3 --retry-all-errors http://127.0.0.1:$port/v1/tasks -H "Authorization: Bearer $SLUICE_API_KEY" -H "Idempotency-Key: \$KEY" -H 'Content-Type: application/json' -d '{"kind":"chat","input":{"model":"$model","messages":[{"role":"user","content":"Say hello"}]}}' | sed -n 's/.*"id":"\\(task_[a-z2-7]*\\)".*/\\1/p'); echo \$ID
 Read it back:
   curl -s http://127.0.0.1:$port/v1/tasks/\$ID -H "Authorization: Bearer $SLUICE_API_KEY"
 
 Or use the OpenAI-compatible endpoints (models: demo-chat, demo-claude, demo-gemini, demo-embed,
 demo-image, demo-video; each served by the demo provider simulator in its own dialect):
   curl -s http://127.0.0.1:$port/v1/chat/completions -H "Authorization: Bearer $SLUICE_API_KEY" -d '{"model":"demo-claude","messages":[{"role":"user","content":"Hi"}]}'
+
+Prometheus metrics (no key, on their own loopback address):
+  curl -s http://127.0.0.1:$metrics_port/metrics
 
 EOF
 "$root/build/sluice" serve --config "$run/sluice.json" &

@@ -105,7 +105,10 @@ struct job {
 struct webhooks;
 struct report_fmt;
 
+#define WORKER_MAX_WARNED_MODELS 256 /* aliases whose missing routing is logged once each */
+
 struct worker {
+    bool routing_warned[WORKER_MAX_WARNED_MODELS]; /* logged: the alias's routing was missing */
     struct event_base *base;
     const struct config *cfg;
     struct store *store;

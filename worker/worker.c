@@ -406,6 +406,36 @@ static struct job *job_from_claim(struct worker *w, redisReply **f)
     return j;
 }
 
+static void publish_routing(struct worker *w);
+
+/*
+ * CLAIM found tasks of aliases whose routing is not in Redis (a flush, a restore from an older
+ * snapshot): publish every alias's routing again, so those tasks run at the next claim, and say
+ * so once per alias per process (/metrics counts every claim that met it:
+ * sluice_routing_missing_total).
+ */
+static void routing_missing(struct worker *w, const char *aliases)
+{
+    for (size_t i = 0; i < w->cfg->n_models && i < WORKER_MAX_WARNED_MODELS; i++) {
+        const char *alias = w->cfg->models[i].alias;
+        size_t n = strlen(alias);
+        const char *p = aliases;
+        while ((p = strstr(p, alias)) != NULL) {
+            if ((p == aliases || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) {
+                break;
+            }
+            p += n;
+        }
+        if (p != NULL && !w->routing_warned[i]) {
+            w->routing_warned[i] = true;
+            log_warn("an alias's routing was missing from Redis; its tasks waited until it was "
+                     "published again",
+                     "model=%s", alias);
+        }
+    }
+    publish_routing(w);
+}
+
 static void on_claim(redisReply *reply, const struct core_err *err, void *arg)
 {
     struct worker *w = arg;
@@ -417,9 +447,13 @@ static void on_claim(redisReply *reply, const struct core_err *err, void *arg)
         return; /* the tick or the reconnect tries again */
     }
     wait_ms = reply->element[0]->integer;
-    n = (reply->elements - 1) / WORKER_CLAIM_FIELDS;
+    if (reply->elements >= 2 && reply->element[1]->type == REDIS_REPLY_STRING &&
+        reply->element[1]->len > 0) {
+        routing_missing(w, reply->element[1]->str);
+    }
+    n = reply->elements >= 2 ? (reply->elements - 2) / WORKER_CLAIM_FIELDS : 0;
     for (size_t i = 0; i < n; i++) {
-        redisReply **f = &reply->element[1 + i * WORKER_CLAIM_FIELDS];
+        redisReply **f = &reply->element[2 + i * WORKER_CLAIM_FIELDS];
         bool ok = f[0]->type == REDIS_REPLY_STRING && f[1]->type == REDIS_REPLY_STRING;
         struct job *j = ok ? job_from_claim(w, f) : NULL;
         if (j == NULL) {

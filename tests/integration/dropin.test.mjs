@@ -13,7 +13,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { Cluster, DIALECT_MODELS, mockRequests, recordedBody, parseMetrics } from './lib/harness.mjs';
+import { Cluster, DIALECT_MODELS, mockRequests, recordedBody, parseMetrics, ADMIN_KEY, openaiClient } from './lib/harness.mjs';
 
 const CHAT_ALIASES = ['chat-openai', 'chat-anthropic', 'chat-gemini'];
 const CALL_ID_RE = /^call_[A-Za-z0-9]{24}$/;
@@ -106,7 +106,7 @@ describe('drop-in correctness through the official SDK', () => {
     sluice = await cl.startSluice('serve', config);
     base = sluice.baseUrl;
     // no retries: a 5xx the SDK would retry must show up as what it is
-    openai = new OpenAI({ apiKey: cl.keys.alpha, baseURL: `${base}/v1`, maxRetries: 0 });
+    openai = openaiClient(OpenAI, { apiKey: cl.keys.alpha, baseURL: `${base}/v1`, maxRetries: 0 });
   });
   after(() => cl.stop());
 
@@ -162,7 +162,7 @@ describe('drop-in correctness through the official SDK', () => {
 
   test('a field the dialect cannot honour is a 400 naming it, and the SDK does not retry it', { timeout: 60_000 }, async () => {
     const before = await mock.byRoute();
-    const retrying = new OpenAI({ apiKey: cl.keys.alpha, baseURL: `${base}/v1` }); // default: 2 retries
+    const retrying = openaiClient(OpenAI, { apiKey: cl.keys.alpha, baseURL: `${base}/v1` }); // default: 2 retries
     let err;
     const t0 = Date.now();
     await retrying.chat.completions.create({
@@ -188,7 +188,7 @@ describe('drop-in correctness through the official SDK', () => {
       model: 'claude-capped', messages: [{ role: 'user', content: 'now a valid one' }],
     }, { timeout: 20_000 }).catch((e) => assert.fail(`the valid request: ${sdkErr(e)}`));
     assert.equal(r.choices[0].finish_reason, 'stop');
-    const res = await fetch(`${base}/metrics`);
+    const res = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
     const inflight = parseMetrics(await res.text()).all('sluice_deployment_in_flight', { model: 'claude-capped' });
     assert.ok(inflight.length > 0, 'the gauge is there');
     for (const s of inflight) assert.equal(s.value, 0, JSON.stringify(s));
@@ -311,6 +311,20 @@ describe('drop-in correctness through the official SDK', () => {
     assert.match(id, CALL_ID_RE);
     ids.push(id);
     assert.equal(new Set(ids).size, ids.length, `ids repeat: ${ids}`);
+  });
+
+  test('a retried create with the same Idempotency-Key is the same completion, not a second call', { timeout: 60_000 }, async () => {
+    const before = (await mock.byRoute())['openai.chat'] ?? 0;
+    const body = { model: 'chat-openai', messages: [{ role: 'user', content: 'Only once, please.' }] };
+    const key = `dropin-${Date.now()}`;
+    const a = await openai.chat.completions.create(body, { idempotencyKey: key });
+    const b = await openai.chat.completions.create(body, { idempotencyKey: key });
+    assert.equal(b.id, a.id);
+    assert.equal(b.choices[0].message.content, a.choices[0].message.content);
+    assert.equal(((await mock.byRoute())['openai.chat'] ?? 0) - before, 1, 'one upstream call');
+    // the same key with another body is a conflict, as sluice's idempotency promises
+    await openai.chat.completions.create({ ...body, temperature: 0.5 }, { idempotencyKey: key })
+      .then(() => assert.fail('must be a 409'), (e) => assert.equal(e.status, 409, sdkErr(e)));
   });
 
   test('OpenAI error types and request ids on errors sluice answers itself', { timeout: 30_000 }, async () => {

@@ -20,7 +20,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import OpenAI from 'openai';
-import { Cluster, assertErrorEnvelope, client, freePort, randomTaskId, waitFor } from './lib/harness.mjs';
+import { Cluster, assertErrorEnvelope, client, freePort, randomTaskId, waitFor, openaiClient } from './lib/harness.mjs';
 
 const JOB_MS = 300; // the mock's upstream job duration (Replicate, fal)
 const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -147,7 +147,7 @@ describe('images and embeddings as the OpenAI SDK expects them', () => {
       overrides: { blobs: { url_key: 'env:SLUICE_TEST_URL_KEY', url_ttl_s: 600 }, models: EXTRA_MODELS },
     }), { env: { SLUICE_TEST_URL_KEY: URL_KEY } });
     api = cl.client(sluice.baseUrl, cl.keys.alpha);
-    openai = new OpenAI({ apiKey: cl.keys.alpha, baseURL: `${sluice.baseUrl}/v1`, maxRetries: 0 });
+    openai = openaiClient(OpenAI, { apiKey: cl.keys.alpha, baseURL: `${sluice.baseUrl}/v1`, maxRetries: 0 });
   });
   after(() => cl.stop());
 
@@ -374,7 +374,7 @@ describe('several api processes share the URL signing key through Redis', () => 
 
   test('a URL one api issued is served by another; public_base_url sets the base', { timeout: 60_000 }, async () => {
     const [one, two] = apis;
-    const sdk = new OpenAI({ apiKey: cl.keys.alpha, baseURL: `${one.baseUrl}/v1`, maxRetries: 0 });
+    const sdk = openaiClient(OpenAI, { apiKey: cl.keys.alpha, baseURL: `${one.baseUrl}/v1`, maxRetries: 0 });
     const r = await sdk.images.generate({ model: 'image-fal', prompt: 'a shared lighthouse', response_format: 'url' });
     const m = ARTIFACT_URL_RE.exec(r.data[0].url);
     assert.ok(m && m[1] === one.baseUrl, r.data[0].url);
@@ -387,7 +387,7 @@ describe('several api processes share the URL signing key through Redis', () => 
 
     // Through the second process, whose public_base_url is set: the URL is on it, whatever Host
     // the client sent; the proxy would strip /public, and either process serves it.
-    const sdk2 = new OpenAI({ apiKey: cl.keys.alpha, baseURL: `${two.baseUrl}/v1`, maxRetries: 0 });
+    const sdk2 = openaiClient(OpenAI, { apiKey: cl.keys.alpha, baseURL: `${two.baseUrl}/v1`, maxRetries: 0 });
     const r2 = await sdk2.images.generate({ model: 'image-replicate', prompt: 'a public lighthouse', response_format: 'url' });
     const m2 = ARTIFACT_URL_RE.exec(r2.data[0].url);
     assert.ok(m2 && m2[1] === `${two.baseUrl}/public`, r2.data[0].url);

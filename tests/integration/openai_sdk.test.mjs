@@ -10,7 +10,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import {
-  Cluster, DIALECT_MODELS, TASK_ID_RE, MOCK_REPLY_PREFIX, expectedMockReply, routeCount, sleep,
+  Cluster, DIALECT_MODELS, ADMIN_KEY, TASK_ID_RE, MOCK_REPLY_PREFIX, expectedMockReply, routeCount, sleep,
+  openaiClient,
 } from './lib/harness.mjs';
 
 const CHAT_ALIASES = ['chat-openai', 'chat-anthropic', 'chat-gemini'];
@@ -50,7 +51,7 @@ describe('the official OpenAI SDK against sluice', () => {
     sluice = await cl.startSluice('serve', await cl.dialectConfigFor({ redis, mock, pollIntervalMs: 200 }));
     api = cl.client(sluice.baseUrl, cl.keys.alpha);
     // The drop-in promise: only the key and the base URL differ from talking to OpenAI.
-    openai = new OpenAI({ apiKey: cl.keys.alpha, baseURL: `${sluice.baseUrl}/v1` });
+    openai = openaiClient(OpenAI, { apiKey: cl.keys.alpha, baseURL: `${sluice.baseUrl}/v1` });
   });
   after(() => cl.stop());
 
@@ -289,7 +290,7 @@ describe('the official OpenAI SDK against sluice', () => {
       `no content for a failed video: ${err ? sdkErr(err) : 'it answered 2xx'}`);
   });
 
-  test('models.list has every alias with its kind and deployments', async () => {
+  test('models.list shows tenants every alias with its kind, price and limits; the admin view adds deployments', async () => {
     const seen = new Map();
     for await (const m of openai.models.list()) {
       seen.set(m.id, m);
@@ -300,14 +301,29 @@ describe('the official OpenAI SDK against sluice', () => {
       assert.ok(m, `models.list lacks ${alias}: has ${[...seen.keys()].join(', ')}`);
       assert.equal(m.object, 'model');
       assert.equal(m.kind, spec.kind, `kind of ${alias}`);
-      assert.ok(Array.isArray(m.deployments) && m.deployments.length === 1, `deployments of ${alias}: ${JSON.stringify(m)}`);
+      for (const [k, v] of Object.entries(spec.price)) assert.equal(m.price?.[k], v, `price.${k} of ${alias}`);
+      assert.ok('rpm' in m.limits && 'tpm' in m.limits && 'max_concurrency' in m.limits, `limits of ${alias}: ${JSON.stringify(m)}`);
+      // provider internals are the admin's: no deployments, provider names or upstream models
+      assert.equal(m.deployments, undefined, JSON.stringify(m));
+      assert.ok(!JSON.stringify(m).includes(spec.model), `upstream model of ${alias} shown: ${JSON.stringify(m)}`);
+      assert.ok(!JSON.stringify(m).includes(cl.keys.mock), 'no provider key in the model list');
+    }
+    const adminRes = await fetch(`${sluice.baseUrl}/v1/admin/models`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    assert.equal(adminRes.status, 200);
+    const admin = new Map((await adminRes.json()).data.map((m) => [m.id, m]));
+    for (const [alias, spec] of Object.entries(DIALECT_MODELS)) {
+      const m = admin.get(alias);
+      assert.ok(Array.isArray(m?.deployments) && m.deployments.length === 1, `admin deployments of ${alias}: ${JSON.stringify(m)}`);
       const d = m.deployments[0];
       assert.equal(d.provider, spec.provider);
       assert.equal(d.model, spec.model);
       for (const [k, v] of Object.entries(spec.price)) assert.equal(d.price?.[k], v, `price.${k} of ${alias}`);
       assert.ok('rpm' in d && 'tpm' in d, `rpm and tpm of ${alias}: ${JSON.stringify(d)}`);
-      assert.ok(!JSON.stringify(m).includes(cl.keys.mock), 'no provider key in the model list');
+      assert.ok(!JSON.stringify(m).includes(cl.keys.mock), 'no provider key in the admin view');
     }
+    // a tenant key does not open the admin view
+    const asTenant = await fetch(`${sluice.baseUrl}/v1/admin/models`, { headers: { authorization: `Bearer ${cl.keys.alpha}` } });
+    assert.equal(asTenant.status, 401);
     const one = await openai.models.retrieve('chat-anthropic');
     assert.equal(one.id, 'chat-anthropic');
   });

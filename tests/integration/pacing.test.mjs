@@ -12,7 +12,7 @@
 //       It reads the counters (a)–(c) left, so it runs after them.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, sleep, mockProvider, assertTaskObject } from './lib/harness.mjs';
+import { Cluster, sleep, mockProvider, assertTaskObject, ADMIN_KEY } from './lib/harness.mjs';
 
 const CHEAP = { input_per_mtok: 0.1, output_per_mtok: 0.4 };
 const DEAR = { input_per_mtok: 2.5, output_per_mtok: 10 };
@@ -178,8 +178,11 @@ describe('pacing: non-retryable failures, 429 pauses, queue position and ETA, /m
   });
 
   test('(d) /metrics: every scheduling family, sane values, valid text format', { timeout: 60_000 }, async (t) => {
-    const res = await api.request('GET', '/metrics');
+    const res = await api.request('GET', '/metrics', { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
     assert.equal(res.status, 200);
+    // a tenant key is not enough, nor is none: /metrics is the admin's
+    assert.equal((await api.request('GET', '/metrics')).status, 401);
+    assert.equal((await api.request('GET', '/metrics', { headers: { authorization: null } })).status, 401);
     assert.match(String(res.headers['content-type']), /^text\/plain/);
     const m = (await api.metrics());
     const problems = [];

@@ -23,6 +23,19 @@ export const TASK_ID_RE = /^task_[a-z2-7]{26}$/;
 export const CHAT_PATH = '/v1/chat/completions';
 export const MOCK_REPLY_PREFIX = 'mock reply: ';
 export const MOCK_PRICE = { input_per_mtok: 0.15, output_per_mtok: 0.6 };
+/**
+ * An official OpenAI SDK client (the class is passed in: only some tests import the SDK) that
+ * sends an Idempotency-Key with every POST, the same key on each of the SDK's own retries — as
+ * sluice's README asks of clients, since a 503 on submit can mean "outcome unknown".
+ */
+export function openaiClient(OpenAIClass, opts) {
+  const client = new OpenAIClass(opts);
+  client.idempotencyHeader = 'Idempotency-Key';
+  return client;
+}
+
+/** The admin bearer key of every test config (admin_keys): /metrics and the admin views. */
+export const ADMIN_KEY = `sk-test-admin-${crypto.randomBytes(12).toString('hex')}`;
 
 const LOG_TAIL_LINES = 60;
 const KILL_GRACE_MS = 5000;
@@ -572,6 +585,7 @@ export class Cluster {
         SLUICE_TEST_KEY_A: this.keys.alpha,
         SLUICE_TEST_KEY_B: this.keys.beta,
         SLUICE_TEST_MOCK_KEY: this.keys.mock,
+        SLUICE_TEST_ADMIN_KEY: ADMIN_KEY,
         ...env,
       },
     });
@@ -843,6 +857,7 @@ export function makeConfig({ redisUrl, mockBaseUrl, listenPort, overrides = {} }
       { key: 'env:SLUICE_TEST_KEY_A', tenant: 'alpha' },
       { key: 'env:SLUICE_TEST_KEY_B', tenant: 'beta' },
     ],
+    admin_keys: ['env:SLUICE_TEST_ADMIN_KEY'],
     providers: {
       mock: { dialect: 'openai', base_url: mockBaseUrl, api_key: 'env:SLUICE_TEST_MOCK_KEY', timeout_ms: 10000 },
     },
@@ -926,7 +941,7 @@ export function makeDialectConfig({ redisUrl, mockRoot, listenPort, blobsDir, po
   const base = makeConfig({ redisUrl, mockBaseUrl: mockRoot + '/v1', listenPort });
   base.providers = providers;
   base.models = models;
-  base.blobs = { dir: blobsDir };
+  base.blobs = { dir: blobsDir, allow_hosts: ['127.0.0.1'] }; // the mock's artifact URLs are loopback
   return deepMerge(base, overrides);
 }
 
@@ -1086,9 +1101,10 @@ export function client(baseUrl, key) {
     return ids.map((id) => final.get(id));
   }
 
-  /** GET /metrics, parsed (see parseMetrics); throws unless it answers 200. */
-  async function metrics(opts) {
-    const res = await request('GET', '/metrics', opts);
+  /** GET /metrics with the admin key, parsed (see parseMetrics); throws unless it answers 200. */
+  async function metrics(opts = {}) {
+    const headers = { authorization: `Bearer ${ADMIN_KEY}`, ...(opts.headers ?? {}) };
+    const res = await request('GET', '/metrics', { ...opts, headers });
     if (res.status !== 200) throw new Error(`GET /metrics: ${res.status} ${res.text.slice(0, 200)}`);
     return parseMetrics(res.text);
   }
