@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/batch_runner.h"
+#include "core/json_in.h"
 #include "core/util.h"
 
 /* Reads the next line (without its newline) into r->line, at most max_body_bytes of it kept.
@@ -88,12 +89,10 @@ int batch_line_check(struct batch_runner *r, cJSON **root, const cJSON **body,
         LINE_FAIL("line_too_large", "", "The line is longer than %ld bytes",
                   cfg->limits.max_body_bytes);
     }
-    if (util_json_depth(r->line, r->line_len, (int)cfg->limits.max_json_depth) >
-        cfg->limits.max_json_depth) {
-        LINE_FAIL("invalid_json_line", "", "The line nests deeper than %ld levels",
-                  cfg->limits.max_json_depth);
+    core_err_clear(&e);
+    if (json_in_parse(r->line, r->line_len, (int)cfg->limits.max_json_depth, root, &e) < 0) {
+        LINE_FAIL("invalid_json_line", e.param, "%.200s", e.message);
     }
-    *root = cJSON_ParseWithLength(r->line, r->line_len);
     if (!cJSON_IsObject(*root)) {
         LINE_FAIL("invalid_json_line", "", "The line is not a JSON object");
     }

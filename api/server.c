@@ -15,6 +15,7 @@
 #include "api/batches.h"
 #include "api/files.h"
 #include "api/internal.h"
+#include "core/json_in.h"
 #include "core/log.h"
 #include "core/scripts.h"
 #include "core/task.h"
@@ -328,8 +329,8 @@ cJSON *api_read_json(struct api *a, struct evhttp_request *req, const char **raw
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     const char *body;
+    struct core_err e;
     cJSON *json;
-    int depth;
 
     if (len > (size_t)a->cfg->limits.max_body_bytes) {
         api_reply_error(a, req, CORE_ETOOLARGE, NULL, "request_too_large",
@@ -343,17 +344,9 @@ cJSON *api_read_json(struct api *a, struct evhttp_request *req, const char **raw
         return NULL;
     }
     body = (const char *)evbuffer_pullup(in, -1);
-    depth = util_json_depth(body, len, (int)a->cfg->limits.max_json_depth);
-    if (depth > a->cfg->limits.max_json_depth) {
-        api_reply_error(a, req, CORE_EINVAL, NULL, "invalid_json",
-                        "Request body is nested deeper than %ld levels",
-                        a->cfg->limits.max_json_depth);
-        return NULL;
-    }
-    json = cJSON_ParseWithLength(body, len);
-    if (json == NULL) {
-        api_reply_error(a, req, CORE_EINVAL, NULL, "invalid_json",
-                        "We could not parse the JSON body of your request");
+    core_err_clear(&e);
+    if (json_in_parse(body, len, (int)a->cfg->limits.max_json_depth, &json, &e) < 0) {
+        api_reply_err(a, req, &e);
         return NULL;
     }
     *raw = body;

@@ -3,6 +3,9 @@
 // call never went out: nothing was created) or `outcome_unknown` (it went out, no answer came:
 // the task may exist). A client that retries with the same Idempotency-Key ends with exactly one
 // task per request either way: no ghost task that no client knows of.
+// Finding 7: input hygiene. Trailing bytes after the JSON, a NUL in a string, invalid UTF-8 and
+// numbers out of range are 400s, on the task API, the OpenAI endpoints and in batch lines, so
+// everything stored stays valid JSON and nothing is forwarded as null.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -43,6 +46,29 @@ describe('submit during a Redis stall: 503s that say what they mean, no ghosts',
     }
     return ids;
   }
+
+  test('bad JSON bytes are 400s naming what is wrong, and nothing is created', { timeout: 30_000 }, async () => {
+    const task = (inner) => `{"kind":"chat","input":{"model":"mock-chat","messages":[{"role":"user","content":${inner}}]}}`;
+    const cases = [
+      ['trailing data', '/v1/tasks', Buffer.from(task('"hi"') + '{"kind":"chat"}'), 'invalid_json', /after the JSON/],
+      ['trailing garbage', '/v1/chat/completions', Buffer.from('{"model":"mock-chat","messages":[]} x'), 'invalid_json', /after the JSON/],
+      ['NUL in a model name', '/v1/chat/completions', Buffer.from('{"model":"mock-chat\\u0000x","messages":[{"role":"user","content":"x"}]}'), 'invalid_json', /NUL/],
+      ['NUL in content', '/v1/tasks', Buffer.from(task('"a\\u0000b"')), 'invalid_json', /NUL/],
+      ['invalid UTF-8', '/v1/tasks', Buffer.concat([Buffer.from(task('"')).subarray(0, -3), Buffer.from([0xff, 0xfe]), Buffer.from('"}]}}')]), 'invalid_json', /UTF-8/],
+      ['1e999', '/v1/chat/completions', Buffer.from('{"model":"mock-chat","max_tokens":1e999,"messages":[{"role":"user","content":"x"}]}'), 'invalid_number', /max_tokens/],
+      ['-1e999 deep', '/v1/tasks', Buffer.from('{"kind":"chat","input":{"model":"mock-chat","temperature":-1e999,"messages":[{"role":"user","content":"x"}]}}'), 'invalid_number', /input\.temperature/],
+    ];
+    const before = (await api.list({ limit: 100 })).json.data.length;
+    for (const [what, p, body, code, message] of cases) {
+      const res = await api.request('POST', p, { rawBody: body });
+      assert.equal(res.status, 400, `${what}: ${res.text}`);
+      assert.equal(res.json.error.code, code, `${what}: ${res.text}`);
+      assert.match(res.json.error.message, message, what);
+    }
+    const num = await api.request('POST', '/v1/chat/completions', { rawBody: Buffer.from('{"model":"mock-chat","max_tokens":1e999,"messages":[]}') });
+    assert.equal(num.json.error.param, 'max_tokens');
+    assert.equal((await api.list({ limit: 100 })).json.data.length, before, 'nothing was created');
+  });
 
   test('each request ends as exactly one task when retried with its Idempotency-Key', { timeout: 120_000 }, async () => {
     const reqs = Array.from({ length: N }, (_, i) => ({ i, key: crypto.randomUUID(), content: `ghost check ${i}` }));
