@@ -72,6 +72,7 @@ enum family {
     F_429,
     F_WEBHOOKS,
     F_NOROUTING,
+    F_USAGE,
     F_COUNT
 };
 
@@ -88,6 +89,15 @@ static const struct {
     [F_429] = {"sluice_provider_429_total", "counter"},
     [F_WEBHOOKS] = {"sluice_webhook_attempts_total", "counter"},
     [F_NOROUTING] = {"sluice_routing_missing_total", "counter"},
+    [F_USAGE] = {"sluice_tenant_storage_bytes", "gauge"},
+};
+
+/* The stats fields of a tenant's stored bytes, by what they store (sluice_tenant_storage_bytes). */
+static const struct {
+    const char *prefix;
+    const char *kind;
+} usage_fields[] = {
+    {"sb|", "tasks"},
 };
 
 /* Latency buckets (ms) as FINISH counts them: one bucket per call, not cumulative. */
@@ -131,6 +141,21 @@ static struct latency_series *series(struct metrics_page *pg, const char *model,
  * One field of the stats hash, "kind|a|b|c", into its family. The hash is written only by the
  * scripts, so the names are known; anything else (per-tenant counters) is skipped.
  */
+/* A tenant's stored bytes (a usage_fields counter): its gauge line. False for other names. */
+static bool usage_line(struct metrics_page *pg, const char *name, const char *value)
+{
+    for (size_t i = 0; i < sizeof(usage_fields) / sizeof(usage_fields[0]); i++) {
+        size_t n = strlen(usage_fields[i].prefix);
+        if (strncmp(name, usage_fields[i].prefix, n) == 0 && name[n] != '\0') {
+            evbuffer_add_printf(pg->fam[F_USAGE],
+                                "sluice_tenant_storage_bytes{tenant=\"%.64s\",kind=\"%s\"} %s\n",
+                                name + n, usage_fields[i].kind, value);
+            return true;
+        }
+    }
+    return false;
+}
+
 static void stat_line(struct metrics_page *pg, const struct config *cfg, const char *name,
                       const char *value)
 {
@@ -186,6 +211,8 @@ static void stat_line(struct metrics_page *pg, const struct config *cfg, const c
         evbuffer_add_printf(pg->fam[F_429],
                             "sluice_provider_429_total{model=\"%s\",deployment=\"%s\"} %s\n", a, b,
                             value);
+    } else if (usage_line(pg, name, value)) {
+        /* written by usage_line */
     } else if (sscanf(name, "norouting|%127s", a) == 1) {
         evbuffer_add_printf(pg->fam[F_NOROUTING], "sluice_routing_missing_total{model=\"%s\"} %s\n",
                             a, value);

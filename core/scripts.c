@@ -137,6 +137,15 @@ static const char prelude_lua[] =
     "  if old ~= status then count_status(old, status) end\n"
     "  local w = known.fields or {}\n"
     "  w[#w+1] = 'status'; w[#w+1] = status; w[#w+1] = 'completed'; w[#w+1] = now\n"
+    /* the stored result counts against the tenant's stored bytes too, until the task is gone */
+    "  local sb = known.sb\n"
+    "  if sb == nil then sb = redis.call('HGET', k, 'sb') end\n"
+    "  sb = num(sb, 0)\n"
+    "  if status == 'completed' and known.result and known.result ~= '' then\n"
+    "    sb = sb + #known.result\n"
+    "    stat('sb|' .. tenant, #known.result)\n"
+    "    w[#w+1] = 'sb'; w[#w+1] = sb\n"
+    "  end\n"
     "  local bid = known.batch\n"
     "  if bid == nil then bid = redis.call('HGET', k, 'batch') end\n"
     "  local bk = bid and '" KEY_BATCH "' .. bid\n"
@@ -148,7 +157,7 @@ static const char prelude_lua[] =
     "    w[#w+1] = 'expires'; w[#w+1] = now + ret\n"
     "    redis.call('HSET', k, unpack(w))\n"
     "    redis.call('PEXPIRE', k, ret)\n"
-    "    local member = tenant .. '|' .. id .. '|' .. status\n"
+    "    local member = tenant .. '|' .. id .. '|' .. status .. '|' .. sb\n"
     "    if DEFER then\n"
     "      DEFER.expiry[#DEFER.expiry+1] = now + ret; DEFER.expiry[#DEFER.expiry+1] = member\n"
     "    else\n"
@@ -190,17 +199,21 @@ static const char prelude_lua[] =
  *       +13 use idempotency (0/1), +14 body sha256, +15 idempotency ttl ms, +16 reply_to channel
  *       ("" none), +17 stream (0/1), +18 deadline ms ("" none), +19 estimated tokens, +20 routing
  *       JSON ("" none), +21 the tenant's quota of queued tasks, +22 webhook JSON {url, events}
- *       ("" none), +23 batch id ("" none), +24 custom_id
+ *       ("" none), +23 batch id ("" none), +24 custom_id, +25 the tenant's quota of stored bytes
+ * Stored bytes: a task's input counts against its tenant from SUBMIT (its result from FINISH)
+ * until the scheduler forgets the task (`sb|<tenant>` in the stats hash, `sb` on the task, and
+ * the expiry index member carries the task's total so the sweep can give it back).
  * A batch's task has an id derived from its batch and line, so a runner that submits a chunk
  * again (after a crash) finds the task there: {"dup", id, hash}, nothing created twice.
  * Returns one entry per task, in order: {"ok"} | {"dup", id, hash} | {"conflict"} |
- * {"quota", queued}.
+ * {"quota", queued} | {"storage", stored bytes}.
  */
 static const char submit_lua[] =
     "ACC = {}\n"
     /* the tenants' queued counts (read once, then counted here), the ready lists' new ids, the
        ring entries seen, the tenant indexes' new entries */
     "local queued, lists, list_order, rings, index, index_order = {}, {}, {}, {}, {}, {}\n"
+    "local stored = {}\n"
     "local function submit_one(A)\n"
     "  if A[23] ~= '' and redis.call('EXISTS', A[1]) == 1 then\n"
     "    return {'dup', A[4], redis.call('HGETALL', A[1])}\n"
@@ -218,12 +231,16 @@ static const char submit_lua[] =
     "  local q = queued[tenant] or num(redis.call('HGET', STATS, 'tq|' .. tenant), 0)\n"
     "  queued[tenant] = q\n"
     "  if q >= tonumber(A[21]) then return {'quota', q} end\n"
+    "  local sb = stored[tenant] or num(redis.call('HGET', STATS, 'sb|' .. tenant), 0)\n"
+    "  stored[tenant] = sb\n"
+    "  if sb + #A[11] > tonumber(A[25]) then return {'storage', sb} end\n"
+    "  stored[tenant] = sb + #A[11]\n"
     "  queued[tenant] = q + 1\n"
     /* the whole task in one write, queued (the same steps as set_status and enqueue, without
        reading back what this script is writing) */
     "  local h = {'tenant', tenant, 'kind', A[6], 'model', model, 'priority', prio,\n"
     "    'created', A[9], 'attempts', 0, 'max_attempts', A[10], 'fence', 0, 'input', A[11],\n"
-    "    'est', A[19], 'status', 'queued', 'inq', '1'}\n"
+    "    'est', A[19], 'status', 'queued', 'inq', '1', 'sb', #A[11]}\n"
     "  local function opt(field, v) if v ~= '' then h[#h+1] = field; h[#h+1] = v end end\n"
     "  opt('metadata', A[12]); opt('reply_to', A[16]); opt('deadline', A[18])\n"
     "  opt('routing', A[20]); opt('webhook', A[22]); opt('batch', A[23])\n"
@@ -247,6 +264,7 @@ static const char submit_lua[] =
     "  ix[#ix+1] = A[9]; ix[#ix+1] = A[4]\n"
     "  if A[13] == '1' then redis.call('SET', A[3], A[14] .. ' ' .. A[4], 'PX', A[15]) end\n"
     "  stat('status|queued', 1); stat('tq|' .. tenant, 1); stat('accepted', 1)\n"
+    "  stat('sb|' .. tenant, #A[11])\n"
     "  stat('depth|' .. model .. '|' .. prio, 1); stat('depthp|' .. prio, 1)\n"
     "  return {'ok'}\n"
     "end\n"
@@ -705,13 +723,13 @@ static const char finish_lua[] =
     "end\n"
     /* f: 1 status, 2 fence, 3 attempts, 4 max_attempts, 5 priority, 6 tenant, 7 model, 8 dep,
        9 est, 10 attempt_log, 11 alog_n, 12 batch, 13 reply_to, 14 webhook, 15 progress,
-       16 last_error, 17 queue_position, 18 deadline */
+       16 last_error, 17 queue_position, 18 deadline, 19 sb (stored bytes) */
     "local function finish_one(A)\n"
     "  local k, id = A[1], A[2]\n"
     "  local f = redis.call('HMGET', k, 'status', 'fence', 'attempts', 'max_attempts',\n"
     "    'priority', 'tenant', 'model', 'dep', 'est', 'attempt_log', 'alog_n', 'batch', "
     "'reply_to',\n"
-    "    'webhook', 'progress', 'last_error', 'queue_position', 'deadline')\n"
+    "    'webhook', 'progress', 'last_error', 'queue_position', 'deadline', 'sb')\n"
     "  if f[2] ~= A[3] or (f[1] ~= 'in_progress' and f[1] ~= 'cancelling') then\n"
     "    return 'stale'\n"
     "  end\n"
@@ -776,7 +794,8 @@ static const char finish_lua[] =
     "  keep('usage', A[6]); keep('provider', A[7]); keep('cost', A[8])\n"
     "  if f[16] or f[17] then redis.call('HDEL', k, 'last_error', 'queue_position') end\n"
     "  finalize(k, id, outcome, now, ret, f[6], {status = f[1], batch = f[12],\n"
-    "    reply_to = f[13], webhook = f[14], deadline = f[18], fields = tw, result = A[5]})\n"
+    "    reply_to = f[13], webhook = f[14], deadline = f[18], sb = f[19] or false, fields = tw,\n"
+    "    result = A[5]})\n"
     "  return outcome\n"
     "end\n"
     "local out = {}\n"
@@ -897,10 +916,12 @@ static const char tick_lua[] =
     "local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, lim)\n"
     "for _, m in ipairs(old) do\n"
     "  redis.call('ZREM', KEYS[3], m)\n"
-    "  local tenant, id, status = string.match(m, '^(.*)|(.*)|(.*)$')\n"
+    /* tenant|id|status, and since stored bytes are counted |bytes (tenants and ids have no '|') */
+    "  local tenant, id, status, sb = string.match(m, '^([^|]*)|([^|]*)|([^|]*)|?(%d*)$')\n"
     "  if tenant then\n"
     "    redis.call('ZREM', ARGV[6] .. tenant, id)\n"
     "    redis.call('HINCRBY', STATS, 'status|' .. status, -1)\n"
+    "    if sb ~= '' and sb ~= '0' then redis.call('HINCRBY', STATS, 'sb|' .. tenant, -sb) end\n"
     "  end\n"
     "end\n"
     "if woke > 0 then redis.call('PUBLISH', ARGV[7], '1') end\n"
@@ -1231,12 +1252,13 @@ static const char batch_lua[] =
     "  local ret = tonumber(ARGV[4])\n"
     "  for i = 5, #ARGV do\n"
     "    local k = T .. ARGV[i]\n"
-    "    local f = redis.call('HMGET', k, 'status', 'tenant')\n"
+    "    local f = redis.call('HMGET', k, 'status', 'tenant', 'sb')\n"
     "    if f[1] == 'completed' or f[1] == 'failed' or f[1] == 'cancelled' or f[1] == 'expired' "
     "then\n"
     "      redis.call('HSET', k, 'expires', now + ret)\n"
     "      redis.call('PEXPIRE', k, ret)\n"
-    "      redis.call('ZADD', '" KEY_EXPIRY "', now + ret, f[2] .. '|' .. ARGV[i] .. '|' .. f[1])\n"
+    "      redis.call('ZADD', '" KEY_EXPIRY "', now + ret,\n"
+    "        f[2] .. '|' .. ARGV[i] .. '|' .. f[1] .. '|' .. num(f[3], 0))\n"
     "    end\n"
     "  end\n"
     "  return {'ok'}\n"
