@@ -20,6 +20,7 @@
 #include "core/scripts.h"
 #include "core/task.h"
 #include "core/util.h"
+#include "core/webhook_url.h"
 
 #define API_IDEMPOTENCY_KEY_MAX 255
 #define API_METADATA_MAX_PAIRS 16
@@ -699,10 +700,12 @@ cJSON *api_validate_webhook(struct api *a, const char *tenant, const cJSON *w,
     struct webhook_key key;
     cJSON *out, *list;
 
-    if (!cJSON_IsObject(w) || !cJSON_IsString(url) || strlen(url->valuestring) > 2048 ||
-        (strncmp(url->valuestring, "http://", 7) != 0 &&
-         strncmp(url->valuestring, "https://", 8) != 0)) {
+    if (!cJSON_IsObject(w) || !cJSON_IsString(url)) {
         core_err_set(e, CORE_EINVAL, "webhook.url", "'webhook.url' must be an http(s) URL");
+        return NULL;
+    }
+    /* what curl could not send, or should not (credentials), is refused now, not at delivery */
+    if (webhook_url_check(url->valuestring, "webhook.url", e) < 0) {
         return NULL;
     }
     if (config_webhook_keys(a->cfg, tenant, util_now_ms() / 1000, &key, 1) == 0) {

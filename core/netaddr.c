@@ -5,7 +5,7 @@
  * comparison serves the class tables and the allow list. The class tables are text, parsed with
  * inet_pton when used: a connect is rare next to what it costs, and a reader can check a row
  * against the IANA registry at a glance. An allow list is parsed once, at config load, by hand
- * for the host names and prefix lengths (no library checks those) and by inet_pton for the
+ * for the host names, prefix lengths and ports (no library checks those) and by inet_pton for the
  * addresses; it has a fuzz target.
  */
 #include "core/netaddr.h"
@@ -107,6 +107,7 @@ static const struct {
     {NETADDR_ETOOLONG, "longer than 255 characters"},
     {NETADDR_ETOOMANY, "too many entries"},
     {NETADDR_ENOMEM, "out of memory"},
+    {NETADDR_EPORT, "the port is not a number from 1 to 65535"},
 };
 
 /* An allow-list entry: a host name (name != NULL) or a range (an address is a full-length one). */
@@ -114,6 +115,7 @@ struct allow_entry {
     char *name; /* lower case, no trailing dot */
     struct ip net;
     unsigned bits;
+    unsigned port; /* 0: any */
 };
 
 struct netaddr_allow {
@@ -158,6 +160,18 @@ static int ip_of_sockaddr(const struct sockaddr *sa, struct ip *ip)
         return 0;
     }
     return -1;
+}
+
+/* The port of a socket address in host order; 0 for NULL or another family. */
+static unsigned port_of_sockaddr(const struct sockaddr *sa)
+{
+    if (sa != NULL && sa->sa_family == AF_INET) {
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    }
+    if (sa != NULL && sa->sa_family == AF_INET6) {
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    }
+    return 0;
 }
 
 /* True when the first bits bits of a and net agree. */
@@ -343,6 +357,53 @@ static int prefix_parse(const char *text, unsigned max)
     return v <= max ? (int)v : -1;
 }
 
+/* A port in text[0..len): decimal, no sign, no leading zero, 1..65535. Returns it, or -1. */
+static long port_parse(const char *text, size_t len)
+{
+    long v = 0;
+
+    if (len == 0 || len > 5 || text[0] == '0') {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (text[i] - '0');
+    }
+    return v <= 65535 ? v : -1;
+}
+
+/*
+ * Where an entry's optional ":port" starts in text[0..len): after "[v6]", after a range's
+ * "/bits", or at the only colon of a name or an IPv4 address. A bare IPv6 address has at least
+ * two colons and so never a port. Returns the offset of that colon, or len when there is none.
+ */
+static size_t port_colon(const char *text, size_t len)
+{
+    const char *slash = memchr(text, '/', len);
+    const char *colon = NULL;
+    size_t colons = 0;
+
+    if (text[0] == '[') {
+        const char *close = memchr(text, ']', len);
+        return close != NULL && close + 1 < text + len && close[1] == ':'
+                   ? (size_t)(close + 1 - text)
+                   : len;
+    }
+    if (slash != NULL) {
+        colon = memchr(slash, ':', len - (size_t)(slash - text));
+        return colon != NULL ? (size_t)(colon - text) : len;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ':') {
+            colon = colon ? colon : text + i;
+            colons++;
+        }
+    }
+    return colons == 1 ? (size_t)(colon - text) : len;
+}
+
 /*
  * Parses "address/bits" into e. text is at most NETADDR_ENTRY_MAX characters and slash points at
  * its '/'. Returns 0 or a negative enum netaddr_code.
@@ -427,7 +488,9 @@ static int entry_parse(const char *text, size_t len, struct allow_entry *e)
 int netaddr_allow_add(struct netaddr_allow *allow, const char *entry)
 {
     struct allow_entry e;
-    size_t len;
+    char text[NETADDR_ENTRY_MAX + 1];
+    size_t len, at;
+    long port = 0;
     int rc;
 
     if (allow == NULL || entry == NULL) {
@@ -443,6 +506,16 @@ int netaddr_allow_add(struct netaddr_allow *allow, const char *entry)
     if (allow->n == NETADDR_ALLOW_MAX) {
         return NETADDR_ETOOMANY;
     }
+    /* the entry without its port, NUL-terminated for the parsers below */
+    at = port_colon(entry, len);
+    if (at < len && (port = port_parse(entry + at + 1, len - at - 1)) < 0) {
+        return NETADDR_EPORT;
+    }
+    if (at == 0) {
+        return NETADDR_EINVAL;
+    }
+    memcpy(text, entry, at);
+    text[at] = '\0';
     if (allow->n == allow->cap) {
         size_t cap = allow->cap ? allow->cap * 2 : 8;
         struct allow_entry *p;
@@ -457,11 +530,12 @@ int netaddr_allow_add(struct netaddr_allow *allow, const char *entry)
         allow->entries = p;
         allow->cap = cap;
     }
-    rc = entry_parse(entry, len, &e);
+    rc = entry_parse(text, at, &e);
     if (rc != NETADDR_OK) {
         free(e.name);
         return rc;
     }
+    e.port = (unsigned)port;
     if (e.name == NULL) {
         ip_unmap(&e.net, &e.bits); /* so one entry covers both spellings of an IPv4 address */
     }
@@ -491,6 +565,7 @@ bool netaddr_allowed(const struct netaddr_allow *allow, const char *host,
 {
     struct ip ip, v4;
     enum netaddr_class cls;
+    unsigned port;
 
     if (ip_of_sockaddr(addr, &ip) != 0) {
         return false;
@@ -504,9 +579,13 @@ bool netaddr_allowed(const struct netaddr_allow *allow, const char *host,
     }
     v4 = ip;
     ip_unmap(&v4, NULL);
+    port = port_of_sockaddr(addr);
     for (size_t i = 0; i < allow->n; i++) {
         const struct allow_entry *e = &allow->entries[i];
 
+        if (e->port != 0 && e->port != port) {
+            continue;
+        }
         if (e->name != NULL) {
             if (host != NULL && cls != NETADDR_METADATA && name_match(e->name, host)) {
                 return true;

@@ -5,7 +5,8 @@
  * private network or a cloud metadata endpoint (SSRF). netaddr_classify sorts an IPv4 or IPv6
  * socket address into public or one of the non-public classes below, after the IANA
  * special-purpose address registries; netaddr_allowed adds the operator's exceptions, an allow
- * list read from `webhooks.allow_hosts` (host names, single addresses, CIDR ranges).
+ * list read from `webhooks.allow_hosts` (host names, single addresses, CIDR ranges, each with an
+ * optional port).
  *
  * Nothing here resolves names: the caller checks the address it is about to connect to (see
  * http_client_send_guarded), which is what defeats DNS rebinding.
@@ -68,6 +69,7 @@ enum netaddr_code {
     NETADDR_ETOOLONG = -4,  /* longer than NETADDR_ENTRY_MAX */
     NETADDR_ETOOMANY = -5,  /* the list already holds NETADDR_ALLOW_MAX entries */
     NETADDR_ENOMEM = -6,
+    NETADDR_EPORT = -7, /* the port after ':' is not a number from 1 to 65535 */
 };
 
 struct netaddr_allow;
@@ -106,6 +108,10 @@ void netaddr_allow_free(struct netaddr_allow *allow);
  *   a CIDR range      "10.0.0.0/8", "fd00::/8", "0.0.0.0/0"; the prefix length is decimal without
  *                     leading zeros, at most 32 (IPv4) or 128 (IPv6), and the address must have
  *                     no bits set past it ("10.0.0.1/8" is an error: write "10.0.0.0/8")
+ * each optionally followed by ":port" (decimal 1..65535, no leading zeros): "localhost:8080",
+ * "10.0.0.5:8443", "10.0.0.0/8:443", "[::1]:8080". An IPv6 address takes a port only in brackets:
+ * "::1:8080" is the address ::1:8080. An entry with a port covers connections to that port only,
+ * one without covers every port. At most NETADDR_ENTRY_MAX characters in all, port included.
  * No whitespace anywhere. Returns 0 or a negative enum netaddr_code; the list is unchanged on
  * error.
  */
@@ -119,7 +125,10 @@ size_t netaddr_allow_count(const struct netaddr_allow *allow);
  *   - addr is PUBLIC; or
  *   - an address or range entry of allow covers addr (IPv4-mapped IPv6 addresses and entries,
  *     ::ffff:a.b.c.d and ::ffff:a.b.c.d/96..128, count as the IPv4 ones); or
- *   - host (may be NULL) equals a host-name entry, and addr is not METADATA nor INVALID.
+ *   - host (may be NULL) equals a host-name entry, and addr is not METADATA nor INVALID;
+ * where an entry with a port counts only when addr's port (sin_port, sin6_port: the one a
+ * connection is about to be opened to, as curl hands it to an open-socket callback) is that port.
+ * A caller with no port leaves it 0, which no entry names: only entries without a port apply.
  * A name entry trusts whatever the name resolves to, except the metadata endpoints: those need an
  * address or range entry that covers them, so a name whose DNS is changed cannot reach them.
  * allow may be NULL (no exceptions); all arguments are borrowed.

@@ -1019,26 +1019,60 @@ static const char metrics_lua[] =
     "  redis.call('ZCARD', '" KEY_LEASES "'), redis.call('ZCARD', '" KEY_POLLS "')}\n";
 
 /*
- * WH_CLAIM — take up to n webhook deliveries that are due, and lease each (its next due time
- * moves lease ms ahead, so a worker that dies mid-delivery costs a late retry, not a lost one).
+ * WH_CLAIM — lease due webhook deliveries for one worker: at most n, and each tenant no more than
+ * its share of the worker's delivery slots (worker/webhooks.c says why). A lease moves the
+ * delivery's due time lease ms ahead, so a worker that dies mid-delivery costs a late retry, not
+ * a lost one.
+ * The oldest `scan` due deliveries are looked at. The tenants among them and the tenants the
+ * worker is delivering for split `slots`: each may hold max(1, min(most, floor(slots / tenants))),
+ * its deliveries in flight counted. A due delivery of a tenant at its share stays queued; when
+ * more are due than one claim looks at, it moves just behind those due now (keeping their order),
+ * so that the next claim looks further on and one tenant's backlog cannot hide the deliveries
+ * of the others behind it.
  * KEYS: 1 delivery queue
- * ARGV: 1 now ms, 2 n, 3 lease ms
+ * ARGV: 1 now ms, 2 n, 3 lease ms, 4 slots, 5 most one tenant holds, 6 scan, then the worker's
+ *       deliveries in flight per tenant: 7 tenant, 8 count, ...
  * Returns a flat array, 7 per delivery: msg id, task id, tenant, event, url, attempt, body.
  */
 static const char wh_claim_lua[] =
-    "local out = {}\n"
-    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
-    "for _, did in ipairs(due) do\n"
-    "  local dk = '" KEY_DELIVERY "' .. did\n"
-    "  local f = redis.call('HMGET', dk, 'task', 'tenant', 'event', 'url', 'body')\n"
+    "local now, n, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local slots, most, scan = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "local held, tenants = {}, 0\n"
+    "for i = 7, #ARGV - 1, 2 do\n"
+    "  if not held[ARGV[i]] then tenants = tenants + 1 end\n"
+    "  held[ARGV[i]] = tonumber(ARGV[i+1])\n"
+    "end\n"
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, scan)\n"
+    "local owner = {}\n"
+    "for i, did in ipairs(due) do\n"
+    "  local f = redis.call('HMGET', '" KEY_DELIVERY "' .. did, 'task', 'tenant')\n"
     "  if not f[1] then\n"
     "    redis.call('ZREM', KEYS[1], did)\n"
     "  else\n"
-    "    redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[3]), did)\n"
-    "    local n = redis.call('HINCRBY', dk, 'attempts', 1)\n"
+    "    owner[i] = f[2] or ''\n"
+    "    if not held[owner[i]] then held[owner[i]] = 0; tenants = tenants + 1 end\n"
+    "  end\n"
+    "end\n"
+    "local share = math.max(1, math.min(most, math.floor(slots / math.max(tenants, 1))))\n"
+    "local out, behind = {}, 0\n"
+    "for i, did in ipairs(due) do\n"
+    "  local t = owner[i]\n"
+    "  if n <= 0 then break end\n"
+    "  if t and held[t] >= share then\n"
+    "    if #due == scan then\n"
+    "      behind = behind + 1\n"
+    "      redis.call('ZADD', KEYS[1], now + behind, did)\n"
+    "    end\n"
+    "  elseif t then\n"
+    "    local dk = '" KEY_DELIVERY "' .. did\n"
+    "    local f = redis.call('HMGET', dk, 'task', 'event', 'url', 'body')\n"
+    "    redis.call('ZADD', KEYS[1], now + lease, did)\n"
+    "    local a = redis.call('HINCRBY', dk, 'attempts', 1)\n"
+    "    held[t] = held[t] + 1\n"
+    "    n = n - 1\n"
     "    local o = #out\n"
-    "    out[o+1] = did; out[o+2] = f[1]; out[o+3] = f[2]; out[o+4] = f[3]; out[o+5] = f[4]\n"
-    "    out[o+6] = tostring(n); out[o+7] = f[5] or ''\n"
+    "    out[o+1] = did; out[o+2] = f[1]; out[o+3] = t; out[o+4] = f[2]; out[o+5] = f[3]\n"
+    "    out[o+6] = tostring(a); out[o+7] = f[4] or ''\n"
     "  end\n"
     "end\n"
     "return out\n";

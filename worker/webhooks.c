@@ -9,7 +9,8 @@
  * address is refused unless webhooks.allow_hosts lists it, checked on the address actually
  * connected to. 2xx delivers; 410 stops; 408, 429, 5xx, timeouts and connection errors retry on
  * the configured schedule (with jitter, never sooner than retry-after); anything else fails.
- * Every attempt is recorded on the delivery and on the task (WH_DONE).
+ * Every attempt is recorded on the delivery and on the task (WH_DONE). Tenants share the
+ * worker's delivery slots fairly (WEBHOOKS_TENANT_MAX below).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,17 +25,33 @@
 #include "core/webhook_sign.h"
 #include "worker/internal.h"
 
+/*
+ * Deliveries a worker runs at once, and its fair-share rule. A slot is held until the receiver
+ * answers or timeout_ms passes, so one tenant's slow receivers could hold them all: with one
+ * queue in due order, its backlog would run ahead of every other tenant's deliveries (measured:
+ * a tenant's webhook 0.5 s after its task on an idle worker, 12 s while another tenant's
+ * receivers took seconds each). So the claim (WH_CLAIM) splits the slots among the tenants with
+ * deliveries due or in flight here — each may hold 64 / tenants — and never gives one tenant more
+ * than 48: the last 16 are there at once for a tenant whose deliveries come due while a busy one
+ * holds the rest, instead of after that tenant's receivers answer. A tenant alone keeps 48 at
+ * once. One claim looks at the oldest 512 due deliveries; those of a tenant at its share move
+ * behind the rest when more are due, so the next claim looks further on.
+ */
 #define WEBHOOKS_MAX_IN_FLIGHT 64
+#define WEBHOOKS_TENANT_MAX 48
+#define WEBHOOKS_CLAIM_SCAN 512
 #define WEBHOOKS_POLL_MS 200
 #define WEBHOOKS_CLAIM_FIELDS 7
 #define WEBHOOKS_MAX_KEYS 4
+/* WH_CLAIM's fixed arguments before the per-tenant counts (the key included). */
+#define WEBHOOKS_CLAIM_ARGS 7
 
 struct delivery {
     struct webhooks *wh;
     struct delivery *prev, *next;
     char id[96];
     char task[48];
-    char tenant[72];
+    char *tenant; /* whole: it keys the signing secrets and the fair share */
     char event[32];
     char *url;
     char *body; /* rendered once, kept on the delivery for the retries */
@@ -71,6 +88,7 @@ static void delivery_free(struct delivery *d)
         d->next->prev = d->prev;
     }
     wh->n--;
+    free(d->tenant);
     free(d->url);
     free(d->body);
     free(d);
@@ -290,8 +308,8 @@ static void start(struct webhooks *wh, redisReply **f)
     d->wh = wh;
     snprintf(d->id, sizeof(d->id), "%s", f[0]->str);
     snprintf(d->task, sizeof(d->task), "%s", f[1]->str);
-    snprintf(d->tenant, sizeof(d->tenant), "%s", f[2]->str);
     snprintf(d->event, sizeof(d->event), "%s", f[3]->str);
+    d->tenant = strdup(f[2]->str);
     d->url = strdup(f[4]->str);
     d->attempt = atoi(f[5]->str);
     if (f[6]->len > 0) {
@@ -303,7 +321,7 @@ static void start(struct webhooks *wh, redisReply **f)
     }
     wh->list = d;
     wh->n++;
-    if (d->url == NULL) {
+    if (d->tenant == NULL || d->url == NULL) {
         finish(d, "retry", util_now_ms() + 1000, 0, 0, "out of memory");
         return;
     }
@@ -340,11 +358,51 @@ static void on_claim(redisReply *reply, const struct core_err *err, void *arg)
     }
 }
 
+/*
+ * The tenants this worker is delivering for and how many deliveries each has in flight, as
+ * WH_CLAIM's trailing arguments: argv (room for 2 × WEBHOOKS_MAX_IN_FLIGHT) gets tenant, count
+ * pairs, the tenants borrowed from the deliveries, the counts written into counts. Returns how
+ * many arguments it added.
+ */
+static int in_flight_args(const struct webhooks *wh, const char **argv, char (*counts)[12])
+{
+    size_t held[WEBHOOKS_MAX_IN_FLIGHT];
+    size_t n = 0;
+
+    for (const struct delivery *d = wh->list; d; d = d->next) {
+        size_t i = 0;
+
+        if (d->tenant == NULL) {
+            continue;
+        }
+        while (i < n && strcmp(argv[2 * i], d->tenant) != 0) {
+            i++;
+        }
+        if (i == n) {
+            if (n == WEBHOOKS_MAX_IN_FLIGHT) {
+                continue;
+            }
+            argv[2 * n] = d->tenant;
+            held[n++] = 0;
+        }
+        held[i]++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(counts[i], sizeof(counts[i]), "%zu", held[i]);
+        argv[2 * i + 1] = counts[i];
+    }
+    return (int)(2 * n);
+}
+
 static void on_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct webhooks *wh = arg;
     long room = WEBHOOKS_MAX_IN_FLIGHT - (long)wh->n;
-    char now_s[24], n_s[24], lease_s[24];
+    char now_s[24], n_s[24], lease_s[24], slots_s[12], most_s[12], scan_s[12];
+    char counts[WEBHOOKS_MAX_IN_FLIGHT][12];
+    const char *argv[WEBHOOKS_CLAIM_ARGS + 2 * WEBHOOKS_MAX_IN_FLIGHT] = {
+        KEY_WEBHOOK_QUEUE, now_s, n_s, lease_s, slots_s, most_s, scan_s};
+    int argc = WEBHOOKS_CLAIM_ARGS;
 
     (void)fd;
     (void)what;
@@ -354,8 +412,11 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
     snprintf(n_s, sizeof(n_s), "%ld", room);
     snprintf(lease_s, sizeof(lease_s), "%ld", wh->w->cfg->webhooks.timeout_ms + 5000);
-    const char *argv[] = {KEY_WEBHOOK_QUEUE, now_s, n_s, lease_s};
-    if (store_script(wh->w->store, SCRIPT_WH_CLAIM, on_claim, wh, 1, 4, argv, NULL) == 0) {
+    snprintf(slots_s, sizeof(slots_s), "%d", WEBHOOKS_MAX_IN_FLIGHT);
+    snprintf(most_s, sizeof(most_s), "%d", WEBHOOKS_TENANT_MAX);
+    snprintf(scan_s, sizeof(scan_s), "%d", WEBHOOKS_CLAIM_SCAN);
+    argc += in_flight_args(wh, argv + WEBHOOKS_CLAIM_ARGS, counts);
+    if (store_script(wh->w->store, SCRIPT_WH_CLAIM, on_claim, wh, 1, argc, argv, NULL) == 0) {
         wh->claiming = true;
     }
 }

@@ -1,6 +1,6 @@
 /*
  * Unit tests of core/netaddr: every address class with its edges, allow-list parsing (names,
- * addresses, CIDR ranges and the errors), and netaddr_allowed.
+ * addresses, CIDR ranges, ports and the errors), and netaddr_allowed, with and without ports.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -49,6 +49,20 @@ static bool allowed(const struct netaddr_allow *allow, const char *host, const c
 {
     struct sockaddr_storage ss = sa(text);
 
+    return netaddr_allowed(allow, host, (const struct sockaddr *)&ss);
+}
+
+/* allowed(), for a connection to port (0: a caller that has none). */
+static bool allowed_at(const struct netaddr_allow *allow, const char *host, const char *text,
+                       unsigned port)
+{
+    struct sockaddr_storage ss = sa(text);
+
+    if (ss.ss_family == AF_INET) {
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+    } else {
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+    }
     return netaddr_allowed(allow, host, (const struct sockaddr *)&ss);
 }
 
@@ -194,6 +208,7 @@ static void test_invalid_and_names(void)
         CHECK(strcmp(netaddr_class_name((enum netaddr_class)c), "unknown") != 0);
     }
     CHECK(strlen(netaddr_strerror(NETADDR_EHOSTBITS)) > 0);
+    CHECK(strstr(netaddr_strerror(NETADDR_EPORT), "port") != NULL);
     CHECK_STR(netaddr_strerror(-99), "unknown error");
 
     ss = sa("10.0.0.5");
@@ -276,7 +291,38 @@ static void test_parse(void)
         {"*.example.com", NETADDR_EINVAL},
         {"h\xc3\xa9llo", NETADDR_EINVAL},
         {"user@host", NETADDR_EINVAL},
-        {"host:8080", NETADDR_EINVAL},
+        /* ports */
+        {"host:8080", NETADDR_OK},
+        {"hooks.internal.:443", NETADDR_OK},
+        {"127.0.0.1:1", NETADDR_OK},
+        {"127.0.0.1:65535", NETADDR_OK},
+        {"[::1]:8080", NETADDR_OK},
+        {"[::ffff:10.0.0.5]:80", NETADDR_OK},
+        {"10.0.0.0/8:443", NETADDR_OK},
+        {"fd00::/8:443", NETADDR_OK},
+        {"::1:8080", NETADDR_OK}, /* the address ::1:8080, no port */
+        {"127.0.0.1:0", NETADDR_EPORT},
+        {"127.0.0.1:65536", NETADDR_EPORT},
+        {"127.0.0.1:99999", NETADDR_EPORT},
+        {"127.0.0.1:123456", NETADDR_EPORT},
+        {"127.0.0.1:080", NETADDR_EPORT},
+        {"127.0.0.1:+80", NETADDR_EPORT},
+        {"127.0.0.1:-1", NETADDR_EPORT},
+        {"127.0.0.1:", NETADDR_EPORT},
+        {"127.0.0.1:http", NETADDR_EPORT},
+        {"127.0.0.1:80:80", NETADDR_EINVAL},
+        {"host:80 ", NETADDR_EPORT},
+        {"[::1]:", NETADDR_EPORT},
+        {"[::1]:8x", NETADDR_EPORT},
+        {"[::1]8080", NETADDR_EINVAL},
+        {"[127.0.0.1]:80", NETADDR_EINVAL},
+        {"[::1]/128:80", NETADDR_EINVAL},
+        {"10.0.0.0/8:", NETADDR_EPORT},
+        {"10.0.0.0/33:80", NETADDR_EPREFIX},
+        {"10.0.0.1/8:80", NETADDR_EHOSTBITS},
+        {":8080", NETADDR_EINVAL},
+        {"host name:80", NETADDR_EINVAL},
+        {"user@host:80", NETADDR_EINVAL},
     };
     struct netaddr_allow *allow = netaddr_allow_new();
     char long_label[80], name[300];
@@ -463,11 +509,59 @@ static void test_allowed(void)
     netaddr_allow_free(a);
 }
 
+/* An entry with a port covers connections to that port only; one without, every port. */
+static void test_ports(void)
+{
+    struct netaddr_allow *a;
+
+    a = ALLOW("127.0.0.1:8080", "[::1]:9000", "10.0.0.0/8:443", "fd00::/8:8443",
+              "hooks.internal:81", "192.168.1.1");
+    CHECK(allowed_at(a, NULL, "127.0.0.1", 8080));
+    CHECK(allowed_at(a, "whatever", "::ffff:127.0.0.1", 8080));
+    CHECK(!allowed_at(a, NULL, "127.0.0.1", 8081));
+    CHECK(!allowed_at(a, NULL, "127.0.0.1", 80));
+    CHECK(!allowed_at(a, NULL, "127.0.0.1", 0));
+    CHECK(!allowed_at(a, NULL, "127.0.0.2", 8080));
+    CHECK(allowed_at(a, NULL, "::1", 9000));
+    CHECK(!allowed_at(a, NULL, "::1", 8080));
+    CHECK(!allowed_at(a, NULL, "127.0.0.1", 9000));
+    CHECK(allowed_at(a, NULL, "10.1.2.3", 443));
+    CHECK(!allowed_at(a, NULL, "10.1.2.3", 444));
+    CHECK(allowed_at(a, NULL, "fd12::1", 8443));
+    CHECK(!allowed_at(a, NULL, "fd12::1", 443));
+    CHECK(allowed_at(a, "hooks.internal", "10.9.9.9", 81));
+    CHECK(allowed_at(a, "HOOKS.internal.", "fd00::9", 81));
+    CHECK(!allowed_at(a, "hooks.internal", "172.16.0.1", 80));
+    CHECK(!allowed_at(a, "hooks.internal", "169.254.169.254", 81)); /* never metadata by name */
+    /* no port on the entry: every port, and callers that have none */
+    CHECK(allowed_at(a, NULL, "192.168.1.1", 1));
+    CHECK(allowed_at(a, NULL, "192.168.1.1", 65535));
+    CHECK(allowed_at(a, NULL, "192.168.1.1", 0));
+    /* public addresses need no entry, whatever the port */
+    CHECK(allowed_at(a, NULL, "8.8.8.8", 25));
+    netaddr_allow_free(a);
+
+    /* the same address with and without a port: the portless one wins on any port */
+    a = ALLOW("127.0.0.1:8080", "127.0.0.1");
+    CHECK(allowed_at(a, NULL, "127.0.0.1", 1234));
+    netaddr_allow_free(a);
+    /* one address on two ports */
+    a = ALLOW("127.0.0.1:8080", "127.0.0.1:8443", "localhost:3000");
+    CHECK(allowed_at(a, NULL, "127.0.0.1", 8443));
+    CHECK(allowed_at(a, NULL, "127.0.0.1", 8080));
+    CHECK(!allowed_at(a, NULL, "127.0.0.1", 3000));
+    CHECK(allowed_at(a, "localhost", "127.0.0.1", 3000));
+    CHECK(!allowed_at(a, "localhost", "::1", 8081));
+    CHECK(!allowed_at(a, NULL, "::1", 8080));
+    netaddr_allow_free(a);
+}
+
 int main(void)
 {
     test_classes();
     test_invalid_and_names();
     test_parse();
     test_allowed();
+    test_ports();
     return check_done();
 }
