@@ -124,9 +124,10 @@ struct api_webhook_events {
 extern const struct api_webhook_events api_task_webhook_events;
 
 /*
- * A webhook's {url, events?}: the url is http(s), at most 2 KB; events are from allowed
- * (default: its defaults). The tenant needs a signing secret (Standard Webhooks deliveries are
- * signed). Returns the normalized {url, events} (caller frees) or NULL with e filled.
+ * A webhook's {url, events?}: the url passes webhook_url_check (core/webhook_url.h); events are
+ * from allowed (default: its defaults). The tenant needs a signing secret (Standard Webhooks
+ * deliveries are signed). Returns the normalized {url, events} (caller frees) or NULL with e
+ * filled.
  */
 cJSON *api_validate_webhook(struct api *a, const char *tenant, const cJSON *w,
                             const struct api_webhook_events *allowed, struct core_err *e);
