@@ -237,6 +237,9 @@ int main(int argc, char **argv)
     }
     log_setup(role, (enum log_level)log_level_parse(app.cfg->log_level));
     signal(SIGPIPE, SIG_IGN);
+    /* a file-size limit (RLIMIT_FSIZE) makes a write fail with EFBIG, reported as a storage
+     * error, instead of killing the process */
+    signal(SIGXFSZ, SIG_IGN);
     raise_fd_limit();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     scripts_init();

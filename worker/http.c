@@ -55,6 +55,8 @@
  * See easy_set_buffer for why it is set where it is.
  */
 #define HTTP_RECV_BUFFER_BYTES 1024L
+/* How a guarded call's refusal message starts (see http_response_refused). */
+#define HTTP_REFUSED_PREFIX "address refused: "
 /* TCP keepalive probes on idle pooled connections, in seconds. */
 #define HTTP_KEEPIDLE_S 60L
 #define HTTP_KEEPINTVL_S 20L
@@ -718,7 +720,7 @@ static void call_finish(struct http_client *c, struct http_call *call, CURLcode 
             snprintf(call->errbuf, sizeof(call->errbuf), "out of memory reading the response");
         } else if (call->guard && !call->guard->passed && call->guard->refused[0] != '\0' &&
                    code == CURLE_COULDNT_CONNECT) {
-            snprintf(call->errbuf, sizeof(call->errbuf), "address refused: %s",
+            snprintf(call->errbuf, sizeof(call->errbuf), HTTP_REFUSED_PREFIX "%s",
                      call->guard->refused);
         } else if (call->errbuf[0] == '\0') {
             snprintf(call->errbuf, sizeof(call->errbuf), "%s", curl_easy_strerror(code));
@@ -1227,6 +1229,30 @@ struct http_call *http_client_send_guarded(struct http_client *c, const struct a
     const struct call_guard guard = {allow};
 
     return call_start(c, req, timeout_ms, NULL, cb, arg, &guard);
+}
+
+struct http_call *
+http_client_send_guarded_stream(struct http_client *c, const struct adapter_request *req,
+                                long timeout_ms, const struct netaddr_allow *allow,
+                                http_client_data_cb on_data, http_client_cb on_done, void *arg)
+{
+    const struct call_guard guard = {allow};
+
+    if (!on_data) {
+        return NULL;
+    }
+    return call_start(c, req, timeout_ms, on_data, on_done, arg, &guard);
+}
+
+/*
+ * call_finish writes HTTP_REFUSED_PREFIX only for a guarded call that no address passed, and no
+ * other message of this file or of curl's starts with it.
+ */
+bool http_response_refused(const struct adapter_response *resp)
+{
+    return resp != NULL && resp->transport == ADAPTER_TRANSPORT_CONNECT &&
+           resp->transport_msg != NULL &&
+           strncmp(resp->transport_msg, HTTP_REFUSED_PREFIX, strlen(HTTP_REFUSED_PREFIX)) == 0;
 }
 
 void http_call_cancel(struct http_call *call)

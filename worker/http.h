@@ -21,6 +21,7 @@
 #ifndef SLUICE_WORKER_HTTP_H
 #define SLUICE_WORKER_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <event2/event.h>
@@ -166,6 +167,24 @@ struct netaddr_allow;
 struct http_call *http_client_send_guarded(struct http_client *c, const struct adapter_request *req,
                                            long timeout_ms, const struct netaddr_allow *allow,
                                            http_client_cb cb, void *arg);
+
+/*
+ * http_client_send_stream and http_client_send_guarded in one: a streamed 2xx body, for a URL
+ * that came from a provider (artifact downloads), under the address guard. A refused call
+ * completes through on_done exactly as for http_client_send_guarded; on_data is never called for
+ * it. allow as for http_client_send_guarded; everything else as for http_client_send_stream.
+ */
+struct http_call *
+http_client_send_guarded_stream(struct http_client *c, const struct adapter_request *req,
+                                long timeout_ms, const struct netaddr_allow *allow,
+                                http_client_data_cb on_data, http_client_cb on_done, void *arg);
+
+/*
+ * True when resp is a guarded call's refusal (the transport is ADAPTER_TRANSPORT_CONNECT and
+ * no address the URL's host resolved to passed the check), as opposed to a connection that was
+ * allowed and then failed. resp is borrowed; NULL is false.
+ */
+bool http_response_refused(const struct adapter_response *resp);
 
 /*
  * Aborts an in-flight call; neither its callback nor (for a stream) its data callback is called

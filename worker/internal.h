@@ -74,10 +74,11 @@ struct job {
     /* Artifacts being kept (DONE media results). */
     struct adapter_result done;
     size_t artifact_next;
-    int artifact_fd;
-    char *artifact_tmp;
-    char *artifact_path;
+    int artifact_fd;     /* the temporary file being written, -1 when none */
+    char *artifact_tmp;  /* its name ("" when none); renamed to artifact_path once complete */
+    char *artifact_path; /* the artifact's final path */
     int64_t artifact_bytes;
+    int artifact_errno; /* a download's write failed with this errno (0: none) */
     cJSON *artifacts_json;
 
     /* The outcome: arguments of the FINISH script. */

@@ -18,7 +18,7 @@ enum key_type { KEY_INT, KEY_DOUBLE, KEY_BOOL, KEY_STRING };
 
 struct config_key {
     const char *name; /* key in /_mock/config */
-    const char *flag; /* command-line flag */
+    const char *flag; /* command-line flag; NULL: /_mock/config only */
     enum key_type type;
     size_t offset;
     double min, max;  /* numbers only */
@@ -41,6 +41,9 @@ static const struct config_key config_keys[] = {
     {"faults_on_polls", "no-faults-on-polls", KEY_BOOL, CFG(faults_on_polls), 0, 0, true},
     {"job_ms", "job-ms", KEY_INT, CFG(job_ms), 0, MOCK_JOB_MS_MAX, false},
     {"stream_chunk_ms", "stream-chunk-ms", KEY_INT, CFG(stream_chunk_ms), 0, 60000, false},
+    /* run-time only (no flag): where a provider's reply points its artifacts */
+    {"artifact_url", NULL, KEY_STRING, CFG(artifact_url), 0, 0, false},
+    {"content_redirect", NULL, KEY_STRING, CFG(content_redirect), 0, 0, false},
 };
 #define N_CONFIG_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -181,17 +184,40 @@ static cJSON *record_json(const struct record *rec)
 
 /* ---- config ---- */
 
-void config_cleanup(struct mock_config *c)
+/* The string switch a key names, inside c. */
+static char **config_string(struct mock_config *c, const struct config_key *k)
 {
-    free(c->error_message);
-    c->error_message = NULL;
+    return (char **)((char *)c + k->offset);
 }
 
+void config_cleanup(struct mock_config *c)
+{
+    for (size_t i = 0; i < N_CONFIG_KEYS; i++) {
+        if (config_keys[i].type == KEY_STRING) {
+            free(*config_string(c, &config_keys[i]));
+            *config_string(c, &config_keys[i]) = NULL;
+        }
+    }
+}
+
+/* A copy with strings of its own; on failure dst holds no string (nothing to clean up). */
 int config_copy(struct mock_config *dst, const struct mock_config *src)
 {
     *dst = *src;
-    if (src->error_message != NULL && (dst->error_message = strdup(src->error_message)) == NULL) {
-        return -1;
+    for (size_t i = 0; i < N_CONFIG_KEYS; i++) {
+        if (config_keys[i].type == KEY_STRING) {
+            *config_string(dst, &config_keys[i]) = NULL;
+        }
+    }
+    for (size_t i = 0; i < N_CONFIG_KEYS; i++) {
+        const struct config_key *k = &config_keys[i];
+        const char *s =
+            k->type == KEY_STRING ? *(char *const *)((const char *)src + k->offset) : NULL;
+
+        if (s != NULL && (*config_string(dst, k) = strdup(s)) == NULL) {
+            config_cleanup(dst);
+            return -1;
+        }
     }
     return 0;
 }
@@ -199,7 +225,8 @@ int config_copy(struct mock_config *dst, const struct mock_config *src)
 static const struct config_key *config_key_find(const char *name, bool by_flag)
 {
     for (size_t i = 0; i < N_CONFIG_KEYS; i++) {
-        if (strcmp(by_flag ? config_keys[i].flag : config_keys[i].name, name) == 0) {
+        const char *key = by_flag ? config_keys[i].flag : config_keys[i].name;
+        if (key != NULL && strcmp(key, name) == 0) {
             return &config_keys[i];
         }
     }
@@ -232,8 +259,8 @@ static int config_set_string(struct mock_config *c, const struct config_key *k, 
     if (v != NULL && (s = strdup(v)) == NULL) {
         return -1;
     }
-    free(*(char **)((char *)c + k->offset));
-    *(char **)((char *)c + k->offset) = s;
+    free(*config_string(c, k));
+    *config_string(c, k) = s;
     return 0;
 }
 

@@ -3,6 +3,7 @@
  * fal-ai/flux/dev), then status, result and cancel under /fal/{app}/requests/{id}. As the real
  * queue does, the returned URLs name the app (owner/name) without the model's subpath, so a client
  * must use them verbatim; any prefix is accepted on the way back. Auth `Authorization: Key K`.
+ * Output files point at /_mock/blob, or at the artifact_url switch when it is set.
  * Errors: {"detail":[{loc,msg,type,url}]} with X-Fal-Retryable.
  */
 #include <stdio.h>
@@ -215,12 +216,27 @@ int fal_status(struct exchange *x)
     return 200;
 }
 
+/* An output file's URL, quoted: ORIGIN/_mock/blob/NAME, or the artifact_url switch verbatim. */
+static void output_url(struct evbuffer *out, struct exchange *x, const char *origin,
+                       const char *name)
+{
+    if (x->m->config.artifact_url != NULL) {
+        mock_json_string(out, x->m->config.artifact_url);
+        return;
+    }
+    evbuffer_add_printf(out, "\"");
+    mock_json_escape(out, origin, strlen(origin));
+    evbuffer_add_printf(out, "/_mock/blob/");
+    mock_json_escape(out, name, strlen(name));
+    evbuffer_add_printf(out, "\"");
+}
+
 /* GET /fal/{app}/requests/{id}: the model's output once COMPLETED. */
 int fal_result(struct exchange *x)
 {
     struct job *j = request_find(x);
     struct job_view v;
-    char origin[300];
+    char origin[300], name[80];
     if (j == NULL) {
         return request_not_found(x);
     }
@@ -240,21 +256,23 @@ int fal_result(struct exchange *x)
     struct evbuffer *out = mock_out_body(x);
     mock_origin(x, origin, sizeof(origin));
     if (j->video) {
-        evbuffer_add_printf(out, "{\"video\":{\"url\":\"");
-        mock_json_escape(out, origin, strlen(origin));
+        snprintf(name, sizeof(name), "%s.mp4", j->id);
+        evbuffer_add_printf(out, "{\"video\":{\"url\":");
+        output_url(out, x, origin, name);
         evbuffer_add_printf(out,
-                            "/_mock/blob/%s.mp4\",\"content_type\":\"video/mp4\","
+                            ",\"content_type\":\"video/mp4\","
                             "\"file_name\":\"%s.mp4\",\"file_size\":%d}",
-                            j->id, j->id, MOCK_MP4_BYTES);
+                            j->id, MOCK_MP4_BYTES);
     } else {
         evbuffer_add_printf(out, "{\"images\":[");
         for (int i = 0; i < j->n; i++) {
-            evbuffer_add_printf(out, "%s{\"url\":\"", i > 0 ? "," : "");
-            mock_json_escape(out, origin, strlen(origin));
+            snprintf(name, sizeof(name), "%s-%d.png", j->id, i);
+            evbuffer_add_printf(out, "%s{\"url\":", i > 0 ? "," : "");
+            output_url(out, x, origin, name);
             evbuffer_add_printf(out,
-                                "/_mock/blob/%s-%d.png\",\"width\":%d,\"height\":%d,"
+                                ",\"width\":%d,\"height\":%d,"
                                 "\"content_type\":\"image/png\"}",
-                                j->id, i, MOCK_PNG_SIDE, MOCK_PNG_SIDE);
+                                MOCK_PNG_SIDE, MOCK_PNG_SIDE);
         }
         evbuffer_add_printf(out, "],\"has_nsfw_concepts\":[");
         for (int i = 0; i < j->n; i++) {

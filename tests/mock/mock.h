@@ -129,6 +129,8 @@ struct mock_config {
     bool faults_on_polls;
     long job_ms;
     long stream_chunk_ms;
+    char *artifact_url;     /* owned; NULL: Replicate and fal outputs point at /_mock/blob */
+    char *content_redirect; /* owned; NULL: OpenAI video content is served, else 302 here */
 };
 
 /* A recorded request. blob holds path, query, `name\0value\0` header pairs, then the body. */

@@ -1,7 +1,7 @@
 /*
  * tests/mock/replicate.c — Replicate predictions at /replicate/v1: create (by model or by
- * version, with Prefer: wait), poll, cancel. Output URLs point at /_mock/blob. Errors are
- * problem details: {"title","detail","status"}.
+ * version, with Prefer: wait), poll, cancel. Output URLs point at /_mock/blob, or at the
+ * artifact_url switch when it is set. Errors are problem details: {"title","detail","status"}.
  */
 #include <ctype.h>
 #include <math.h>
@@ -141,6 +141,20 @@ static void prediction_json(struct exchange *x, const struct job *j, int64_t mon
     evbuffer_add_printf(out, ",\"output\":");
     if (v.phase != PHASE_DONE) {
         evbuffer_add_printf(out, "null");
+    } else if (x->m->config.artifact_url != NULL) {
+        /* the artifact_url switch: every output is that URL, verbatim */
+        if (j->video) {
+            mock_json_string(out, x->m->config.artifact_url);
+        } else {
+            evbuffer_add(out, "[", 1);
+            for (int i = 0; i < j->n; i++) {
+                if (i > 0) {
+                    evbuffer_add(out, ",", 1);
+                }
+                mock_json_string(out, x->m->config.artifact_url);
+            }
+            evbuffer_add(out, "]", 1);
+        }
     } else if (j->video) {
         evbuffer_add_printf(out, "\"");
         mock_json_escape(out, origin, strlen(origin));

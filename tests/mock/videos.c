@@ -1,7 +1,8 @@
 /*
  * tests/mock/videos.c — OpenAI videos at /v1/videos: create (JSON or multipart/form-data), poll,
  * download and delete. The job's state comes from jobs.c: queued, in_progress with rising
- * progress, then completed (or failed when the prompt says "mock:fail").
+ * progress, then completed (or failed when the prompt says "mock:fail"). The content_redirect
+ * switch makes a finished video's download a 302 to the URL it names.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -288,6 +289,12 @@ int videos_content(struct exchange *x)
                             v.phase == PHASE_FAILED ? "Video generation failed; no content."
                                                     : "Video is not ready yet.",
                             NULL);
+    }
+    if (x->m->config.content_redirect != NULL) {
+        /* the content_redirect switch: the download is elsewhere, as a CDN would serve it */
+        mock_out_header(x, "Location", x->m->config.content_redirect);
+        evbuffer_add_printf(mock_out_body(x), "{\"redirect\":true}");
+        return 302;
     }
     const char *var = mock_query(x, "variant", variant, sizeof(variant));
     if (var == NULL || strcmp(var, "video") == 0) {

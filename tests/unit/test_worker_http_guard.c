@@ -1,5 +1,6 @@
 /*
- * tests/unit/test_worker_http_guard.c — http_client_send_guarded against a real server.
+ * tests/unit/test_worker_http_guard.c — http_client_send_guarded and its streaming variant
+ * against a real server.
  *
  * An evhttp server on 127.0.0.1 (port 0) shares the event_base of the client under test; it
  * answers every request with 200 "ok" and counts the connections it accepts, so a test can tell a
@@ -56,14 +57,23 @@ struct reply {
     char msg[256];
 };
 
+/* Every path answers 200 "ok", except /redirect: a 302 to /hook on the same server. */
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct server *srv = arg;
     struct evbuffer *b = evbuffer_new();
+    char location[64];
 
     srv->n_reqs++;
-    evbuffer_add(b, "ok", 2);
-    evhttp_send_reply(req, 200, "OK", b);
+    if (strcmp(evhttp_request_get_uri(req), "/redirect") == 0) {
+        snprintf(location, sizeof(location), "http://127.0.0.1:%d/hook", srv->port);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Location", location);
+        evbuffer_add(b, "moved", 5);
+        evhttp_send_reply(req, 302, "Found", b);
+    } else {
+        evbuffer_add(b, "ok", 2);
+        evhttp_send_reply(req, 200, "OK", b);
+    }
     evbuffer_free(b);
 }
 
@@ -464,6 +474,171 @@ static int test_bad_input(struct env *env)
     return 0;
 }
 
+/* What a guarded stream's callbacks saw. */
+struct stream_reply {
+    struct reply r;
+    int n_done;
+    int n_data;
+    char data[64];
+    size_t data_len;
+    bool refused; /* http_response_refused of the final response */
+};
+
+static int on_stream_data(int status, const char *buf, size_t len, void *arg)
+{
+    struct stream_reply *s = arg;
+
+    s->n_data++;
+    if (len > sizeof(s->data) - s->data_len) {
+        len = sizeof(s->data) - s->data_len;
+    }
+    memcpy(s->data + s->data_len, buf, len);
+    s->data_len += len;
+    return 0;
+}
+
+static void on_stream_done(const struct adapter_response *resp, void *arg)
+{
+    struct stream_reply *s = arg;
+
+    s->n_done++;
+    s->refused = http_response_refused(resp);
+    on_reply(resp, &s->r);
+}
+
+/*
+ * A guarded stream to url with the allow-list entries (NULL-terminated; NULL: no list), waited
+ * for, then the loop run a little longer so that a second callback would show.
+ */
+static bool stream_call(struct env *env, const char *url, const char *const *entries,
+                        struct stream_reply *s)
+{
+    struct adapter_request req = {.method = "GET"};
+    struct netaddr_allow *allow = netaddr_allow_new();
+    struct timeval settle = {0, 50000};
+    bool ok;
+
+    memset(s, 0, sizeof(*s));
+    req.url = (char *)url;
+    for (size_t i = 0; entries && entries[i]; i++) {
+        netaddr_allow_add(allow, entries[i]);
+    }
+    ok = http_client_send_guarded_stream(env->client, &req, TIMEOUT_MS, entries ? allow : NULL,
+                                         on_stream_data, on_stream_done, s) != NULL &&
+         wait_reply(env, &s->r);
+    event_base_loopexit(env->base, &settle);
+    event_base_dispatch(env->base);
+    netaddr_allow_free(allow);
+    if (!ok) {
+        snprintf(env->why, sizeof(env->why), "%s: no reply", url);
+    } else if (s->n_done != 1) {
+        snprintf(env->why, sizeof(env->why), "%s: on_done called %d times", url, s->n_done);
+        ok = false;
+    }
+    return ok;
+}
+
+/*
+ * The streaming variant: refused before any connection (on_done once, never on_data, and
+ * http_response_refused says so); allowed, the 2xx body goes to on_data only.
+ */
+static int test_stream(struct env *env)
+{
+    static const char *const addr[] = {"127.0.0.1", NULL};
+    struct stream_reply s;
+    char url[128];
+    int conns = env->srv.n_conns;
+
+    url_of(env, "127.0.0.1", url, sizeof(url));
+    if (!stream_call(env, url, NULL, &s) ||
+        !is_refused(env, &s.r, "address refused: 127.0.0.1 is loopback", "stream refused")) {
+        return -1;
+    }
+    if (s.n_data != 0 || !s.refused || env->srv.n_conns != conns) {
+        snprintf(env->why, sizeof(env->why), "refused stream: %d data calls, refused %d, %d conns",
+                 s.n_data, (int)s.refused, env->srv.n_conns - conns);
+        return -1;
+    }
+    if (!stream_call(env, url, addr, &s)) {
+        return -1;
+    }
+    if (s.r.transport != ADAPTER_TRANSPORT_OK || s.r.status != 200 || s.r.body[0] != '\0' ||
+        s.data_len != 2 || memcmp(s.data, "ok", 2) != 0 || s.refused) {
+        snprintf(env->why, sizeof(env->why),
+                 "allowed stream: transport %d status %d body \"%s\" data \"%.*s\" refused %d",
+                 (int)s.r.transport, s.r.status, s.r.body, (int)s.data_len, s.data, (int)s.refused);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * A redirect is not followed, guarded or not, streamed or not: the 3xx itself is the answer,
+ * buffered (not streamed), and the server sees one request.
+ */
+static int test_stream_redirect(struct env *env)
+{
+    static const char *const addr[] = {"127.0.0.1", NULL};
+    struct stream_reply s;
+    char url[128];
+    int reqs = env->srv.n_reqs;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/redirect", env->srv.port);
+    if (!stream_call(env, url, addr, &s)) {
+        return -1;
+    }
+    if (s.r.transport != ADAPTER_TRANSPORT_OK || s.r.status != 302 ||
+        strcmp(s.r.body, "moved") != 0 || s.n_data != 0 || env->srv.n_reqs != reqs + 1) {
+        snprintf(env->why, sizeof(env->why),
+                 "redirect: transport %d status %d body \"%s\", %d data calls, %d requests",
+                 (int)s.r.transport, s.r.status, s.r.body, s.n_data, env->srv.n_reqs - reqs);
+        return -1;
+    }
+    return 0;
+}
+
+/* An allowed address whose connection fails is not a refusal; neither is a plain call's reply. */
+static int test_refused_predicate(struct env *env)
+{
+    static const char *const addr[] = {"127.0.0.1", NULL};
+    struct stream_reply s;
+    char url[128];
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", env->closed_port);
+    if (!stream_call(env, url, addr, &s)) {
+        return -1;
+    }
+    if (s.r.transport != ADAPTER_TRANSPORT_CONNECT || s.refused) {
+        snprintf(env->why, sizeof(env->why), "closed port: transport %d refused %d \"%s\"",
+                 (int)s.r.transport, (int)s.refused, s.r.msg);
+        return -1;
+    }
+    if (http_response_refused(NULL)) {
+        snprintf(env->why, sizeof(env->why), "NULL counted as refused");
+        return -1;
+    }
+    return 0;
+}
+
+/* The streaming variant refuses what the others refuse, and a NULL data callback. */
+static int test_stream_bad_input(struct env *env)
+{
+    struct adapter_request req = {.method = "GET", .url = "http://127.0.0.1:1/x"};
+    struct stream_reply s;
+
+    memset(&s, 0, sizeof(s));
+    if (http_client_send_guarded_stream(env->client, &req, TIMEOUT_MS, NULL, NULL, on_stream_done,
+                                        &s) != NULL ||
+        http_client_send_guarded_stream(env->client, &req, TIMEOUT_MS, NULL, on_stream_data, NULL,
+                                        &s) != NULL ||
+        http_client_send_guarded_stream(env->client, &req, 0, NULL, on_stream_data, on_stream_done,
+                                        &s) != NULL) {
+        snprintf(env->why, sizeof(env->why), "bad argument accepted");
+        return -1;
+    }
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(struct env *env);
@@ -474,6 +649,10 @@ static const struct {
     {"no_reuse", test_no_reuse},
     {"mixed_burst", test_mixed_burst},
     {"bad_input", test_bad_input},
+    {"stream", test_stream},
+    {"stream_redirect", test_stream_redirect},
+    {"refused_predicate", test_refused_predicate},
+    {"stream_bad_input", test_stream_bad_input},
 };
 
 int main(void)
