@@ -98,6 +98,8 @@ static const struct {
     const char *kind;
 } usage_fields[] = {
     {"sb|", "tasks"},
+    {"ab|", "artifacts"},
+    {"fb|", "files"},
 };
 
 /* Latency buckets (ms) as FINISH counts them: one bucket per call, not cumulative. */

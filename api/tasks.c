@@ -297,6 +297,15 @@ static void on_submit(redisReply *reply, const struct core_err *err, void *arg)
                      reply->elements > 1 ? reply->element[1]->integer : 0LL, limit);
         core_err_set_code(&e, "storage_quota_exceeded");
         c->submit_cb(c, e.code, NULL, &e);
+    } else if (strcmp(what, "artifacts") == 0) {
+        long long limit = config_quota_for(c->api->cfg, c->tenant)->max_artifact_bytes;
+        core_err_clear(&e);
+        core_err_set(&e, CORE_EQUOTA, NULL,
+                     "Your tenant keeps %lld bytes of images and videos, its limit "
+                     "max_artifact_bytes (%lld). Space returns as finished tasks expire",
+                     reply->elements > 1 ? reply->element[1]->integer : 0LL, limit);
+        core_err_set_code(&e, "storage_quota_exceeded");
+        c->submit_cb(c, e.code, NULL, &e);
     } else if (strcmp(what, "dup") == 0 && reply->elements == 3) {
         snprintf(c->orig_id, sizeof(c->orig_id), "%s", c->id);
         snprintf(c->id, sizeof(c->id), "%s", reply->element[1]->str);
@@ -374,7 +383,7 @@ static long estimate_tokens(const char *kind, const cJSON *input)
 struct submit_args {
     char task_key[96], tenant_key[96], idem_key[192];
     char kind[32], prio[4], now[24], max[24], ttl[24], deadline[24], est[24], quota[24];
-    char stored_quota[24];
+    char stored_quota[24], artifact_quota[24];
     char body_hash[65];
     char *input, *meta, *routing, *webhook, *batch_id, *custom_id;
     const char *argv[SUBMIT_GROUP];
@@ -545,6 +554,8 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
     util_fmt_i64(sa->quota, sizeof(sa->quota), config_max_queued(a->cfg, c->tenant));
     util_fmt_i64(sa->stored_quota, sizeof(sa->stored_quota),
                  config_quota_for(a->cfg, c->tenant)->max_stored_bytes);
+    util_fmt_i64(sa->artifact_quota, sizeof(sa->artifact_quota),
+                 config_quota_for(a->cfg, c->tenant)->max_artifact_bytes);
     const char *group[SUBMIT_GROUP] = {sa->task_key,
                                        sa->tenant_key,
                                        sa->idem_key,
@@ -569,7 +580,8 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
                                        sa->webhook ? sa->webhook : "",
                                        sa->batch_id ? sa->batch_id : "",
                                        sa->custom_id ? sa->custom_id : "",
-                                       sa->stored_quota};
+                                       sa->stored_quota,
+                                       sa->artifact_quota};
     memcpy(sa->argv, group, sizeof(group));
     /* Queued for the end of this loop turn: the turn's submits go to Redis in one SUBMIT call
      * (activated events run after those already active, so the turn's other requests first). */

@@ -82,4 +82,11 @@ long artifact_ref_index(const cJSON *item);
  */
 int artifact_blob_path(const char *dir, const char *id, size_t index, char *out, size_t cap);
 
+/*
+ * Removes the blob folder of task id ("<dir>/<id>" and the files in it), when the task is gone.
+ * id must be a task id (checked, so no path can be named). Returns 0 (also when there was no
+ * folder), or -1 with errno set.
+ */
+int artifact_blob_remove(const char *dir, const char *id);
+
 #endif

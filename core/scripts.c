@@ -157,7 +157,8 @@ static const char prelude_lua[] =
     "    w[#w+1] = 'expires'; w[#w+1] = now + ret\n"
     "    redis.call('HSET', k, unpack(w))\n"
     "    redis.call('PEXPIRE', k, ret)\n"
-    "    local member = tenant .. '|' .. id .. '|' .. status .. '|' .. sb\n"
+    "    local member = tenant .. '|' .. id .. '|' .. status .. '|' .. sb .. '|' .. num(known.ab, "
+    "0)\n"
     "    if DEFER then\n"
     "      DEFER.expiry[#DEFER.expiry+1] = now + ret; DEFER.expiry[#DEFER.expiry+1] = member\n"
     "    else\n"
@@ -199,14 +200,15 @@ static const char prelude_lua[] =
  *       +13 use idempotency (0/1), +14 body sha256, +15 idempotency ttl ms, +16 reply_to channel
  *       ("" none), +17 stream (0/1), +18 deadline ms ("" none), +19 estimated tokens, +20 routing
  *       JSON ("" none), +21 the tenant's quota of queued tasks, +22 webhook JSON {url, events}
- *       ("" none), +23 batch id ("" none), +24 custom_id, +25 the tenant's quota of stored bytes
+ *       ("" none), +23 batch id ("" none), +24 custom_id, +25 the tenant's quota of stored bytes,
+ *       +26 the tenant's quota of artifact bytes (image and video tasks are refused past it)
  * Stored bytes: a task's input counts against its tenant from SUBMIT (its result from FINISH)
  * until the scheduler forgets the task (`sb|<tenant>` in the stats hash, `sb` on the task, and
  * the expiry index member carries the task's total so the sweep can give it back).
  * A batch's task has an id derived from its batch and line, so a runner that submits a chunk
  * again (after a crash) finds the task there: {"dup", id, hash}, nothing created twice.
  * Returns one entry per task, in order: {"ok"} | {"dup", id, hash} | {"conflict"} |
- * {"quota", queued} | {"storage", stored bytes}.
+ * {"quota", queued} | {"storage", stored bytes} | {"artifacts", artifact bytes}.
  */
 static const char submit_lua[] =
     "ACC = {}\n"
@@ -234,6 +236,10 @@ static const char submit_lua[] =
     "  local sb = stored[tenant] or num(redis.call('HGET', STATS, 'sb|' .. tenant), 0)\n"
     "  stored[tenant] = sb\n"
     "  if sb + #A[11] > tonumber(A[25]) then return {'storage', sb} end\n"
+    "  if A[6] == 'image' or A[6] == 'video' then\n"
+    "    local ab = num(redis.call('HGET', STATS, 'ab|' .. tenant), 0)\n"
+    "    if ab >= tonumber(A[26]) then return {'artifacts', ab} end\n"
+    "  end\n"
     "  stored[tenant] = sb + #A[11]\n"
     "  queued[tenant] = q + 1\n"
     /* the whole task in one write, queued (the same steps as set_status and enqueue, without
@@ -785,17 +791,26 @@ static const char finish_lua[] =
     "    wake = true\n"
     "    return 'release'\n"
     "  end\n"
+    "  local ab = nil\n"
     "  if outcome == 'completed' then\n"
     "    put('result', A[5]); put('progress', '100')\n"
     "    keep('artifacts', A[16])\n"
+    /* the kept artifacts' bytes count against the tenant until the task is swept (and its
+       blob folder removed) */
+    "    if A[16] ~= '' then\n"
+    "      ab = 0\n"
+    "      for _, x in ipairs(cjson.decode(A[16])) do ab = ab + num(x.bytes, 0) end\n"
+    "      put('ab', ab)\n"
+    "      stat('ab|' .. f[6], ab)\n"
+    "    end\n"
     "  elseif outcome == 'failed' then\n"
     "    put('error', A[9])\n"
     "  end\n"
     "  keep('usage', A[6]); keep('provider', A[7]); keep('cost', A[8])\n"
     "  if f[16] or f[17] then redis.call('HDEL', k, 'last_error', 'queue_position') end\n"
     "  finalize(k, id, outcome, now, ret, f[6], {status = f[1], batch = f[12],\n"
-    "    reply_to = f[13], webhook = f[14], deadline = f[18], sb = f[19] or false, fields = tw,\n"
-    "    result = A[5]})\n"
+    "    reply_to = f[13], webhook = f[14], deadline = f[18], sb = f[19] or false, ab = ab,\n"
+    "    fields = tw, result = A[5]})\n"
     "  return outcome\n"
     "end\n"
     "local out = {}\n"
@@ -852,7 +867,8 @@ static const char cancel_lua[] =
  * ARGV: 1 now ms, 2 limit per step, 3 node id, 4 leader ttl ms, 5 task key prefix,
  *       6 tenant key prefix, 7 wake channel, 8 retention ms, 9 queue key prefix, 10 error JSON
  *       for a task whose worker was lost on its last attempt
- * Returns {"follower"} or {"leader", promoted, recovered, swept, expired}.
+ * Returns {"follower"} or {"leader", promoted, recovered, swept, expired, {ids of swept tasks
+ * that kept artifacts: the caller removes their blob folders}}.
  */
 static const char tick_lua[] =
     "local cur = redis.call('GET', KEYS[4])\n"
@@ -913,19 +929,26 @@ static const char tick_lua[] =
     "    end\n"
     "  end\n"
     "end\n"
+    "local gone = {}\n"
     "local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, lim)\n"
     "for _, m in ipairs(old) do\n"
     "  redis.call('ZREM', KEYS[3], m)\n"
-    /* tenant|id|status, and since stored bytes are counted |bytes (tenants and ids have no '|') */
-    "  local tenant, id, status, sb = string.match(m, '^([^|]*)|([^|]*)|([^|]*)|?(%d*)$')\n"
+    /* tenant|id|status, and since stored bytes are counted |stored|artifact bytes (tenants and
+       ids have no '|'); the scheduler removes the blob folders of the swept tasks */
+    "  local tenant, id, status, sb, ab =\n"
+    "    string.match(m, '^([^|]*)|([^|]*)|([^|]*)|?(%d*)|?(%d*)$')\n"
     "  if tenant then\n"
     "    redis.call('ZREM', ARGV[6] .. tenant, id)\n"
     "    redis.call('HINCRBY', STATS, 'status|' .. status, -1)\n"
     "    if sb ~= '' and sb ~= '0' then redis.call('HINCRBY', STATS, 'sb|' .. tenant, -sb) end\n"
+    "    if ab ~= '' and ab ~= '0' then\n"
+    "      redis.call('HINCRBY', STATS, 'ab|' .. tenant, -ab)\n"
+    "      gone[#gone+1] = id\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "if woke > 0 then redis.call('PUBLISH', ARGV[7], '1') end\n"
-    "return {'leader', #due, #lost, #old, #late}\n";
+    "return {'leader', #due, #lost, #old, #late, gone}\n";
 
 /*
  * LIST — a page of a tenant's tasks, newest first, optionally filtered by status. Scans at most
@@ -1286,13 +1309,13 @@ static const char batch_lua[] =
     "  local ret = tonumber(ARGV[4])\n"
     "  for i = 5, #ARGV do\n"
     "    local k = T .. ARGV[i]\n"
-    "    local f = redis.call('HMGET', k, 'status', 'tenant', 'sb')\n"
+    "    local f = redis.call('HMGET', k, 'status', 'tenant', 'sb', 'ab')\n"
     "    if f[1] == 'completed' or f[1] == 'failed' or f[1] == 'cancelled' or f[1] == 'expired' "
     "then\n"
     "      redis.call('HSET', k, 'expires', now + ret)\n"
     "      redis.call('PEXPIRE', k, ret)\n"
     "      redis.call('ZADD', '" KEY_EXPIRY "', now + ret,\n"
-    "        f[2] .. '|' .. ARGV[i] .. '|' .. f[1] .. '|' .. num(f[3], 0))\n"
+    "        f[2] .. '|' .. ARGV[i] .. '|' .. f[1] .. '|' .. num(f[3], 0) .. '|' .. num(f[4], 0))\n"
     "    end\n"
     "  end\n"
     "  return {'ok'}\n"

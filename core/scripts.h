@@ -27,8 +27,8 @@ enum script_id {
 
 /* SUBMIT's arguments: SUBMIT_HEADER, then SUBMIT_GROUP per task (see scripts.c). */
 #define SUBMIT_HEADER 1
-#define SUBMIT_GROUP 25
-#define SUBMIT_GROUP_S "25"
+#define SUBMIT_GROUP 26
+#define SUBMIT_GROUP_S "26"
 
 /* FINISH's arguments: FINISH_HEADER shared by every outcome of a call, then FINISH_GROUP per
  * outcome (the layout is beside the script in scripts.c). */

@@ -1,10 +1,12 @@
 /*
  * scheduler/scheduler.c — the tick: one TICK script per period.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/artifact_ref.h"
 #include "core/keys.h"
 #include "core/log.h"
 #include "core/scripts.h"
@@ -56,7 +58,18 @@ static void on_tick_reply(redisReply *reply, const struct core_err *err, void *a
                  s->node_id);
         s->leader = leader;
     }
-    if (leader && reply->elements == 5) {
+    if (leader && reply->elements == 6 && reply->element[5]->type == REDIS_REPLY_ARRAY) {
+        /* the swept tasks that kept artifacts: their bytes were given back, now their files */
+        for (size_t i = 0; i < reply->element[5]->elements; i++) {
+            const redisReply *id = reply->element[5]->element[i];
+            if (id->type == REDIS_REPLY_STRING &&
+                artifact_blob_remove(s->cfg->blobs.dir, id->str) < 0) {
+                log_warn("cannot remove a swept task's artifacts", "task=%s errno=%d", id->str,
+                         errno);
+            }
+        }
+    }
+    if (leader && reply->elements >= 5) {
         long long promoted = reply->element[1]->integer;
         long long recovered = reply->element[2]->integer;
         long long swept = reply->element[3]->integer;

@@ -4,9 +4,12 @@
 // tenant's stored bytes, and the space returns when the tasks expire.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { Cluster, waitFor } from './lib/harness.mjs';
 
 const LIMIT = 20_000;
+const ART_LIMIT = 2_000;
 
 describe('storage quotas', () => {
   const cl = new Cluster('hardening_quota');
@@ -16,11 +19,12 @@ describe('storage quotas', () => {
 
   before(async () => {
     const redis = await cl.startRedis();
-    const mock = await cl.startMock({});
-    sluice = await cl.startSluice('serve', await cl.configFor({
+    const mock = await cl.startMock({ jobMs: 200 });
+    sluice = await cl.startSluice('serve', await cl.dialectConfigFor({
       redis, mock, overrides: {
         tasks: { retention_s: 2 },
-        quotas: { tenants: { alpha: { max_stored_bytes: LIMIT } } },
+        quotas: { tenants: { alpha: { max_stored_bytes: LIMIT, max_artifact_bytes: ART_LIMIT } } },
+        models: { 'mock-chat': { kind: 'chat', strategy: 'ordered', deployments: [{ provider: 'openai', model: 'mock-gpt' }] } },
       },
     }));
     alpha = cl.client(sluice.baseUrl, cl.keys.alpha);
@@ -58,6 +62,37 @@ describe('storage quotas', () => {
     // finished tasks expire after retention_s: the space comes back and alpha submits again
     await waitFor(async () => (await stored('alpha')) === 0, { timeoutMs: 20_000, intervalMs: 250, what: 'alpha back to 0 bytes' });
     const again = await alpha.submitChat('mock-chat', big, { headers: { prefer: 'wait=10' } });
+    assert.equal(again.status, 200, again.text);
+  });
+
+  test('kept artifacts count against max_artifact_bytes; the sweep removes them and gives the space back', { timeout: 60_000 }, async () => {
+    const image = () => alpha.submit('image', { model: 'image-openai', prompt: 'a quota', n: 1 }, { wait: 10 });
+    const ids = [];
+    let refused;
+    for (let i = 0; i < 20 && !refused; i++) {
+      const res = await image();
+      if (res.status === 429) {
+        refused = res;
+      } else {
+        assert.equal(res.status, 200, res.text);
+        assert.equal(res.json.status, 'completed', res.text);
+        ids.push(res.json.id);
+      }
+    }
+    assert.ok(refused && ids.length >= 1, `refused after ${ids.length} images`);
+    assert.equal(refused.json.error.code, 'storage_quota_exceeded');
+    assert.match(refused.json.error.message, /max_artifact_bytes \(2000\)/);
+    const kept = (await alpha.metrics()).get('sluice_tenant_storage_bytes', { tenant: 'alpha', kind: 'artifacts' });
+    assert.ok(kept >= ART_LIMIT, `${kept} artifact bytes counted`);
+    const blobs = path.join(cl.dir, 'blobs');
+    assert.ok(ids.every((id) => fs.existsSync(path.join(blobs, id))), 'the artifacts are kept');
+    // chat is not an artifact: still accepted
+    const chat = await alpha.submitChat('mock-chat', 'still fine', { headers: { prefer: 'wait=10' } });
+    assert.equal(chat.status, 200, chat.text);
+    await waitFor(async () => (await alpha.metrics()).get('sluice_tenant_storage_bytes', { tenant: 'alpha', kind: 'artifacts' }) === 0,
+      { timeoutMs: 20_000, intervalMs: 250, what: 'artifact bytes back to 0' });
+    await waitFor(() => ids.every((id) => !fs.existsSync(path.join(blobs, id))), { timeoutMs: 5000, what: 'blob folders removed' });
+    const again = await image();
     assert.equal(again.status, 200, again.text);
   });
 });
