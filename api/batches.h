@@ -12,9 +12,9 @@
  * now. Any API process's runner claims due batches (a lease in that zset) and does what the
  * status asks: validate the input file (every bad line reported with its line number; any bad
  * line fails the batch), expand it into tasks in chunks (in_progress), cancel its tasks
- * (cancelling, or past its completion window), and, once finalize (core/scripts.c) counted the
- * last task and moved it to finalizing, write the output and error files and end it
- * (completed, cancelled, expired or failed), with its batch.* webhook.
+ * (cancelling, or past its completion window), and, once finalize (core/lua/prelude.lua) counted
+ * the last task and moved it to finalizing, write the output and error files and end it (completed,
+ * cancelled, expired or failed), with its batch.* webhook.
  */
 #ifndef SLUICE_API_BATCHES_H
 #define SLUICE_API_BATCHES_H
@@ -41,7 +41,7 @@ const char *api_batch_kind(const char *endpoint);
 int api_batch_task_id(const char *batch_id, long long ordinal, char *out, size_t size);
 
 /*
- * Runs one op of the BATCH script (core/scripts.c lists them) on batch id of tenant, with up to
+ * Runs one op of the BATCH script (core/lua/batch.lua lists them) on batch id of tenant, with up to
  * API_BATCH_SCRIPT_MAX_EXTRA op arguments (borrowed for the call). cb may be NULL (the reply is
  * ignored). Same contract as store_script.
  */

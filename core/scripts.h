@@ -3,8 +3,10 @@
  *
  * Each transition checks the expected current state and, for a worker's writes, the attempt's
  * fencing token (the task's `fence`, bumped on every claim), so a stale worker can never overwrite
- * a newer attempt or a terminal state. Argument lists are documented beside each script in
- * scripts.c; the key layout is in keys.h.
+ * a newer attempt or a terminal state. Each script is a file, core/lua/<name>.lua, whose header
+ * documents its KEYS and ARGV and whose first lines name them; core/lua/prelude.lua is shared by
+ * all of them. They are embedded at build time (cmake/embed_lua.cmake); the key layout is in
+ * keys.h.
  */
 #ifndef SLUICE_CORE_SCRIPTS_H
 #define SLUICE_CORE_SCRIPTS_H
@@ -25,13 +27,14 @@ enum script_id {
     SCRIPT_COUNT
 };
 
-/* SUBMIT's arguments: SUBMIT_HEADER, then SUBMIT_GROUP per task (see scripts.c). */
+/* SUBMIT's arguments: SUBMIT_HEADER, then SUBMIT_GROUP per task (core/lua/submit.lua names
+ * them; SUBMIT_GROUP_S is spliced into it). */
 #define SUBMIT_HEADER 1
 #define SUBMIT_GROUP 26
 #define SUBMIT_GROUP_S "26"
 
 /* FINISH's arguments: FINISH_HEADER shared by every outcome of a call, then FINISH_GROUP per
- * outcome (the layout is beside the script in scripts.c). */
+ * outcome (core/lua/finish.lua names them; FINISH_GROUP_S is spliced into it). */
 #define FINISH_HEADER 6
 #define FINISH_GROUP 27
 #define FINISH_GROUP_S "27"
