@@ -2,22 +2,26 @@
  * api/files.c — OpenAI's Files API, the part the Batch API needs: upload (multipart), list,
  * retrieve, download, delete; tenant-scoped (another tenant's file is a 404 like a missing one).
  *
- * Storage: the bytes in <blobs.dir>/files/<id> (written to "<id>.part", fsynced, renamed), the
- * metadata in the hash KEY_FILE<id> and the id in the tenant's zset KEY_FILES_TENANT<tenant>
- * (score: created ms). Both Redis writes go in one MULTI/EXEC rather than two plain commands:
- * Redis applies the pair as one step (and drops it whole when the connection breaks before
- * EXEC), so no reader — in this or another API process — ever sees a listed id without its
- * metadata or metadata missing from the list, and one reply tells whether both landed. No Lua
- * is needed because nothing is read and decided on inside Redis: the id is fresh and random.
+ * Storage: the bytes in <blobs.dir>/files/<id> (written to "tmp_<random>.part" as the upload
+ * arrives, fsynced, renamed), the metadata in the hash KEY_FILE<id> and the id in the tenant's
+ * zset KEY_FILES_TENANT<tenant> (score: created ms). Both Redis writes go in one MULTI/EXEC rather
+ * than two plain commands: Redis applies the pair as one step (and drops it whole when the
+ * connection breaks before EXEC), so no reader — in this or another API process — ever sees a
+ * listed id without its metadata or metadata missing from the list, and one reply tells whether
+ * both landed. No Lua is needed because nothing is read and decided on inside Redis: the id is
+ * fresh and random.
  *
- * Blocking: an upload is written and fsynced on the event loop (200 MB at disk speed, a fraction
- * of a second on an SSD), in exchange for a simple, durable write; Redis holds the metadata with
- * AOF, so the bytes must be on disk before the metadata names them. Crashing between the rename
- * and EXEC leaves a file with no metadata in blobs.dir/files (never served; a sweep is not
- * written yet).
+ * Blocking: an upload is written on the event loop piece by piece as it arrives (the connection
+ * guard, api/guard.c, streams it: it is never held in memory) and fsynced there once complete
+ * (200 MB at disk speed, a fraction of a second on an SSD), in exchange for a simple, durable
+ * write; Redis holds the metadata with AOF, so the bytes must be on disk before the metadata
+ * names them. Crashing between the rename and EXEC leaves a file with no metadata in
+ * blobs.dir/files (never served; a sweep is not written yet); a client that disconnects
+ * mid-upload leaves nothing (the guard frees the upload, which removes its file).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,10 +35,12 @@
 #include <event2/keyvalq_struct.h>
 
 #include "api/files.h"
+#include "api/guard.h"
 #include "api/internal.h"
 #include "core/keys.h"
 #include "core/log.h"
 #include "core/multipart.h"
+#include "core/multipart_stream.h"
 #include "core/task.h"
 #include "core/util.h"
 
@@ -324,62 +330,277 @@ int api_files_create_from_path(struct api *a, const char *tenant, const char *pu
                     util_now_ms(), cb, arg);
 }
 
-/* ---- POST /v1/files ----------------------------------------------------------------------- */
+/* ---- POST /v1/files: the upload, streamed (the contract is in api/files.h) --------------- */
 
-struct form {
-    char purpose[FILES_PURPOSE_MAX];
-    bool have_purpose;
+enum part_kind { PART_NONE, PART_FILE, PART_PURPOSE, PART_OTHER };
+
+struct api_upload {
+    struct api *api; /* borrowed: used while bytes are fed, never by api_upload_free */
+    struct multipart_stream *mp;
+    bool failed;
+    struct core_err err;
+    long long body_bytes;
+    enum part_kind part;      /* the part bytes are arriving for */
+    int fd;                   /* the file part's temporary file, -1 when none is open */
+    char tmp[FILES_PATH_MAX]; /* its path; "" once the store took it over (or none) */
     bool have_file;
-    struct multipart_part file; /* slices of the request body */
-    int error;                  /* FORM_* */
+    bool file_has_name; /* the file part was a file (had a filename), not a text field */
+    bool name_too_long;
+    char filename[FILES_FILENAME_MAX + 1];
+    bool have_purpose;
+    size_t purpose_len;
+    char purpose[FILES_PURPOSE_MAX];
+    long long bytes;    /* of the file */
+    long long newlines; /* in the file */
+    char last;          /* the file's last byte */
 };
 
-enum { FORM_OK, FORM_TWO_FILES, FORM_BAD_PURPOSE };
+/* Marks u failed: the error its answer gives (a CORE_E* code, the param and OpenAI code it names,
+ * a message). The first failure is the one answered. Returns -1. */
+static int upload_fail(struct api_upload *u, int code, const char *param, const char *err_code,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int upload_fail(struct api_upload *u, int code, const char *param, const char *err_code,
+                       const char *fmt, ...)
+{
+    va_list ap;
+
+    if (u->failed) {
+        return -1;
+    }
+    u->failed = true;
+    core_err_set(&u->err, code, param, "%s", "");
+    core_err_set_code(&u->err, err_code);
+    va_start(ap, fmt);
+    vsnprintf(u->err.message, sizeof(u->err.message), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int storage_failed(struct api_upload *u)
+{
+    log_error("files: cannot write an upload", "path=%s errno=%d", u->tmp, errno);
+    return upload_fail(u, CORE_EINTERNAL, NULL, "storage_error", "The file could not be stored");
+}
 
 static bool part_is(const struct multipart_part *p, const char *name)
 {
     return p->name_len == strlen(name) && memcmp(p->name, name, p->name_len) == 0;
 }
 
-/* Keeps the purpose field and the file part; other fields are ignored (expires_after...). */
-static int on_part(const struct multipart_part *p, void *arg)
+/* A part begins: the file part gets its temporary file; purpose is kept; others are ignored. */
+static int on_part_begin(const struct multipart_part *p, void *arg)
 {
-    struct form *f = arg;
+    struct api_upload *u = arg;
 
-    if (part_is(p, "file")) {
-        if (f->have_file) {
-            f->error = FORM_TWO_FILES;
-            return 1;
-        }
-        f->file = *p;
-        f->have_file = true;
-    } else if (part_is(p, "purpose")) {
-        if (p->len >= sizeof(f->purpose) || memchr(p->data, '\0', p->len) != NULL) {
-            f->error = FORM_BAD_PURPOSE;
-            return 1;
-        }
-        memcpy(f->purpose, p->data, p->len);
-        f->purpose[p->len] = '\0';
-        f->have_purpose = true;
+    u->part = PART_OTHER;
+    if (part_is(p, "purpose")) {
+        u->part = PART_PURPOSE;
+        u->have_purpose = true;
+        u->purpose_len = 0;
+        return 0;
+    }
+    if (!part_is(p, "file")) {
+        return 0;
+    }
+    if (u->have_file) {
+        return upload_fail(u, CORE_EINVAL, "file", NULL, "Send exactly one 'file' part");
+    }
+    u->have_file = true;
+    u->part = PART_FILE;
+    u->file_has_name = p->filename != NULL;
+    if (!u->file_has_name) {
+        return 0; /* a text field: refused once the purpose is checked, as before */
+    }
+    u->name_too_long = p->filename_len > FILES_FILENAME_MAX;
+    snprintf(u->filename, sizeof(u->filename), "%.*s",
+             (int)(u->name_too_long ? 0 : p->filename_len), p->filename);
+    if (api_files_tmp_path(u->api, u->tmp, sizeof(u->tmp)) < 0 ||
+        (u->fd = open(u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) < 0) {
+        u->tmp[0] = '\0';
+        return storage_failed(u);
     }
     return 0;
 }
 
-/* Lines in data: newline characters, plus one for a last line without its newline. */
-static long long count_lines(const char *data, size_t len, long long stop_after)
+/* The purpose this upload names so far, if the store knows it. */
+static const struct purpose *upload_purpose(const struct api_upload *u)
 {
-    const char *p = data, *end = data + len;
-    long long n = 0;
+    char name[FILES_PURPOSE_MAX];
 
-    while (p < end && n <= stop_after) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        n++;
-        if (nl == NULL) {
-            break;
-        }
-        p = nl + 1;
+    if (!u->have_purpose) {
+        return NULL;
     }
-    return n;
+    memcpy(name, u->purpose, u->purpose_len);
+    name[u->purpose_len] = '\0';
+    return purpose_find(name);
+}
+
+static int on_part_data(const char *data, size_t len, void *arg)
+{
+    struct api_upload *u = arg;
+    long max_bytes = u->api->cfg->files.max_bytes;
+    long max_lines = u->api->cfg->files.max_lines;
+    const struct purpose *purpose;
+
+    if (u->part == PART_PURPOSE) {
+        if (u->purpose_len + len >= sizeof(u->purpose) || memchr(data, '\0', len) != NULL) {
+            return upload_fail(u, CORE_EINVAL, "purpose", NULL, "'purpose' is not valid");
+        }
+        memcpy(u->purpose + u->purpose_len, data, len);
+        u->purpose_len += len;
+        return 0;
+    }
+    if (u->part != PART_FILE || !u->file_has_name) {
+        return 0;
+    }
+    u->bytes += (long long)len;
+    if (u->bytes > max_bytes) {
+        return upload_fail(u, CORE_ETOOLARGE, "file", "file_too_large",
+                           "The file is larger than the limit of %ld bytes", max_bytes);
+    }
+    for (const char *p = data, *end = data + len; (p = memchr(p, '\n', (size_t)(end - p)));) {
+        u->newlines++;
+        p++;
+    }
+    u->last = data[len - 1];
+    purpose = upload_purpose(u);
+    if (purpose != NULL && purpose->max_lines && u->newlines > max_lines) {
+        return upload_fail(u, CORE_EINVAL, "file", "too_many_lines",
+                           "A batch file may have at most %ld lines; this one has more", max_lines);
+    }
+    if (util_write_all(u->fd, data, len) < 0) {
+        return storage_failed(u);
+    }
+    return 0;
+}
+
+static int on_part_end(void *arg)
+{
+    struct api_upload *u = arg;
+    u->part = PART_NONE;
+    return 0;
+}
+
+static const struct multipart_stream_cbs upload_cbs = {on_part_begin, on_part_data, on_part_end};
+
+struct api_upload *api_upload_new(struct api *a, const char *content_type, size_t ct_len,
+                                  int64_t declared)
+{
+    struct api_upload *u = calloc(1, sizeof(*u));
+    long cap = a->cfg->files.max_bytes + API_FILES_FORM_OVERHEAD;
+    char ct[1024], boundary[80];
+
+    if (u == NULL) {
+        return NULL;
+    }
+    u->api = a;
+    u->fd = -1;
+    core_err_clear(&u->err);
+    if (content_type == NULL || ct_len >= sizeof(ct)) {
+        ct[0] = '\0';
+    } else {
+        memcpy(ct, content_type, ct_len);
+        ct[ct_len] = '\0';
+    }
+    if (multipart_boundary(ct, boundary, sizeof(boundary)) < 0) {
+        upload_fail(u, CORE_EINVAL, NULL, "invalid_content_type",
+                    "Uploads must be multipart/form-data with 'purpose' and 'file' fields");
+    } else if (declared > cap) {
+        upload_fail(u, CORE_ETOOLARGE, "file", "request_too_large",
+                    "Upload of %lld bytes is larger than the file limit of %ld bytes",
+                    (long long)declared, a->cfg->files.max_bytes);
+    } else if ((u->mp = multipart_stream_new(boundary, &upload_cbs, u)) == NULL) {
+        upload_fail(u, CORE_EINVAL, NULL, "invalid_content_type",
+                    "The multipart boundary of the Content-Type is not valid");
+    }
+    return u;
+}
+
+int api_upload_feed(struct api_upload *u, const char *data, size_t len)
+{
+    long cap = u->api->cfg->files.max_bytes + API_FILES_FORM_OVERHEAD;
+
+    if (u->failed) {
+        return -1;
+    }
+    u->body_bytes += (long long)len;
+    if (u->body_bytes > cap) {
+        return upload_fail(u, CORE_ETOOLARGE, "file", "request_too_large",
+                           "Upload is larger than the file limit of %ld bytes",
+                           u->api->cfg->files.max_bytes);
+    }
+    if (multipart_stream_feed(u->mp, data, len) != 0) {
+        /* a callback's failure is already recorded; otherwise the form itself is broken */
+        return upload_fail(u, CORE_EINVAL, NULL, "invalid_multipart",
+                           "The multipart/form-data body is malformed");
+    }
+    return 0;
+}
+
+/* The checks of a complete form, in the order the Files API has always answered them. */
+int api_upload_finish(struct api_upload *u)
+{
+    const struct purpose *purpose = upload_purpose(u);
+    long max_lines = u->api->cfg->files.max_lines;
+    long long lines = u->newlines + (u->bytes > 0 && u->last != '\n');
+
+    if (u->failed) {
+        return -1;
+    }
+    if (multipart_stream_finish(u->mp) < 0) {
+        return upload_fail(u, CORE_EINVAL, NULL, "invalid_multipart",
+                           "The multipart/form-data body is malformed");
+    }
+    if (!u->have_purpose) {
+        return upload_fail(u, CORE_EINVAL, "purpose", NULL, "'purpose' is required");
+    }
+    if (purpose == NULL || !purpose->upload) {
+        return upload_fail(u, CORE_EINVAL, "purpose", NULL,
+                           "'%.*s' is not a supported purpose; sluice accepts 'batch' files",
+                           (int)u->purpose_len, u->purpose);
+    }
+    if (!u->have_file || !u->file_has_name) {
+        return upload_fail(u, CORE_EINVAL, "file", NULL, "'file' must be a file part");
+    }
+    if (u->name_too_long) {
+        return upload_fail(u, CORE_EINVAL, "file", NULL, "The file name is longer than %d bytes",
+                           FILES_FILENAME_MAX);
+    }
+    if (purpose->max_lines && lines == 0) {
+        return upload_fail(u, CORE_EINVAL, "file", "empty_file", "The file is empty");
+    }
+    if (purpose->max_lines && lines > max_lines) {
+        return upload_fail(u, CORE_EINVAL, "file", "too_many_lines",
+                           "A batch file may have at most %ld lines; this one has more", max_lines);
+    }
+    /* The metadata will be durable (AOF), so the bytes it names must be on disk first. */
+    if (fsync(u->fd) < 0 || close(u->fd) < 0) {
+        u->fd = -1;
+        return storage_failed(u);
+    }
+    u->fd = -1;
+    return 0;
+}
+
+const struct core_err *api_upload_error(const struct api_upload *u)
+{
+    return u->failed ? &u->err : NULL;
+}
+
+void api_upload_free(struct api_upload *u)
+{
+    if (u == NULL) {
+        return;
+    }
+    if (u->fd >= 0) {
+        close(u->fd);
+    }
+    if (u->tmp[0] != '\0') {
+        unlink(u->tmp);
+    }
+    multipart_stream_free(u->mp);
+    free(u);
 }
 
 static void on_uploaded(void *arg, const char *file_id, const struct core_err *err)
@@ -387,9 +608,10 @@ static void on_uploaded(void *arg, const char *file_id, const struct core_err *e
     struct api_ctx *c = arg;
 
     if (err != NULL) {
-        char tmp[FILES_PATH_MAX];
-        snprintf(tmp, sizeof(tmp), "%s/" FILES_SUBDIR "/%s.part", c->api->cfg->blobs.dir, c->id);
-        unlink(tmp);
+        /* file_put moved the file back to its temporary path, which c->body names */
+        if (cJSON_IsString(c->body)) {
+            unlink(c->body->valuestring);
+        }
         if (err->code == CORE_EUNAVAILABLE) {
             api_reply_store_down(c->api, c->req);
         } else {
@@ -402,137 +624,48 @@ static void on_uploaded(void *arg, const char *file_id, const struct core_err *e
     api_ctx_free(c);
 }
 
-/* Writes data to path (new, 0640) and fsyncs it. Returns 0, or -1 with nothing left behind. */
-static int write_file(const char *path, const char *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-
-    if (fd < 0) {
-        return -1;
-    }
-    if (util_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
-        close(fd);
-        unlink(path);
-        return -1;
-    }
-    if (close(fd) < 0) {
-        unlink(path);
-        return -1;
-    }
-    return 0;
-}
-
 /*
- * The whole upload is in memory by now: evhttp buffers a request body completely before calling
- * us (its cap, set in api/server.c, is files.max_bytes + API_FILES_FORM_OVERHEAD), and pullup
- * makes it one contiguous block for the parser.
+ * The connection guard streamed the body already and hands over the finished upload it names
+ * (API_UPLOAD_HEADER): its error is the answer, or its file is stored (renamed into place, then
+ * the metadata in one MULTI/EXEC).
  */
 void api_files_create(struct api *a, struct evhttp_request *req, const char *tenant,
                       const char *arg)
 {
-    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    long max_bytes = a->cfg->files.max_bytes;
+    const char *name = evhttp_find_header(evhttp_request_get_input_headers(req), API_UPLOAD_HEADER);
+    struct api_upload *u = name ? api_guard_take_upload(a, name) : NULL;
     const struct purpose *purpose;
-    struct form f = {0};
     struct api_ctx *c = NULL;
-    char boundary[80], path[FILES_PATH_MAX], dir[FILES_PATH_MAX] = "", *filename = NULL;
-    const char *body;
     struct core_err e;
     int rc;
 
-    if (multipart_boundary(ct, boundary, sizeof(boundary)) < 0) {
-        api_reply_error(a, req, CORE_EINVAL, NULL, "invalid_content_type",
-                        "Uploads must be multipart/form-data with 'purpose' and 'file' fields");
+    if (u == NULL) {
+        api_reply_error(a, req, CORE_EINTERNAL, NULL, NULL, "The upload's body was not received");
         return;
     }
-    if (len > (size_t)max_bytes + API_FILES_FORM_OVERHEAD) {
-        api_reply_error(a, req, CORE_ETOOLARGE, "file", "request_too_large",
-                        "Upload of %zu bytes is larger than the file limit of %ld bytes", len,
-                        max_bytes);
-        return;
-    }
-    body = (const char *)evbuffer_pullup(in, -1);
-    rc = multipart_parse(body ? body : "", len, boundary, on_part, &f);
-    if (rc != 0) {
-        if (f.error == FORM_TWO_FILES) {
-            api_reply_error(a, req, CORE_EINVAL, "file", NULL, "Send exactly one 'file' part");
-        } else if (f.error == FORM_BAD_PURPOSE) {
-            api_reply_error(a, req, CORE_EINVAL, "purpose", NULL, "'purpose' is not valid");
-        } else {
-            api_reply_error(a, req, CORE_EINVAL, NULL, "invalid_multipart",
-                            "The multipart/form-data body is malformed");
-        }
-        return;
-    }
-    if (!f.have_purpose) {
-        api_reply_error(a, req, CORE_EINVAL, "purpose", NULL, "'purpose' is required");
-        return;
-    }
-    purpose = purpose_find(f.purpose);
-    if (purpose == NULL || !purpose->upload) {
-        api_reply_error(a, req, CORE_EINVAL, "purpose", NULL,
-                        "'%.64s' is not a supported purpose; sluice accepts 'batch' files",
-                        f.purpose);
-        return;
-    }
-    if (!f.have_file || f.file.filename == NULL) {
-        api_reply_error(a, req, CORE_EINVAL, "file", NULL, "'file' must be a file part");
-        return;
-    }
-    if (f.file.filename_len > FILES_FILENAME_MAX) {
-        api_reply_error(a, req, CORE_EINVAL, "file", NULL, "The file name is longer than %d bytes",
-                        FILES_FILENAME_MAX);
-        return;
-    }
-    if (f.file.len > (size_t)max_bytes) {
-        api_reply_error(a, req, CORE_ETOOLARGE, "file", "file_too_large",
-                        "The file has %zu bytes; the limit is %ld bytes", f.file.len, max_bytes);
-        return;
-    }
-    if (purpose->max_lines) {
-        long long lines = count_lines(f.file.data, f.file.len, a->cfg->files.max_lines);
-        if (lines == 0) {
-            api_reply_error(a, req, CORE_EINVAL, "file", "empty_file", "The file is empty");
-            return;
-        }
-        if (lines > a->cfg->files.max_lines) {
-            api_reply_error(a, req, CORE_EINVAL, "file", "too_many_lines",
-                            "A batch file may have at most %ld lines; this one has more",
-                            a->cfg->files.max_lines);
-            return;
-        }
-    }
-    filename =
-        f.file.filename_len ? strndup(f.file.filename, f.file.filename_len) : strdup("upload");
-    c = api_ctx_new(a, req, tenant);
-    if (filename == NULL || c == NULL ||
-        util_random_id(API_FILE_ID_PREFIX, c->id, sizeof(c->id)) < 0) {
-        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
+    if (api_upload_error(u) != NULL) {
+        api_reply_err(a, req, api_upload_error(u));
         goto out;
     }
-    if (files_dir(a, dir, sizeof(dir)) < 0 ||
-        snprintf(path, sizeof(path), "%s/%s.part", dir, c->id) >= (int)sizeof(path) ||
-        write_file(path, f.file.data, f.file.len) < 0) {
-        log_error("files: cannot write an upload", "dir=%s errno=%d", dir, errno);
-        api_reply_error(a, req, CORE_EINTERNAL, NULL, "storage_error",
-                        "The file could not be stored");
+    purpose = upload_purpose(u);
+    c = api_ctx_new(a, req, tenant);
+    if (c == NULL || util_random_id(API_FILE_ID_PREFIX, c->id, sizeof(c->id)) < 0 ||
+        (c->body = cJSON_CreateString(u->tmp)) == NULL) {
+        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
         goto out;
     }
     {
         /* The answer, rendered now from the values the hash gets. */
         struct file_meta m = {.id = c->id,
-                              .filename = filename,
+                              .filename = u->filename[0] ? u->filename : "upload",
                               .purpose = purpose->name,
-                              .bytes = (long long)f.file.len,
+                              .bytes = u->bytes,
                               .created_ms = util_now_ms()};
         c->task = file_object(&m);
-        rc = file_put(a, c->id, tenant, purpose->name, filename, path, m.bytes, m.created_ms,
+        rc = file_put(a, c->id, tenant, purpose->name, m.filename, u->tmp, m.bytes, m.created_ms,
                       on_uploaded, c);
     }
     if (rc < 0) {
-        unlink(path);
         core_err_clear(&e);
         if (rc == CORE_EUNAVAILABLE) {
             api_reply_store_down(a, req);
@@ -540,11 +673,12 @@ void api_files_create(struct api *a, struct evhttp_request *req, const char *ten
             core_err_set(&e, rc, NULL, "The file could not be stored");
             api_reply_err(a, req, &e);
         }
-        goto out;
+        goto out; /* the file is back at u->tmp: api_upload_free removes it */
     }
-    c = NULL; /* on_uploaded answers and frees it */
+    u->tmp[0] = '\0'; /* the store has it now */
+    c = NULL;         /* on_uploaded answers and frees it */
 out:
-    free(filename);
+    api_upload_free(u);
     api_ctx_free(c);
 }
 

@@ -16,6 +16,7 @@
 #define SLUICE_API_FILES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/err.h"
 
@@ -24,7 +25,7 @@ struct api;
 #define API_FILE_ID_PREFIX "file_"
 
 /* What an upload's multipart body may carry beyond the file's own bytes (boundaries, part
- * headers, the purpose field): evhttp's body cap is files.max_bytes plus this. */
+ * headers, the purpose field): an upload's body may have files.max_bytes plus this. */
 #define API_FILES_FORM_OVERHEAD (64L * 1024)
 
 /*
@@ -79,5 +80,49 @@ int api_files_create_from_path(struct api *a, const char *tenant, const char *pu
  * the folder cannot be created or no random name could be made.
  */
 int api_files_tmp_path(struct api *a, char *out, size_t out_size);
+
+/*
+ * An upload (POST /v1/files) streamed as its body arrives, by the connection guard (api/guard.h):
+ * the file part goes straight into a temporary file in <blobs.dir>/files, the purpose field into
+ * memory, other fields nowhere; files.max_bytes, the body's own cap (files.max_bytes +
+ * API_FILES_FORM_OVERHEAD) and, for a purpose with a line limit, files.max_lines are enforced as
+ * bytes arrive. Once the body is complete (or the upload failed), the guard hands evhttp a
+ * bodiless POST /v1/files naming it in API_UPLOAD_HEADER, and api_files_create takes it over
+ * (api_guard_take_upload): it stores the file, or answers the upload's error. Nothing of an upload
+ * is ever held in memory beyond one piece of the body.
+ */
+#define API_UPLOAD_HEADER "X-Sluice-Upload"
+
+struct api_upload;
+
+/*
+ * Starts an upload for a request whose key was checked: content_type is its Content-Type (ct_len
+ * bytes, borrowed for the call, NULL when absent) and declared its Content-Length (-1: chunked).
+ * Returns NULL only on OOM. An upload refused on its headers alone (not multipart/form-data, or
+ * declared larger than the body's cap) comes back failed already (api_upload_error), and takes no
+ * bytes. a must outlive the feeding (not the upload: see api_upload_free).
+ */
+struct api_upload *api_upload_new(struct api *a, const char *content_type, size_t ct_len,
+                                  int64_t declared);
+
+/*
+ * Takes the next len bytes of the body (borrowed). Returns 0, or -1 once the upload has failed
+ * (for this piece or before): api_upload_error says why, and later bytes are ignored.
+ */
+int api_upload_feed(struct api_upload *u, const char *data, size_t len);
+
+/*
+ * The body is complete: checks the form (a purpose the Files API accepts, one file part with a
+ * name, within the line limit, not empty) and makes the file durable (fsync, blocking). Returns
+ * 0 or -1 (the upload has failed).
+ */
+int api_upload_finish(struct api_upload *u);
+
+/* Why the upload failed (the answer to give, with its status), or NULL. Borrowed from u. */
+const struct core_err *api_upload_error(const struct api_upload *u);
+
+/* Frees u and removes the temporary file it still holds. Never touches the api, so it is safe
+ * after api_free. NULL is a no-op. */
+void api_upload_free(struct api_upload *u);
 
 #endif

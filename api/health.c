@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "api/guard.h"
 #include "api/internal.h"
 #include "core/keys.h"
 #include "core/scripts.h"
@@ -283,6 +284,7 @@ static void on_metrics(redisReply *reply, const struct core_err *err, void *arg)
                         "# TYPE sluice_api_waiting_requests gauge\n"
                         "sluice_api_waiting_requests %zu\n",
                         a->n_waiters);
+    api_guard_metrics(a, out);
     evbuffer_add_printf(out, "# TYPE sluice_store_up gauge\nsluice_store_up %d\n", ok ? 1 : 0);
     if (ok) {
         const redisReply *stats = reply->element[0];

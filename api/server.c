@@ -14,6 +14,7 @@
 
 #include "api/batches.h"
 #include "api/files.h"
+#include "api/guard.h"
 #include "api/internal.h"
 #include "core/json_in.h"
 #include "core/log.h"
@@ -21,58 +22,75 @@
 #include "core/task.h"
 #include "core/util.h"
 
-/* evhttp's own cap sits above the configured limit, so over-limit bodies (up to this factor)
- * still reach us and get a JSON 413; larger ones get evhttp's plain 413. The cap is one setting
- * for every route, so it also lets a whole file upload through (files.max_bytes plus the
- * multipart framing): evhttp buffers every request body in memory before any handler runs, so a
- * 200 MB upload costs 200 MB of RAM while it arrives, and so can an over-limit body sent to any
- * other route. JSON routes still answer 413 above limits.max_body_bytes (api_read_json). */
-#define API_HARD_BODY_FACTOR 4
-#define API_HARD_BODY_MIN (16L << 20)
+/* What evhttp may see of a head beyond limits.max_header_bytes: the lines the connection guard
+ * adds to a head it hands on (Content-Length, the upload's name, Connection). */
+#define API_HEAD_ADDED_MAX 512
+
+/* The api and what only this file sees: the connection guard (api/guard.h). api_new allocates
+ * this; a struct api * the rest of the api holds is its first member. */
+struct api_server {
+    struct api api;
+    struct api_guard *guard;
+};
 
 typedef void (*api_handler)(struct api *a, struct evhttp_request *req, const char *tenant,
                             const char *arg);
 
-/* A route: method, a path pattern whose "*" segment matches one id, the handler, and whether
- * it needs a bearer key. */
+/* A route: method, a path pattern whose "*" segment matches one id, the handler, whether it
+ * needs a bearer key, and how its body is read (JSON: up to limits.max_body_bytes, read whole). */
 struct route {
     enum evhttp_cmd_type method;
     const char *pattern;
     api_handler handler;
     bool auth;
+    enum api_route_body body;
 };
 
 static const struct route routes[] = {
-    {EVHTTP_REQ_POST, "/v1/tasks", api_tasks_create, true},
-    {EVHTTP_REQ_GET, "/v1/tasks", api_tasks_list, true},
-    {EVHTTP_REQ_GET, "/v1/tasks/*", api_tasks_get, true},
-    {EVHTTP_REQ_POST, "/v1/tasks/*/cancel", api_tasks_cancel, true},
-    {EVHTTP_REQ_GET, "/v1/tasks/*/content", api_tasks_content, true},
-    {EVHTTP_REQ_POST, "/v1/chat/completions", api_compat_chat, true},
-    {EVHTTP_REQ_POST, "/v1/embeddings", api_compat_embeddings, true},
-    {EVHTTP_REQ_POST, "/v1/images/generations", api_compat_images, true},
-    {EVHTTP_REQ_POST, "/v1/videos", api_videos_create, true},
-    {EVHTTP_REQ_GET, "/v1/videos/*", api_videos_get, true},
-    {EVHTTP_REQ_GET, "/v1/videos/*/content", api_videos_content, true},
-    {EVHTTP_REQ_POST, "/v1/files", api_files_create, true},
-    {EVHTTP_REQ_GET, "/v1/files", api_files_list, true},
-    {EVHTTP_REQ_GET, "/v1/files/*", api_files_get, true},
-    {EVHTTP_REQ_DELETE, "/v1/files/*", api_files_delete, true},
-    {EVHTTP_REQ_GET, "/v1/files/*/content", api_files_content, true},
-    {EVHTTP_REQ_POST, "/v1/batches", api_batches_create, true},
-    {EVHTTP_REQ_GET, "/v1/batches", api_batches_list, true},
-    {EVHTTP_REQ_GET, "/v1/batches/*", api_batches_get, true},
-    {EVHTTP_REQ_POST, "/v1/batches/*/cancel", api_batches_cancel, true},
-    {EVHTTP_REQ_GET, "/v1/models", api_models_list, true},
-    {EVHTTP_REQ_GET, "/v1/models/*", api_models_get, true},
+    {EVHTTP_REQ_POST, "/v1/tasks", api_tasks_create, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/tasks", api_tasks_list, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/tasks/*", api_tasks_get, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_POST, "/v1/tasks/*/cancel", api_tasks_cancel, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/tasks/*/content", api_tasks_content, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_POST, "/v1/chat/completions", api_compat_chat, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_POST, "/v1/embeddings", api_compat_embeddings, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_POST, "/v1/images/generations", api_compat_images, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_POST, "/v1/videos", api_videos_create, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/videos/*", api_videos_get, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/videos/*/content", api_videos_content, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_POST, "/v1/files", api_files_create, true, API_ROUTE_UPLOAD},
+    {EVHTTP_REQ_GET, "/v1/files", api_files_list, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/files/*", api_files_get, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_DELETE, "/v1/files/*", api_files_delete, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/files/*/content", api_files_content, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_POST, "/v1/batches", api_batches_create, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/batches", api_batches_list, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/batches/*", api_batches_get, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_POST, "/v1/batches/*/cancel", api_batches_cancel, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/models", api_models_list, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/models/*", api_models_get, true, API_ROUTE_JSON},
     /* the admin surface: the handlers check the admin key themselves */
-    {EVHTTP_REQ_GET, "/v1/admin/models", api_admin_models_list, false},
-    {EVHTTP_REQ_GET, "/v1/admin/models/*", api_admin_models_get, false},
+    {EVHTTP_REQ_GET, "/v1/admin/models", api_admin_models_list, false, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/admin/models/*", api_admin_models_get, false, API_ROUTE_JSON},
     /* an image's capability URL: the signature in the query is the credential */
-    {EVHTTP_REQ_GET, "/v1/artifacts/*/*", api_artifacts_get, false},
-    {EVHTTP_REQ_GET, "/healthz", api_health_live, false},
-    {EVHTTP_REQ_GET, "/readyz", api_health_ready, false},
-    {EVHTTP_REQ_GET, "/metrics", api_health_metrics, false},
+    {EVHTTP_REQ_GET, "/v1/artifacts/*/*", api_artifacts_get, false, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/healthz", api_health_live, false, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/readyz", api_health_ready, false, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/metrics", api_health_metrics, false, API_ROUTE_JSON},
+    /* the connection guard's refusals; the segment holds its per-process token */
+    {EVHTTP_REQ_GET, "/_guard/*", api_guard_answer, false, API_ROUTE_JSON},
+};
+
+/* The methods evhttp knows, and whether it reads a body for them (evhttp_method_may_have_body). */
+static const struct {
+    const char *name;
+    enum evhttp_cmd_type method;
+    bool body;
+} methods[] = {
+    {"GET", EVHTTP_REQ_GET, true},       {"POST", EVHTTP_REQ_POST, true},
+    {"PUT", EVHTTP_REQ_PUT, true},       {"PATCH", EVHTTP_REQ_PATCH, true},
+    {"DELETE", EVHTTP_REQ_DELETE, true}, {"OPTIONS", EVHTTP_REQ_OPTIONS, true},
+    {"HEAD", EVHTTP_REQ_HEAD, false},
 };
 
 static const struct {
@@ -86,11 +104,15 @@ static const struct {
     {403, "Forbidden"},
     {404, "Not Found"},
     {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
     {409, "Conflict"},
     {413, "Payload Too Large"},
+    {417, "Expectation Failed"},
     {422, "Unprocessable Entity"},
     {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
     {500, "Internal Server Error"},
+    {501, "Not Implemented"},
     {502, "Bad Gateway"},
     {503, "Service Unavailable"},
     {504, "Gateway Timeout"},
@@ -133,6 +155,52 @@ static bool path_match(const char *pattern, const char *path, char *arg, size_t 
         }
     }
     return *p == '\0' && *s == '\0';
+}
+
+/*
+ * The connection guard asks before a body is read: the same table and matching as on_request, so
+ * what the guard lets through (a key checked, a body of the route's kind) is what the handler
+ * gets. A path too long for any route is no route.
+ */
+void api_route_classify(const char *method, size_t method_len, const char *path, size_t path_len,
+                        struct api_route_info *out)
+{
+    char p[1024], id[128];
+    bool method_known = false;
+    enum evhttp_cmd_type cmd = EVHTTP_REQ_GET;
+
+    out->known = false;
+    out->auth = false;
+    out->body = API_ROUTE_NO_BODY;
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (strlen(methods[i].name) == method_len &&
+            memcmp(methods[i].name, method, method_len) == 0) {
+            method_known = true;
+            cmd = methods[i].method;
+            out->body = methods[i].body ? API_ROUTE_JSON : API_ROUTE_NO_BODY;
+            break;
+        }
+    }
+    if (!method_known || path_len >= sizeof(p)) {
+        return;
+    }
+    memcpy(p, path, path_len);
+    p[path_len] = '\0';
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (routes[i].method == cmd && path_match(routes[i].pattern, p, id, sizeof(id))) {
+            out->known = true;
+            out->auth = routes[i].auth;
+            if (out->body != API_ROUTE_NO_BODY) {
+                out->body = routes[i].body;
+            }
+            return;
+        }
+    }
+}
+
+struct api_guard *api_guard_of(struct api *a)
+{
+    return ((struct api_server *)a)->guard;
 }
 
 static void free_text(const void *data, size_t len, void *arg)
@@ -405,7 +473,10 @@ static void on_request(struct evhttp_request *req, void *arg)
             continue;
         }
         const char *tenant = NULL;
-        if (r->auth && (tenant = authenticate(a, req)) == NULL) {
+        /* the connection guard checked the key already, unless this request is not the one it
+         * just handed on */
+        if (r->auth && (!api_guard_tenant(a, req, &tenant) || tenant == NULL) &&
+            (tenant = authenticate(a, req)) == NULL) {
             return;
         }
         r->handler(a, req, tenant, id);
@@ -426,8 +497,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 struct api *api_new(struct event_base *base, const struct config *cfg, struct store *store,
                     struct core_err *err)
 {
-    struct api *a = calloc(1, sizeof(*a));
-    long hard;
+    struct api_server *srv = calloc(1, sizeof(*srv));
+    struct api *a = srv != NULL ? &srv->api : NULL;
 
     if (a == NULL) {
         core_err_set(err, CORE_ENOMEM, NULL, "out of memory");
@@ -439,7 +510,8 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
     a->http = evhttp_new(base);
     a->submit_ev = event_new(base, -1, 0, api_submit_flush, a);
     a->submit_argv = calloc(SUBMIT_HEADER + API_SUBMIT_BATCH * SUBMIT_GROUP, sizeof(char *));
-    if (a->http == NULL || a->submit_ev == NULL || a->submit_argv == NULL) {
+    if (a->http == NULL || a->submit_ev == NULL || a->submit_argv == NULL ||
+        (srv->guard = api_guard_new(a, err)) == NULL) {
         core_err_set(err, CORE_ENOMEM, NULL, "evhttp_new failed");
         if (a->http) {
             evhttp_free(a->http);
@@ -448,16 +520,14 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
             event_free(a->submit_ev);
         }
         free(a->submit_argv);
-        free(a);
+        free(srv);
         return NULL;
     }
-    hard = cfg->limits.max_body_bytes * API_HARD_BODY_FACTOR;
-    hard = hard > API_HARD_BODY_MIN ? hard : API_HARD_BODY_MIN;
-    if (hard < cfg->files.max_bytes + API_FILES_FORM_OVERHEAD) {
-        hard = cfg->files.max_bytes + API_FILES_FORM_OVERHEAD;
-    }
-    evhttp_set_max_body_size(a->http, hard);
-    evhttp_set_max_headers_size(a->http, cfg->limits.max_header_bytes);
+    /* The guard hands evhttp whole requests only: JSON bodies within limits.max_body_bytes (an
+     * upload is streamed to disk and never reaches evhttp), heads within max_header_bytes plus
+     * what the guard adds. evhttp's own caps are those, a second line behind the guard. */
+    evhttp_set_max_body_size(a->http, cfg->limits.max_body_bytes);
+    evhttp_set_max_headers_size(a->http, cfg->limits.max_header_bytes + API_HEAD_ADDED_MAX);
     evhttp_set_timeout(a->http, (int)cfg->limits.request_timeout_s);
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD |
@@ -469,11 +539,13 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
         core_err_set(err, CORE_EUNAVAILABLE, "listen", "cannot listen on %s:%d", cfg->listen_host,
                      cfg->listen_port);
         evhttp_free(a->http);
+        api_guard_free(srv->guard);
         event_free(a->submit_ev);
         free(a->submit_argv);
-        free(a);
+        free(srv);
         return NULL;
     }
+    api_guard_listen(srv->guard, a->listener);
     if (api_waiters_init(a) < 0) {
         core_err_set(err, CORE_ENOMEM, NULL, "cannot subscribe for task notifications");
         api_free(a);
@@ -486,13 +558,15 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
         return NULL;
     }
     api_artifacts_init(a);
-    log_info("listening", "addr=%s:%d", cfg->listen_host, cfg->listen_port);
+    log_info("listening", "addr=%s:%d max_connections=%ld", cfg->listen_host, cfg->listen_port,
+             cfg->limits.max_connections);
     return a;
 }
 
 void api_stop(struct api *a)
 {
     if (a && a->listener) {
+        api_guard_stop(api_guard_of(a));
         evhttp_del_accept_socket(a->http, a->listener);
         a->listener = NULL;
     }
@@ -523,5 +597,6 @@ void api_free(struct api *a)
     api_artifacts_cleanup(a);
     api_waiters_cleanup(a);
     evhttp_free(a->http);
-    free(a);
+    api_guard_free(api_guard_of(a)); /* freed with its last connection, if any is left */
+    free((struct api_server *)a);
 }

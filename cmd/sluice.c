@@ -231,6 +231,8 @@ int main(int argc, char **argv)
         return 2;
     }
     log_setup(role, LOG_INFO);
+    /* before the config: limits.max_connections is derived from the descriptor limit */
+    raise_fd_limit();
     if (config_load(config_path ? config_path : "sluice.json", &app.cfg, &err) < 0) {
         fprintf(stderr, "sluice: %s\n", err.message);
         return 2;
@@ -240,7 +242,6 @@ int main(int argc, char **argv)
     /* a file-size limit (RLIMIT_FSIZE) makes a write fail with EFBIG, reported as a storage
      * error, instead of killing the process */
     signal(SIGXFSZ, SIG_IGN);
-    raise_fd_limit();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     scripts_init();
     /* epoll's changelist: the interest changes of a loop turn (evhttp and curl switch read and
