@@ -218,19 +218,67 @@ struct put {
     char id[FILES_ID_SIZE];
     char tmp[FILES_PATH_MAX];
     char path[FILES_PATH_MAX];
+    char tenant[80];
+    long long bytes;
+    bool quota; /* a client's upload: refused past the tenant's file quotas */
     api_files_create_cb cb;
     void *arg;
+    struct api *api;
 };
+
+/* The per-tenant counters of the Files API in the stats hash (/metrics shows the bytes). */
+#define FILES_COUNT_STAT "fc|"
+#define FILES_BYTES_STAT "fb|"
+
+/*
+ * Takes back what file_put wrote for a file that passed its tenant's quota: the metadata, the
+ * list entry, the counters (one MULTI/EXEC, no answer awaited: a lost one leaves the counters
+ * high, never low).
+ */
+static void put_undo(struct put *p)
+{
+    char key[128], zkey[160], fc[112], fb[112], neg[24];
+
+    snprintf(key, sizeof(key), KEY_FILE "%s", p->id);
+    snprintf(zkey, sizeof(zkey), KEY_FILES_TENANT "%s", p->tenant);
+    snprintf(fc, sizeof(fc), FILES_COUNT_STAT "%s", p->tenant);
+    snprintf(fb, sizeof(fb), FILES_BYTES_STAT "%s", p->tenant);
+    snprintf(neg, sizeof(neg), "%lld", -p->bytes);
+    struct tx_cmd cmds[] = {{2, {"DEL", key}},
+                            {3, {"ZREM", zkey, p->id}},
+                            {4, {"HINCRBY", KEY_STATS, fc, "-1"}},
+                            {4, {"HINCRBY", KEY_STATS, fb, neg}}};
+    send_tx(p->api, cmds, 4, NULL, NULL);
+}
 
 static void on_put(redisReply *reply, const struct core_err *err, void *arg)
 {
     struct put *p = arg;
     struct core_err e;
 
-    if (err == NULL && !tx_ok(reply, 2)) {
+    if (err == NULL && !tx_ok(reply, 4)) {
         core_err_clear(&e);
         core_err_set(&e, CORE_EINTERNAL, NULL, "redis did not store the file's metadata");
         err = &e;
+    } else if (err == NULL && p->quota) {
+        /* the counters were taken with the write; past a limit, the write is taken back */
+        const struct config_quota *q = config_quota_for(p->api->cfg, p->tenant);
+        long long files = reply->element[2]->integer, bytes = reply->element[3]->integer;
+        if (files > q->max_files || bytes > q->max_file_bytes) {
+            put_undo(p);
+            core_err_clear(&e);
+            core_err_set(
+                &e, CORE_EQUOTA, NULL,
+                files > q->max_files
+                    ? "Your tenant keeps %lld files, its limit max_files (%ld); delete some "
+                      "first"
+                    : "Your tenant's files would take %lld bytes, past its limit "
+                      "max_file_bytes (%ld); delete some first",
+                files > q->max_files ? files - 1 : bytes,
+                files > q->max_files ? q->max_files : q->max_file_bytes);
+            core_err_set_code(&e, "storage_quota_exceeded");
+            err = &e;
+        }
     }
     if (err != NULL) {
         /* Back where the caller left it: the caller owns it again. */
@@ -252,10 +300,10 @@ static void on_put(redisReply *reply, const struct core_err *err, void *arg)
  */
 static int file_put(struct api *a, const char *id, const char *tenant, const char *purpose,
                     const char *filename, const char *tmp_path, long long bytes, int64_t created_ms,
-                    api_files_create_cb cb, void *arg)
+                    bool quota, api_files_create_cb cb, void *arg)
 {
     struct put *p = calloc(1, sizeof(*p));
-    char dir[FILES_PATH_MAX], key[128], zkey[160], bytes_s[24], created_s[24];
+    char dir[FILES_PATH_MAX], key[128], zkey[160], bytes_s[24], created_s[24], fc[112], fb[112];
     int rc, n;
 
     if (p == NULL) {
@@ -263,6 +311,10 @@ static int file_put(struct api *a, const char *id, const char *tenant, const cha
     }
     p->cb = cb;
     p->arg = arg;
+    p->api = a;
+    p->quota = quota;
+    p->bytes = bytes;
+    snprintf(p->tenant, sizeof(p->tenant), "%s", tenant);
     snprintf(p->id, sizeof(p->id), "%s", id);
     snprintf(p->tmp, sizeof(p->tmp), "%s", tmp_path);
     n = snprintf(p->path, sizeof(p->path), "%s/" FILES_SUBDIR "/%s", a->cfg->blobs.dir, id);
@@ -282,13 +334,17 @@ static int file_put(struct api *a, const char *id, const char *tenant, const cha
     snprintf(zkey, sizeof(zkey), KEY_FILES_TENANT "%s", tenant);
     snprintf(bytes_s, sizeof(bytes_s), "%lld", bytes);
     snprintf(created_s, sizeof(created_s), "%lld", (long long)created_ms);
+    snprintf(fc, sizeof(fc), FILES_COUNT_STAT "%s", tenant);
+    snprintf(fb, sizeof(fb), FILES_BYTES_STAT "%s", tenant);
     struct tx_cmd cmds[] = {
         {14,
          {"HSET", key, "tenant", tenant, "bytes", bytes_s, "filename", filename, "purpose", purpose,
           "created", created_s, "path", p->path}},
         {4, {"ZADD", zkey, created_s, id}},
+        {4, {"HINCRBY", KEY_STATS, fc, "1"}},
+        {4, {"HINCRBY", KEY_STATS, fb, bytes_s}},
     };
-    rc = send_tx(a, cmds, 2, on_put, p);
+    rc = send_tx(a, cmds, 4, on_put, p);
     if (rc < 0) {
         if (rename(p->path, p->tmp) < 0) {
             log_error("files: cannot move a file back", "path=%s errno=%d", p->path, errno);
@@ -327,7 +383,7 @@ int api_files_create_from_path(struct api *a, const char *tenant, const char *pu
         return CORE_EINTERNAL;
     }
     return file_put(a, id, tenant, purpose, filename, tmp_path, (long long)st.st_size,
-                    util_now_ms(), cb, arg);
+                    util_now_ms(), false, cb, arg);
 }
 
 /* ---- POST /v1/files: the upload, streamed (the contract is in api/files.h) --------------- */
@@ -663,7 +719,7 @@ void api_files_create(struct api *a, struct evhttp_request *req, const char *ten
                               .created_ms = util_now_ms()};
         c->task = file_object(&m);
         rc = file_put(a, c->id, tenant, purpose->name, m.filename, u->tmp, m.bytes, m.created_ms,
-                      on_uploaded, c);
+                      true, on_uploaded, c);
     }
     if (rc < 0) {
         core_err_clear(&e);
@@ -734,6 +790,17 @@ static void on_deleted(redisReply *reply, const struct core_err *err, void *arg)
         reply_not_found(c->api, c->req, c->id); /* a concurrent DELETE won */
     } else {
         cJSON *o = cJSON_CreateObject();
+        char fc[112], fb[112];
+        snprintf(fc, sizeof(fc), FILES_COUNT_STAT "%s", c->tenant);
+        snprintf(fb, sizeof(fb), FILES_BYTES_STAT "%s", c->tenant);
+        /* this DELETE removed the metadata (a concurrent one found nothing): the tenant's
+         * counters go down once */
+        const char *count_argv[] = {"HINCRBY", KEY_STATS, fc, "-1"};
+        char neg[24];
+        snprintf(neg, sizeof(neg), "%lld", -(long long)c->values[0]);
+        const char *bytes_argv[] = {"HINCRBY", KEY_STATS, fb, neg};
+        store_command(c->api->store, NULL, NULL, 4, count_argv, NULL);
+        store_command(c->api->store, NULL, NULL, 4, bytes_argv, NULL);
         /* The metadata is gone, so nothing serves the bytes any more; a crash before this
          * unlink leaves an unreferenced file, never a reference to a missing one. */
         if (cJSON_IsString(c->body) && unlink(c->body->valuestring) < 0 && errno != ENOENT) {
@@ -758,6 +825,7 @@ static void start_delete(struct api_ctx *c, const redisReply *hash)
     snprintf(zkey, sizeof(zkey), KEY_FILES_TENANT "%s", c->tenant);
     struct tx_cmd cmds[] = {{2, {"DEL", key}}, {3, {"ZREM", zkey, c->id}}};
     c->body = path ? cJSON_CreateString(path) : NULL;
+    c->values[0] = task_hash_get(hash, "bytes") ? atoll(task_hash_get(hash, "bytes")) : 0;
     if (send_tx(c->api, cmds, 2, on_deleted, c) < 0) {
         api_reply_store_down(c->api, c->req);
         api_ctx_free(c);

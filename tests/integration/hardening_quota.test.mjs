@@ -23,7 +23,10 @@ describe('storage quotas', () => {
     sluice = await cl.startSluice('serve', await cl.dialectConfigFor({
       redis, mock, overrides: {
         tasks: { retention_s: 2 },
-        quotas: { tenants: { alpha: { max_stored_bytes: LIMIT, max_artifact_bytes: ART_LIMIT } } },
+        quotas: { tenants: {
+          alpha: { max_stored_bytes: LIMIT, max_artifact_bytes: ART_LIMIT },
+          beta: { max_files: 2, max_file_bytes: 4096 },
+        } },
         models: { 'mock-chat': { kind: 'chat', strategy: 'ordered', deployments: [{ provider: 'openai', model: 'mock-gpt' }] } },
       },
     }));
@@ -63,6 +66,36 @@ describe('storage quotas', () => {
     await waitFor(async () => (await stored('alpha')) === 0, { timeoutMs: 20_000, intervalMs: 250, what: 'alpha back to 0 bytes' });
     const again = await alpha.submitChat('mock-chat', big, { headers: { prefer: 'wait=10' } });
     assert.equal(again.status, 200, again.text);
+  });
+
+  test('files count against max_files and max_file_bytes; a delete gives the room back', { timeout: 60_000 }, async () => {
+    const upload = async (bytes) => {
+      const form = new FormData();
+      form.append('purpose', 'batch');
+      const line = JSON.stringify({ custom_id: 'a', method: 'POST', url: '/v1/chat/completions', body: { model: 'mock-chat', messages: [] } });
+      form.append('file', new Blob([line + ' '.repeat(Math.max(0, bytes - line.length - 1)) + '\n']), 'in.jsonl');
+      const res = await fetch(`${sluice.baseUrl}/v1/files`, { method: 'POST', body: form, headers: { authorization: `Bearer ${cl.keys.beta}` } });
+      return { status: res.status, json: await res.json() };
+    };
+    const a = await upload(1000);
+    assert.equal(a.status, 200, JSON.stringify(a.json));
+    const b = await upload(1000);
+    assert.equal(b.status, 200, JSON.stringify(b.json));
+    const c = await upload(1000);
+    assert.equal(c.status, 429, JSON.stringify(c.json));
+    assert.equal(c.json.error.code, 'storage_quota_exceeded');
+    assert.match(c.json.error.message, /max_files \(2\)/);
+    const del = await beta.request('DELETE', `/v1/files/${a.json.id}`);
+    assert.equal(del.status, 200, del.text);
+    const big = await upload(3500); // 1000 + 3500 > 4096
+    assert.equal(big.status, 429, JSON.stringify(big.json));
+    assert.match(big.json.error.message, /max_file_bytes \(4096\)/);
+    const ok = await upload(1000);
+    assert.equal(ok.status, 200, JSON.stringify(ok.json));
+    const list = await beta.request('GET', '/v1/files');
+    assert.equal(list.json.data.length, 2, 'a refused upload leaves no file behind');
+    const m = await alpha.metrics();
+    assert.equal(m.get('sluice_tenant_storage_bytes', { tenant: 'beta', kind: 'files' }), 2000);
   });
 
   test('kept artifacts count against max_artifact_bytes; the sweep removes them and gives the space back', { timeout: 60_000 }, async () => {
