@@ -72,8 +72,7 @@ static bool disposition_param(const char *line, size_t len, const char *param, c
     return false;
 }
 
-/* Reads the part headers in [h, end): Content-Disposition and Content-Type. */
-static int part_headers(const char *h, const char *end, struct multipart_part *part)
+int multipart_part_headers(const char *h, const char *end, struct multipart_part *part)
 {
     bool have_name = false;
 
@@ -135,7 +134,7 @@ int multipart_parse(const char *body, size_t len, const char *boundary,
         if (hdr_end == NULL || ++parts > MULTIPART_MAX_PARTS) {
             return -1;
         }
-        if (part_headers(p, hdr_end, &part) < 0) {
+        if (multipart_part_headers(p, hdr_end, &part) < 0) {
             return -1;
         }
         p = hdr_end + 4;

@@ -29,6 +29,14 @@ struct multipart_part {
 int multipart_boundary(const char *content_type, char *out, size_t out_size);
 
 /*
+ * Reads a part's header block [h, end) ("Name: value" lines separated by CRLF, no final blank
+ * line) into part: the Content-Disposition name (required) and filename, and the Content-Type.
+ * Slices point into the block. Returns 0, or -1 when no name was found. Shared by the in-memory
+ * and the streaming parser (core/multipart_stream.c).
+ */
+int multipart_part_headers(const char *h, const char *end, struct multipart_part *part);
+
+/*
  * Calls cb for each part of body, in order. Returns 0, -1 when the body is malformed or has more
  * than MULTIPART_MAX_PARTS parts, or the first non-zero value cb returned.
  */

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/multipart.h"
 #include "core/multipart_stream.h"
 
 #define DELIM_MAX 80 /* "\r\n--" + a boundary of at most 70 characters, with room */
@@ -92,70 +93,6 @@ static int emit_data(struct multipart_stream *s, const char *data, size_t len)
         return 0;
     }
     return s->cbs->part_data(data, len, s->arg);
-}
-
-/* ---- part headers (the rules of core/multipart.c) ----------------------------------------- */
-
-/* The value of param (name or filename) in a Content-Disposition line, quoted or not. */
-static bool disposition_param(const char *line, size_t len, const char *param, const char **v,
-                              size_t *vlen)
-{
-    size_t plen = strlen(param);
-
-    for (size_t i = 0; i + plen + 1 < len; i++) {
-        /* the parameter starts after ';' or a space, so "filename" never matches "name" */
-        if ((line[i] == ';' || line[i] == ' ') && strncasecmp(line + i + 1, param, plen) == 0 &&
-            line[i + 1 + plen] == '=') {
-            const char *p = line + i + 2 + plen;
-            const char *end = line + len;
-            const char *q = p;
-            if (p < end && *p == '"') {
-                q = memchr(p + 1, '"', (size_t)(end - p - 1));
-                if (q == NULL) {
-                    return false;
-                }
-                *v = p + 1;
-                *vlen = (size_t)(q - p - 1);
-                return true;
-            }
-            while (q < end && *q != ';' && *q != ' ') {
-                q++;
-            }
-            *v = p;
-            *vlen = (size_t)(q - p);
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Fills part from the header block [h, end): Content-Disposition (a name is required) and
- * Content-Type. Returns 0 or -1. */
-static int part_headers(const char *h, const char *end, struct multipart_part *part)
-{
-    bool have_name = false;
-
-    while (h < end) {
-        const char *eol = memmem(h, (size_t)(end - h), "\r\n", 2);
-        size_t len = eol ? (size_t)(eol - h) : (size_t)(end - h);
-
-        if (len > 20 && strncasecmp(h, "Content-Disposition:", 20) == 0) {
-            have_name = disposition_param(h, len, "name", &part->name, &part->name_len);
-            if (!disposition_param(h, len, "filename", &part->filename, &part->filename_len)) {
-                part->filename = NULL;
-                part->filename_len = 0;
-            }
-        } else if (len > 13 && strncasecmp(h, "Content-Type:", 13) == 0) {
-            const char *v = h + 13;
-            while (v < h + len && *v == ' ') {
-                v++;
-            }
-            part->content_type = v;
-            part->content_type_len = (size_t)(h + len - v);
-        }
-        h += len + 2;
-    }
-    return have_name ? 0 : -1;
 }
 
 /* ---- the states ------------------------------------------------------------------------------ */
@@ -241,7 +178,7 @@ static long feed_headers(struct multipart_stream *s, const char *d, size_t n, in
         return s->hdr_len == MULTIPART_STREAM_HEADER_MAX ? -1 : (long)take;
     }
     used = (size_t)(end - s->hdr) + 4 - old;
-    if (part_headers(s->hdr, end, &part) < 0) {
+    if (multipart_part_headers(s->hdr, end, &part) < 0) {
         return -1;
     }
     s->state = MP_DATA;
