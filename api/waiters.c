@@ -493,7 +493,8 @@ void api_wait_rekey(struct api *a, const char *from_id, const char *to_id)
 int api_waiters_init(struct api *a)
 {
     struct store_opts so = {a->cfg->redis_host,     a->cfg->redis_port,       a->cfg->redis_db,
-                            a->cfg->redis_password, a->cfg->redis_timeout_ms, "api-sub"};
+                            a->cfg->redis_password, a->cfg->redis_timeout_ms, "api-sub",
+                            a->cfg->redis_key_tag};
 
     if (util_random_id("api_", a->node_id, sizeof(a->node_id)) < 0) {
         return -1;

@@ -8,10 +8,11 @@
 # question marks (no ?? trigraph can form) and tabs are escaped; other control characters (a
 # carriage return among them) are refused; UTF-8 text in comments passes through as bytes.
 # A placeholder {{NAME}} (capitals, digits, underscores) becomes the C macro NAME between two
-# literals, so the compiler splices a string macro of core/keys.h or core/scripts.h (KEY_TASK,
-# SUBMIT_GROUP_S, ...) into the text by string-literal concatenation, as the literals of the old
-# scripts.c did: the key layout stays in keys.h alone, and a misspelt placeholder is a compile
-# error.
+# literals, so the compiler splices a string macro of core/keys.h or core/scripts.h (SUBMIT_GROUP_S,
+# ...) into the text by string-literal concatenation: the layouts stay in their headers alone, and
+# a misspelt placeholder is a compile error. A key family {{KS_NAME}} becomes KS_MARK KS_NAME: the
+# family after a mark that core/scripts.c replaces with the keyspace's prefix "{<tag>}:" when it
+# renders the script for a store.
 #
 # Run in script mode by the build (CMakeLists.txt, one custom command per script):
 #   cmake -DLUA=core/lua/submit.lua -DOUT=<build>/generated/lua/submit.lua.h -DNAME=submit
@@ -46,6 +47,7 @@ string(REPLACE "\\" "\\\\" text "${text}")
 string(REPLACE "\"" "\\\"" text "${text}")
 string(REPLACE "?" "\\?" text "${text}")
 string(REPLACE "\t" "\\t" text "${text}")
+string(REGEX REPLACE "{{(KS_[A-Z0-9_]*)}}" "\" KS_MARK \\1 \"" text "${text}")
 string(REGEX REPLACE "{{([A-Z][A-Z0-9_]*)}}" "\" \\1 \"" text "${text}")
 string(REGEX MATCH "{{[^}]*}}" stray "${text}")
 if(NOT stray STREQUAL "")

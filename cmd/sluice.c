@@ -128,7 +128,8 @@ static int app_start(struct app *app, const char *role)
     struct core_err err;
     struct store_opts so = {app->cfg->redis_host,       app->cfg->redis_port,
                             app->cfg->redis_db,         app->cfg->redis_password,
-                            app->cfg->redis_timeout_ms, "main"};
+                            app->cfg->redis_timeout_ms, "main",
+                            app->cfg->redis_key_tag};
 
     core_err_clear(&err);
     app->store = store_new(app->base, &so);
@@ -243,7 +244,6 @@ int main(int argc, char **argv)
      * error, instead of killing the process */
     signal(SIGXFSZ, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    scripts_init();
     /* epoll's changelist: the interest changes of a loop turn (evhttp and curl switch read and
      * write interest on and off per request) are merged and applied once, before the next wait,
      * instead of one epoll_ctl each: +3-13 % accepted tasks/s and ~+2 % sync rate here. libevent's

@@ -11,6 +11,7 @@
 #include "core/artifact_url.h"
 #include "core/config.h"
 #include "core/config_internal.h"
+#include "core/keys.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -759,7 +760,8 @@ int config_parse(const char *text, struct config **out, struct core_err *err)
     struct config *cfg = calloc(1, sizeof(*cfg));
     char *copy = strdup(text);
     cJSON *root = NULL;
-    const char *listen, *redis, *level;
+    const char *listen, *redis, *level, *tag;
+    struct keyspace ks;
     int rc = 0;
 
     *out = NULL;
@@ -783,6 +785,13 @@ int config_parse(const char *text, struct config **out, struct core_err *err)
     if ((rc = parse_redis_url(cfg, redis ? redis : "redis://127.0.0.1:6379/0", err)) < 0) {
         goto out;
     }
+    tag = config_get_string(root, "redis_key_tag");
+    if (tag != NULL && keyspace_init(&ks, tag) != 0) {
+        rc = core_err_set(err, CORE_EINVAL, "redis_key_tag",
+                          "redis_key_tag: 1 to %d letters, digits, '_', '-' or '.'", KEY_TAG_MAX);
+        goto out;
+    }
+    cfg->redis_key_tag = xstrdup(tag ? tag : KEY_TAG_DEFAULT);
     level = config_get_string(root, "log_level");
     if (level != NULL && log_level_parse(level) < 0) {
         rc = core_err_set(err, CORE_EINVAL, "log_level",
@@ -882,6 +891,7 @@ void config_free(struct config *cfg)
         OPENSSL_cleanse(cfg->redis_password, strlen(cfg->redis_password));
     }
     free(cfg->redis_password);
+    free(cfg->redis_key_tag);
     free(cfg->log_level);
     free(cfg->blobs.dir);
     if (cfg->blobs.url_key) {

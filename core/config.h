@@ -159,6 +159,7 @@ struct config {
     int redis_db;
     char *redis_password; /* may be NULL */
     long redis_timeout_ms;
+    char *redis_key_tag; /* the keyspace's hash tag: every key starts with "{<tag>}:" */
     char *log_level;
 
     struct config_key *keys;

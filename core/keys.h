@@ -1,9 +1,13 @@
 /*
  * core/keys.h — the Redis key layout.
  *
- * Every key shares the hash tag {sl}, so every atomic script touches one slot and the layout
- * works on Redis Cluster (at the price of one slot holding all of sluice's keys; sharding by tenant
- * is a later step). Scripts build per-task keys from KEY_TASK + id.
+ * Every key starts with the keyspace's prefix "{<tag>}:" (the tag is `redis.key_tag`, "sl" by
+ * default), so every atomic script touches one slot and the layout works on Redis Cluster (at the
+ * price of one slot holding all of a keyspace's keys; sharding by tenant is a later step), and two
+ * deployments can share one Redis under two tags. The tag is a parameter, never a constant: C code
+ * builds a key with keyspace_key(store_keys(store), KS_TASK, id); a Lua script writes
+ * '{{KS_TASK}}' .. id, and the store renders the script with its own prefix before loading it
+ * (core/scripts.h). Below, the layout with the default tag:
  *
  *   {sl}:t:<id>              hash   the task (fields in core/task.c)
  *   {sl}:q:<p>:<tenant>|<alias>  list   a tenant's ready queue for one alias at priority p
@@ -44,29 +48,90 @@
 #ifndef SLUICE_CORE_KEYS_H
 #define SLUICE_CORE_KEYS_H
 
-#define KEY_TASK "{sl}:t:"
-#define KEY_QUEUE "{sl}:q:"
-#define KEY_RING "{sl}:ring:"
-#define KEY_RINGSET "{sl}:rs:"
-#define KEY_ROUTING "{sl}:cfg:"
-#define KEY_DEP "{sl}:dep:"
-#define KEY_STATS "{sl}:stats"
-#define KEY_DELIVERY "{sl}:wd:"
-#define KEY_WEBHOOK_QUEUE "{sl}:whq"
-#define KEY_DELAYED "{sl}:delayed"
-#define KEY_LEASES "{sl}:leases"
-#define KEY_EXPIRY "{sl}:expiry"
-#define KEY_TENANT "{sl}:tn:"
-#define KEY_IDEM "{sl}:idem:"
-#define KEY_POLLS "{sl}:polls"
-#define KEY_DEADLINES "{sl}:deadlines"
-#define KEY_LEADER "{sl}:leader"
-#define KEY_FILE "{sl}:f:"
-#define KEY_FILES_TENANT "{sl}:fn:"
-#define KEY_BATCH "{sl}:b:"
-#define KEY_BATCHES_TENANT "{sl}:bn:"
-#define KEY_BATCH_WORK "{sl}:bw"
-#define CHANNEL_API "{sl}:api:"
-#define CHANNEL_WAKE "{sl}:wake"
+#include <stdbool.h>
+#include <stddef.h>
+
+#define KEY_TAG_DEFAULT "sl"
+#define KEY_TAG_MAX 32
+
+/* The key families: what follows the prefix. */
+#define KS_TASK "t:"
+#define KS_QUEUE "q:"
+#define KS_RING "ring:"
+#define KS_RINGSET "rs:"
+#define KS_ROUTING "cfg:"
+#define KS_DEP "dep:"
+#define KS_STATS "stats"
+#define KS_DELIVERY "wd:"
+#define KS_WEBHOOK_QUEUE "whq"
+#define KS_DELAYED "delayed"
+#define KS_LEASES "leases"
+#define KS_EXPIRY "expiry"
+#define KS_TENANT "tn:"
+#define KS_IDEM "idem:"
+#define KS_POLLS "polls"
+#define KS_DEADLINES "deadlines"
+#define KS_LEADER "leader"
+#define KS_FILE "f:"
+#define KS_FILES_TENANT "fn:"
+#define KS_BATCH "b:"
+#define KS_BATCHES_TENANT "bn:"
+#define KS_BATCH_WORK "bw"
+#define KS_ARTIFACT_URL_KEY "artifact_url_key"
+#define KS_CHANNEL_API "api:"
+#define KS_CHANNEL_WAKE "wake"
+
+/*
+ * In the embedded Lua text, the place of the prefix: cmake/embed_lua.cmake writes KS_MARK before
+ * each {{KS_...}} placeholder, and scripts_new replaces every KS_MARK with the keyspace's prefix
+ * (the embedding refuses control characters in a .lua file, so the mark is never anything else).
+ */
+#define KS_MARK "\001"
+
+/* A keyspace: its prefix "{<tag>}:". */
+struct keyspace {
+    char prefix[KEY_TAG_MAX + 4];
+    size_t len;
+};
+
+/*
+ * Sets ks to the keyspace of tag (NULL: KEY_TAG_DEFAULT): 1 to KEY_TAG_MAX letters, digits, '_',
+ * '-' or '.'. 0, or -1 for a tag that is not one (ks then holds the default).
+ */
+int keyspace_init(struct keyspace *ks, const char *tag);
+
+/*
+ * prefix + family + id (id NULL: none) into buf of size bytes. 0, or -1 when it does not fit (buf
+ * then holds "").
+ */
+int keyspace_key(const struct keyspace *ks, char *buf, size_t size, const char *family,
+                 const char *id);
+
+/* Legacy compile-time names of the default keyspace, for code not yet moved to keyspace_key. */
+#define KEY_PREFIX_DEFAULT "{" KEY_TAG_DEFAULT "}:"
+#define KEY_TASK KEY_PREFIX_DEFAULT KS_TASK
+#define KEY_QUEUE KEY_PREFIX_DEFAULT KS_QUEUE
+#define KEY_RING KEY_PREFIX_DEFAULT KS_RING
+#define KEY_RINGSET KEY_PREFIX_DEFAULT KS_RINGSET
+#define KEY_ROUTING KEY_PREFIX_DEFAULT KS_ROUTING
+#define KEY_DEP KEY_PREFIX_DEFAULT KS_DEP
+#define KEY_STATS KEY_PREFIX_DEFAULT KS_STATS
+#define KEY_DELIVERY KEY_PREFIX_DEFAULT KS_DELIVERY
+#define KEY_WEBHOOK_QUEUE KEY_PREFIX_DEFAULT KS_WEBHOOK_QUEUE
+#define KEY_DELAYED KEY_PREFIX_DEFAULT KS_DELAYED
+#define KEY_LEASES KEY_PREFIX_DEFAULT KS_LEASES
+#define KEY_EXPIRY KEY_PREFIX_DEFAULT KS_EXPIRY
+#define KEY_TENANT KEY_PREFIX_DEFAULT KS_TENANT
+#define KEY_IDEM KEY_PREFIX_DEFAULT KS_IDEM
+#define KEY_POLLS KEY_PREFIX_DEFAULT KS_POLLS
+#define KEY_DEADLINES KEY_PREFIX_DEFAULT KS_DEADLINES
+#define KEY_LEADER KEY_PREFIX_DEFAULT KS_LEADER
+#define KEY_FILE KEY_PREFIX_DEFAULT KS_FILE
+#define KEY_FILES_TENANT KEY_PREFIX_DEFAULT KS_FILES_TENANT
+#define KEY_BATCH KEY_PREFIX_DEFAULT KS_BATCH
+#define KEY_BATCHES_TENANT KEY_PREFIX_DEFAULT KS_BATCHES_TENANT
+#define KEY_BATCH_WORK KEY_PREFIX_DEFAULT KS_BATCH_WORK
+#define CHANNEL_API KEY_PREFIX_DEFAULT KS_CHANNEL_API
+#define CHANNEL_WAKE KEY_PREFIX_DEFAULT KS_CHANNEL_WAKE
 
 #endif

@@ -2,10 +2,11 @@
  * core/scripts.c — the loader of the Lua scripts, one per state transition.
  *
  * The scripts are core/lua/<name>.lua, embedded at build time by cmake/embed_lua.cmake as
- * generated C fragments (one static array each, the key prefixes of keys.h spliced in by the
- * compiler). What Redis loads for a script is core/lua/prelude.lua followed by the script, and
- * its SHA-1 is over both: the store loads each source with SCRIPT LOAD on connect and calls it by
- * that SHA-1 (EVALSHA). Each script's header names its KEYS and ARGV; its first lines give them
+ * generated C fragments (one static array each, the key families of keys.h spliced in by the
+ * compiler after a mark). What Redis loads for a script is core/lua/prelude.lua followed by the
+ * script, each mark replaced by the keyspace's prefix, and its SHA-1 is over that: a store renders
+ * the scripts of its keyspace, loads each with SCRIPT LOAD on connect and calls it by that SHA-1
+ * (EVALSHA). Each script's header names its KEYS and ARGV; its first lines give them
  * names.
  */
 #include <stdio.h>
@@ -39,35 +40,79 @@ static const char *const bodies[SCRIPT_COUNT] = {
     [SCRIPT_WH_DONE] = lua_wh_done, [SCRIPT_BATCH] = lua_batch,
 };
 
-/* Constants once scripts_init has run (prelude + body); written only there. */
-static char *sources[SCRIPT_COUNT];
-static char shas[SCRIPT_COUNT][41];
+struct scripts {
+    char *source[SCRIPT_COUNT];
+    char sha[SCRIPT_COUNT][41];
+};
 
-void scripts_init(void)
+/* The embedded text with every KS_MARK replaced by prefix, appended to out at *n (out has room:
+ * see scripts_new). */
+static void render(char *out, size_t *n, const char *text, const struct keyspace *ks)
 {
-    for (int i = 0; i < SCRIPT_COUNT; i++) {
-        unsigned char md[SHA_DIGEST_LENGTH];
-        size_t n = strlen(lua_prelude) + strlen(bodies[i]) + 1;
-        if (sources[i] == NULL) {
-            sources[i] = malloc(n);
-            if (sources[i] == NULL) {
-                abort(); /* at start, before anything runs: nothing to recover */
-            }
-            snprintf(sources[i], n, "%s%s", lua_prelude, bodies[i]);
-        }
-        SHA1((const unsigned char *)sources[i], strlen(sources[i]), md);
-        for (int j = 0; j < SHA_DIGEST_LENGTH; j++) {
-            snprintf(&shas[i][2 * j], 3, "%02x", md[j]);
+    for (const char *p = text; *p; p++) {
+        if (*p == KS_MARK[0]) {
+            memcpy(out + *n, ks->prefix, ks->len);
+            *n += ks->len;
+        } else {
+            out[(*n)++] = *p;
         }
     }
 }
 
-const char *script_source(int id)
+static size_t marks(const char *text)
 {
-    return sources[id];
+    size_t m = 0;
+    for (const char *p = strchr(text, KS_MARK[0]); p; p = strchr(p + 1, KS_MARK[0])) {
+        m++;
+    }
+    return m;
 }
 
-const char *script_sha(int id)
+struct scripts *scripts_new(const struct keyspace *ks)
 {
-    return shas[id];
+    struct scripts *sc = calloc(1, sizeof(*sc));
+
+    if (sc == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < SCRIPT_COUNT; i++) {
+        unsigned char md[SHA_DIGEST_LENGTH];
+        size_t cap = strlen(lua_prelude) + strlen(bodies[i]) +
+                     (marks(lua_prelude) + marks(bodies[i])) * ks->len + 1;
+        size_t n = 0;
+        sc->source[i] = malloc(cap);
+        if (sc->source[i] == NULL) {
+            scripts_free(sc);
+            return NULL;
+        }
+        render(sc->source[i], &n, lua_prelude, ks);
+        render(sc->source[i], &n, bodies[i], ks);
+        sc->source[i][n] = '\0';
+        SHA1((const unsigned char *)sc->source[i], n, md);
+        for (int j = 0; j < SHA_DIGEST_LENGTH; j++) {
+            snprintf(&sc->sha[i][2 * j], 3, "%02x", md[j]);
+        }
+    }
+    return sc;
+}
+
+void scripts_free(struct scripts *sc)
+{
+    if (sc == NULL) {
+        return;
+    }
+    for (int i = 0; i < SCRIPT_COUNT; i++) {
+        free(sc->source[i]);
+    }
+    free(sc);
+}
+
+const char *scripts_source(const struct scripts *sc, enum script_id id)
+{
+    return sc->source[id];
+}
+
+const char *scripts_sha(const struct scripts *sc, enum script_id id)
+{
+    return sc->sha[id];
 }

@@ -5,11 +5,14 @@
  * fencing token (the task's `fence`, bumped on every claim), so a stale worker can never overwrite
  * a newer attempt or a terminal state. Each script is a file, core/lua/<name>.lua, whose header
  * documents its KEYS and ARGV and whose first lines name them; core/lua/prelude.lua is shared by
- * all of them. They are embedded at build time (cmake/embed_lua.cmake); the key layout is in
- * keys.h.
+ * all of them. They are embedded at build time (cmake/embed_lua.cmake) and rendered for a
+ * keyspace at run time (its prefix in every key name; the key layout is in keys.h): each store
+ * holds the scripts of its own keyspace.
  */
 #ifndef SLUICE_CORE_SCRIPTS_H
 #define SLUICE_CORE_SCRIPTS_H
+
+#include "core/keys.h"
 
 enum script_id {
     SCRIPT_SUBMIT = 0,
@@ -39,14 +42,18 @@ enum script_id {
 #define FINISH_GROUP 27
 #define FINISH_GROUP_S "27"
 
-/*
- * Computes the scripts' SHA-1 digests. Call once at start, before any store is created; the
- * digests are constants after that.
- */
-void scripts_init(void);
+/* The scripts rendered for one keyspace: their sources and SHA-1s. */
+struct scripts;
 
-/* The Lua source and its 40-hex-character SHA-1. Borrowed, static. */
-const char *script_source(int id);
-const char *script_sha(int id);
+/*
+ * Renders every script (prelude + body) for ks (borrowed for the call): each KS_MARK of the
+ * embedded text becomes ks's prefix, and computes the SHA-1s. Caller frees. NULL on OOM.
+ */
+struct scripts *scripts_new(const struct keyspace *ks);
+void scripts_free(struct scripts *sc);
+
+/* The Lua source of script id and its 40-hex-character SHA-1. Borrowed from sc. */
+const char *scripts_source(const struct scripts *sc, enum script_id id);
+const char *scripts_sha(const struct scripts *sc, enum script_id id);
 
 #endif

@@ -39,6 +39,8 @@ struct store {
     char *password;
     long timeout_ms;
     char name[16];
+    struct keyspace keys;
+    struct scripts *scripts; /* rendered for keys */
 
     struct pending *head; /* oldest */
     struct pending *tail;
@@ -278,7 +280,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         redisAsyncCommand(s->ac, on_message, s, "SUBSCRIBE %s", s->channel);
     } else {
         for (int i = 0; i < SCRIPT_COUNT; i++) {
-            const char *argv[] = {"SCRIPT", "LOAD", script_source(i)};
+            const char *argv[] = {"SCRIPT", "LOAD", scripts_source(s->scripts, i)};
             send_argv(s, ignore_reply, s, 3, argv, NULL);
         }
     }
@@ -385,9 +387,15 @@ struct store *store_new(struct event_base *base, const struct store_opts *opts)
     s->timeout_ms = opts->timeout_ms;
     s->backoff_ms = STORE_RECONNECT_MIN_MS;
     snprintf(s->name, sizeof(s->name), "%s", opts->name ? opts->name : "main");
+    if (keyspace_init(&s->keys, opts->key_tag) != 0) {
+        log_error("redis.key_tag is not a valid tag", "store=%s", s->name);
+        store_free(s);
+        return NULL;
+    }
+    s->scripts = scripts_new(&s->keys);
     s->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, s);
     s->reconnect = evtimer_new(base, on_reconnect_timer, s);
-    if (s->host == NULL || s->watchdog == NULL || s->reconnect == NULL) {
+    if (s->host == NULL || s->scripts == NULL || s->watchdog == NULL || s->reconnect == NULL) {
         store_free(s);
         return NULL;
     }
@@ -423,7 +431,13 @@ void store_free(struct store *s)
     free(s->channel);
     free(s->script_av);
     free(s->script_al);
+    scripts_free(s->scripts);
     free(s);
+}
+
+const struct keyspace *store_keys(const struct store *s)
+{
+    return &s->keys;
 }
 
 void store_on_state(struct store *s, store_state_cb cb, void *arg)
@@ -487,7 +501,7 @@ int store_script(struct store *s, enum script_id id, store_cb cb, void *arg, int
     util_fmt_i64(nk, sizeof(nk), nkeys);
     av[0] = "EVALSHA";
     al[0] = 7;
-    av[1] = script_sha(id);
+    av[1] = scripts_sha(s->scripts, id);
     al[1] = 40;
     av[2] = nk;
     al[2] = strlen(nk);

@@ -18,6 +18,7 @@
 #include <hiredis/hiredis.h>
 
 #include "core/err.h"
+#include "core/keys.h"
 #include "core/scripts.h"
 
 struct store;
@@ -29,6 +30,7 @@ struct store_opts {
     const char *password; /* may be NULL */
     long timeout_ms;      /* every round trip, and the connect */
     const char *name;     /* for log lines: "main", "wake" */
+    const char *key_tag;  /* the keyspace's hash tag (NULL: KEY_TAG_DEFAULT); borrowed */
 };
 
 /*
@@ -55,6 +57,9 @@ void store_free(struct store *s);
 
 /* Adds a listener for connection state changes (up to 4). */
 void store_on_state(struct store *s, store_state_cb cb, void *arg);
+
+/* The store's keyspace (every key it names starts with its prefix). Borrowed from s. */
+const struct keyspace *store_keys(const struct store *s);
 
 /* True while connected and usable. */
 bool store_ready(const struct store *s);

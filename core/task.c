@@ -8,20 +8,28 @@
 #include "core/task.h"
 
 static const char *const priority_names[] = {"interactive", "normal", "batch"};
+static const char *const kind_names[TASK_KIND_COUNT] = {"chat", "embedding", "image", "video"};
+static const char *const status_names[TASK_STATUS_COUNT] = {
+    [TASK_QUEUED] = "queued",         [TASK_IN_PROGRESS] = "in_progress",
+    [TASK_CANCELLING] = "cancelling", [TASK_COMPLETED] = "completed",
+    [TASK_FAILED] = "failed",         [TASK_CANCELLED] = "cancelled",
+    [TASK_EXPIRED] = "expired",
+};
 
-static const char *const statuses[] = {"queued", "in_progress", "cancelling", "completed",
-                                       "failed", "cancelled",   "expired",    NULL};
-static const char *const terminal_statuses[] = {"completed", "failed", "cancelled", "expired",
-                                                NULL};
-
-int task_priority_parse(const char *name)
+/* The index of name in names[0..n), or -1. */
+static int name_index(const char *name, const char *const *names, int n)
 {
-    for (int i = 0; i < 3; i++) {
-        if (strcmp(name, priority_names[i]) == 0) {
+    for (int i = 0; name && i < n; i++) {
+        if (strcmp(name, names[i]) == 0) {
             return i;
         }
     }
     return -1;
+}
+
+int task_priority_parse(const char *name)
+{
+    return name_index(name, priority_names, 3);
 }
 
 const char *task_priority_name(int prio)
@@ -29,24 +37,41 @@ const char *task_priority_name(int prio)
     return (prio >= 0 && prio < 3) ? priority_names[prio] : "normal";
 }
 
-static bool in_list(const char *s, const char *const *list)
+int task_kind_parse(const char *name)
 {
-    for (; *list; list++) {
-        if (strcmp(s, *list) == 0) {
-            return true;
-        }
-    }
-    return false;
+    return name_index(name, kind_names, TASK_KIND_COUNT);
+}
+
+const char *task_kind_name(enum task_kind kind)
+{
+    return (int)kind >= 0 && kind < TASK_KIND_COUNT ? kind_names[kind] : "";
+}
+
+int task_status_parse(const char *name)
+{
+    return name_index(name, status_names, TASK_STATUS_COUNT);
+}
+
+const char *task_status_name(enum task_status status)
+{
+    return (int)status >= 0 && status < TASK_STATUS_COUNT ? status_names[status] : "";
+}
+
+bool task_status_is_terminal(enum task_status status)
+{
+    return status == TASK_COMPLETED || status == TASK_FAILED || status == TASK_CANCELLED ||
+           status == TASK_EXPIRED;
 }
 
 bool task_status_terminal(const char *status)
 {
-    return status && in_list(status, terminal_statuses);
+    int s = task_status_parse(status);
+    return s >= 0 && task_status_is_terminal((enum task_status)s);
 }
 
 bool task_status_known(const char *status)
 {
-    return status && in_list(status, statuses);
+    return task_status_parse(status) >= 0;
 }
 
 const char *task_hash_get(const redisReply *hash, const char *field)

@@ -18,16 +18,48 @@
 #include <cJSON.h>
 #include <hiredis/hiredis.h>
 
+/* The closed sets of a task, each parsed once at the edge and printed once (the names below are
+ * the wire and the Redis form). */
 enum task_priority { TASK_PRIO_INTERACTIVE = 0, TASK_PRIO_NORMAL = 1, TASK_PRIO_BATCH = 2 };
+enum task_kind {
+    TASK_KIND_CHAT,
+    TASK_KIND_EMBEDDING,
+    TASK_KIND_IMAGE,
+    TASK_KIND_VIDEO,
+    TASK_KIND_COUNT
+};
+enum task_status {
+    TASK_QUEUED,
+    TASK_IN_PROGRESS,
+    TASK_CANCELLING,
+    TASK_COMPLETED,
+    TASK_FAILED,
+    TASK_CANCELLED,
+    TASK_EXPIRED,
+    TASK_STATUS_COUNT
+};
 
 #define TASK_ID_PREFIX "task_"
 #define TASK_ID_LEN (5 + 26)
 
-/* "interactive" → 0 …; -1 for an unknown name. */
+/* "interactive" → 0 …; -1 for an unknown name (or NULL). */
 int task_priority_parse(const char *name);
+/* The name of prio ("normal" for a value out of range). Static. */
 const char *task_priority_name(int prio);
 
+/* "chat" → TASK_KIND_CHAT …; -1 for an unknown name (or NULL). */
+int task_kind_parse(const char *name);
+/* The name of kind ("" for a value out of range). Static. */
+const char *task_kind_name(enum task_kind kind);
+
+/* "queued" → TASK_QUEUED …; -1 for an unknown name (or NULL). */
+int task_status_parse(const char *name);
+/* The name of status ("" for a value out of range). Static. */
+const char *task_status_name(enum task_status status);
 /* True for a status no transition leaves: completed, failed, cancelled, expired. */
+bool task_status_is_terminal(enum task_status status);
+
+/* task_status_is_terminal of a status name (false for NULL or an unknown name). */
 bool task_status_terminal(const char *status);
 
 /* True for a status name a client may filter on. */

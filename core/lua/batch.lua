@@ -71,7 +71,7 @@ elseif op == 'list' then
   local ids = redis.call('ZREVRANGE', index_key, start, start + n)
   local out = {'ok', #ids > n and 1 or 0}
   for i = 1, math.min(#ids, n) do
-    local h = redis.call('HGETALL', '{{KEY_BATCH}}' .. ids[i])
+    local h = redis.call('HGETALL', '{{KS_BATCH}}' .. ids[i])
     if #h > 0 then out[#out+1] = h end
   end
   return out
@@ -89,13 +89,13 @@ elseif op == 'claim' then
   for _ = 1, 8 do
     local due = redis.call('ZRANGEBYSCORE', work, '-inf', now, 'LIMIT', 0, 1)
     if #due == 0 then return {} end
-    local held = num(redis.call('HGET', '{{KEY_BATCH}}' .. due[1], 'leased'), 0)
-    local h = held > now and {} or redis.call('HGETALL', '{{KEY_BATCH}}' .. due[1])
+    local held = num(redis.call('HGET', '{{KS_BATCH}}' .. due[1], 'leased'), 0)
+    local h = held > now and {} or redis.call('HGETALL', '{{KS_BATCH}}' .. due[1])
     if held > now then
       redis.call('ZADD', work, held, due[1])
     elseif #h > 0 then
       redis.call('ZADD', work, now + tonumber(a.lease_ms), due[1])
-      redis.call('HSET', '{{KEY_BATCH}}' .. due[1], 'leased', now + tonumber(a.lease_ms))
+      redis.call('HSET', '{{KS_BATCH}}' .. due[1], 'leased', now + tonumber(a.lease_ms))
       return {due[1], h}
     else
       redis.call('ZREM', work, due[1])
@@ -179,11 +179,11 @@ elseif op == 'done' then
     for _, e in ipairs(w.events) do
       if e == a.event then
         local did = 'msg_' .. string.sub(id, 7) .. '_' .. redis.call('HINCRBY', bk, 'wh_seq', 1)
-        local dk = '{{KEY_DELIVERY}}' .. did
+        local dk = '{{KS_DELIVERY}}' .. did
         redis.call('HSET', dk, 'task', id, 'tenant', redis.call('HGET', bk, 'tenant'),
           'event', e, 'url', w.url, 'attempts', 0, 'created', now, 'body', a.webhook_body)
         redis.call('PEXPIRE', dk, 172800000)
-        redis.call('ZADD', '{{KEY_WEBHOOK_QUEUE}}', now, did)
+        redis.call('ZADD', '{{KS_WEBHOOK_QUEUE}}', now, did)
       end
     end
   end
@@ -196,7 +196,7 @@ elseif op == 'release' then
     if f[1] == 'completed' or f[1] == 'failed' or f[1] == 'cancelled' or f[1] == 'expired' then
       redis.call('HSET', k, 'expires', now + ret)
       redis.call('PEXPIRE', k, ret)
-      redis.call('ZADD', '{{KEY_EXPIRY}}', now + ret,
+      redis.call('ZADD', '{{KS_EXPIRY}}', now + ret,
         f[2] .. '|' .. task_id .. '|' .. f[1] .. '|' .. num(f[3], 0) .. '|' .. num(f[4], 0))
     end
   end

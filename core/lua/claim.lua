@@ -64,7 +64,7 @@ local function fetch(k)
 end
 -- a deployment's state with its buckets refilled to now; wait = ms until it can take one
 local function dep_state(alias, i, d, est)
-  local key = '{{KEY_DEP}}' .. alias .. ':' .. i
+  local key = '{{KS_DEP}}' .. alias .. ':' .. i
   local s = deps[key]
   if not s then
     s = redis.call('HMGET', key, 'rt', 'tt', 'ts', 'inf', 'pause', 'br', 'bro',
@@ -101,7 +101,7 @@ end
 -- now
 local function admit(alias, f)
   if routing[alias] == nil then
-    local raw = redis.call('GET', '{{KEY_ROUTING}}' .. alias)
+    local raw = redis.call('GET', '{{KS_ROUTING}}' .. alias)
     routing[alias] = raw and cjson.decode(raw) or false
   end
   local r = routing[alias]
@@ -201,14 +201,14 @@ local function claim(id, k, f, dep, p)
     f.input, 'in_progress', f.up_id, f.job, tostring(dep), f.stream, f.reply_to})
 end
 for p = 0, 2 do
-  local ring = '{{KEY_RING}}' .. p
+  local ring = '{{KS_RING}}' .. p
   local rlen = redis.call('LLEN', ring)
   local idle = 0
   local blocked = {}
   while got < n and rlen > 0 and idle < rlen do
     local member = redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
     local tenant = string.match(member, '^(.*)|') or member
-    local q = '{{KEY_QUEUE}}' .. p .. ':' .. member
+    local q = '{{KS_QUEUE}}' .. p .. ':' .. member
     local id = redis.call('LINDEX', q, -1)
     local f = id and fetch(T .. id)
     while id and f.status ~= 'queued' do
@@ -218,7 +218,7 @@ for p = 0, 2 do
     end
     if not id then
       redis.call('LREM', ring, -1, member)
-      redis.call('SREM', '{{KEY_RINGSET}}' .. p, member)
+      redis.call('SREM', '{{KS_RINGSET}}' .. p, member)
       rlen = rlen - 1
     else
       local k = T .. id

@@ -76,7 +76,7 @@ end
 -- a claimed call that never went out (refused before it): its slot, its request and its token
 -- estimate go back (CLAIM's refill clamps the buckets to their caps)
 local function slot_back(a, model, dep, est)
-  local d = dep_state('{{KEY_DEP}}' .. model .. ':' .. dep)
+  local d = dep_state('{{KS_DEP}}' .. model .. ':' .. dep)
   local s = d.s
   dput(d, 'inf', math.max(0, s.inf - 1))
   if s.rt then dput(d, 'rt', s.rt + 1) end
@@ -85,7 +85,7 @@ local function slot_back(a, model, dep, est)
 end
 local lat_buckets = {25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}
 local function dep_outcome(a, model, dep, est)
-  local d = dep_state('{{KEY_DEP}}' .. model .. ':' .. dep)
+  local d = dep_state('{{KS_DEP}}' .. model .. ':' .. dep)
   local s, class = d.s, a.class
   if a.took_slot == '1' then dput(d, 'inf', math.max(0, s.inf - 1)) end
   if a.tokens_used ~= '' and s.tt then
@@ -232,7 +232,7 @@ end
 local out = each_outcome(finish_one)
 if #leases > 0 then redis.call('ZREM', leases_key, unpack(leases)) end
 if #DEFER.polls > 0 then redis.call('ZREM', polls_key, unpack(DEFER.polls)) end
-if #DEFER.expiry > 0 then redis.call('ZADD', '{{KEY_EXPIRY}}', unpack(DEFER.expiry)) end
+if #DEFER.expiry > 0 then redis.call('ZADD', '{{KS_EXPIRY}}', unpack(DEFER.expiry)) end
 for _, d in ipairs(dep_list) do
   if #d.order > 0 then
     local w = {}

@@ -13,15 +13,15 @@ local t = redis.call('HGETALL', task_key)
 local f = redis.call('HMGET', task_key, 'status', 'inq', 'priority', 'tenant', 'model')
 if #t == 0 or f[1] ~= 'queued' or f[2] ~= '1' then return {t, -1, -1} end
 local p = tonumber(f[3])
-local q = '{{KEY_QUEUE}}' .. p .. ':' .. f[4] .. '|' .. f[5]
+local q = '{{KS_QUEUE}}' .. p .. ':' .. f[4] .. '|' .. f[5]
 local idx = redis.call('LPOS', q, id, 'RANK', -1, 'MAXLEN', 100000)
 if not idx then return {t, -1, -1} end
 local mine = redis.call('LLEN', q) - 1 - idx
-local tenants = math.max(1, redis.call('LLEN', '{{KEY_RING}}' .. p))
+local tenants = math.max(1, redis.call('LLEN', '{{KS_RING}}' .. p))
 local pos = mine * tenants
 for hp = 0, p - 1 do pos = pos + math.max(0, num(redis.call('HGET', STATS, 'depthp|' .. hp), 0)) end
 local eta = -1
-local raw = redis.call('GET', '{{KEY_ROUTING}}' .. f[5])
+local raw = redis.call('GET', '{{KS_ROUTING}}' .. f[5])
 if raw then
   local rate = 0
   for _, d in ipairs(cjson.decode(raw).deps) do rate = rate + d.rpm / 60 end

@@ -11,11 +11,11 @@ for i = 1, #ARGV, 2 do aliases[#aliases+1] = {name = ARGV[i], deployments = ARGV
 local deps = {}
 for _, alias in ipairs(aliases) do
   for d = 0, tonumber(alias.deployments) - 1 do
-    local s = redis.call('HMGET', '{{KEY_DEP}}' .. alias.name .. ':' .. d, 'rt', 'tt', 'inf',
+    local s = redis.call('HMGET', '{{KS_DEP}}' .. alias.name .. ':' .. d, 'rt', 'tt', 'inf',
       'br', 'pause', 'lat')
     deps[#deps+1] = {alias.name, tostring(d), s[1] or '', s[2] or '', s[3] or '0',
       s[4] or 'closed', s[5] or '0', s[6] or ''}
   end
 end
-return {redis.call('HGETALL', STATS), deps, redis.call('ZCARD', '{{KEY_DELAYED}}'),
-  redis.call('ZCARD', '{{KEY_LEASES}}'), redis.call('ZCARD', '{{KEY_POLLS}}')}
+return {redis.call('HGETALL', STATS), deps, redis.call('ZCARD', '{{KS_DELAYED}}'),
+  redis.call('ZCARD', '{{KS_LEASES}}'), redis.call('ZCARD', '{{KS_POLLS}}')}

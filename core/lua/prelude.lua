@@ -10,12 +10,13 @@
 -- finalize below is the one way a task becomes terminal. It stamps the time, schedules the hash's
 -- expiry and the tenant-list cleanup, drops the task from the deadline set, and tells the API
 -- process waiting on it (a synchronous request, Prefer: wait, a stream), if any.
--- Fixed key names are literals here: every key shares the {sl} hash tag, so they live in the slot
--- the script's declared keys route it to. A name in double braces is a key prefix of core/keys.h
--- (KEY_TASK, KEY_QUEUE, ...): the build splices the C string in (cmake/embed_lua.cmake), so the
--- key layout is written once, in keys.h.
-local T = '{{KEY_TASK}}'
-local STATS = '{{KEY_STATS}}'
+-- Key names are built here from the families of core/keys.h: every key shares the keyspace's
+-- hash tag, so they live in the slot the script's declared keys route it to. A name in double
+-- braces is a key family (KS_TASK, KS_QUEUE, ...): the build splices the family in after a mark
+-- (cmake/embed_lua.cmake) and the store replaces the mark with its keyspace's prefix "{<tag>}:"
+-- (core/scripts.c), so the layout is written once, in keys.h, and the tag is a parameter.
+local T = '{{KS_TASK}}'
+local STATS = '{{KS_STATS}}'
 local function num(x, d) return tonumber(x) or d end
 -- the /metrics counters: a script that moves many tasks sets ACC to a table and sums its moves
 -- there (stat), then writes each counter once (flush_stats); with ACC nil a move is written at
@@ -50,11 +51,11 @@ end
 local function enqueue(k, id, head)
   local f = redis.call('HMGET', k, 'priority', 'tenant', 'model')
   local member = f[2] .. '|' .. f[3]
-  local q = '{{KEY_QUEUE}}' .. f[1] .. ':' .. member
+  local q = '{{KS_QUEUE}}' .. f[1] .. ':' .. member
   local was = redis.call('LLEN', q)
   if head then redis.call('RPUSH', q, id) else redis.call('LPUSH', q, id) end
-  if redis.call('SADD', '{{KEY_RINGSET}}' .. f[1], member) == 1 then
-    redis.call('RPUSH', '{{KEY_RING}}' .. f[1], member)
+  if redis.call('SADD', '{{KS_RINGSET}}' .. f[1], member) == 1 then
+    redis.call('RPUSH', '{{KS_RING}}' .. f[1], member)
   end
   redis.call('HSET', k, 'inq', '1')
   stat('tq|' .. f[2], 1)
@@ -89,11 +90,11 @@ local function webhook_event(k, id, event, now, wh)
   end
   local seq = redis.call('HINCRBY', k, 'wh_seq', 1)
   local did = 'msg_' .. string.sub(id, 6) .. '_' .. seq
-  local dk = '{{KEY_DELIVERY}}' .. did
+  local dk = '{{KS_DELIVERY}}' .. did
   redis.call('HSET', dk, 'task', id, 'tenant', redis.call('HGET', k, 'tenant'), 'event', event,
     'url', w.url, 'attempts', 0, 'created', now)
   redis.call('PEXPIRE', dk, 172800000)
-  redis.call('ZADD', '{{KEY_WEBHOOK_QUEUE}}', now, did)
+  redis.call('ZADD', '{{KS_WEBHOOK_QUEUE}}', now, did)
 end
 local terminal_event = {completed = 'task.completed', failed = 'task.failed',
   cancelled = 'task.cancelled', expired = 'task.failed'}
@@ -108,7 +109,7 @@ local function batch_check(bk, bid, now)
   -- a runner holding the batch checks again itself at the end of its pass
   local busy = num(redis.call('HGET', bk, 'leased'), 0) > now
   if not busy and (b[1] == 'in_progress' or b[1] == 'cancelling' or b[1] == 'finalizing') then
-    redis.call('ZADD', '{{KEY_BATCH_WORK}}', 0, bid)
+    redis.call('ZADD', '{{KS_BATCH_WORK}}', 0, bid)
   end
   return true
 end
@@ -135,7 +136,7 @@ local function finalize(k, id, status, now, ret, tenant, known)
   end
   local bid = known.batch
   if bid == nil then bid = redis.call('HGET', k, 'batch') end
-  local bk = bid and '{{KEY_BATCH}}' .. bid
+  local bk = bid and '{{KS_BATCH}}' .. bid
   if bk and redis.call('EXISTS', bk) == 1 then
     redis.call('HSET', k, unpack(w))
     redis.call('HINCRBY', bk, status == 'completed' and 'completed' or 'failed', 1)
@@ -148,12 +149,12 @@ local function finalize(k, id, status, now, ret, tenant, known)
     if DEFER then
       DEFER.expiry[#DEFER.expiry+1] = now + ret; DEFER.expiry[#DEFER.expiry+1] = member
     else
-      redis.call('ZADD', '{{KEY_EXPIRY}}', now + ret, member)
+      redis.call('ZADD', '{{KS_EXPIRY}}', now + ret, member)
     end
   end
   -- only a task submitted with a deadline is in the deadline set
-  if known.deadline ~= false then redis.call('ZREM', '{{KEY_DEADLINES}}', id) end
-  if DEFER then DEFER.polls[#DEFER.polls+1] = id else redis.call('ZREM', '{{KEY_POLLS}}', id) end
+  if known.deadline ~= false then redis.call('ZREM', '{{KS_DEADLINES}}', id) end
+  if DEFER then DEFER.polls[#DEFER.polls+1] = id else redis.call('ZREM', '{{KS_POLLS}}', id) end
   local r = known.reply_to
   if r == nil then r = redis.call('HGET', k, 'reply_to') end
   -- a completed task's result goes with the message (known.result), so the waiting request is

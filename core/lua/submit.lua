@@ -3,7 +3,7 @@
 -- order, as separate calls would be. Each task is written with one HSET; what the tasks of one
 -- call share is written once per call: the /metrics counters (summed), each ready list (one LPUSH
 -- of its new ids, in order), each ring entry, each tenant index (one ZADD), the wake message.
--- KEYS: none (the keys are in each group; all in the {sl} slot)
+-- KEYS: none (the keys are in each group; all in the keyspace's one slot)
 -- ARGV: 1 wake channel, then SUBMIT_GROUP arguments per task, in submit_one's order:
 --       task key, tenant index key, idempotency key, id, tenant, kind, model, priority (0-2),
 --       now ms, max_attempts, input, metadata ("" none), use idempotency (0/1), body sha256,
@@ -71,16 +71,16 @@ local function submit_one(task_key, index_key, idem_key, id, tenant, kind, model
   if stream == '1' then opt('stream', '1') end
   if batch ~= '' then opt('custom_id', custom_id) end
   redis.call('HSET', task_key, unpack(h))
-  if deadline ~= '' then redis.call('ZADD', '{{KEY_DEADLINES}}', deadline, id) end
+  if deadline ~= '' then redis.call('ZADD', '{{KS_DEADLINES}}', deadline, id) end
   local member = tenant .. '|' .. model
-  local ql = '{{KEY_QUEUE}}' .. prio .. ':' .. member
+  local ql = '{{KS_QUEUE}}' .. prio .. ':' .. member
   if not lists[ql] then lists[ql] = {}; list_order[#list_order+1] = ql end
   table.insert(lists[ql], id)
   local rk = prio .. ':' .. member
   if not rings[rk] then
     rings[rk] = true
-    if redis.call('SADD', '{{KEY_RINGSET}}' .. prio, member) == 1 then
-      redis.call('RPUSH', '{{KEY_RING}}' .. prio, member)
+    if redis.call('SADD', '{{KS_RINGSET}}' .. prio, member) == 1 then
+      redis.call('RPUSH', '{{KS_RING}}' .. prio, member)
     end
   end
   if not index[index_key] then index[index_key] = {}; index_order[#index_order+1] = index_key end

@@ -39,11 +39,11 @@ for _, id in ipairs(lost) do
   local f = redis.call('HMGET', k, 'status', 'attempts', 'max_attempts', 'model', 'tenant',
     'up_id', 'dep')
   if (f[1] == 'in_progress' or f[1] == 'cancelling') and not f[6] and f[7] then
-    local dk = '{{KEY_DEP}}' .. f[4] .. ':' .. f[7]
+    local dk = '{{KS_DEP}}' .. f[4] .. ':' .. f[7]
     redis.call('HSET', dk, 'inf', math.max(0, num(redis.call('HGET', dk, 'inf'), 1) - 1))
   end
   if f[1] == 'in_progress' and f[6] then
-    redis.call('ZADD', '{{KEY_POLLS}}', now, id)
+    redis.call('ZADD', '{{KS_POLLS}}', now, id)
   elseif f[1] == 'in_progress' then
     if tonumber(f[2]) >= tonumber(f[3]) then
       redis.call('HSET', k, 'error', lost_error)
@@ -57,9 +57,9 @@ for _, id in ipairs(lost) do
     finalize(k, id, cancelled_status(k), now, ret, f[5])
   end
 end
-local late = redis.call('ZRANGEBYSCORE', '{{KEY_DEADLINES}}', '-inf', now, 'LIMIT', 0, lim)
+local late = redis.call('ZRANGEBYSCORE', '{{KS_DEADLINES}}', '-inf', now, 'LIMIT', 0, lim)
 for _, id in ipairs(late) do
-  redis.call('ZREM', '{{KEY_DEADLINES}}', id)
+  redis.call('ZREM', '{{KS_DEADLINES}}', id)
   local k = T .. id
   local f = redis.call('HMGET', k, 'status', 'tenant')
   if f[1] == 'queued' then
@@ -69,8 +69,8 @@ for _, id in ipairs(late) do
   elseif f[1] == 'in_progress' then
     set_status(k, 'cancelling')
     redis.call('HSET', k, 'cancel_reason', 'expired')
-    if redis.call('ZSCORE', '{{KEY_POLLS}}', id) then
-      redis.call('ZADD', '{{KEY_POLLS}}', now, id)
+    if redis.call('ZSCORE', '{{KS_POLLS}}', id) then
+      redis.call('ZADD', '{{KS_POLLS}}', now, id)
     end
   end
 end

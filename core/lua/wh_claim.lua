@@ -25,7 +25,7 @@ end
 local due = redis.call('ZRANGEBYSCORE', queue_key, '-inf', now, 'LIMIT', 0, scan)
 local owner = {}
 for i, did in ipairs(due) do
-  local f = redis.call('HMGET', '{{KEY_DELIVERY}}' .. did, 'task', 'tenant')
+  local f = redis.call('HMGET', '{{KS_DELIVERY}}' .. did, 'task', 'tenant')
   if not f[1] then
     redis.call('ZREM', queue_key, did)
   else
@@ -44,7 +44,7 @@ for i, did in ipairs(due) do
       redis.call('ZADD', queue_key, now + behind, did)
     end
   elseif t then
-    local dk = '{{KEY_DELIVERY}}' .. did
+    local dk = '{{KS_DELIVERY}}' .. did
     local f = redis.call('HMGET', dk, 'task', 'event', 'url', 'body')
     redis.call('ZADD', queue_key, now + lease, did)
     local a = redis.call('HINCRBY', dk, 'attempts', 1)

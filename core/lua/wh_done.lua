@@ -8,7 +8,7 @@
 local queue_key = KEYS[1]
 local msg_id, outcome, next_at, record, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
-local dk = '{{KEY_DELIVERY}}' .. msg_id
+local dk = '{{KS_DELIVERY}}' .. msg_id
 local task = redis.call('HGET', dk, 'task')
 if not task then redis.call('ZREM', queue_key, msg_id); return {'gone'} end
 if body ~= '' then redis.call('HSETNX', dk, 'body', body) end

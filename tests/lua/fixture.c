@@ -153,7 +153,10 @@ int fx_start(struct fx *f)
     const char *tmp = getenv("TMPDIR");
 
     memset(f, 0, sizeof(*f));
-    scripts_init();
+    keyspace_init(&f->keys, NULL);
+    if ((f->scripts = scripts_new(&f->keys)) == NULL) {
+        abort();
+    }
     snprintf(f->dir, sizeof(f->dir), "%s/sluice-lua-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (mkdtemp(f->dir) == NULL) {
         fprintf(stderr, "fixture: mkdtemp %s: %s\n", f->dir, strerror(errno));
@@ -167,13 +170,14 @@ int fx_start(struct fx *f)
         return -1;
     }
     for (int i = 0; i < SCRIPT_COUNT; i++) {
-        redisReply *r = redisCommand(f->c, "SCRIPT LOAD %s", script_source(i));
-        int ok = r != NULL && r->type == REDIS_REPLY_STRING && strcmp(r->str, script_sha(i)) == 0;
+        redisReply *r = redisCommand(f->c, "SCRIPT LOAD %s", scripts_source(f->scripts, i));
+        int ok = r != NULL && r->type == REDIS_REPLY_STRING &&
+                 strcmp(r->str, scripts_sha(f->scripts, i)) == 0;
         if (!ok) {
             fprintf(stderr, "fixture: SCRIPT LOAD of script %d: %s\n", i,
                     r == NULL                       ? f->c->errstr
                     : r->type == REDIS_REPLY_ERROR  ? r->str
-                    : r->type == REDIS_REPLY_STRING ? "a different SHA-1 than script_sha()"
+                    : r->type == REDIS_REPLY_STRING ? "a different SHA-1 than scripts_sha()"
                                                     : "unexpected reply");
         }
         freeReplyObject(r);
@@ -194,6 +198,8 @@ void fx_stop(struct fx *f)
         remove_dir(f->dir);
         f->dir[0] = '\0';
     }
+    scripts_free(f->scripts);
+    f->scripts = NULL;
 }
 
 void fx_flush(struct fx *f)
@@ -292,7 +298,7 @@ redisReply *fx_script(struct fx *f, enum script_id id, int nkeys, const struct f
     }
     snprintf(nkeys_s, sizeof(nkeys_s), "%d", nkeys);
     argv[0] = "EVALSHA";
-    argv[1] = script_sha(id);
+    argv[1] = scripts_sha(f->scripts, id);
     argv[2] = nkeys_s;
     memcpy(&argv[3], a->v, sizeof(*argv) * (size_t)a->n);
     r = redisCommandArgv(f->c, a->n + 3, argv, NULL);

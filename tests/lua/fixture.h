@@ -41,6 +41,8 @@ struct fx {
     int port;
     char dir[256];
     redisContext *c;
+    struct keyspace keys;    /* the default keyspace */
+    struct scripts *scripts; /* rendered for it */
 };
 
 /*
