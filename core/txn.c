@@ -1,0 +1,167 @@
+/*
+ * core/txn.c — a script call's arguments (core/txn.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/txn.h"
+#include "core/util.h"
+
+struct txn_block {
+    struct txn_block *next;
+    size_t used, cap;
+    char data[];
+};
+
+void txn_args_init(struct txn_args *a)
+{
+    memset(a, 0, sizeof(*a));
+}
+
+void txn_args_reset(struct txn_args *a)
+{
+    struct txn_block *b = a->blocks;
+
+    /* keep the newest block, the one a call of the same size fills again */
+    if (b != NULL) {
+        struct txn_block *rest = b->next;
+        while (rest) {
+            struct txn_block *next = rest->next;
+            free(rest);
+            rest = next;
+        }
+        b->next = NULL;
+        b->used = 0;
+    }
+    a->nkeys = 0;
+    a->n = 0;
+    a->oom = 0;
+}
+
+void txn_args_cleanup(struct txn_args *a)
+{
+    struct txn_block *b = a->blocks;
+    while (b) {
+        struct txn_block *next = b->next;
+        free(b);
+        b = next;
+    }
+    free(a->v);
+    free(a->len);
+    memset(a, 0, sizeof(*a));
+}
+
+static int grow(struct txn_args *a)
+{
+    int cap = a->cap ? a->cap * 2 : 64;
+    const char **v;
+    size_t *len;
+
+    if (a->n < a->cap) {
+        return 0;
+    }
+    v = realloc(a->v, sizeof(*v) * (size_t)cap);
+    if (v == NULL) {
+        return -1;
+    }
+    a->v = v;
+    len = realloc(a->len, sizeof(*len) * (size_t)cap);
+    if (len == NULL) {
+        return -1;
+    }
+    a->len = len;
+    a->cap = cap;
+    return 0;
+}
+
+void txn_arg_len(struct txn_args *a, const char *s, size_t len)
+{
+    if (a->oom || grow(a) < 0) {
+        a->oom = 1;
+        return;
+    }
+    a->v[a->n] = s ? s : "";
+    a->len[a->n] = s ? len : 0;
+    a->n++;
+}
+
+void txn_arg(struct txn_args *a, const char *s)
+{
+    txn_arg_len(a, s, s ? strlen(s) : 0);
+}
+
+/* n bytes of scratch that stay where they are until reset; NULL on OOM. */
+static char *scratch(struct txn_args *a, size_t n)
+{
+    struct txn_block *b = a->blocks;
+
+    if (b == NULL || b->cap - b->used < n) {
+        size_t cap = n > TXN_ARGS_BLOCK ? n : TXN_ARGS_BLOCK;
+        b = malloc(sizeof(*b) + cap);
+        if (b == NULL) {
+            return NULL;
+        }
+        b->used = 0;
+        b->cap = cap;
+        b->next = a->blocks;
+        a->blocks = b;
+    }
+    b->used += n;
+    return b->data + b->used - n;
+}
+
+void txn_arg_copy(struct txn_args *a, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    char *p = a->oom ? NULL : scratch(a, n + 1);
+
+    if (p == NULL) {
+        a->oom = 1;
+        return;
+    }
+    memcpy(p, s ? s : "", n);
+    p[n] = '\0';
+    txn_arg_len(a, p, n);
+}
+
+void txn_arg_i64(struct txn_args *a, int64_t v)
+{
+    char *p = a->oom ? NULL : scratch(a, 24);
+
+    if (p == NULL) {
+        a->oom = 1;
+        return;
+    }
+    util_fmt_i64(p, 24, v);
+    txn_arg_len(a, p, strlen(p));
+}
+
+void txn_arg_i64_if(struct txn_args *a, int64_t v, int when)
+{
+    if (when) {
+        txn_arg_i64(a, v);
+    } else {
+        txn_arg_len(a, "", 0);
+    }
+}
+
+void txn_arg_key(struct txn_args *a, const struct keyspace *ks, const char *family, const char *id)
+{
+    size_t n = ks->len + strlen(family) + (id ? strlen(id) : 0) + 1;
+    char *p = a->oom ? NULL : scratch(a, n);
+
+    if (p == NULL || keyspace_key(ks, p, n, family, id) != 0) {
+        a->oom = 1;
+        return;
+    }
+    txn_arg_len(a, p, n - 1);
+}
+
+int txn_send(struct store *s, enum script_id id, const struct txn_args *a, store_cb cb, void *arg)
+{
+    if (a->oom) {
+        return CORE_ENOMEM;
+    }
+    return store_script(s, id, cb, arg, a->nkeys, a->n, a->v, a->len);
+}
