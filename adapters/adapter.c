@@ -16,6 +16,7 @@
 
 #include "adapters/adapter.h"
 #include "adapters/dialect.h"
+#include "core/task.h"
 #include "core/util.h"
 
 /* Every dialect sluice speaks. adapter_find() looks names up here. */
@@ -23,15 +24,14 @@ static const struct adapter *const adapter_table[] = {
     &adapter_openai, &adapter_anthropic, &adapter_gemini, &adapter_replicate, &adapter_fal,
 };
 
-/* Task kinds as clients and the config name them. */
+/* The op of each task kind (core/task.h names the kinds, once). */
 static const struct {
-    const char *kind;
+    enum task_kind kind;
     enum adapter_op op;
 } op_table[] = {
-    {"chat", ADAPTER_OP_CHAT},
-    {"embedding", ADAPTER_OP_EMBEDDING},
-    {"image", ADAPTER_OP_IMAGE},
-    {"video", ADAPTER_OP_VIDEO},
+    {TASK_KIND_CHAT, ADAPTER_OP_CHAT},         {TASK_KIND_EMBEDDING, ADAPTER_OP_EMBEDDING},
+    {TASK_KIND_IMAGE, ADAPTER_OP_IMAGE},       {TASK_KIND_VIDEO, ADAPTER_OP_VIDEO},
+    {TASK_KIND_RESPONSE, ADAPTER_OP_RESPONSE},
 };
 
 /* How each transport failure is reported. Too large is not retryable: the same reply comes back. */
@@ -102,24 +102,27 @@ const struct adapter *adapter_find(const char *name)
     return NULL;
 }
 
-int adapter_op_from_kind(const char *kind)
+int adapter_op_for_kind(enum task_kind kind)
 {
-    if (kind == NULL) {
-        return -1;
-    }
     for (size_t i = 0; i < ARRAY_LEN(op_table); i++) {
-        if (strcmp(op_table[i].kind, kind) == 0) {
+        if (op_table[i].kind == kind) {
             return (int)op_table[i].op;
         }
     }
     return -1;
 }
 
+int adapter_op_from_kind(const char *kind)
+{
+    int k = task_kind_parse(kind);
+    return k < 0 ? -1 : adapter_op_for_kind((enum task_kind)k);
+}
+
 const char *adapter_op_name(enum adapter_op op)
 {
     for (size_t i = 0; i < ARRAY_LEN(op_table); i++) {
         if (op_table[i].op == op) {
-            return op_table[i].kind;
+            return task_kind_name(op_table[i].kind);
         }
     }
     return "unknown";

@@ -19,6 +19,7 @@
 #include <cJSON.h>
 
 #include "core/err.h"
+#include "core/task.h"
 
 /* What a task asks of a provider. */
 enum adapter_op {
@@ -26,6 +27,7 @@ enum adapter_op {
     ADAPTER_OP_EMBEDDING,
     ADAPTER_OP_IMAGE,
     ADAPTER_OP_VIDEO,
+    ADAPTER_OP_RESPONSE, /* a Responses API request (adapters/responses.h), on a chat alias */
 };
 
 /* How an upstream call failed below HTTP, as the worker saw it. */
@@ -45,6 +47,7 @@ struct adapter_target {
     const char *api_key;
     const char *model;       /* upstream model name, replaces the alias in the body */
     long default_max_tokens; /* for dialects that require max_tokens (Anthropic); 0 = none */
+    bool responses_native;   /* an OpenAI deployment that has POST /responses (responses.h) */
 };
 
 /* An HTTP request for the worker to send. Owned by the struct: adapter_request_cleanup(). */
@@ -177,7 +180,9 @@ extern const struct adapter adapter_fal;
 /* The dialect with this name, or NULL. */
 const struct adapter *adapter_find(const char *name);
 
-/* The op a task kind maps to ("chat" → ADAPTER_OP_CHAT). Returns -1 for an unknown kind. */
+/* The op a task kind maps to (TASK_KIND_CHAT → ADAPTER_OP_CHAT). -1 for a kind without one. */
+int adapter_op_for_kind(enum task_kind kind);
+/* The same for a kind by name ("chat"), as test data names it. -1 for an unknown name. */
 int adapter_op_from_kind(const char *kind);
 
 void adapter_request_cleanup(struct adapter_request *req);

@@ -35,6 +35,7 @@
 #include "api/internal.h"
 #include "core/artifact_ref.h"
 #include "core/artifact_url.h"
+#include "core/blobs.h"
 #include "core/keys.h"
 #include "core/log.h"
 #include "core/task.h"
@@ -51,13 +52,15 @@
 static void on_url_key(redisReply *reply, const struct core_err *err, void *arg)
 {
     struct api *a = arg;
+    char key[64];
 
     if (err != NULL) {
         return; /* the connection went down: read again when it is back */
     }
     if (reply->type != REDIS_REPLY_STRING || reply->len < ARTIFACT_URL_KEY_MIN ||
         reply->len > ARTIFACT_URL_KEY_MAX) {
-        log_warn("the artifact URL key in Redis is unusable", "key=%s", ARTIFACT_URL_REDIS_KEY);
+        keyspace_key(store_keys(a->store), key, sizeof(key), KS_ARTIFACT_URL_KEY, NULL);
+        log_warn("the artifact URL key in Redis is unusable", "key=%s", key);
         return;
     }
     memcpy(a->url_key, reply->str, reply->len);
@@ -66,20 +69,23 @@ static void on_url_key(redisReply *reply, const struct core_err *err, void *arg)
 
 /*
  * On every connect: offer a fresh random key (SET NX keeps the first one ever written) and read
- * back whichever key Redis holds. The two commands go in order on one connection, so the GET sees
- * the winner.
+ * back whichever key Redis holds (the keyspace's KS_ARTIFACT_URL_KEY). The two commands go in
+ * order on one connection, so the GET sees the winner.
  */
 static void on_store_state(bool connected, void *arg)
 {
     struct api *a = arg;
     unsigned char fresh[ARTIFACT_URL_RANDOM_BYTES];
-    const char *set[] = {"SET", ARTIFACT_URL_REDIS_KEY, (const char *)fresh, "NX"};
-    const size_t set_lens[] = {3, strlen(ARTIFACT_URL_REDIS_KEY), sizeof(fresh), 2};
-    const char *get[] = {"GET", ARTIFACT_URL_REDIS_KEY};
+    char key[64]; /* the prefix (<= 36 bytes) and "artifact_url_key" */
+    const char *set[] = {"SET", key, (const char *)fresh, "NX"};
+    size_t set_lens[] = {3, 0, sizeof(fresh), 2};
+    const char *get[] = {"GET", key};
 
-    if (!connected) {
+    if (!connected ||
+        keyspace_key(store_keys(a->store), key, sizeof(key), KS_ARTIFACT_URL_KEY, NULL) < 0) {
         return;
     }
+    set_lens[1] = strlen(key);
     if (RAND_bytes(fresh, sizeof(fresh)) == 1) {
         store_command(a->store, NULL, NULL, 4, set, set_lens);
     }
@@ -275,30 +281,58 @@ static cJSON *render_text(struct api *a, struct evhttp_request *req, const char 
     return r;
 }
 
-void api_artifacts_render_task(struct api *a, struct evhttp_request *req, const char *id,
-                               cJSON *task, bool inline_ok)
+/*
+ * The stored result text of an images task rendered (as the client asked when inline_ok, else as
+ * URLs; URLs too when the bytes cannot be inlined here), printed. NULL for any other result, or
+ * when it cannot be rendered (the task's artifacts[].url still lead to the bytes). Caller frees.
+ */
+static char *render_result(struct api *a, struct evhttp_request *req, const char *id,
+                           const char *text, bool inline_ok)
 {
-    const cJSON *stored = cJSON_GetObjectItemCaseSensitive(task, "result");
-    const char *text = cJSON_IsRaw(stored) ? stored->valuestring : NULL;
     struct core_err e;
     cJSON *r;
+    char *out;
 
     if (text == NULL || !artifact_ref_is(text, strlen(text))) {
-        return;
+        return NULL;
     }
     core_err_clear(&e);
     r = render_text(a, req, id, text, inline_ok, &e);
     if (r == NULL && inline_ok) {
-        /* the bytes cannot be inlined here: a task object still gets their URLs */
         r = render_text(a, req, id, text, false, &e);
     }
     if (r == NULL) {
         log_warn("cannot render an images response", "task=%s error=\"%s\"", id, e.message);
-        return; /* the task's artifacts[].url still lead to the bytes */
+        return NULL;
     }
-    if (!cJSON_ReplaceItemInObjectCaseSensitive(task, "result", r)) {
-        cJSON_Delete(r);
+    out = cJSON_PrintUnformatted(r);
+    cJSON_Delete(r);
+    return out;
+}
+
+char *api_task_text(struct api *a, struct evhttp_request *req, const char *id,
+                    const redisReply *hash, bool inline_ok, const struct api_task_live *live)
+{
+    struct task_view v;
+    char *result, *text;
+
+    if (task_view_from_hash(&v, id, hash) != 0) {
+        return NULL;
     }
+    result = render_result(a, req, id, v.result, inline_ok);
+    if (result != NULL) {
+        v.result = result;
+    }
+    if (live != NULL && live->queue_position >= 0) {
+        v.queue_position = TASK_VIEW_NONE; /* shown last, where GET always put the live one */
+        v.queue_position_now = live->queue_position;
+    }
+    if (live != NULL && live->eta_s >= 0) {
+        v.eta_seconds = live->eta_s;
+    }
+    text = task_view_render(&v);
+    cJSON_free(result);
+    return text;
 }
 
 /* ---- GET /v1/artifacts/<task id>/<index>?expires=&sig= ------------------------------------ */
@@ -348,7 +382,7 @@ void api_artifacts_get(struct api *a, struct evhttp_request *req, const char *te
     struct api_ctx *c = NULL;
     struct core_err e;
     char id[TASK_ID_LEN + 1];
-    char key[96];
+    char key[96]; /* the prefix (<= 36 bytes), KS_TASK and a task id */
 
     TAILQ_INIT(&params);
     core_err_clear(&e);
@@ -380,7 +414,7 @@ void api_artifacts_get(struct api *a, struct evhttp_request *req, const char *te
         goto out;
     }
     c->values[0] = index;
-    snprintf(key, sizeof(key), KEY_TASK "%s", id);
+    keyspace_key(store_keys(a->store), key, sizeof(key), KS_TASK, id);
     const char *argv[] = {"HGET", key, "artifacts"};
     if (store_command(a->store, on_artifacts, c, 3, argv, NULL) < 0) {
         api_reply_store_down(a, req);

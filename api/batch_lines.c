@@ -121,12 +121,12 @@ int batch_line_check(struct batch_runner *r, cJSON **root, const cJSON **body,
         LINE_FAIL("model_not_found", "body.model", "The model '%.128s' does not exist",
                   cJSON_IsString(v) ? v->valuestring : "");
     }
-    if (strcmp((*model)->kind, r->kind) != 0) {
+    if ((*model)->kind != r->kind) {
         LINE_FAIL("invalid_model", "body.model", "The model '%.128s' serves %s requests, not %s",
-                  v->valuestring, (*model)->kind, r->kind);
+                  v->valuestring, task_kind_name((*model)->kind), task_kind_name(r->kind));
     }
     core_err_clear(&e);
-    if (api_validate_input(r->kind, *body, &e) < 0) {
+    if (api_validate_task_input(r->kind, *body, &e) < 0) {
         LINE_FAIL("invalid_request", e.param[0] ? e.param : "body", "%.250s", e.message);
     }
 #undef LINE_FAIL

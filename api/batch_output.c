@@ -133,17 +133,14 @@ static void on_task_read(redisReply *reply, const struct core_err *err, void *ar
 
 void batch_final_step(struct batch_runner *r)
 {
-    const char *rel[1 + RUNNER_CHUNK];
+    const char *rel[RUNNER_CHUNK];
     char ids[RUNNER_CHUNK][64];
-    char ret_s[24];
-    int n_rel = 0;
+    size_t n_rel = 0;
 
-    snprintf(ret_s, sizeof(ret_s), "%lld", (long long)r->api->cfg->tasks.retention_s * 1000);
-    rel[n_rel++] = ret_s;
     r->waiting = 1; /* held while the step is sent */
     for (int n = 0; n < RUNNER_CHUNK && r->next <= r->last; n++, r->next++) {
         struct slot *s = calloc(1, sizeof(*s));
-        char key[96];
+        char key[96]; /* the prefix (<= 36 bytes), KS_TASK and a task id */
         if (s == NULL || api_batch_task_id(r->id, r->next, s->id, sizeof(s->id)) < 0) {
             free(s);
             r->fail_ordinal = r->next;
@@ -151,7 +148,7 @@ void batch_final_step(struct batch_runner *r)
         }
         s->r = r;
         s->ordinal = r->next;
-        snprintf(key, sizeof(key), KEY_TASK "%s", s->id);
+        keyspace_key(store_keys(r->api->store), key, sizeof(key), KS_TASK, s->id);
         snprintf(ids[n], sizeof(ids[n]), "%s", s->id);
         rel[n_rel++] = ids[n];
         const char *argv[] = {"HMGET", key, "status", "custom_id", "result", "error"};
@@ -163,9 +160,8 @@ void batch_final_step(struct batch_runner *r)
         r->waiting++;
     }
     /* The tasks read in this step start their retention now (Redis runs it after the reads). */
-    if (r->fail_ordinal == 0 && n_rel > 1) {
-        api_batch_script(r->api, r->id, r->tenant, "release", runner_ignore_reply, NULL, n_rel,
-                         rel);
+    if (r->fail_ordinal == 0 && n_rel > 0) {
+        runner_release(r, rel, n_rel);
     }
     runner_renew(r);
     read_done(r);

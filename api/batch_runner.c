@@ -6,8 +6,9 @@
  *
  * Everything the runner knows is in Redis: the batch's status and expansion cursor (requests
  * submitted, the input file's byte offset after them), and its tasks, whose ids follow from the
- * batch id and the line. A runner that dies leaves a lease in KEY_BATCH_WORK; when it runs out,
- * any runner takes the batch up where the store says it was.
+ * batch id and the line. A runner that dies leaves a lease in the batches' work zset
+ * (KS_BATCH_WORK); when it runs out, any runner takes the batch up where the store says it was.
+ * Every change to a batch is an op of BATCH, sent through core/txn_batch.h.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,19 +24,14 @@
 #include "core/scripts.h"
 #include "core/store.h"
 #include "core/task.h"
+#include "core/txn_batch.h"
+#include "core/txn_task.h"
 #include "core/util.h"
 #include "core/webhook_sign.h"
 
 static void claim(struct batch_runner *r);
 static void dispatch(struct batch_runner *r);
 static void cancel_pass(struct batch_runner *r);
-
-void runner_ignore_reply(redisReply *reply, const struct core_err *err, void *arg)
-{
-    (void)reply;
-    (void)err;
-    (void)arg;
-}
 
 void runner_schedule(struct batch_runner *r)
 {
@@ -81,6 +77,7 @@ static void end_job(struct batch_runner *r, bool again)
         bool stopping = r->stopping;
         char *line = r->line;
         size_t cap = r->line_cap;
+        struct txn_args args = r->args;
         memset(r, 0, sizeof(*r));
         r->api = a;
         r->timer = timer;
@@ -88,6 +85,7 @@ static void end_job(struct batch_runner *r, bool again)
         r->stopping = stopping;
         r->line = line;
         r->line_cap = cap;
+        r->args = args;
     }
     r->phase = PH_IDLE;
     if (again && !r->stopping) {
@@ -95,33 +93,40 @@ static void end_job(struct batch_runner *r, bool again)
     }
 }
 
-/* Runs one BATCH op on the batch in hand. 0 or a negative code (nothing sent). */
-static int op(struct batch_runner *r, const char *name, store_cb cb, int n_extra,
-              const char **extra)
+/*
+ * Runs BATCH op b (its op and arguments filled) on the batch in hand: its id and tenant (none yet
+ * for a claim), now. cb NULL: nobody waits for the answer. 0 or a negative code (nothing sent).
+ */
+static int op(struct batch_runner *r, struct txn_batch *b, txn_batch_cb cb)
 {
-    return api_batch_script(r->api, r->id, r->tenant ? r->tenant : "-", name, cb, r, n_extra,
-                            extra);
+    b->id = r->id;
+    b->tenant = r->tenant;
+    b->now_ms = util_now_ms();
+    return txn_batch(r->api->store, &r->args, b, cb, r);
 }
 
 /* Lets another runner (or this one, later) take the batch at due_ms. */
 static void release_at(struct batch_runner *r, long long due_ms)
 {
-    char due[24];
-
-    snprintf(due, sizeof(due), "%lld", due_ms);
-    const char *extra[] = {due};
-    api_batch_script(r->api, r->id, r->tenant, "unlease", runner_ignore_reply, NULL, 1, extra);
+    struct txn_batch b = {.op = TXN_BATCH_UNLEASE, .u.unlease.due_ms = due_ms};
+    op(r, &b, NULL);
 }
 
 /* Keeps the lease while a long phase runs. */
 void runner_renew(struct batch_runner *r)
 {
-    char until[24];
+    struct txn_batch b = {.op = TXN_BATCH_RENEW,
+                          .u.renew.until_ms = util_now_ms() + r->api->cfg->batches.lease_ms};
+    op(r, &b, NULL);
+}
 
-    snprintf(until, sizeof(until), "%lld",
-             (long long)util_now_ms() + r->api->cfg->batches.lease_ms);
-    const char *extra[] = {until};
-    api_batch_script(r->api, r->id, r->tenant, "renew", runner_ignore_reply, NULL, 1, extra);
+int runner_release(struct batch_runner *r, const char *const *task_ids, size_t n)
+{
+    struct txn_batch b = {.op = TXN_BATCH_RELEASE,
+                          .u.release = {.ret_ms = (int64_t)r->api->cfg->tasks.retention_s * 1000,
+                                        .task_ids = task_ids,
+                                        .n = n}};
+    return op(r, &b, NULL);
 }
 
 /* The store failed us mid-step: give the batch back (its lease brings it back later). */
@@ -156,7 +161,7 @@ static void open_input(struct batch_runner *r, enum phase then)
 
 /* ---- ending a batch: the done op with its webhook ----------------------------------------- */
 
-static void on_done(redisReply *reply, const struct core_err *err, void *arg)
+static void on_done(const struct txn_batch_reply *rep, const struct core_err *err, void *arg)
 {
     struct batch_runner *r = arg;
 
@@ -164,8 +169,7 @@ static void on_done(redisReply *reply, const struct core_err *err, void *arg)
         runner_abandon(r, err->message);
         return;
     }
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
-        strcmp(reply->element[0]->str, "stale") == 0) {
+    if (rep->answer == TXN_BATCH_STALE) {
         /* another runner ended it first (after this one's lease ran out) */
         log_warn("batch already ended by another runner", "batch=%s", r->id);
         end_job(r, true);
@@ -181,6 +185,8 @@ void runner_finish(struct batch_runner *r, const char *errors)
 {
     char now_s[24], at[32], event[32];
     char *body;
+    int status = txn_batch_status_parse(r->final_status);
+    struct txn_batch b = {.op = TXN_BATCH_DONE};
 
     snprintf(now_s, sizeof(now_s), "%lld", (long long)(util_now_ms() / 1000));
     snprintf(at, sizeof(at), "%s_at", r->final_status);
@@ -199,13 +205,14 @@ void runner_finish(struct batch_runner *r, const char *errors)
         cJSON_AddStringToObject(r->fields, "errors", errors);
     }
     body = webhook_body(event, api_batch_json(r->id, r->fields));
-    {
-        const char *extra[] = {
-            r->final_status, r->files[BATCH_OUTPUT].id, r->files[BATCH_ERRORS].id, body ? body : "",
-            event,           errors ? errors : ""};
-        if (op(r, "done", on_done, 6, extra) < 0) {
-            runner_abandon(r, "cannot end the batch");
-        }
+    b.u.done.status = (enum txn_batch_status)status;
+    b.u.done.output_file = r->files[BATCH_OUTPUT].id;
+    b.u.done.error_file = r->files[BATCH_ERRORS].id;
+    b.u.done.webhook_body = body;
+    b.u.done.errors = errors;
+    /* status -1 (not a batch status: a bug) is refused by the builder like a store that is away */
+    if (status < 0 || op(r, &b, on_done) < 0) {
+        runner_abandon(r, "cannot end the batch");
     }
     cJSON_free(body);
 }
@@ -253,28 +260,28 @@ static void validation_failed(struct batch_runner *r)
     r->errors = NULL;
     text = cJSON_PrintUnformatted(list);
     cJSON_Delete(list);
-    snprintf(r->final_status, sizeof(r->final_status), "failed");
+    snprintf(r->final_status, sizeof(r->final_status), "%s",
+             txn_batch_status_name(TXN_BATCH_FAILED));
     log_info("batch failed validation", "batch=%s bad_lines=%lld", r->id, r->n_errors);
     runner_finish(r, text ? text : "{\"object\":\"list\",\"data\":[]}");
     cJSON_free(text);
 }
 
-static void on_started(redisReply *reply, const struct core_err *err, void *arg)
+static void on_started(const struct txn_batch_reply *rep, const struct core_err *err, void *arg)
 {
     struct batch_runner *r = arg;
-    const char *st;
 
     r->waiting = 0;
-    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
-        runner_abandon(r, err ? err->message : "bad reply");
+    if (err != NULL) {
+        runner_abandon(r, err->message);
         return;
     }
-    st = reply->element[0]->str;
-    if (strcmp(st, "in_progress") != 0) {
-        end_job(r, true); /* cancelled meanwhile: the next claim ends it */
+    if (rep->answer != TXN_BATCH_OK || rep->status != TXN_BATCH_IN_PROGRESS) {
+        end_job(r, true); /* cancelled meanwhile (or gone): the next claim ends it */
         return;
     }
-    cJSON_ReplaceItemInObject(r->fields, "status", cJSON_CreateString("in_progress"));
+    cJSON_ReplaceItemInObject(r->fields, "status",
+                              cJSON_CreateString(txn_batch_status_name(TXN_BATCH_IN_PROGRESS)));
     rewind(r->in);
     r->off = r->line_no = r->ordinal = 0;
     r->phase = PH_EXPAND;
@@ -283,7 +290,7 @@ static void on_started(redisReply *reply, const struct core_err *err, void *arg)
 
 static void validation_done(struct batch_runner *r)
 {
-    char total[24];
+    struct txn_batch b = {.op = TXN_BATCH_STARTED};
 
     if (r->ordinal == 0 && r->n_errors == 0) {
         struct line_err le = {"empty_file", "", "The input file has no requests"};
@@ -302,9 +309,8 @@ static void validation_done(struct batch_runner *r)
         validation_failed(r);
         return;
     }
-    snprintf(total, sizeof(total), "%lld", r->ordinal);
-    const char *extra[] = {total};
-    if (op(r, "started", on_started, 1, extra) < 0) {
+    b.u.started.total = r->ordinal;
+    if (op(r, &b, on_started) < 0) {
         runner_abandon(r, "cannot start the batch");
         return;
     }
@@ -366,17 +372,17 @@ static void validate_step(struct batch_runner *r)
 
 /* ---- expansion ------------------------------------------------------------------------------ */
 
-static void on_progress(redisReply *reply, const struct core_err *err, void *arg)
+static void on_progress(const struct txn_batch_reply *rep, const struct core_err *err, void *arg)
 {
     struct batch_runner *r = arg;
     bool all = r->eof && r->fail_ordinal == 0;
 
     r->waiting = 0;
-    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
-        runner_abandon(r, err ? err->message : "bad reply");
+    if (err != NULL) {
+        runner_abandon(r, err->message);
         return;
     }
-    if (strcmp(reply->element[0]->str, "stop") == 0) {
+    if (rep->answer == TXN_BATCH_STOP) {
         end_job(r, true); /* cancelled while expanding: the next claim cancels its tasks */
     } else if (r->fail_ordinal != 0) {
         end_job(r, false); /* quota or store trouble: the batch is due again shortly */
@@ -393,20 +399,20 @@ static void on_progress(redisReply *reply, const struct core_err *err, void *arg
 
 static void chunk_done(struct batch_runner *r)
 {
-    char expanded[24], off[24], due[24];
     long long now = util_now_ms();
+    struct txn_batch b = {.op = TXN_BATCH_PROGRESS};
 
     if (r->fail_ordinal != 0) {
-        snprintf(expanded, sizeof(expanded), "%lld", r->fail_ordinal - 1);
-        snprintf(off, sizeof(off), "%lld", r->offs[r->fail_ordinal - r->chunk_first]);
-        snprintf(due, sizeof(due), "%lld", now + RUNNER_BACKOFF_MS);
+        b.u.progress.expanded = r->fail_ordinal - 1;
+        b.u.progress.offset = r->offs[r->fail_ordinal - r->chunk_first];
+        b.u.progress.due_ms = now + RUNNER_BACKOFF_MS;
     } else {
-        snprintf(expanded, sizeof(expanded), "%lld", r->ordinal);
-        snprintf(off, sizeof(off), "%lld", r->off);
-        snprintf(due, sizeof(due), "%lld", now + r->api->cfg->batches.lease_ms);
+        b.u.progress.expanded = r->ordinal;
+        b.u.progress.offset = r->off;
+        b.u.progress.due_ms = now + r->api->cfg->batches.lease_ms;
     }
-    const char *extra[] = {expanded, off, r->eof && r->fail_ordinal == 0 ? "1" : "0", due};
-    if (op(r, "progress", on_progress, 4, extra) < 0) {
+    b.u.progress.all = r->eof && r->fail_ordinal == 0;
+    if (op(r, &b, on_progress) < 0) {
         runner_abandon(r, "cannot record the expansion");
         return;
     }
@@ -516,41 +522,40 @@ static void expand_step(struct batch_runner *r)
 
 /* ---- the cancel pass (cancelled, expired or input file gone) ----------------------------- */
 
-static void on_checked(redisReply *reply, const struct core_err *err, void *arg)
+static void on_checked(const struct txn_batch_reply *rep, const struct core_err *err, void *arg)
 {
     struct batch_runner *r = arg;
 
     r->waiting = 0;
-    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
-        runner_abandon(r, err ? err->message : "bad reply");
+    if (err != NULL) {
+        runner_abandon(r, err->message);
         return;
     }
-    if (strcmp(reply->element[0]->str, "done") == 0) {
+    if (rep->answer == TXN_BATCH_ALL_DONE) {
         batch_final_start(r); /* every task is done: write its files while we hold it */
     } else {
         end_job(r, false);
     }
 }
 
-/* Asks whether every submitted task is done; if not, the batch is due again at due_ms. */
+/* Asks whether every submitted task is done (after setting field mark to 1, NULL: none); if
+ * not, the batch is due again at due_ms. */
 static void check(struct batch_runner *r, long long due_ms, const char *mark)
 {
-    char due[24];
+    struct txn_batch b = {.op = TXN_BATCH_CHECK, .u.check = {.due_ms = due_ms, .mark = mark}};
 
-    snprintf(due, sizeof(due), "%lld", due_ms);
-    const char *extra[] = {due, mark};
-    if (op(r, "check", on_checked, 2, extra) < 0) {
+    if (op(r, &b, on_checked) < 0) {
         runner_abandon(r, "cannot check the batch");
         return;
     }
     r->waiting = 1;
 }
 
-static void on_cancelled(redisReply *reply, const struct core_err *err, void *arg)
+static void on_cancelled(const struct txn_cancelled *c, const struct core_err *err, void *arg)
 {
     struct batch_runner *r = arg;
 
-    (void)reply;
+    (void)c;
     if (err != NULL) {
         r->fail_ordinal = 1;
     }
@@ -568,19 +573,19 @@ static void on_cancelled(redisReply *reply, const struct core_err *err, void *ar
 
 static void cancel_step(struct batch_runner *r)
 {
-    char now_s[24], ret_s[24];
+    struct txn_cancel p = {.tenant = r->tenant,
+                           .now_ms = util_now_ms(),
+                           .retention_ms = (int64_t)r->api->cfg->tasks.retention_s * 1000};
 
-    snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
-    snprintf(ret_s, sizeof(ret_s), "%lld", (long long)r->api->cfg->tasks.retention_s * 1000);
     r->waiting = 1;
     for (int n = 0; n < RUNNER_CHUNK && r->next <= r->last; n++, r->next++) {
-        char id[64], key[96];
+        char id[64];
         if (api_batch_task_id(r->id, r->next, id, sizeof(id)) < 0) {
             continue;
         }
-        snprintf(key, sizeof(key), KEY_TASK "%s", id);
-        const char *argv[] = {key, KEY_DELAYED, KEY_POLLS, id, r->tenant, now_s, ret_s};
-        if (store_script(r->api->store, SCRIPT_CANCEL, on_cancelled, r, 3, 7, argv, NULL) == 0) {
+        p.id = id;
+        /* r->args is free between calls: a call is sent (copied out) before txn_cancel returns */
+        if (txn_cancel(r->api->store, &r->args, &p, on_cancelled, r) == 0) {
             r->waiting++;
         } else {
             r->fail_ordinal = 1;
@@ -601,23 +606,26 @@ static void cancel_pass(struct batch_runner *r)
     runner_schedule(r);
 }
 
-static void on_stopped(redisReply *reply, const struct core_err *err, void *arg)
+static void on_stopped(const struct txn_batch_reply *rep, const struct core_err *err, void *arg)
 {
     struct batch_runner *r = arg;
 
+    (void)rep;
     r->waiting = 0;
-    if (err != NULL || reply->type != REDIS_REPLY_ARRAY) {
-        runner_abandon(r, err ? err->message : "bad reply");
+    if (err != NULL) {
+        runner_abandon(r, err->message);
         return;
     }
     end_job(r, true); /* it is due now: the next claim cancels its tasks */
 }
 
-/* Stops the batch's expansion where it is; reason "expired" or "failed" (input file gone). */
-static void stop_batch(struct batch_runner *r, const char *reason)
+/* Stops the batch's expansion where it is; reason: expired, failed (input file gone) or
+ * cancelled (the batch's end, written unless it has one). */
+static void stop_batch(struct batch_runner *r, enum txn_batch_status reason)
 {
-    const char *extra[] = {reason};
-    if (op(r, "expire", on_stopped, 1, extra) < 0) {
+    struct txn_batch b = {.op = TXN_BATCH_EXPIRE, .u.expire.reason = reason};
+
+    if (op(r, &b, on_stopped) < 0) {
         runner_abandon(r, "cannot stop the batch");
         return;
     }
@@ -646,13 +654,13 @@ static void on_input(void *arg, const char *path, long long bytes, const char *p
         /* the input file was deleted (or is unreadable) before the batch could use it */
         log_warn("a batch's input file is gone", "batch=%s file=%s", r->id,
                  runner_field(r, "input_file_id"));
-        if (strcmp(status, "validating") == 0) {
+        if (txn_batch_status_parse(status) == TXN_BATCH_VALIDATING) {
             struct line_err le = {"file_not_found", "input_file_id",
                                   "The input file no longer exists"};
             add_error(r, 0, &le);
             validation_failed(r);
         } else {
-            stop_batch(r, "failed");
+            stop_batch(r, TXN_BATCH_FAILED);
         }
         return;
     }
@@ -667,6 +675,13 @@ static void on_input(void *arg, const char *path, long long bytes, const char *p
     runner_schedule(r);
 }
 
+/* The batch's end as a status: cancelled unless it says expired or failed. */
+static enum txn_batch_status end_reason(const char *end)
+{
+    int st = txn_batch_status_parse(end);
+    return st < 0 ? TXN_BATCH_CANCELLED : (enum txn_batch_status)st;
+}
+
 /* Does what the claimed batch's status asks for. */
 static void dispatch(struct batch_runner *r)
 {
@@ -676,53 +691,69 @@ static void dispatch(struct batch_runner *r)
         runner_field(r, "expanded_all") && strcmp(runner_field(r, "expanded_all"), "1") == 0;
     bool cancel_sent = runner_field(r, "cancel_sent") != NULL;
     long long now = util_now_ms();
+    int kind = api_batch_kind(runner_field(r, "endpoint"));
+    char work[128];
 
-    r->kind = api_batch_kind(runner_field(r, "endpoint"));
-    if (status == NULL || r->kind == NULL || r->tenant == NULL) {
+    if (status == NULL || kind < 0 || r->tenant == NULL) {
         runner_abandon(r, "malformed batch");
         return;
     }
-    if (strcmp(status, "validating") == 0) {
+    r->kind = (enum task_kind)kind;
+    switch (txn_batch_status_parse(status)) {
+    case TXN_BATCH_VALIDATING:
         r->errors = cJSON_CreateArray();
         open_input(r, PH_VALIDATE);
-    } else if (strcmp(status, "in_progress") == 0 && !expanded) {
-        open_input(r, PH_EXPAND);
-    } else if (strcmp(status, "in_progress") == 0 && end == NULL &&
-               now >= runner_field_num(r, "expires_at") * 1000) {
-        log_info("batch expired", "batch=%s", r->id);
-        stop_batch(r, "expired");
-    } else if ((strcmp(status, "in_progress") == 0 && end != NULL) ||
-               strcmp(status, "cancelling") == 0) {
+        break;
+    case TXN_BATCH_IN_PROGRESS:
+        if (!expanded) {
+            open_input(r, PH_EXPAND);
+        } else if (end == NULL && now >= runner_field_num(r, "expires_at") * 1000) {
+            log_info("batch expired", "batch=%s", r->id);
+            stop_batch(r, TXN_BATCH_EXPIRED);
+        } else if (end == NULL) {
+            check(r, runner_field_num(r, "expires_at") * 1000, NULL);
+        } else if (!cancel_sent) {
+            cancel_pass(r); /* expired (or its input file went) after its expansion */
+        } else {
+            check(r, now + RUNNER_RECHECK_MS, NULL);
+        }
+        break;
+    case TXN_BATCH_CANCELLING:
         if (!expanded) {
             /* cancelled while expanding: stop the expansion, then cancel its tasks */
-            stop_batch(r, end ? end : "cancelled");
+            stop_batch(r, end_reason(end));
         } else if (!cancel_sent) {
             cancel_pass(r);
         } else {
-            check(r, now + RUNNER_RECHECK_MS, "");
+            check(r, now + RUNNER_RECHECK_MS, NULL);
         }
-    } else if (strcmp(status, "in_progress") == 0) {
-        check(r, runner_field_num(r, "expires_at") * 1000, "");
-    } else if (strcmp(status, "finalizing") == 0) {
+        break;
+    case TXN_BATCH_FINALIZING:
         batch_final_start(r);
-    } else {
-        const char *argv[] = {"ZREM", KEY_BATCH_WORK, r->id};
-        store_command(r->api->store, runner_ignore_reply, NULL, 3, argv, NULL);
+        break;
+    default: {
+        /* ended (or a status this runner does not know): nothing to do, not due any more */
+        const char *argv[] = {"ZREM", work, r->id};
+        if (keyspace_key(store_keys(r->api->store), work, sizeof(work), KS_BATCH_WORK, NULL) == 0) {
+            store_command(r->api->store, NULL, NULL, 3, argv, NULL);
+        }
         end_job(r, true);
+        break;
+    }
     }
 }
 
-static void on_claim(redisReply *reply, const struct core_err *err, void *arg)
+static void on_claim(const struct txn_batch_reply *rep, const struct core_err *err, void *arg)
 {
     struct batch_runner *r = arg;
 
     r->waiting = 0;
-    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+    if (err != NULL || rep->answer != TXN_BATCH_OK) {
         end_job(r, false); /* nothing due (or the store is away): the timer looks again */
         return;
     }
-    snprintf(r->id, sizeof(r->id), "%s", reply->element[0]->str);
-    r->fields = api_batch_fields(reply->element[1]);
+    snprintf(r->id, sizeof(r->id), "%s", rep->id);
+    r->fields = api_batch_fields(rep->hash);
     if (r->fields == NULL || runner_field(r, "tenant") == NULL ||
         (r->tenant = strdup(runner_field(r, "tenant"))) == NULL) {
         runner_abandon(r, "malformed batch");
@@ -733,16 +764,15 @@ static void on_claim(redisReply *reply, const struct core_err *err, void *arg)
 
 static void claim(struct batch_runner *r)
 {
-    char lease[24];
+    struct txn_batch b = {.op = TXN_BATCH_CLAIM};
 
     if (r->phase != PH_IDLE || r->stopping || !store_ready(r->api->store)) {
         return;
     }
-    snprintf(lease, sizeof(lease), "%ld", r->api->cfg->batches.lease_ms);
+    b.u.claim.lease_ms = r->api->cfg->batches.lease_ms;
     snprintf(r->id, sizeof(r->id), "-");
-    const char *extra[] = {lease};
     r->phase = PH_BUSY;
-    if (op(r, "claim", on_claim, 1, extra) < 0) {
+    if (op(r, &b, on_claim) < 0) {
         r->phase = PH_IDLE;
         return;
     }
@@ -792,6 +822,7 @@ struct batch_runner *batch_runner_new(struct api *a)
         return NULL;
     }
     r->api = a;
+    txn_args_init(&r->args);
     r->timer = event_new(a->base, -1, EV_PERSIST, on_timer, r);
     r->step = evtimer_new(a->base, on_step, r);
     if (r->timer == NULL || r->step == NULL || event_add(r->timer, &tv) < 0) {
@@ -822,6 +853,7 @@ void batch_runner_free(struct batch_runner *r)
     if (r->step) {
         event_free(r->step);
     }
+    txn_args_cleanup(&r->args);
     free(r->line);
     free(r);
 }

@@ -14,6 +14,8 @@
 
 #include "api/batches.h"
 #include "core/config.h"
+#include "core/task.h"
+#include "core/txn.h"
 
 #define RUNNER_VALIDATE_LINES 2000
 #define RUNNER_CHUNK 256
@@ -45,13 +47,14 @@ struct batch_runner {
     struct event *step;  /* the next step of the current phase, or a claim (idle) */
     bool stopping;
     enum phase phase;
-    int waiting; /* replies the current step still waits for */
+    int waiting;          /* replies the current step still waits for */
+    struct txn_args args; /* the arguments of the BATCH call being sent, reused by every op */
 
     /* the batch in hand */
     char id[64];
     char *tenant;
     cJSON *fields;
-    const char *kind;
+    enum task_kind kind; /* what the endpoint's lines run as */
     FILE *in;
     char *line;
     size_t line_len, line_cap;
@@ -85,7 +88,6 @@ struct line_err {
 };
 
 /* ---- batch_runner.c: what the other two parts call back ---- */
-void runner_ignore_reply(redisReply *reply, const struct core_err *err, void *arg);
 /* Runs the current phase's next step from the loop (after pending I/O). */
 void runner_schedule(struct batch_runner *r);
 /* A field of the batch in hand (as claimed), or NULL; as a number (0 when absent). */
@@ -95,6 +97,11 @@ long long runner_field_num(const struct batch_runner *r, const char *name);
 void runner_abandon(struct batch_runner *r, const char *why);
 /* Keeps the lease while a long phase runs. */
 void runner_renew(struct batch_runner *r);
+/*
+ * The batch's tasks task_ids (n of them; borrowed for the call) start their retention now (BATCH's
+ * release op; nobody waits for the answer). 0, or a negative code when it could not be sent.
+ */
+int runner_release(struct batch_runner *r, const char *const *task_ids, size_t n);
 /* Ends the batch with r->final_status (errors: a JSON list object, or NULL) and its webhook. */
 void runner_finish(struct batch_runner *r, const char *errors);
 

@@ -11,15 +11,16 @@
 
 #include "api/batches.h"
 #include "api/files.h"
-#include "core/keys.h"
 #include "core/log.h"
-#include "core/scripts.h"
 #include "core/store.h"
 #include "core/task.h"
+#include "core/txn_batch.h"
 #include "core/util.h"
 
 #define BATCHES_LIST_DEFAULT 20
 #define BATCHES_LIST_MAX 100
+/* The most fields a POST /v1/batches writes with the batch (it writes 8 at most today). */
+#define BATCHES_CREATE_FIELDS 15
 
 /* The first four are the default: every way a batch ends. */
 static const char *const batch_events[] = {"batch.completed", "batch.failed", "batch.cancelled",
@@ -29,20 +30,20 @@ const struct api_webhook_events api_batch_webhook_events = {
 
 static const struct {
     const char *endpoint;
-    const char *kind;
+    enum task_kind kind;
 } endpoints[] = {
-    {"/v1/chat/completions", "chat"},
-    {"/v1/embeddings", "embedding"},
+    {"/v1/chat/completions", TASK_KIND_CHAT},
+    {"/v1/embeddings", TASK_KIND_EMBEDDING},
 };
 
-const char *api_batch_kind(const char *endpoint)
+int api_batch_kind(const char *endpoint)
 {
     for (size_t i = 0; endpoint && i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
         if (strcmp(endpoints[i].endpoint, endpoint) == 0) {
-            return endpoints[i].kind;
+            return (int)endpoints[i].kind;
         }
     }
-    return NULL;
+    return -1;
 }
 
 int api_batch_task_id(const char *batch_id, long long ordinal, char *out, size_t size)
@@ -137,64 +138,38 @@ cJSON *api_batch_json(const char *id, const cJSON *fields)
     return o;
 }
 
-static void ignore(redisReply *reply, const struct core_err *err, void *arg)
-{
-    (void)reply;
-    (void)err;
-    (void)arg;
-}
-
 static void reply_batch_not_found(struct api *a, struct evhttp_request *req, const char *id)
 {
     api_reply_error(a, req, CORE_ENOTFOUND, "batch_id", "batch_not_found", "No such batch: %.64s",
                     id);
 }
 
-int api_batch_script(struct api *a, const char *id, const char *tenant, const char *op, store_cb cb,
-                     void *arg, int n_extra, const char **extra)
+/*
+ * Sends one BATCH op of an endpoint's request for c: c's batch id and tenant, now. The scratch
+ * lives for this call only (a batch endpoint's request is not a hot path). 0 or a negative code
+ * (cb never called).
+ */
+static int batch_op(struct api_ctx *c, struct txn_batch *b, txn_batch_cb cb)
 {
-    char key[96], idx[160], now_s[24];
-    const char *argv[API_BATCH_SCRIPT_MAX_EXTRA + 6];
-    int argc = 0;
+    struct txn_args args;
+    int rc;
 
-    if (n_extra > API_BATCH_SCRIPT_MAX_EXTRA) {
-        return CORE_EINVAL;
-    }
-    snprintf(key, sizeof(key), KEY_BATCH "%s", id);
-    snprintf(idx, sizeof(idx), KEY_BATCHES_TENANT "%s", tenant);
-    snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
-    argv[argc++] = key;
-    argv[argc++] = KEY_BATCH_WORK;
-    argv[argc++] = idx;
-    argv[argc++] = id;
-    argv[argc++] = op;
-    argv[argc++] = now_s;
-    for (int i = 0; i < n_extra; i++) {
-        argv[argc++] = extra[i];
-    }
-    return store_script(a->store, SCRIPT_BATCH, cb ? cb : ignore, arg, 3, argc, argv, NULL);
-}
-
-/* Runs one BATCH op for c->id with the extra args; 0 or a negative code (nothing sent). */
-static int batch_op(struct api_ctx *c, const char *op, store_cb cb, int n_extra, const char **extra)
-{
-    return api_batch_script(c->api, c->id, c->tenant, op, cb, c, n_extra, extra);
-}
-
-static bool reply_is(const redisReply *reply, const char *what)
-{
-    return reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
-           reply->element[0]->type == REDIS_REPLY_STRING &&
-           strcmp(reply->element[0]->str, what) == 0;
+    b->id = c->id;
+    b->tenant = c->tenant;
+    b->now_ms = util_now_ms();
+    txn_args_init(&args);
+    rc = txn_batch(c->api->store, &args, b, cb, c);
+    txn_args_cleanup(&args);
+    return rc;
 }
 
 /* ---- POST /v1/batches ------------------------------------------------------------------- */
 
-static void on_created(redisReply *reply, const struct core_err *err, void *arg)
+static void on_created(const struct txn_batch_reply *r, const struct core_err *err, void *arg)
 {
     struct api_ctx *c = arg;
 
-    if (err != NULL || !reply_is(reply, "ok")) {
+    if (err != NULL || r->answer != TXN_BATCH_OK) {
         api_reply_store_down(c->api, c->req);
     } else {
         log_info("batch created", "batch=%s tenant=%s", c->id, c->tenant);
@@ -208,8 +183,9 @@ static void on_input_file(void *arg, const char *path, long long bytes, const ch
                           const struct core_err *err)
 {
     struct api_ctx *c = arg;
-    const char *extra[32];
-    int n = 0;
+    const char *fields[2 * BATCHES_CREATE_FIELDS];
+    struct txn_batch b = {.op = TXN_BATCH_CREATE};
+    size_t n = 0;
     const cJSON *f;
 
     (void)bytes;
@@ -227,16 +203,18 @@ static void on_input_file(void *arg, const char *path, long long bytes, const ch
                         "The input file must have been uploaded with purpose 'batch'");
         goto out;
     }
-    extra[n++] = c->tenant;
     cJSON_ArrayForEach(f, c->task)
     {
-        if (n + 2 > (int)(sizeof(extra) / sizeof(extra[0]))) {
+        if (n == BATCHES_CREATE_FIELDS) {
             break;
         }
-        extra[n++] = f->string;
-        extra[n++] = f->valuestring;
+        fields[2 * n] = f->string;
+        fields[2 * n + 1] = f->valuestring;
+        n++;
     }
-    if (batch_op(c, "create", on_created, n, extra) < 0) {
+    b.u.create.fields = fields;
+    b.u.create.n_fields = n;
+    if (batch_op(c, &b, on_created) < 0) {
         api_reply_store_down(c->api, c->req);
         goto out;
     }
@@ -264,7 +242,7 @@ static int validate_batch(struct api *a, const char *tenant, const cJSON *body, 
                             "'input_file_id' must be the id of a file uploaded with purpose "
                             "'batch'");
     }
-    if (!cJSON_IsString(endpoint) || api_batch_kind(endpoint->valuestring) == NULL) {
+    if (!cJSON_IsString(endpoint) || api_batch_kind(endpoint->valuestring) < 0) {
         return core_err_set(e, CORE_EINVAL, "endpoint",
                             "'endpoint' must be /v1/chat/completions or /v1/embeddings");
     }
@@ -327,7 +305,7 @@ void api_batches_create(struct api *a, struct evhttp_request *req, const char *t
         goto fail;
     }
     /* what the answer shows before the runner starts */
-    cJSON_AddStringToObject(c->task, "status", "validating");
+    cJSON_AddStringToObject(c->task, "status", txn_batch_status_name(TXN_BATCH_VALIDATING));
     {
         char now_s[24];
         snprintf(now_s, sizeof(now_s), "%lld", (long long)(util_now_ms() / 1000));
@@ -352,18 +330,17 @@ fail:
 
 /* ---- GET /v1/batches/{id}, POST /v1/batches/{id}/cancel ------------------------------------ */
 
-static void on_got(redisReply *reply, const struct core_err *err, void *arg)
+static void on_got(const struct txn_batch_reply *r, const struct core_err *err, void *arg)
 {
     struct api_ctx *c = arg;
-    bool conflict = reply != NULL && err == NULL && reply_is(reply, "conflict");
 
-    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+    if (err != NULL) {
         api_reply_store_down(c->api, c->req);
-    } else if (reply_is(reply, "notfound") || reply->elements < 2) {
+    } else if (r->answer == TXN_BATCH_NOTFOUND) {
         reply_batch_not_found(c->api, c->req, c->id);
     } else {
-        cJSON *fields = api_batch_fields(reply->element[1]);
-        if (conflict) {
+        cJSON *fields = api_batch_fields(r->hash);
+        if (r->answer == TXN_BATCH_CONFLICT) {
             api_reply_error(c->api, c->req, CORE_ECONFLICT, NULL, "batch_not_cancellable",
                             "Cannot cancel a batch that is %s",
                             api_batch_field(fields, "status") ?: "unknown");
@@ -375,17 +352,18 @@ static void on_got(redisReply *reply, const struct core_err *err, void *arg)
     api_ctx_free(c);
 }
 
+/* GET and cancel: one op on the tenant's batch id, answered with the batch (on_got). */
 static void batch_read(struct api *a, struct evhttp_request *req, const char *tenant,
-                       const char *id, const char *op)
+                       const char *id, enum txn_batch_op op)
 {
     struct api_ctx *c =
         api_ctx_for_id(a, req, tenant, API_BATCH_ID_PREFIX, id, reply_batch_not_found);
-    const char *extra[] = {tenant};
+    struct txn_batch b = {.op = op};
 
     if (c == NULL) {
         return;
     }
-    if (batch_op(c, op, on_got, 1, extra) < 0) {
+    if (batch_op(c, &b, on_got) < 0) {
         api_reply_store_down(a, req);
         api_ctx_free(c);
     }
@@ -393,36 +371,36 @@ static void batch_read(struct api *a, struct evhttp_request *req, const char *te
 
 void api_batches_get(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg)
 {
-    batch_read(a, req, tenant, arg, "get");
+    batch_read(a, req, tenant, arg, TXN_BATCH_GET);
 }
 
 void api_batches_cancel(struct api *a, struct evhttp_request *req, const char *tenant,
                         const char *arg)
 {
-    batch_read(a, req, tenant, arg, "cancel");
+    batch_read(a, req, tenant, arg, TXN_BATCH_CANCEL);
 }
 
 /* ---- GET /v1/batches ---------------------------------------------------------------------- */
 
-static void on_list(redisReply *reply, const struct core_err *err, void *arg)
+static void on_list(const struct txn_batch_reply *r, const struct core_err *err, void *arg)
 {
     struct api_ctx *c = arg;
     cJSON *data;
 
-    if (err != NULL || !reply_is(reply, "ok") || reply->elements < 2) {
+    if (err != NULL) {
         api_reply_store_down(c->api, c->req);
         goto out;
     }
     data = cJSON_CreateArray();
-    for (size_t i = 2; i < reply->elements; i++) {
-        cJSON *fields = api_batch_fields(reply->element[i]);
+    for (size_t i = 0; i < r->n_hashes; i++) {
+        cJSON *fields = api_batch_fields(r->hashes[i]);
         const char *id = api_batch_field(fields, "id");
         if (id && strcmp(api_batch_field(fields, "tenant") ?: "", c->tenant) == 0) {
             cJSON_AddItemToArray(data, api_batch_json(id, fields));
         }
         cJSON_Delete(fields);
     }
-    api_reply_json(c->api, c->req, 200, api_list_page(data, reply->element[1]->integer == 1));
+    api_reply_json(c->api, c->req, 200, api_list_page(data, r->has_more));
 out:
     api_ctx_free(c);
 }
@@ -434,9 +412,9 @@ void api_batches_list(struct api *a, struct evhttp_request *req, const char *ten
                                               API_BATCH_ID_PREFIX, "batch"};
     struct evkeyvalq params;
     const char *after;
-    char limit_buf[16];
     long limit;
     struct api_ctx *c;
+    struct txn_batch b = {.op = TXN_BATCH_LIST};
 
     (void)arg;
     if (api_list_query(a, req, &params, &spec, &limit, &after) < 0) {
@@ -450,13 +428,11 @@ void api_batches_list(struct api *a, struct evhttp_request *req, const char *ten
         return;
     }
     snprintf(c->id, sizeof(c->id), "%s", "-");
-    snprintf(limit_buf, sizeof(limit_buf), "%ld", limit);
-    {
-        const char *extra[] = {tenant, after ? after : "", limit_buf};
-        if (batch_op(c, "list", on_list, 3, extra) < 0) {
-            api_reply_store_down(a, req);
-            api_ctx_free(c);
-        }
+    b.u.list.after = after;
+    b.u.list.limit = limit;
+    if (batch_op(c, &b, on_list) < 0) {
+        api_reply_store_down(a, req);
+        api_ctx_free(c);
     }
     evhttp_clear_headers(&params);
 }

@@ -2,13 +2,13 @@
  * api/batches.h — the OpenAI Batch API: the endpoints (api/batches.c) and the batch runner that
  * carries a batch through its life (api/batch_runner.c). api-internal, like api/internal.h.
  *
- * A batch is a Redis hash KEY_BATCH<id> (fields in core/keys.h), listed in the tenant's
- * KEY_BATCHES_TENANT zset; every step that changes it is one op of the BATCH script. Its lines
- * run as tasks at batch priority whose ids are derived from the batch id and the line's ordinal
- * (api_batch_task_id), so the runner never keeps a list of them and a chunk submitted twice
- * creates nothing twice.
+ * A batch is a Redis hash (KS_BATCH <id>; fields in core/keys.h), listed in the tenant's
+ * KS_BATCHES_TENANT zset; every step that changes it is one op of the BATCH script, called through
+ * core/txn_batch.h. Its lines run as tasks at batch priority whose ids are derived from the batch
+ * id and the line's ordinal (api_batch_task_id), so the runner never keeps a list of them and a
+ * chunk submitted twice creates nothing twice.
  *
- * Life: POST /v1/batches writes the hash (validating) and puts the batch in KEY_BATCH_WORK, due
+ * Life: POST /v1/batches writes the hash (validating) and puts the batch in KS_BATCH_WORK, due
  * now. Any API process's runner claims due batches (a lease in that zset) and does what the
  * status asks: validate the input file (every bad line reported with its line number; any bad
  * line fails the batch), expand it into tasks in chunks (in_progress), cancel its tasks
@@ -34,20 +34,12 @@
 
 extern const struct api_webhook_events api_batch_webhook_events;
 
-/* The task kind a batch endpoint's lines run as, or NULL when sluice does not batch it. */
-const char *api_batch_kind(const char *endpoint);
+/* The task kind (enum task_kind) a batch endpoint's lines run as, or -1 when sluice does not
+ * batch it (or endpoint is NULL). */
+int api_batch_kind(const char *endpoint);
 
 /* The id of the task for request `ordinal` (1-based) of batch_id. Returns 0 or -1. */
 int api_batch_task_id(const char *batch_id, long long ordinal, char *out, size_t size);
-
-/*
- * Runs one op of the BATCH script (core/lua/batch.lua lists them) on batch id of tenant, with up to
- * API_BATCH_SCRIPT_MAX_EXTRA op arguments (borrowed for the call). cb may be NULL (the reply is
- * ignored). Same contract as store_script.
- */
-#define API_BATCH_SCRIPT_MAX_EXTRA 300
-int api_batch_script(struct api *a, const char *id, const char *tenant, const char *op, store_cb cb,
-                     void *arg, int n_extra, const char **extra);
 
 /* The batch's fields as a cJSON object of strings, from an HGETALL reply. Caller frees. */
 cJSON *api_batch_fields(const redisReply *hash);

@@ -26,8 +26,8 @@ static bool prefers_async(struct evhttp_request *req)
     return h && strstr(h, "respond-async") != NULL;
 }
 
-const struct config_model *api_model_for(struct api *a, struct evhttp_request *req,
-                                         const cJSON *body, const char *kind)
+const struct config_model *api_model_for_kind(struct api *a, struct evhttp_request *req,
+                                              const cJSON *body, enum task_kind kind)
 {
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
     const struct config_model *m;
@@ -46,10 +46,10 @@ const struct config_model *api_model_for(struct api *a, struct evhttp_request *r
                         "The model '%.128s' does not exist", model->valuestring);
         return NULL;
     }
-    if (strcmp(m->kind, kind) != 0) {
+    if (m->kind != kind) {
         api_reply_error(a, req, CORE_EINVAL, "model", NULL,
                         "The model '%.128s' serves %s requests, not %s", model->valuestring,
-                        m->kind, kind);
+                        task_kind_name(m->kind), task_kind_name(kind));
         return NULL;
     }
     return m;
@@ -70,9 +70,7 @@ static void on_submitted(struct api_ctx *c, int outcome, redisReply *dup,
         snprintf(loc, sizeof(loc), "/v1/tasks/%s", c->id);
         evhttp_add_header(evhttp_request_get_output_headers(c->req), "Location", loc);
         if (outcome == 1) {
-            cJSON *t = task_to_json(c->id, dup);
-            api_artifacts_render_task(a, c->req, c->id, t, true);
-            api_reply_json(a, c->req, 202, t);
+            api_reply_json_text(a, c->req, 202, api_task_text(a, c->req, c->id, dup, true, NULL));
         } else {
             api_reply_json_text(a, c->req, 202, c->task_text);
             c->task_text = NULL;
@@ -88,11 +86,11 @@ static void on_submitted(struct api_ctx *c, int outcome, redisReply *dup,
  * kept images as signed URLs or b64_json, whatever the provider answered with): absent, null,
  * "url" or "b64_json". Other kinds pass.
  */
-static int compat_validate_image(const char *kind, const cJSON *body, struct core_err *e)
+static int compat_validate_image(enum task_kind kind, const cJSON *body, struct core_err *e)
 {
     enum artifact_form form;
 
-    if (strcmp(kind, "image") != 0 || artifact_form_for(body, false, &form) == 0) {
+    if (kind != TASK_KIND_IMAGE || artifact_form_for(body, false, &form) == 0) {
         return 0;
     }
     return core_err_set(e, CORE_EINVAL, "response_format",
@@ -104,7 +102,7 @@ static int compat_validate_image(const char *kind, const cJSON *body, struct cor
  * waiter (unless async) and submit.
  */
 static void compat_submit(struct api *a, struct evhttp_request *req, const char *tenant,
-                          const char *kind)
+                          enum task_kind kind)
 {
     struct api_submit sub = {0};
     const char *raw = NULL;
@@ -119,11 +117,11 @@ static void compat_submit(struct api *a, struct evhttp_request *req, const char 
         return;
     }
     core_err_clear(&e);
-    sub.model = api_model_for(a, req, body, kind);
+    sub.model = api_model_for_kind(a, req, body, kind);
     if (sub.model == NULL) {
         goto out;
     }
-    if (api_validate_input(kind, body, &e) < 0 || compat_validate_image(kind, body, &e) < 0) {
+    if (api_validate_task_input(kind, body, &e) < 0 || compat_validate_image(kind, body, &e) < 0) {
         api_reply_err(a, req, &e);
         goto out;
     }
@@ -131,7 +129,7 @@ static void compat_submit(struct api *a, struct evhttp_request *req, const char 
     sub.kind = kind;
     sub.input = body;
     sub.prio = TASK_PRIO_INTERACTIVE;
-    sub.stream = strcmp(kind, "chat") == 0 && cJSON_IsTrue(stream);
+    sub.stream = kind == TASK_KIND_CHAT && cJSON_IsTrue(stream);
     sub.raw = raw;
     sub.raw_len = raw_len;
     sub.idem = api_idempotency_key(a, req, &bad);
@@ -169,19 +167,19 @@ out:
 
 void api_compat_chat(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg)
 {
-    compat_submit(a, req, tenant, "chat");
+    compat_submit(a, req, tenant, TASK_KIND_CHAT);
 }
 
 void api_compat_embeddings(struct api *a, struct evhttp_request *req, const char *tenant,
                            const char *arg)
 {
-    compat_submit(a, req, tenant, "embedding");
+    compat_submit(a, req, tenant, TASK_KIND_EMBEDDING);
 }
 
 void api_compat_images(struct api *a, struct evhttp_request *req, const char *tenant,
                        const char *arg)
 {
-    compat_submit(a, req, tenant, "image");
+    compat_submit(a, req, tenant, TASK_KIND_IMAGE);
 }
 
 /*
@@ -216,7 +214,7 @@ static cJSON *model_json(const struct config_model *m, bool admin)
     cJSON_AddStringToObject(o, "object", "model");
     cJSON_AddNumberToObject(o, "created", 0);
     cJSON_AddStringToObject(o, "owned_by", "sluice");
-    cJSON_AddStringToObject(o, "kind", m->kind);
+    cJSON_AddStringToObject(o, "kind", task_kind_name(m->kind));
     price = cJSON_AddObjectToObject(o, "price");
     for (size_t k = 0; k < sizeof(prices) / sizeof(prices[0]); k++) {
         double low = 0;

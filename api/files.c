@@ -3,13 +3,13 @@
  * retrieve, download, delete; tenant-scoped (another tenant's file is a 404 like a missing one).
  *
  * Storage: the bytes in <blobs.dir>/files/<id> (written to "tmp_<random>.part" as the upload
- * arrives, fsynced, renamed), the metadata in the hash KEY_FILE<id> and the id in the tenant's
- * zset KEY_FILES_TENANT<tenant> (score: created ms). Both Redis writes go in one MULTI/EXEC rather
- * than two plain commands: Redis applies the pair as one step (and drops it whole when the
- * connection breaks before EXEC), so no reader — in this or another API process — ever sees a
- * listed id without its metadata or metadata missing from the list, and one reply tells whether
- * both landed. No Lua is needed because nothing is read and decided on inside Redis: the id is
- * fresh and random.
+ * arrives, fsynced, renamed; core/blobs.h has the layout), the metadata in the hash KS_FILE<id>
+ * and the id in the tenant's zset KS_FILES_TENANT<tenant> (score: created ms; core/keys.h). Both
+ * Redis writes go in one MULTI/EXEC rather than two plain commands: Redis applies the pair as one
+ * step (and drops it whole when the connection breaks before EXEC), so no reader — in this or
+ * another API process — ever sees a listed id without its metadata or metadata missing from the
+ * list, and one reply tells whether both landed. No Lua is needed because nothing is read and
+ * decided on inside Redis: the id is fresh and random.
  *
  * Blocking: an upload is written on the event loop piece by piece as it arrives (the connection
  * guard, api/guard.c, streams it: it is never held in memory) and fsynced there once complete
@@ -37,6 +37,7 @@
 #include "api/files.h"
 #include "api/guard.h"
 #include "api/internal.h"
+#include "core/blobs.h"
 #include "core/keys.h"
 #include "core/log.h"
 #include "core/multipart.h"
@@ -44,8 +45,8 @@
 #include "core/task.h"
 #include "core/util.h"
 
-#define FILES_SUBDIR "files"
 #define FILES_PATH_MAX 4096
+#define FILES_KEY_MAX 128 /* a key: the prefix (<= 36), a family, a file id or a tenant (<= 64) */
 #define FILES_ID_SIZE 48
 #define FILES_FILENAME_MAX 255
 #define FILES_PURPOSE_MAX 64
@@ -80,18 +81,19 @@ static const struct purpose *purpose_find(const char *name)
 /* <blobs.dir>/files into out, created (with blobs.dir) when missing. Returns 0 or -1. */
 static int files_dir(const struct api *a, char *out, size_t size)
 {
-    int n = snprintf(out, size, "%s/" FILES_SUBDIR, a->cfg->blobs.dir);
+    if (blobs_files_dir(a->cfg->blobs.dir, out, size) < 0) {
+        return -1;
+    }
+    return blobs_make_dir(a->cfg->blobs.dir, out);
+}
 
-    if (n < 0 || (size_t)n >= size) {
-        return -1;
-    }
-    if (mkdir(a->cfg->blobs.dir, 0750) < 0 && errno != EEXIST) {
-        return -1;
-    }
-    if (mkdir(out, 0750) < 0 && errno != EEXIST) {
-        return -1;
-    }
-    return 0;
+/*
+ * The key of family (KS_FILE, KS_FILES_TENANT, KS_STATS) for id into buf (FILES_KEY_MAX bytes).
+ * Returns 0, or -1 when it does not fit (it always does: config caps a tenant name at 64).
+ */
+static int files_key(const struct api *a, char *buf, const char *family, const char *id)
+{
+    return keyspace_key(store_keys(a->store), buf, FILES_KEY_MAX, family, id);
 }
 
 /* Makes a rename in dir durable (the directory entry, not only the file's bytes). */
@@ -107,13 +109,12 @@ static void sync_dir(const char *dir)
 int api_files_tmp_path(struct api *a, char *out, size_t out_size)
 {
     char dir[FILES_PATH_MAX], name[FILES_ID_SIZE];
-    int n;
 
-    if (files_dir(a, dir, sizeof(dir)) < 0 || util_random_id("tmp_", name, sizeof(name)) < 0) {
+    if (files_dir(a, dir, sizeof(dir)) < 0 ||
+        util_random_id(BLOBS_TMP_PREFIX, name, sizeof(name)) < 0) {
         return -1;
     }
-    n = snprintf(out, out_size, "%s/%s.part", dir, name);
-    return n < 0 || (size_t)n >= out_size ? -1 : 0;
+    return blobs_file_tmp_path(a->cfg->blobs.dir, name, out, out_size);
 }
 
 /*
@@ -237,17 +238,20 @@ struct put {
  */
 static void put_undo(struct put *p)
 {
-    char key[128], zkey[160], fc[112], fb[112], neg[24];
+    char key[FILES_KEY_MAX], zkey[FILES_KEY_MAX], stats[FILES_KEY_MAX], fc[112], fb[112], neg[24];
 
-    snprintf(key, sizeof(key), KEY_FILE "%s", p->id);
-    snprintf(zkey, sizeof(zkey), KEY_FILES_TENANT "%s", p->tenant);
+    if (files_key(p->api, key, KS_FILE, p->id) < 0 ||
+        files_key(p->api, zkey, KS_FILES_TENANT, p->tenant) < 0 ||
+        files_key(p->api, stats, KS_STATS, NULL) < 0) {
+        return; /* file_put wrote nothing under keys that do not fit */
+    }
     snprintf(fc, sizeof(fc), FILES_COUNT_STAT "%s", p->tenant);
     snprintf(fb, sizeof(fb), FILES_BYTES_STAT "%s", p->tenant);
     snprintf(neg, sizeof(neg), "%lld", -p->bytes);
     struct tx_cmd cmds[] = {{2, {"DEL", key}},
                             {3, {"ZREM", zkey, p->id}},
-                            {4, {"HINCRBY", KEY_STATS, fc, "-1"}},
-                            {4, {"HINCRBY", KEY_STATS, fb, neg}}};
+                            {4, {"HINCRBY", stats, fc, "-1"}},
+                            {4, {"HINCRBY", stats, fb, neg}}};
     send_tx(p->api, cmds, 4, NULL, NULL);
 }
 
@@ -303,8 +307,9 @@ static int file_put(struct api *a, const char *id, const char *tenant, const cha
                     bool quota, api_files_create_cb cb, void *arg)
 {
     struct put *p = calloc(1, sizeof(*p));
-    char dir[FILES_PATH_MAX], key[128], zkey[160], bytes_s[24], created_s[24], fc[112], fb[112];
-    int rc, n;
+    char dir[FILES_PATH_MAX], key[FILES_KEY_MAX], zkey[FILES_KEY_MAX], stats[FILES_KEY_MAX];
+    char bytes_s[24], created_s[24], fc[112], fb[112];
+    int rc;
 
     if (p == NULL) {
         return CORE_ENOMEM;
@@ -317,9 +322,10 @@ static int file_put(struct api *a, const char *id, const char *tenant, const cha
     snprintf(p->tenant, sizeof(p->tenant), "%s", tenant);
     snprintf(p->id, sizeof(p->id), "%s", id);
     snprintf(p->tmp, sizeof(p->tmp), "%s", tmp_path);
-    n = snprintf(p->path, sizeof(p->path), "%s/" FILES_SUBDIR "/%s", a->cfg->blobs.dir, id);
-    if (n < 0 || (size_t)n >= sizeof(p->path) || files_dir(a, dir, sizeof(dir)) < 0 ||
-        strlen(tmp_path) >= sizeof(p->tmp)) {
+    if (blobs_file_path(a->cfg->blobs.dir, id, p->path, sizeof(p->path)) < 0 ||
+        files_dir(a, dir, sizeof(dir)) < 0 || strlen(tmp_path) >= sizeof(p->tmp) ||
+        files_key(a, key, KS_FILE, id) < 0 || files_key(a, zkey, KS_FILES_TENANT, tenant) < 0 ||
+        files_key(a, stats, KS_STATS, NULL) < 0) {
         free(p);
         return CORE_EINTERNAL;
     }
@@ -330,8 +336,6 @@ static int file_put(struct api *a, const char *id, const char *tenant, const cha
         return CORE_EINTERNAL;
     }
     sync_dir(dir);
-    snprintf(key, sizeof(key), KEY_FILE "%s", id);
-    snprintf(zkey, sizeof(zkey), KEY_FILES_TENANT "%s", tenant);
     snprintf(bytes_s, sizeof(bytes_s), "%lld", bytes);
     snprintf(created_s, sizeof(created_s), "%lld", (long long)created_ms);
     snprintf(fc, sizeof(fc), FILES_COUNT_STAT "%s", tenant);
@@ -341,8 +345,8 @@ static int file_put(struct api *a, const char *id, const char *tenant, const cha
          {"HSET", key, "tenant", tenant, "bytes", bytes_s, "filename", filename, "purpose", purpose,
           "created", created_s, "path", p->path}},
         {4, {"ZADD", zkey, created_s, id}},
-        {4, {"HINCRBY", KEY_STATS, fc, "1"}},
-        {4, {"HINCRBY", KEY_STATS, fb, bytes_s}},
+        {4, {"HINCRBY", stats, fc, "1"}},
+        {4, {"HINCRBY", stats, fb, bytes_s}},
     };
     rc = send_tx(a, cmds, 4, on_put, p);
     if (rc < 0) {
@@ -790,15 +794,16 @@ static void on_deleted(redisReply *reply, const struct core_err *err, void *arg)
         reply_not_found(c->api, c->req, c->id); /* a concurrent DELETE won */
     } else {
         cJSON *o = cJSON_CreateObject();
-        char fc[112], fb[112];
+        char fc[112], fb[112], stats[FILES_KEY_MAX];
+        files_key(c->api, stats, KS_STATS, NULL);
         snprintf(fc, sizeof(fc), FILES_COUNT_STAT "%s", c->tenant);
         snprintf(fb, sizeof(fb), FILES_BYTES_STAT "%s", c->tenant);
         /* this DELETE removed the metadata (a concurrent one found nothing): the tenant's
          * counters go down once */
-        const char *count_argv[] = {"HINCRBY", KEY_STATS, fc, "-1"};
+        const char *count_argv[] = {"HINCRBY", stats, fc, "-1"};
         char neg[24];
         snprintf(neg, sizeof(neg), "%lld", -(long long)c->values[0]);
-        const char *bytes_argv[] = {"HINCRBY", KEY_STATS, fb, neg};
+        const char *bytes_argv[] = {"HINCRBY", stats, fb, neg};
         store_command(c->api->store, NULL, NULL, 4, count_argv, NULL);
         store_command(c->api->store, NULL, NULL, 4, bytes_argv, NULL);
         /* The metadata is gone, so nothing serves the bytes any more; a crash before this
@@ -819,14 +824,14 @@ static void on_deleted(redisReply *reply, const struct core_err *err, void *arg)
 static void start_delete(struct api_ctx *c, const redisReply *hash)
 {
     const char *path = task_hash_get(hash, "path");
-    char key[96], zkey[160];
+    char key[FILES_KEY_MAX], zkey[FILES_KEY_MAX];
 
-    snprintf(key, sizeof(key), KEY_FILE "%s", c->id);
-    snprintf(zkey, sizeof(zkey), KEY_FILES_TENANT "%s", c->tenant);
+    files_key(c->api, key, KS_FILE, c->id);
     struct tx_cmd cmds[] = {{2, {"DEL", key}}, {3, {"ZREM", zkey, c->id}}};
     c->body = path ? cJSON_CreateString(path) : NULL;
     c->values[0] = task_hash_get(hash, "bytes") ? atoll(task_hash_get(hash, "bytes")) : 0;
-    if (send_tx(c->api, cmds, 2, on_deleted, c) < 0) {
+    if (files_key(c->api, zkey, KS_FILES_TENANT, c->tenant) < 0 ||
+        send_tx(c->api, cmds, 2, on_deleted, c) < 0) {
         api_reply_store_down(c->api, c->req);
         api_ctx_free(c);
     }
@@ -856,13 +861,13 @@ static void read_file(struct api *a, struct evhttp_request *req, const char *ten
                       enum read_mode mode)
 {
     struct api_ctx *c = ctx_for_file(a, req, tenant, id);
-    char key[96];
+    char key[FILES_KEY_MAX];
 
     if (c == NULL) {
         return;
     }
     c->mode = mode;
-    snprintf(key, sizeof(key), KEY_FILE "%s", id);
+    files_key(a, key, KS_FILE, id); /* id is a file id: it fits */
     const char *argv[] = {"HGETALL", key};
     if (store_command(a->store, on_read, c, 2, argv, NULL) < 0) {
         api_reply_store_down(a, req);
@@ -924,7 +929,7 @@ static void on_range(redisReply *reply, const struct core_err *err, void *arg)
 {
     struct api_ctx *c = arg;
     struct tx_cmd cmds[FILES_TX_MAX_CMDS];
-    char keys[FILES_TX_MAX_CMDS][96];
+    char keys[FILES_TX_MAX_CMDS][FILES_KEY_MAX];
     size_t want;
 
     if (err != NULL || reply->type != REDIS_REPLY_ARRAY) {
@@ -940,8 +945,7 @@ static void on_range(redisReply *reply, const struct core_err *err, void *arg)
     want = (size_t)cJSON_GetArraySize(c->body);
     want = want < (size_t)c->values[LIST_LIMIT] ? want : (size_t)c->values[LIST_LIMIT];
     for (size_t i = 0; i < want; i++) {
-        snprintf(keys[i], sizeof(keys[i]), KEY_FILE "%s",
-                 cJSON_GetArrayItem(c->body, (int)i)->valuestring);
+        files_key(c->api, keys[i], KS_FILE, cJSON_GetArrayItem(c->body, (int)i)->valuestring);
         cmds[i] = (struct tx_cmd){2, {"HGETALL", keys[i]}};
     }
     if (send_tx(c->api, cmds, want, on_hashes, c) < 0) {
@@ -956,9 +960,11 @@ fail:
 /* Asks for the page of ids from rank start on. Returns 0 or a negative code (nothing sent). */
 static int list_range(struct api_ctx *c, long long start)
 {
-    char zkey[160], start_s[24], stop_s[24];
+    char zkey[FILES_KEY_MAX], start_s[24], stop_s[24];
 
-    snprintf(zkey, sizeof(zkey), KEY_FILES_TENANT "%s", c->tenant);
+    if (files_key(c->api, zkey, KS_FILES_TENANT, c->tenant) < 0) {
+        return CORE_EINTERNAL;
+    }
     snprintf(start_s, sizeof(start_s), "%lld", start);
     snprintf(stop_s, sizeof(stop_s), "%lld", start + (long long)c->values[LIST_LIMIT]);
     const char *argv[] = {c->values[LIST_ASC] ? "ZRANGE" : "ZREVRANGE", zkey, start_s, stop_s};
@@ -1013,11 +1019,12 @@ void api_files_list(struct api *a, struct evhttp_request *req, const char *tenan
     c->values[LIST_LIMIT] = limit;
     c->values[LIST_ASC] = order && strcmp(order, "asc") == 0;
     if (after) {
-        char zkey[160];
+        char zkey[FILES_KEY_MAX];
         snprintf(c->id, sizeof(c->id), "%s", after);
-        snprintf(zkey, sizeof(zkey), KEY_FILES_TENANT "%s", tenant);
         const char *argv[] = {c->values[LIST_ASC] ? "ZRANK" : "ZREVRANK", zkey, c->id};
-        rc = store_command(a->store, on_rank, c, 3, argv, NULL);
+        rc = files_key(a, zkey, KS_FILES_TENANT, tenant) < 0
+                 ? CORE_EINTERNAL
+                 : store_command(a->store, on_rank, c, 3, argv, NULL);
     } else {
         rc = list_range(c, 0);
     }
@@ -1064,7 +1071,7 @@ int api_files_lookup(struct api *a, const char *tenant, const char *id, api_file
                      void *arg)
 {
     struct lookup *l;
-    char key[96];
+    char key[FILES_KEY_MAX];
     int rc;
 
     if (id == NULL || !util_id_valid(API_FILE_ID_PREFIX, id)) {
@@ -1078,7 +1085,7 @@ int api_files_lookup(struct api *a, const char *tenant, const char *id, api_file
     snprintf(l->id, sizeof(l->id), "%s", id);
     l->cb = cb;
     l->arg = arg;
-    snprintf(key, sizeof(key), KEY_FILE "%s", id);
+    files_key(a, key, KS_FILE, id); /* id is a file id: it fits */
     const char *argv[] = {"HGETALL", key};
     rc = store_command(a->store, on_lookup, l, 2, argv, NULL);
     if (rc < 0) {

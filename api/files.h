@@ -3,10 +3,10 @@
  * tenant's file, and add a file the server wrote itself (a batch's output and error files).
  * api-internal, like api/internal.h: not for other roles.
  *
- * A file is its bytes at <blobs.dir>/files/<id> plus a Redis hash KEY_FILE<id> (tenant, bytes,
- * filename, purpose, created ms, path) listed in the tenant's KEY_FILES_TENANT<tenant> zset. The
- * bytes live on the API host's disk, like task artifacts: processes on several hosts need
- * blobs.dir on a shared filesystem.
+ * A file is its bytes at <blobs.dir>/files/<id> (core/blobs.h) plus a Redis hash KS_FILE<id>
+ * (tenant, bytes, filename, purpose, created ms, path) listed in the tenant's
+ * KS_FILES_TENANT<tenant> zset (core/keys.h). The bytes live on the API host's disk, like task
+ * artifacts: processes on several hosts need blobs.dir on a shared filesystem.
  *
  * Callbacks follow libuv's rule: when a call that takes a callback returns 0, the callback runs
  * exactly once, later, from the event loop (never from inside the call); when it returns a

@@ -10,9 +10,8 @@
 
 #include "api/guard.h"
 #include "api/internal.h"
-#include "core/keys.h"
-#include "core/scripts.h"
 #include "core/task.h"
+#include "core/txn_task.h"
 #include "core/util.h"
 
 void api_health_live(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg)
@@ -55,11 +54,6 @@ static const char *dep_provider(const struct config *cfg, const char *alias, lon
 {
     const struct config_model *m = config_model_find(cfg, alias);
     return (m && d >= 0 && (size_t)d < m->n_deployments) ? m->deployments[d].provider->name : "";
-}
-
-static long long field_ll(const redisReply *r)
-{
-    return r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : r->integer;
 }
 
 /* Prometheus families, each written as one group after its TYPE line. */
@@ -266,14 +260,15 @@ static bool dep_limited(const struct config *cfg, const char *alias, long d, boo
 }
 
 static void deployment_gauges(struct evbuffer *out, const struct config *cfg,
-                              const redisReply *deps);
+                              const struct txn_metrics *m);
 
-static void on_metrics(redisReply *reply, const struct core_err *err, void *arg)
+/* The page: this process's own counters, then what METRICS read from Redis (m; NULL when Redis
+ * could not answer: sluice_store_up 0 and nothing of Redis's). */
+static void metrics_page(struct api_ctx *c, const struct txn_metrics *m)
 {
-    struct api_ctx *c = arg;
     struct api *a = c->api;
     struct evbuffer *out = evhttp_request_get_output_buffer(c->req);
-    bool ok = err == NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 5;
+    bool ok = m != NULL;
 
     evbuffer_add_printf(out, "# TYPE sluice_http_responses_total counter\n");
     for (int i = 1; i < 6; i++) {
@@ -287,20 +282,20 @@ static void on_metrics(redisReply *reply, const struct core_err *err, void *arg)
     api_guard_metrics(a, out);
     evbuffer_add_printf(out, "# TYPE sluice_store_up gauge\nsluice_store_up %d\n", ok ? 1 : 0);
     if (ok) {
-        const redisReply *stats = reply->element[0];
-        const redisReply *deps = reply->element[1];
         struct metrics_page *pg = calloc(1, sizeof(*pg));
         evbuffer_add_printf(out, "# TYPE sluice_queue_delayed gauge\nsluice_queue_delayed %lld\n",
-                            reply->element[2]->integer);
+                            (long long)m->delayed);
         evbuffer_add_printf(out, "# TYPE sluice_tasks_leased gauge\nsluice_tasks_leased %lld\n",
-                            reply->element[3]->integer);
+                            (long long)m->leased);
         evbuffer_add_printf(out, "# TYPE sluice_tasks_parked gauge\nsluice_tasks_parked %lld\n",
-                            reply->element[4]->integer);
+                            (long long)m->parked);
         for (int f = 0; pg && f < F_COUNT; f++) {
             pg->fam[f] = evbuffer_new();
         }
-        for (size_t i = 0; pg && i + 1 < stats->elements; i += 2) {
-            stat_line(pg, a->cfg, stats->element[i]->str, stats->element[i + 1]->str);
+        for (size_t i = 0; pg && i < m->n_stats; i++) {
+            const char *name, *value;
+            txn_metrics_stat(m, i, &name, &value);
+            stat_line(pg, a->cfg, name, value);
         }
         if (pg) {
             if (!pg->accepted_seen) {
@@ -322,7 +317,7 @@ static void on_metrics(redisReply *reply, const struct core_err *err, void *arg)
             }
             free(pg);
         }
-        deployment_gauges(out, a->cfg, deps);
+        deployment_gauges(out, a->cfg, m);
     }
     evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type",
                       "text/plain; version=0.0.4");
@@ -331,9 +326,14 @@ static void on_metrics(redisReply *reply, const struct core_err *err, void *arg)
     api_ctx_free(c);
 }
 
+static void on_metrics(const struct txn_metrics *m, const struct core_err *err, void *arg)
+{
+    metrics_page(arg, err == NULL ? m : NULL);
+}
+
 /* One gauge family per deployment field, each grouped under its TYPE line. */
 static void deployment_gauges(struct evbuffer *out, const struct config *cfg,
-                              const redisReply *deps)
+                              const struct txn_metrics *m)
 {
     static const char *const names[] = {
         "sluice_deployment_budget_requests", "sluice_deployment_budget_tokens",
@@ -342,36 +342,37 @@ static void deployment_gauges(struct evbuffer *out, const struct config *cfg,
     };
     for (size_t g = 0; g < sizeof(names) / sizeof(names[0]); g++) {
         evbuffer_add_printf(out, "# TYPE %s gauge\n", names[g]);
-        for (size_t i = 0; i < deps->elements; i++) {
-            redisReply **d = deps->element[i]->element;
-            const char *br = d[5]->str;
+        for (size_t i = 0; i < m->n_deps; i++) {
+            struct txn_dep_state d;
+            const char *budget;
             char labels[256];
-            snprintf(labels, sizeof(labels), "{model=\"%s\",deployment=\"%s\",provider=\"%s\"}",
-                     d[0]->str, d[1]->str, dep_provider(cfg, d[0]->str, atol(d[1]->str)));
+            txn_metrics_dep(m, i, &d);
+            budget = g == 0 ? d.requests : d.tokens;
+            snprintf(labels, sizeof(labels), "{model=\"%s\",deployment=\"%ld\",provider=\"%s\"}",
+                     d.alias, d.index, dep_provider(cfg, d.alias, d.index));
             switch (g) {
             case 0:
             case 1:
-                if (d[2 + g]->str[0] && dep_limited(cfg, d[0]->str, atol(d[1]->str), g == 0)) {
-                    evbuffer_add_printf(out, "%s%s %s\n", names[g], labels, d[2 + g]->str);
+                if (budget[0] && dep_limited(cfg, d.alias, d.index, g == 0)) {
+                    evbuffer_add_printf(out, "%s%s %s\n", names[g], labels, budget);
                 }
                 break;
             case 2:
-                evbuffer_add_printf(out, "%s%s %lld\n", names[g], labels, field_ll(d[4]));
+                evbuffer_add_printf(out, "%s%s %lld\n", names[g], labels, (long long)d.in_flight);
                 break;
             case 3:
                 evbuffer_add_printf(out, "%s%s %d\n", names[g], labels,
-                                    strcmp(br, "open") == 0   ? 2
-                                    : strcmp(br, "half") == 0 ? 1
-                                                              : 0);
+                                    d.breaker == TXN_BREAKER_OPEN   ? 2
+                                    : d.breaker == TXN_BREAKER_HALF ? 1
+                                                                    : 0);
                 break;
             case 4:
                 evbuffer_add_printf(out, "%s%s %d\n", names[g], labels,
-                                    field_ll(d[6]) > util_now_ms() ? 1 : 0);
+                                    d.paused_until_ms > util_now_ms() ? 1 : 0);
                 break;
             default:
-                if (d[7]->str[0]) {
-                    evbuffer_add_printf(out, "%s%s %.4f\n", names[g], labels,
-                                        atof(d[7]->str) / 1000);
+                if (d.has_latency) {
+                    evbuffer_add_printf(out, "%s%s %.4f\n", names[g], labels, d.latency_ms / 1000);
                 }
             }
         }
@@ -381,24 +382,16 @@ static void deployment_gauges(struct evbuffer *out, const struct config *cfg,
 void api_metrics_serve(struct api *a, struct evhttp_request *req)
 {
     struct api_ctx *c = api_ctx_new(a, req, NULL);
-    const char **argv = calloc(2 * a->cfg->n_models + 1, sizeof(*argv));
-    char(*counts)[16] = calloc(a->cfg->n_models + 1, sizeof(*counts));
 
-    if (c == NULL || argv == NULL || counts == NULL) {
+    if (c == NULL) {
         api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
-        api_ctx_free(c);
-        goto out;
+        return;
     }
+    txn_metrics_begin(&a->txn);
     for (size_t i = 0; i < a->cfg->n_models; i++) {
-        snprintf(counts[i], sizeof(counts[i]), "%zu", a->cfg->models[i].n_deployments);
-        argv[2 * i] = a->cfg->models[i].alias;
-        argv[2 * i + 1] = counts[i];
+        txn_metrics_add(&a->txn, a->cfg->models[i].alias, a->cfg->models[i].n_deployments);
     }
-    if (store_script(a->store, SCRIPT_METRICS, on_metrics, c, 0, (int)(2 * a->cfg->n_models), argv,
-                     NULL) < 0) {
-        on_metrics(NULL, &(struct core_err){.code = CORE_EUNAVAILABLE}, c);
+    if (txn_metrics(a->store, &a->txn, on_metrics, c) < 0) {
+        metrics_page(c, NULL);
     }
-out:
-    free(argv);
-    free(counts);
 }

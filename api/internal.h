@@ -12,6 +12,9 @@
 
 #include "api/api.h"
 #include "core/artifact_url.h"
+#include "core/keys.h"
+#include "core/task.h"
+#include "core/txn.h"
 
 struct api_ctx;
 
@@ -27,7 +30,8 @@ struct api {
     struct evhttp *http;
     struct evhttp_bound_socket *listener;
     char node_id[48];
-    char channel[80]; /* CHANNEL_API + node_id */
+    /* this process's channel: the keyspace's prefix (any tag) + KS_CHANNEL_API + node_id */
+    char channel[KEY_TAG_MAX + 4 + sizeof(KS_CHANNEL_API) + 48];
     size_t in_flight;
     size_t n_waiters;
     struct waiter *waiters[API_WAITER_BUCKETS]; /* by task id */
@@ -36,13 +40,18 @@ struct api {
     struct batch_runner *batches; /* carries batches through their life (api/batch_runner.c) */
     struct event *submit_ev;      /* sends the loop turn's queued submits (activated, not added) */
     struct api_ctx *submit_head, *submit_tail;
-    const char **submit_argv;                    /* scratch of one SUBMIT call */
+    struct txn_args txn; /* the arguments of every script call: built, sent, then reset */
     unsigned char url_key[ARTIFACT_URL_KEY_MAX]; /* signs artifact URLs (api/artifacts.c) */
     size_t url_key_len;                          /* 0 until known */
 };
 
-/* Submits per SUBMIT call (see api_submit). */
+/* Submits per SUBMIT call (see api_submit; at most core/txn_task.h's TXN_SUBMIT_MAX). */
 #define API_SUBMIT_BATCH 64
+
+/* A key of a task or a tenant: the keyspace's prefix (any tag) + family + an id of up to 64. */
+#define API_KEY_MAX (KEY_TAG_MAX + 128)
+
+struct api_pending_submit;
 
 /* How a submit went: 0 created (c->task rendered, c->id set), 1 an idempotent replay (hash of
  * the earlier task in dup, its id in c->id), or a negative code (the answer is the caller's). */
@@ -63,23 +72,23 @@ struct api_ctx {
     int pending;      /* round trips still outstanding (metrics) */
     int64_t values[8];
     api_submit_cb submit_cb;
-    int mode;                    /* endpoint-specific (e.g. how to answer after a submit) */
-    int64_t wait_ms;             /* Prefer: wait */
-    struct submit_args *submit;  /* queued for the loop turn's SUBMIT call, owned */
-    struct api_ctx *submit_next; /* the api's queue of submits */
+    int mode;                          /* endpoint-specific (e.g. how to answer after a submit) */
+    int64_t wait_ms;                   /* Prefer: wait */
+    struct api_pending_submit *submit; /* queued for the loop turn's SUBMIT call, owned */
+    struct api_ctx *submit_next;       /* the api's queue of submits */
 };
 
-/* How api_submit renders the accepted task for the caller's answer: as cJSON in c->task (the
- * default), as JSON text in c->task_text (the fast path of POST /v1/tasks), or not at all (the
- * request waits for the result instead). */
-enum api_render { API_RENDER_JSON = 0, API_RENDER_TEXT, API_RENDER_NONE };
+/* How api_submit renders the accepted task for the caller's answer: as JSON text in c->task_text
+ * (the default), or not at all (the request waits for the result, or a batch's output file
+ * answers it). */
+enum api_render { API_RENDER_TEXT = 0, API_RENDER_NONE };
 
 /* What a new task is: every endpoint that creates tasks fills one (all borrowed). */
 struct api_submit {
-    const char *kind;
+    enum task_kind kind;
     const cJSON *input; /* the OpenAI request body of the kind */
     const struct config_model *model;
-    int prio;
+    enum task_priority prio;
     const cJSON *metadata; /* may be NULL */
     const char *idem;      /* Idempotency-Key, may be NULL */
     const char *raw;       /* the request body, for the idempotency hash */
@@ -94,6 +103,8 @@ struct api_submit {
     const char *custom_id;
 };
 
+/* ---- task_submit.c: the loop turn's submits, one SUBMIT call (core/txn_task.h) ---- */
+
 /*
  * Creates the task with the SUBMIT script. c->id must hold a fresh id (api_ctx_for_new_task). The
  * submit is queued for the end of the loop turn, when every submit of the turn goes to Redis in
@@ -106,10 +117,18 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
 /* The event callback that sends the queued submits (api_new makes it a->submit_ev's). */
 void api_submit_flush(evutil_socket_t fd, short what, void *arg);
 
-struct submit_args;
+/* Frees a queued submit (NULL is a no-op). */
+void api_pending_submit_free(struct api_pending_submit *p);
 
-/* Frees a queued submit's arguments (NULL is a no-op). */
-void api_submit_args_free(struct submit_args *sa);
+/* ---- task_validate.c: what a task's creation must hold, checked before any round trip ---- */
+
+/*
+ * Everything of one task object of POST /v1/tasks (kind, input, priority, metadata, routing,
+ * deadline, webhook) into sub (borrowed from item, but sub->webhook: caller frees). Returns 0, or
+ * the error code with e filled.
+ */
+int api_validate_task(struct api *a, const char *tenant, const cJSON *item, struct api_submit *sub,
+                      struct core_err *e);
 
 /* Validates a client's metadata: an object of at most 16 string values. */
 int api_validate_metadata(const cJSON *meta, struct core_err *e);
@@ -132,8 +151,8 @@ extern const struct api_webhook_events api_task_webhook_events;
 cJSON *api_validate_webhook(struct api *a, const char *tenant, const cJSON *w,
                             const struct api_webhook_events *allowed, struct core_err *e);
 
-/* Validates a client's input for kind and model (messages for chat, prompt for media, ...). */
-int api_validate_input(const char *kind, const cJSON *input, struct core_err *e);
+/* Validates a client's input for kind (messages for chat, prompt for media, ...). */
+int api_validate_task_input(enum task_kind kind, const cJSON *input, struct core_err *e);
 
 /* The Idempotency-Key header, or NULL; answers 400 itself and sets *bad when it is malformed. */
 const char *api_idempotency_key(struct api *a, struct evhttp_request *req, bool *bad);
@@ -232,14 +251,21 @@ void api_artifacts_cleanup(struct api *a);
 void api_answer_result(struct api *a, struct evhttp_request *req, const char *id,
                        const char *result, size_t len);
 
+/* What GET /v1/tasks/{id} adds to a task: its place in line now (-1: none) and an eta (-1). */
+struct api_task_live {
+    int64_t queue_position;
+    int64_t eta_s;
+};
+
 /*
- * Renders, in place, the result of a task object (task_to_json's; borrowed) when it is an images
- * response referring to kept artifacts: as the client asked when inline_ok, else always as URLs
- * (lists, where b64 would multiply). A result that cannot be rendered is left as stored (the
- * task's artifacts[].url still serve the bytes). Nothing happens for any other task.
+ * The task object of an HGETALL reply (borrowed) as the API shows it, as JSON text: the one
+ * renderer (core/task.h), with an images result rendered from the kept artifacts (as the client
+ * asked when inline_ok, else as URLs: lists, where b64 would multiply; left as stored when it
+ * cannot be: the task's artifacts[].url still serve the bytes) and GET's live fields (live may be
+ * NULL). Caller frees; NULL when the hash is empty (no such task) or out of memory.
  */
-void api_artifacts_render_task(struct api *a, struct evhttp_request *req, const char *id,
-                               cJSON *task, bool inline_ok);
+char *api_task_text(struct api *a, struct evhttp_request *req, const char *id,
+                    const redisReply *hash, bool inline_ok, const struct api_task_live *live);
 
 /* GET /v1/artifacts/<task id>/<index>?expires=&sig=: the bytes, for a valid signature only. */
 void api_artifacts_get(struct api *a, struct evhttp_request *req, const char *tenant,
@@ -259,8 +285,8 @@ void api_files_delete(struct api *a, struct evhttp_request *req, const char *ten
  * The alias a body's "model" names, when it serves kind; NULL after answering 400 (not an object,
  * no model, wrong kind) or 404 (unknown model).
  */
-const struct config_model *api_model_for(struct api *a, struct evhttp_request *req,
-                                         const cJSON *body, const char *kind);
+const struct config_model *api_model_for_kind(struct api *a, struct evhttp_request *req,
+                                              const cJSON *body, enum task_kind kind);
 
 /* The OpenAI video object of a video task, from its hash. Caller frees. */
 cJSON *api_video_json(const char *id, const redisReply *hash);

@@ -18,7 +18,6 @@
 #include "api/internal.h"
 #include "core/json_in.h"
 #include "core/log.h"
-#include "core/scripts.h"
 #include "core/task.h"
 #include "core/util.h"
 
@@ -337,7 +336,7 @@ void api_ctx_free(struct api_ctx *c)
     c->api->in_flight--;
     cJSON_Delete(c->task);
     cJSON_free(c->task_text);
-    api_submit_args_free(c->submit);
+    api_pending_submit_free(c->submit);
     cJSON_Delete(c->body);
     free(c);
 }
@@ -509,9 +508,8 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
     a->store = store;
     a->http = evhttp_new(base);
     a->submit_ev = event_new(base, -1, 0, api_submit_flush, a);
-    a->submit_argv = calloc(SUBMIT_HEADER + API_SUBMIT_BATCH * SUBMIT_GROUP, sizeof(char *));
-    if (a->http == NULL || a->submit_ev == NULL || a->submit_argv == NULL ||
-        (srv->guard = api_guard_new(a, err)) == NULL) {
+    txn_args_init(&a->txn);
+    if (a->http == NULL || a->submit_ev == NULL || (srv->guard = api_guard_new(a, err)) == NULL) {
         core_err_set(err, CORE_ENOMEM, NULL, "evhttp_new failed");
         if (a->http) {
             evhttp_free(a->http);
@@ -519,7 +517,6 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
         if (a->submit_ev) {
             event_free(a->submit_ev);
         }
-        free(a->submit_argv);
         free(srv);
         return NULL;
     }
@@ -541,7 +538,6 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
         evhttp_free(a->http);
         api_guard_free(srv->guard);
         event_free(a->submit_ev);
-        free(a->submit_argv);
         free(srv);
         return NULL;
     }
@@ -593,7 +589,7 @@ void api_free(struct api *a)
         api_ctx_free(c);
     }
     event_free(a->submit_ev);
-    free(a->submit_argv);
+    txn_args_cleanup(&a->txn);
     api_artifacts_cleanup(a);
     api_waiters_cleanup(a);
     evhttp_free(a->http);

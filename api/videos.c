@@ -20,7 +20,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "api/internal.h"
-#include "core/artifact_ref.h"
+#include "core/blobs.h"
 #include "core/keys.h"
 #include "core/multipart.h"
 #include "core/task.h"
@@ -227,15 +227,15 @@ void api_videos_create(struct api *a, struct evhttp_request *req, const char *te
         return;
     }
     core_err_clear(&e);
-    sub.model = api_model_for(a, req, body, "video");
+    sub.model = api_model_for_kind(a, req, body, TASK_KIND_VIDEO);
     if (sub.model == NULL) {
         goto out;
     }
-    if (api_validate_input("video", body, &e) < 0) {
+    if (api_validate_task_input(TASK_KIND_VIDEO, body, &e) < 0) {
         api_reply_err(a, req, &e);
         goto out;
     }
-    sub.kind = "video";
+    sub.kind = TASK_KIND_VIDEO;
     sub.input = body;
     sub.prio = TASK_PRIO_NORMAL;
     sub.raw = raw;
@@ -331,14 +331,14 @@ static void read_task(struct api *a, struct evhttp_request *req, const char *ten
                       enum read_kind kind, long index)
 {
     struct api_ctx *c = api_ctx_for_task(a, req, tenant, id);
-    char key[96];
+    char key[96]; /* the prefix (<= 36 bytes), KS_TASK and a task id (api_ctx_for_task checked) */
 
     if (c == NULL) {
         return;
     }
     c->mode = kind;
     c->values[0] = index;
-    snprintf(key, sizeof(key), KEY_TASK "%s", id);
+    keyspace_key(store_keys(a->store), key, sizeof(key), KS_TASK, id);
     const char *argv[] = {"HGETALL", key};
     if (store_command(a->store, on_read, c, 2, argv, NULL) < 0) {
         api_reply_store_down(a, req);

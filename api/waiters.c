@@ -1,10 +1,11 @@
 /*
  * api/waiters.c — requests held open until their task finishes.
  *
- * Each API process subscribes to its own channel ({sl}:api:<node>); a task submitted by a request
- * that will wait carries that channel as reply_to, and every terminal transition publishes
+ * Each API process subscribes to its own channel ({<tag>}:api:<node>); a task submitted by a
+ * request that will wait carries that channel as reply_to, and every terminal transition publishes
  * "d <id>" there ("r <id> <result>" for a completion, so the request is answered without reading
- * the task back); a streaming worker publishes "c <id> <chunk>" for each chat chunk. The waiter
+ * the task back); a streaming worker publishes "c <id> <chunk>" for each chat chunk (the formats
+ * are core/channel.h's). The waiter
  * registers before the task is submitted, so no notification can come first. Notifications are
  * a fast path, not the only one: each waiter also re-reads its task every couple of seconds and
  * after the subscription reconnects, so a message lost with a Redis restart costs latency, never
@@ -19,6 +20,7 @@
 
 #include "adapters/adapter.h"
 #include "api/internal.h"
+#include "core/channel.h"
 #include "core/keys.h"
 #include "core/log.h"
 #include "core/task.h"
@@ -239,10 +241,10 @@ int api_failed_status(const char *error_json)
     return status;
 }
 
-/* The stored error as an OpenAI envelope with the status a synchronous caller should see. */
-static void answer_failed(struct waiter *w, const redisReply *hash)
+/* The stored error as an OpenAI envelope with the status a synchronous caller should see (the
+ * task ended in status, which is not completed, or completed without a result). */
+static void answer_failed(struct waiter *w, const redisReply *hash, enum task_status status)
 {
-    const char *status = task_hash_get(hash, "status");
     const char *error = task_hash_get(hash, "error");
     cJSON *env = cJSON_CreateObject();
     cJSON *e = error ? cJSON_Parse(error) : NULL;
@@ -251,12 +253,12 @@ static void answer_failed(struct waiter *w, const redisReply *hash)
     if (e == NULL) {
         e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "message",
-                                strcmp(status, "expired") == 0 ? "The task passed its deadline"
-                                                               : "The task was cancelled");
+                                status == TASK_EXPIRED ? "The task passed its deadline"
+                                                       : "The task was cancelled");
         cJSON_AddStringToObject(e, "type", "invalid_request_error");
         cJSON_AddNullToObject(e, "param");
-        cJSON_AddStringToObject(e, "code", status);
-        code = strcmp(status, "expired") == 0 ? 504 : 409;
+        cJSON_AddStringToObject(e, "code", task_status_name(status));
+        code = status == TASK_EXPIRED ? 504 : 409;
     }
     cJSON_DeleteItemFromObject(e, "retryable");
     cJSON_DeleteItemFromObject(e, "provider_status");
@@ -298,17 +300,16 @@ static void answer_result(struct waiter *w, const char *result, size_t len)
     retire(w);
 }
 
-static void answer_final(struct waiter *w, const redisReply *hash)
+/* The answer of a task that ended in status (a terminal one). */
+static void answer_final(struct waiter *w, const redisReply *hash, enum task_status status)
 {
-    const char *status = task_hash_get(hash, "status");
     const char *result = task_hash_get(hash, "result");
 
     if (w->kind == WAIT_TASK) {
-        cJSON *t = task_to_json(w->id, hash);
-        api_artifacts_render_task(w->api, w->req, w->id, t, true);
-        api_reply_json(w->api, w->req, 200, t);
-    } else if (strcmp(status, "completed") != 0 || result == NULL) {
-        answer_failed(w, hash);
+        api_reply_json_text(w->api, w->req, 200,
+                            api_task_text(w->api, w->req, w->id, hash, true, NULL));
+    } else if (status != TASK_COMPLETED || result == NULL) {
+        answer_failed(w, hash, status);
     } else {
         answer_result(w, result, strlen(result));
         return;
@@ -322,7 +323,8 @@ static void answer_timeout(struct waiter *w, const redisReply *hash)
         char loc[96];
         snprintf(loc, sizeof(loc), "/v1/tasks/%s", w->id);
         evhttp_add_header(evhttp_request_get_output_headers(w->req), "Location", loc);
-        api_reply_json(w->api, w->req, 202, task_to_json(w->id, hash));
+        api_reply_json_text(w->api, w->req, 202,
+                            api_task_text(w->api, w->req, w->id, hash, true, NULL));
     } else if (w->started) {
         const char *msg = "{\"error\":{\"message\":\"The task did not finish in time\","
                           "\"type\":\"timeout_error\",\"param\":null,\"code\":\"sync_timeout\"}}";
@@ -341,16 +343,16 @@ static void answer_timeout(struct waiter *w, const redisReply *hash)
 static void on_check(redisReply *reply, const struct core_err *err, void *arg)
 {
     struct waiter *w = arg;
-    const char *status;
+    int status;
 
     w->checking = false;
     if (w->answered) {
         retire(w); /* answered meanwhile (cleanup): only the free was left */
         return;
     }
-    status = err ? NULL : task_hash_get(reply, "status");
-    if (status && task_status_terminal(status)) {
-        answer_final(w, reply);
+    status = err ? -1 : task_status_parse(task_hash_get(reply, "status"));
+    if (status >= 0 && task_status_is_terminal((enum task_status)status)) {
+        answer_final(w, reply, (enum task_status)status);
     } else if (util_mono_ms() >= w->deadline_mono) {
         answer_timeout(w, err ? NULL : reply);
     } else {
@@ -360,14 +362,14 @@ static void on_check(redisReply *reply, const struct core_err *err, void *arg)
 
 static void check(struct waiter *w)
 {
-    char key[96];
+    char key[API_KEY_MAX];
+    const char *argv[] = {"HGETALL", key};
 
     if (w->checking || w->answered) {
         return;
     }
-    snprintf(key, sizeof(key), KEY_TASK "%s", w->id);
-    const char *argv[] = {"HGETALL", key};
-    if (store_command(w->api->store, on_check, w, 2, argv, NULL) == 0) {
+    if (keyspace_key(store_keys(w->api->store), key, sizeof(key), KS_TASK, w->id) == 0 &&
+        store_command(w->api->store, on_check, w, 2, argv, NULL) == 0) {
         w->checking = true;
     } else if (util_mono_ms() >= w->deadline_mono) {
         answer_timeout(w, NULL);
@@ -383,40 +385,34 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     check(arg);
 }
 
-/* "d <id>" (the task is terminal: read it), "r <id> <result>" (it completed with this result)
- * or "c <id> <chunk>" (a stream's chunk) on this process's channel. */
+/* A message on this process's channel (core/channel.h): "d <id>" (the task is terminal: read
+ * it), "r <id> <result>" (it completed with this result) or "c <id> <chunk>" (a stream's chunk). */
 static void on_message(const char *payload, size_t len, void *arg)
 {
     struct api *a = arg;
+    struct channel_msg m;
     char id[48];
-    const char *sp;
-    size_t idlen;
     struct waiter *w;
 
-    if (len < 3 || payload[1] != ' ') {
+    if (channel_parse(payload, len, &m) < 0 || m.id_len >= sizeof(id)) {
         return;
     }
-    sp = memchr(payload + 2, ' ', len - 2);
-    idlen = sp ? (size_t)(sp - payload - 2) : len - 2;
-    if (idlen == 0 || idlen >= sizeof(id)) {
-        return;
-    }
-    memcpy(id, payload + 2, idlen);
-    id[idlen] = '\0';
+    memcpy(id, m.id, m.id_len);
+    id[m.id_len] = '\0';
     w = find(a, id);
     if (w == NULL) {
         return;
     }
-    if (payload[0] == 'r' && sp && w->kind != WAIT_TASK) {
-        answer_result(w, sp + 1, len - (size_t)(sp + 1 - payload));
-    } else if (payload[0] == 'd' || payload[0] == 'r') {
+    if (m.kind == CHANNEL_RESULT && w->kind != WAIT_TASK) {
+        answer_result(w, m.body, m.body_len);
+    } else if (m.kind == CHANNEL_DONE || m.kind == CHANNEL_RESULT) {
         check(w); /* the task object (WAIT_TASK) is more than the result: read it */
-    } else if (payload[0] == 'c' && sp &&
+    } else if (m.kind == CHANNEL_CHUNK &&
                (w->kind == WAIT_STREAM || w->kind == WAIT_STREAM_USAGE)) {
         if (!w->started) {
             stream_start(w);
         }
-        sse_write(w, sp + 1, len - (size_t)(sp + 1 - payload));
+        sse_write(w, m.body, m.body_len);
         w->chunks++;
     }
 }
@@ -499,7 +495,10 @@ int api_waiters_init(struct api *a)
     if (util_random_id("api_", a->node_id, sizeof(a->node_id)) < 0) {
         return -1;
     }
-    snprintf(a->channel, sizeof(a->channel), CHANNEL_API "%s", a->node_id);
+    if (keyspace_key(store_keys(a->store), a->channel, sizeof(a->channel), KS_CHANNEL_API,
+                     a->node_id) < 0) {
+        return -1;
+    }
     a->sub = store_new(a->base, &so);
     if (a->sub == NULL) {
         return -1;

@@ -1,16 +1,12 @@
 /*
  * core/artifact_ref.c — the stored form of an image result (see artifact_ref.h).
  */
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/artifact_ref.h"
 #include "core/err.h"
-#include "core/util.h"
 
 /* The stored text's first bytes, as cJSON_PrintUnformatted writes the marker member. */
 static const char artifact_ref_prefix[] = "{\"" ARTIFACT_REF_KEY "\":";
@@ -123,19 +119,6 @@ long artifact_ref_index(const cJSON *item)
     return (long)v->valuedouble;
 }
 
-int artifact_blob_path(const char *dir, const char *id, size_t index, char *out, size_t cap)
-{
-    int n = snprintf(out, cap, "%s/%s/%zu", dir, id, index);
-
-    if (n < 0 || (size_t)n >= cap) {
-        if (cap > 0) {
-            out[0] = '\0';
-        }
-        return -1;
-    }
-    return 0;
-}
-
 cJSON *artifact_ref_content_urls(const char *text, const char *base, const char *id)
 {
     enum artifact_form form;
@@ -161,34 +144,4 @@ cJSON *artifact_ref_content_urls(const char *text, const char *base, const char 
         }
     }
     return r;
-}
-
-int artifact_blob_remove(const char *dir, const char *id)
-{
-    char path[4096], file[4096 + 256];
-    DIR *d;
-    struct dirent *e;
-    int n;
-
-    if (!util_id_valid("task_", id)) {
-        errno = EINVAL;
-        return -1;
-    }
-    n = snprintf(path, sizeof(path), "%s/%s", dir, id);
-    if (n < 0 || (size_t)n >= sizeof(path)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    if ((d = opendir(path)) == NULL) {
-        return errno == ENOENT ? 0 : -1;
-    }
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
-            continue;
-        }
-        snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
-        unlink(file);
-    }
-    closedir(d);
-    return rmdir(path) == 0 || errno == ENOENT ? 0 : -1;
 }

@@ -3,7 +3,7 @@
  * renders the references for each answer. The contract between the worker, which writes the
  * stored form, and the api, which reads it.
  *
- * The worker keeps every image's bytes in the blob directory (artifact_blob_path), then stores the
+ * The worker keeps every image's bytes in the blob directory (core/blobs.h), then stores the
  * result with each data item's "url" and "b64_json" replaced by {"artifact": index} and, as the
  * object's first member, the form the client is answered in:
  *
@@ -23,6 +23,8 @@
 #include <stddef.h>
 
 #include <cJSON.h>
+
+#include "core/blobs.h" /* artifact_blob_path, artifact_blob_remove: the blob layout */
 
 /* How a client gets an image: OpenAI's response_format values. */
 enum artifact_form { ARTIFACT_FORM_URL = 0, ARTIFACT_FORM_B64_JSON };
@@ -75,18 +77,5 @@ cJSON *artifact_ref_content_urls(const char *text, const char *base, const char 
 
 /* The artifact index a data item refers to, or -1 when it refers to none. */
 long artifact_ref_index(const cJSON *item);
-
-/*
- * Where artifact index of task id is kept: "<dir>/<id>/<index>", into out (cap bytes). Returns 0,
- * or -1 when it does not fit. The one place this layout is written.
- */
-int artifact_blob_path(const char *dir, const char *id, size_t index, char *out, size_t cap);
-
-/*
- * Removes the blob folder of task id ("<dir>/<id>" and the files in it), when the task is gone.
- * id must be a task id (checked, so no path can be named). Returns 0 (also when there was no
- * folder), or -1 with errno set.
- */
-int artifact_blob_remove(const char *dir, const char *id);
 
 #endif

@@ -28,10 +28,9 @@
 #define ARTIFACT_URL_MAX_INDEX 1000
 
 /*
- * The Redis key of the shared random signing key (a string of ARTIFACT_URL_RANDOM_BYTES bytes,
- * written once with SET NX), for deployments without blobs.url_key.
+ * The size of the shared random signing key, for deployments without blobs.url_key: a string of
+ * this many bytes in the keyspace's KS_ARTIFACT_URL_KEY (core/keys.h), written once with SET NX.
  */
-#define ARTIFACT_URL_REDIS_KEY "{sl}:artifact_url_key"
 #define ARTIFACT_URL_RANDOM_BYTES 32
 
 /*

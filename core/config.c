@@ -77,7 +77,6 @@ static const struct num_option num_options[] = {
     OPT(NULL, redis_timeout_ms, "redis_timeout_ms", 10, 600000, 2000),
 };
 
-static const char *const known_kinds[] = {"chat", "embedding", "image", "video", NULL};
 static const char *const known_strategies[] = {"cost", "latency", "weighted", "ordered", NULL};
 
 static bool in_list(const char *s, const char *const *list)
@@ -544,11 +543,12 @@ static int parse_models(struct config *cfg, const cJSON *root, struct core_err *
         mo->alias = strdup(m->string);
         cfg->n_models = ++i;
         snprintf(field, sizeof(field), "models.%s.kind", m->string);
-        if (kind == NULL || !in_list(kind, known_kinds)) {
+        /* a response task runs on a chat alias: no alias serves only responses */
+        if (task_kind_parse(kind) < 0 || task_kind_parse(kind) == TASK_KIND_RESPONSE) {
             return core_err_set(err, CORE_EINVAL, field,
                                 "%s: must be one of chat, embedding, image, video", field);
         }
-        mo->kind = strdup(kind);
+        mo->kind = (enum task_kind)task_kind_parse(kind);
         snprintf(field, sizeof(field), "models.%s.strategy", m->string);
         if (strategy != NULL && !in_list(strategy, known_strategies)) {
             return core_err_set(err, CORE_EINVAL, field,
@@ -879,7 +879,6 @@ void config_free(struct config *cfg)
         }
         free(m->deployments);
         free(m->alias);
-        free(m->kind);
         free(m->strategy);
     }
     free(cfg->keys);

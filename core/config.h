@@ -13,6 +13,7 @@
 
 #include "core/err.h"
 #include "core/netaddr.h"
+#include "core/task.h"
 #include "core/webhook_sign.h"
 
 struct config_key {
@@ -47,8 +48,8 @@ struct config_deployment {
 
 struct config_model {
     char *alias;
-    char *kind;     /* chat | embedding | image | video */
-    char *strategy; /* cost | latency | weighted | ordered */
+    enum task_kind kind; /* parsed once, here */
+    char *strategy;      /* cost | latency | weighted | ordered */
     struct config_deployment *deployments;
     size_t n_deployments;
 };

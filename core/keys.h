@@ -41,6 +41,10 @@
  *                                    (0: now); claiming it moves it a lease ahead
  *   {sl}:artifact_url_key    string the random key artifact URLs are signed with when
  *                                    blobs.url_key is not configured (SET NX by the first api)
+ *   {sl}:ev:<id>             list   a streamed response task's Responses events (JSON text each,
+ *                                    sequence_number order), appended by the worker as they are
+ *                                    made, expiring with the task: GET /v1/responses/{id}?stream=
+ *                                    true&starting_after=N replays them
  *   {sl}:api:<node>          channel one API process's waiters: "d <id>" (task finished),
  *                                    "c <id> <chunk>" (a streamed chat chunk)
  *   {sl}:wake                channel "work arrived" for idle workers
@@ -78,6 +82,7 @@
 #define KS_BATCHES_TENANT "bn:"
 #define KS_BATCH_WORK "bw"
 #define KS_ARTIFACT_URL_KEY "artifact_url_key"
+#define KS_EVENTS "ev:" /* a streamed response's typed events, in order (a list; see below) */
 #define KS_CHANNEL_API "api:"
 #define KS_CHANNEL_WAKE "wake"
 
@@ -106,32 +111,5 @@ int keyspace_init(struct keyspace *ks, const char *tag);
  */
 int keyspace_key(const struct keyspace *ks, char *buf, size_t size, const char *family,
                  const char *id);
-
-/* Legacy compile-time names of the default keyspace, for code not yet moved to keyspace_key. */
-#define KEY_PREFIX_DEFAULT "{" KEY_TAG_DEFAULT "}:"
-#define KEY_TASK KEY_PREFIX_DEFAULT KS_TASK
-#define KEY_QUEUE KEY_PREFIX_DEFAULT KS_QUEUE
-#define KEY_RING KEY_PREFIX_DEFAULT KS_RING
-#define KEY_RINGSET KEY_PREFIX_DEFAULT KS_RINGSET
-#define KEY_ROUTING KEY_PREFIX_DEFAULT KS_ROUTING
-#define KEY_DEP KEY_PREFIX_DEFAULT KS_DEP
-#define KEY_STATS KEY_PREFIX_DEFAULT KS_STATS
-#define KEY_DELIVERY KEY_PREFIX_DEFAULT KS_DELIVERY
-#define KEY_WEBHOOK_QUEUE KEY_PREFIX_DEFAULT KS_WEBHOOK_QUEUE
-#define KEY_DELAYED KEY_PREFIX_DEFAULT KS_DELAYED
-#define KEY_LEASES KEY_PREFIX_DEFAULT KS_LEASES
-#define KEY_EXPIRY KEY_PREFIX_DEFAULT KS_EXPIRY
-#define KEY_TENANT KEY_PREFIX_DEFAULT KS_TENANT
-#define KEY_IDEM KEY_PREFIX_DEFAULT KS_IDEM
-#define KEY_POLLS KEY_PREFIX_DEFAULT KS_POLLS
-#define KEY_DEADLINES KEY_PREFIX_DEFAULT KS_DEADLINES
-#define KEY_LEADER KEY_PREFIX_DEFAULT KS_LEADER
-#define KEY_FILE KEY_PREFIX_DEFAULT KS_FILE
-#define KEY_FILES_TENANT KEY_PREFIX_DEFAULT KS_FILES_TENANT
-#define KEY_BATCH KEY_PREFIX_DEFAULT KS_BATCH
-#define KEY_BATCHES_TENANT KEY_PREFIX_DEFAULT KS_BATCHES_TENANT
-#define KEY_BATCH_WORK KEY_PREFIX_DEFAULT KS_BATCH_WORK
-#define CHANNEL_API KEY_PREFIX_DEFAULT KS_CHANNEL_API
-#define CHANNEL_WAKE KEY_PREFIX_DEFAULT KS_CHANNEL_WAKE
 
 #endif

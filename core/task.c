@@ -1,6 +1,9 @@
 /*
- * core/task.c — rendering tasks from their Redis hash.
+ * core/task.c — the task's closed sets (names parsed once, printed once) and its one renderer.
  */
+#include <float.h>
+#include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +11,8 @@
 #include "core/task.h"
 
 static const char *const priority_names[] = {"interactive", "normal", "batch"};
-static const char *const kind_names[TASK_KIND_COUNT] = {"chat", "embedding", "image", "video"};
+static const char *const kind_names[TASK_KIND_COUNT] = {"chat", "embedding", "image", "video",
+                                                        "response"};
 static const char *const status_names[TASK_STATUS_COUNT] = {
     [TASK_QUEUED] = "queued",         [TASK_IN_PROGRESS] = "in_progress",
     [TASK_CANCELLING] = "cancelling", [TASK_COMPLETED] = "completed",
@@ -89,148 +93,109 @@ const char *task_hash_get(const redisReply *hash, const char *field)
     return NULL;
 }
 
-/* A stored ms timestamp as Unix seconds, or null. */
-static void add_seconds(cJSON *o, const char *name, const char *ms)
+/* ---- the view, from a hash or from a new task ------------------------------------------- */
+
+/* A stored ms timestamp as Unix seconds, or TASK_VIEW_NONE (null) when absent or empty. */
+static int64_t seconds_of(const char *ms)
 {
-    if (ms && ms[0]) {
-        cJSON_AddNumberToObject(o, name, (double)(strtoll(ms, NULL, 10) / 1000));
-    } else {
-        cJSON_AddNullToObject(o, name);
-    }
+    return ms && ms[0] ? strtoll(ms, NULL, 10) / 1000 : TASK_VIEW_NONE;
 }
 
-static void add_int(cJSON *o, const char *name, const char *v)
+/*
+ * A stored integer; dflt when absent. INT64_MIN reads as INT64_MIN + 1 so it is never taken for
+ * TASK_VIEW_NONE: both are the same double, so the JSON (cJSON's printing of it) is the same.
+ */
+static int64_t int_of(const char *v, int64_t dflt)
 {
-    cJSON_AddNumberToObject(o, name, v ? (double)strtoll(v, NULL, 10) : 0);
+    long long n;
+
+    if (v == NULL) {
+        return dflt;
+    }
+    n = strtoll(v, NULL, 10);
+    return n == INT64_MIN ? INT64_MIN + 1 : n;
 }
 
-/* A stored JSON text embedded verbatim (cJSON_CreateRaw), or null. */
-static void add_raw(cJSON *o, const char *name, const char *json)
+int task_view_from_hash(struct task_view *v, const char *id, const redisReply *hash)
 {
-    if (json && json[0]) {
-        cJSON_AddRawToObject(o, name, json);
-    } else {
-        cJSON_AddNullToObject(o, name);
-    }
-}
-
-/* The kept artifacts as {index, content_type, bytes, url}; the url is sluice's, not the
- * provider's, so it does not expire with the provider's. */
-static void add_artifacts(cJSON *o, const char *id, const char *json)
-{
-    cJSON *list = json ? cJSON_Parse(json) : NULL;
-    cJSON *a;
-
-    if (!cJSON_IsArray(list)) {
-        cJSON_Delete(list);
-        return;
-    }
-    cJSON_ArrayForEach(a, list)
-    {
-        const cJSON *index = cJSON_GetObjectItemCaseSensitive(a, "index");
-        char url[128];
-        snprintf(url, sizeof(url), "/v1/tasks/%s/content?index=%d", id,
-                 cJSON_IsNumber(index) ? (int)index->valuedouble : 0);
-        cJSON_AddStringToObject(a, "url", url);
-    }
-    cJSON_AddItemToObject(o, "artifacts", list);
-}
-
-cJSON *task_to_json(const char *id, const redisReply *hash)
-{
-    cJSON *o;
-    const char *prio, *meta;
+    const char *prio, *batch;
 
     if (hash == NULL || hash->type != REDIS_REPLY_ARRAY || hash->elements == 0) {
-        return NULL;
+        return -1;
     }
-    o = cJSON_CreateObject();
-    if (o == NULL) {
-        return NULL;
-    }
-    cJSON_AddStringToObject(o, "id", id);
-    cJSON_AddStringToObject(o, "object", "task");
-    cJSON_AddStringToObject(o, "kind", task_hash_get(hash, "kind") ?: "");
-    cJSON_AddStringToObject(o, "model", task_hash_get(hash, "model") ?: "");
-    cJSON_AddStringToObject(o, "status", task_hash_get(hash, "status") ?: "");
     prio = task_hash_get(hash, "priority");
-    cJSON_AddStringToObject(o, "priority", task_priority_name(prio ? atoi(prio) : 1));
-    add_seconds(o, "created_at", task_hash_get(hash, "created"));
-    add_seconds(o, "started_at", task_hash_get(hash, "started"));
-    add_seconds(o, "completed_at", task_hash_get(hash, "completed"));
-    add_seconds(o, "expires_at", task_hash_get(hash, "expires"));
-    if (task_hash_get(hash, "progress")) {
-        add_int(o, "progress", task_hash_get(hash, "progress"));
+    batch = task_hash_get(hash, "batch");
+    *v = (struct task_view){
+        .id = id,
+        .kind = task_hash_get(hash, "kind") ?: "",
+        .model = task_hash_get(hash, "model") ?: "",
+        .status = task_hash_get(hash, "status") ?: "",
+        .priority = task_priority_name(prio ? atoi(prio) : 1),
+        .created_at = seconds_of(task_hash_get(hash, "created")),
+        .started_at = seconds_of(task_hash_get(hash, "started")),
+        .completed_at = seconds_of(task_hash_get(hash, "completed")),
+        .expires_at = seconds_of(task_hash_get(hash, "expires")),
+        .progress = int_of(task_hash_get(hash, "progress"), TASK_VIEW_NONE),
+        .queue_position = int_of(task_hash_get(hash, "queue_position"), TASK_VIEW_NONE),
+        .attempts = int_of(task_hash_get(hash, "attempts"), 0),
+        .max_attempts = int_of(task_hash_get(hash, "max_attempts"), 0),
+        .provider = task_hash_get(hash, "provider"),
+        .result = task_hash_get(hash, "result"),
+        .error = task_hash_get(hash, "error"),
+        .usage = task_hash_get(hash, "usage"),
+        .cost = task_hash_get(hash, "cost"),
+        .last_error = task_hash_get(hash, "last_error"),
+        .attempt_log = task_hash_get(hash, "attempt_log"),
+        .webhook = task_hash_get(hash, "webhook"),
+        .batch_id = batch,
+        .custom_id = batch ? task_hash_get(hash, "custom_id") : NULL,
+        .artifacts = task_hash_get(hash, "artifacts"),
+        .metadata = task_hash_get(hash, "metadata"),
+        .queue_position_now = TASK_VIEW_NONE,
+        .eta_seconds = TASK_VIEW_NONE,
+    };
+    if (v->webhook != NULL) {
+        v->webhook_attempts = task_hash_get(hash, "webhook_log") ?: "[]";
     }
-    if (task_hash_get(hash, "queue_position")) {
-        add_int(o, "queue_position", task_hash_get(hash, "queue_position"));
-    }
-    add_int(o, "attempts", task_hash_get(hash, "attempts"));
-    add_int(o, "max_attempts", task_hash_get(hash, "max_attempts"));
-    add_raw(o, "provider", task_hash_get(hash, "provider"));
-    add_raw(o, "result", task_hash_get(hash, "result"));
-    add_raw(o, "error", task_hash_get(hash, "error"));
-    if (task_hash_get(hash, "last_error")) {
-        add_raw(o, "last_error", task_hash_get(hash, "last_error"));
-    }
-    if (task_hash_get(hash, "attempt_log")) {
-        add_raw(o, "attempt_log", task_hash_get(hash, "attempt_log"));
-    }
-    if (task_hash_get(hash, "webhook")) {
-        add_raw(o, "webhook", task_hash_get(hash, "webhook"));
-        cJSON_AddRawToObject(o, "webhook_attempts", task_hash_get(hash, "webhook_log") ?: "[]");
-    }
-    if (task_hash_get(hash, "batch")) {
-        cJSON_AddStringToObject(o, "batch_id", task_hash_get(hash, "batch"));
-        cJSON_AddStringToObject(o, "custom_id", task_hash_get(hash, "custom_id") ?: "");
-    }
-    add_raw(o, "usage", task_hash_get(hash, "usage"));
-    add_raw(o, "cost", task_hash_get(hash, "cost"));
-    add_artifacts(o, id, task_hash_get(hash, "artifacts"));
-    meta = task_hash_get(hash, "metadata");
-    if (meta) {
-        cJSON_AddRawToObject(o, "metadata", meta);
-    } else {
-        cJSON_AddObjectToObject(o, "metadata");
-    }
-    return o;
+    return 0;
 }
 
-cJSON *task_new_json(const char *id, const char *kind, const char *model, int prio,
-                     int64_t created_ms, long max_attempts, const cJSON *metadata)
+void task_view_new(struct task_view *v, const char *id, const char *kind, const char *model,
+                   int prio, int64_t created_ms, long max_attempts, const char *metadata)
 {
-    static const char *const nulls[] = {"started_at", "completed_at", "expires_at"};
-    static const char *const empty[] = {"provider", "result", "error", "usage", "cost"};
-    cJSON *o = cJSON_CreateObject();
-
-    if (o == NULL) {
-        return NULL;
-    }
-    cJSON_AddStringToObject(o, "id", id);
-    cJSON_AddStringToObject(o, "object", "task");
-    cJSON_AddStringToObject(o, "kind", kind);
-    cJSON_AddStringToObject(o, "model", model);
-    cJSON_AddStringToObject(o, "status", "queued");
-    cJSON_AddStringToObject(o, "priority", task_priority_name(prio));
-    cJSON_AddNumberToObject(o, "created_at", (double)(created_ms / 1000));
-    for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++) {
-        cJSON_AddNullToObject(o, nulls[i]);
-    }
-    cJSON_AddNumberToObject(o, "attempts", 0);
-    cJSON_AddNumberToObject(o, "max_attempts", (double)max_attempts);
-    for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
-        cJSON_AddNullToObject(o, empty[i]);
-    }
-    if (metadata) {
-        cJSON_AddItemToObject(o, "metadata", cJSON_Duplicate(metadata, true));
-    } else {
-        cJSON_AddObjectToObject(o, "metadata");
-    }
-    return o;
+    *v = (struct task_view){
+        .id = id,
+        .kind = kind,
+        .model = model,
+        .status = status_names[TASK_QUEUED],
+        .priority = task_priority_name(prio),
+        .created_at = created_ms / 1000,
+        .started_at = TASK_VIEW_NONE,
+        .completed_at = TASK_VIEW_NONE,
+        .expires_at = TASK_VIEW_NONE,
+        .progress = TASK_VIEW_NONE,
+        .queue_position = TASK_VIEW_NONE,
+        .attempts = 0,
+        .max_attempts = max_attempts,
+        .metadata = metadata,
+        .queue_position_now = TASK_VIEW_NONE,
+        .eta_seconds = TASK_VIEW_NONE,
+    };
 }
 
-/* The JSON string of s (quoted, escaped exactly as cJSON prints one) at p, which has room for
- * json_string_max(strlen(s)); returns the end. */
+/* ---- the renderer ------------------------------------------------------------------------- */
+
+/*
+ * Room for everything of a task object but its strings and stored texts: every key with its
+ * quotes, colon and comma (368 bytes), the ten numbers (at most 23 bytes each, as
+ * "-9.2233720368547758e+18"), a null for each of the eight stored texts that may be empty, and
+ * the closing brace: 632 at most.
+ */
+#define TASK_RENDER_FIXED 768
+
+/* The JSON string of s (quoted, escaped exactly as cJSON prints one: the two-character escapes,
+ * other control characters as \u00xx, every other byte as it is) at p, which has room for
+ * json_string_max(s); returns the end. */
 static char *put_json_string(char *p, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -280,40 +245,190 @@ static char *put_json_string(char *p, const char *s)
     return p;
 }
 
-static size_t json_string_max(size_t len)
+static size_t json_string_max(const char *s)
 {
-    return 6 * len + 2;
+    return 6 * strlen(s) + 2;
+}
+
+/*
+ * v as cJSON prints the number (double)v: an int's range in decimal; beyond it "%1.15g", or
+ * "%1.17g" when that does not read back as the same double (cJSON's print_number and its
+ * compare_double). Writes at most 23 bytes at p; returns the end.
+ */
+static char *put_number(char *p, int64_t v)
+{
+    char tmp[32];
+    size_t n = 0;
+
+    if (v >= INT_MIN && v <= INT_MAX) {
+        uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+        do {
+            tmp[n++] = (char)('0' + m % 10);
+            m /= 10;
+        } while (m > 0);
+        if (v < 0) {
+            *p++ = '-';
+        }
+        while (n > 0) {
+            *p++ = tmp[--n];
+        }
+        return p;
+    }
+    double d = (double)v;
+    snprintf(tmp, sizeof(tmp), "%1.15g", d);
+    double back = strtod(tmp, NULL);
+    double ad = d < 0 ? -d : d, ab = back < 0 ? -back : back;
+    double diff = back - d < 0 ? d - back : back - d;
+    if (diff > (ad > ab ? ad : ab) * DBL_EPSILON) {
+        snprintf(tmp, sizeof(tmp), "%1.17g", d);
+    }
+    n = strlen(tmp);
+    memcpy(p, tmp, n);
+    return p + n;
+}
+
+/* A number, or null for TASK_VIEW_NONE. */
+static char *put_number_or_null(char *p, int64_t v)
+{
+    return v == TASK_VIEW_NONE ? (char *)memcpy(p, "null", 4) + 4 : put_number(p, v);
+}
+
+/* A stored JSON text verbatim (NULL: nothing). */
+static char *put_text(char *p, const char *json)
+{
+    size_t n = json ? strlen(json) : 0;
+
+    memcpy(p, json ? json : "", n);
+    return p + n;
+}
+
+/* A stored JSON text verbatim, or null when it is NULL or empty. */
+static char *put_text_or_null(char *p, const char *json)
+{
+    return json && json[0] ? put_text(p, json) : (char *)memcpy(p, "null", 4) + 4;
+}
+
+static size_t text_len(const char *s)
+{
+    return s ? strlen(s) : 0;
+}
+
+/*
+ * The stored artifact list with each item's content URL: {index, content_type, bytes, url}; the
+ * url is sluice's, not the provider's, so it does not expire with the provider's. NULL when the
+ * list is not a JSON array (then the key is not shown), or on OOM. Caller frees. cJSON here: a
+ * media task's few artifacts, never the accept path.
+ */
+static char *artifacts_text(const char *id, const char *json)
+{
+    cJSON *list = json ? cJSON_Parse(json) : NULL;
+    cJSON *a;
+    char *text = NULL;
+
+    if (!cJSON_IsArray(list)) {
+        goto out;
+    }
+    cJSON_ArrayForEach(a, list)
+    {
+        const cJSON *index = cJSON_GetObjectItemCaseSensitive(a, "index");
+        char url[128];
+        snprintf(url, sizeof(url), "/v1/tasks/%s/content?index=%d", id,
+                 cJSON_IsNumber(index) ? (int)index->valuedouble : 0);
+        cJSON_AddStringToObject(a, "url", url);
+    }
+    text = cJSON_PrintUnformatted(list);
+out:
+    cJSON_Delete(list);
+    return text;
 }
 
 /* Copies the string literal lit to p; evaluates to the end. */
 #define PUT_LIT(p, lit) ((char *)memcpy((p), (lit), sizeof(lit) - 1) + sizeof(lit) - 1)
 
+char *task_view_render(const struct task_view *v)
+{
+    char *arts = v->artifacts ? artifacts_text(v->id, v->artifacts) : NULL;
+    const char *meta = v->metadata ? v->metadata : "{}";
+    size_t cap = TASK_RENDER_FIXED + json_string_max(v->id) + json_string_max(v->kind) +
+                 json_string_max(v->model) + json_string_max(v->status) +
+                 json_string_max(v->priority) + text_len(v->provider) + text_len(v->result) +
+                 text_len(v->error) + text_len(v->usage) + text_len(v->cost) +
+                 text_len(v->last_error) + text_len(v->attempt_log) + text_len(v->webhook) +
+                 text_len(v->webhook_attempts) + text_len(arts) + strlen(meta);
+    char *out, *p;
+
+    if (v->batch_id) {
+        cap += json_string_max(v->batch_id) + json_string_max(v->custom_id ? v->custom_id : "");
+    }
+    if ((out = p = malloc(cap)) == NULL) {
+        goto out;
+    }
+    p = put_json_string(PUT_LIT(p, "{\"id\":"), v->id);
+    p = put_json_string(PUT_LIT(p, ",\"object\":\"task\",\"kind\":"), v->kind);
+    p = put_json_string(PUT_LIT(p, ",\"model\":"), v->model);
+    p = put_json_string(PUT_LIT(p, ",\"status\":"), v->status);
+    p = put_json_string(PUT_LIT(p, ",\"priority\":"), v->priority);
+    p = put_number_or_null(PUT_LIT(p, ",\"created_at\":"), v->created_at);
+    p = put_number_or_null(PUT_LIT(p, ",\"started_at\":"), v->started_at);
+    p = put_number_or_null(PUT_LIT(p, ",\"completed_at\":"), v->completed_at);
+    p = put_number_or_null(PUT_LIT(p, ",\"expires_at\":"), v->expires_at);
+    if (v->progress != TASK_VIEW_NONE) {
+        p = put_number(PUT_LIT(p, ",\"progress\":"), v->progress);
+    }
+    if (v->queue_position != TASK_VIEW_NONE) {
+        p = put_number(PUT_LIT(p, ",\"queue_position\":"), v->queue_position);
+    }
+    p = put_number(PUT_LIT(p, ",\"attempts\":"), v->attempts);
+    p = put_number(PUT_LIT(p, ",\"max_attempts\":"), v->max_attempts);
+    p = put_text_or_null(PUT_LIT(p, ",\"provider\":"), v->provider);
+    p = put_text_or_null(PUT_LIT(p, ",\"result\":"), v->result);
+    p = put_text_or_null(PUT_LIT(p, ",\"error\":"), v->error);
+    if (v->last_error) {
+        p = put_text_or_null(PUT_LIT(p, ",\"last_error\":"), v->last_error);
+    }
+    if (v->attempt_log) {
+        p = put_text_or_null(PUT_LIT(p, ",\"attempt_log\":"), v->attempt_log);
+    }
+    if (v->webhook) {
+        p = put_text_or_null(PUT_LIT(p, ",\"webhook\":"), v->webhook);
+    }
+    if (v->webhook_attempts) {
+        p = put_text(PUT_LIT(p, ",\"webhook_attempts\":"), v->webhook_attempts);
+    }
+    if (v->batch_id) {
+        p = put_json_string(PUT_LIT(p, ",\"batch_id\":"), v->batch_id);
+        p = put_json_string(PUT_LIT(p, ",\"custom_id\":"), v->custom_id ? v->custom_id : "");
+    }
+    p = put_text_or_null(PUT_LIT(p, ",\"usage\":"), v->usage);
+    p = put_text_or_null(PUT_LIT(p, ",\"cost\":"), v->cost);
+    if (arts) {
+        p = put_text(PUT_LIT(p, ",\"artifacts\":"), arts);
+    }
+    p = put_text(PUT_LIT(p, ",\"metadata\":"), meta);
+    if (v->queue_position_now != TASK_VIEW_NONE) {
+        p = put_number(PUT_LIT(p, ",\"queue_position\":"), v->queue_position_now);
+    }
+    if (v->eta_seconds != TASK_VIEW_NONE) {
+        p = put_number(PUT_LIT(p, ",\"eta_seconds\":"), v->eta_seconds);
+    }
+    memcpy(p, "}", 2);
+out:
+    cJSON_free(arts);
+    return out;
+}
+
+char *task_render_hash(const char *id, const redisReply *hash)
+{
+    struct task_view v;
+
+    return task_view_from_hash(&v, id, hash) == 0 ? task_view_render(&v) : NULL;
+}
+
 char *task_new_text(const char *id, const char *kind, const char *model, int prio,
                     int64_t created_ms, long max_attempts, const char *metadata)
 {
-    const char *prio_name = task_priority_name(prio);
-    const char *meta = metadata ? metadata : "{}";
-    size_t meta_len = strlen(meta);
-    size_t cap = 320 + json_string_max(strlen(id)) + json_string_max(strlen(kind)) +
-                 json_string_max(strlen(model)) + json_string_max(strlen(prio_name)) + meta_len;
-    char *out = malloc(cap);
-    char *p = out;
+    struct task_view v;
 
-    if (out == NULL) {
-        return NULL;
-    }
-    p = put_json_string(PUT_LIT(p, "{\"id\":"), id);
-    p = put_json_string(PUT_LIT(p, ",\"object\":\"task\",\"kind\":"), kind);
-    p = put_json_string(PUT_LIT(p, ",\"model\":"), model);
-    p = put_json_string(PUT_LIT(p, ",\"status\":\"queued\",\"priority\":"), prio_name);
-    p += sprintf(p, ",\"created_at\":%lld", (long long)(created_ms / 1000));
-    p = PUT_LIT(p, ",\"started_at\":null,\"completed_at\":null,\"expires_at\":null,"
-                   "\"attempts\":0");
-    p += sprintf(p, ",\"max_attempts\":%ld", max_attempts);
-    p = PUT_LIT(p, ",\"provider\":null,\"result\":null,\"error\":null,\"usage\":null,"
-                   "\"cost\":null,\"metadata\":");
-    memcpy(p, meta, meta_len);
-    p += meta_len;
-    memcpy(p, "}", 2);
-    return out;
+    task_view_new(&v, id, kind, model, prio, created_ms, max_attempts, metadata);
+    return task_view_render(&v);
 }

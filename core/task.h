@@ -2,8 +2,9 @@
  * core/task.h — the task object: names of statuses and priorities, and its JSON form.
  *
  * A task lives in Redis as a hash (fields below); every read renders the client-visible object of
- * DESIGN.md from that hash. Stored JSON fields (input, result, error, usage, provider, cost,
- * metadata) are embedded verbatim, never re-parsed.
+ * DESIGN.md from that hash, and the API's answer to a task just accepted renders the same object
+ * from the values it submitted: one renderer (struct task_view) writes both. Stored JSON fields
+ * (result, error, usage, provider, cost, metadata ...) are embedded verbatim, never re-parsed.
  *
  *   tenant kind model status priority(0-2) created started completed expires (Unix ms)
  *   attempts max_attempts fence input result error last_error usage provider cost metadata
@@ -26,6 +27,7 @@ enum task_kind {
     TASK_KIND_EMBEDDING,
     TASK_KIND_IMAGE,
     TASK_KIND_VIDEO,
+    TASK_KIND_RESPONSE, /* a Responses API request, served by a chat alias */
     TASK_KIND_COUNT
 };
 enum task_status {
@@ -72,23 +74,94 @@ bool task_status_known(const char *status);
 const char *task_hash_get(const redisReply *hash, const char *field);
 
 /*
- * Renders the client-visible task object from an HGETALL reply. Caller frees. NULL on OOM or
- * when the hash is empty.
+ * The client-visible task object (DESIGN.md), field by field, before it is written as JSON: the
+ * one renderer (task_view_render) writes every form of it, whether the fields come from a task's
+ * hash (task_view_from_hash) or from a task just accepted (task_view_new). A caller that shows a
+ * task differently (an images result rendered, the live queue position of GET /v1/tasks/{id})
+ * fills a view, changes those fields and renders it. Every string is borrowed: the view is only
+ * valid while what it was filled from is.
+ *
+ * The keys, in the order they are written (the order clients see):
+ *   id object kind model status priority created_at started_at completed_at expires_at
+ *   [progress] [queue_position] attempts max_attempts provider result error [last_error]
+ *   [attempt_log] [webhook] [webhook_attempts] [batch_id custom_id] usage cost [artifacts]
+ *   metadata [queue_position] [eta_seconds]
  */
-cJSON *task_to_json(const char *id, const redisReply *hash);
+#define TASK_VIEW_NONE INT64_MIN /* a number shown as null (times) or not shown (the others) */
+
+struct task_view {
+    const char *id;
+    const char *kind;
+    const char *model;
+    const char *status;
+    const char *priority; /* the name */
+    /* Unix seconds; TASK_VIEW_NONE: null */
+    int64_t created_at;
+    int64_t started_at;
+    int64_t completed_at;
+    int64_t expires_at;
+    /* TASK_VIEW_NONE: not shown */
+    int64_t progress;
+    int64_t queue_position;
+    /* always shown */
+    int64_t attempts;
+    int64_t max_attempts;
+    /* Stored JSON texts, written verbatim. NULL or "": null. */
+    const char *provider;
+    const char *result;
+    const char *error;
+    const char *usage;
+    const char *cost;
+    /* Stored JSON texts, written verbatim; NULL: not shown, "": null. */
+    const char *last_error;
+    const char *attempt_log;
+    const char *webhook;
+    /* JSON text written verbatim (even ""); NULL: not shown. */
+    const char *webhook_attempts;
+    /* A string; NULL: neither it nor custom_id is shown (custom_id NULL: ""). */
+    const char *batch_id;
+    const char *custom_id;
+    /* The stored artifact list; shown, each item with its content URL added, when it is a JSON
+     * array (NULL or anything else: not shown). */
+    const char *artifacts;
+    /* JSON text written verbatim; NULL: {}. */
+    const char *metadata;
+    /* What GET /v1/tasks/{id} adds after metadata (TASK_VIEW_NONE: not shown). */
+    int64_t queue_position_now;
+    int64_t eta_seconds;
+};
 
 /*
- * The object of a task just accepted (queued, nothing run yet), so the API can answer 202 without
- * reading it back. metadata is borrowed (copied in), may be NULL. Caller frees.
+ * Fills v from an HGETALL reply of task id (both borrowed for as long as v is used). Returns 0,
+ * or -1 when the hash is empty or not a hash (no such task; v is then unusable).
  */
-cJSON *task_new_json(const char *id, const char *kind, const char *model, int prio,
-                     int64_t created_ms, long max_attempts, const cJSON *metadata);
+int task_view_from_hash(struct task_view *v, const char *id, const redisReply *hash);
 
 /*
- * The same object as task_new_json, as JSON text written directly (the accept path's answer: the
- * cJSON tree built, printed and freed for it was about a third of an accepted task's
- * instructions). metadata: the task's metadata as JSON text, NULL for none ({}). Caller frees;
- * NULL when out of memory.
+ * Fills v for a task just accepted (queued, nothing run yet), so the API answers 202 without
+ * reading it back. id, kind, model and metadata (JSON text, NULL: {}) are borrowed for as long
+ * as v is used.
+ */
+void task_view_new(struct task_view *v, const char *id, const char *kind, const char *model,
+                   int prio, int64_t created_ms, long max_attempts, const char *metadata);
+
+/*
+ * The JSON text of v, written directly (no cJSON tree: on the accept path the tree built,
+ * printed and freed for it was about a third of an accepted task's instructions). Strings are
+ * escaped exactly as cJSON prints them and numbers printed as cJSON prints them, so the text is
+ * byte for byte what a cJSON tree of the same object prints. Caller frees; NULL when out of
+ * memory.
+ */
+char *task_view_render(const struct task_view *v);
+
+/* The task object of an HGETALL reply as JSON text. Caller frees; NULL on OOM or when the hash is
+ * empty. */
+char *task_render_hash(const char *id, const redisReply *hash);
+
+/*
+ * The object of a task just accepted, as JSON text (task_view_new, then task_view_render; the
+ * accept path's answer). metadata: the task's metadata as JSON text, NULL for none ({}). Caller
+ * frees; NULL when out of memory.
  */
 char *task_new_text(const char *id, const char *kind, const char *model, int prio,
                     int64_t created_ms, long max_attempts, const char *metadata);

@@ -22,17 +22,27 @@ void txn_args_init(struct txn_args *a)
 void txn_args_reset(struct txn_args *a)
 {
     struct txn_block *b = a->blocks;
+    size_t total = 0;
 
-    /* keep the newest block, the one a call of the same size fills again */
-    if (b != NULL) {
-        struct txn_block *rest = b->next;
-        while (rest) {
-            struct txn_block *next = rest->next;
-            free(rest);
-            rest = next;
+    /* One block of the size the last call needed: a call of the same size (a worker's FINISH
+     * every loop turn) then formats into it without allocating. */
+    if (b != NULL && b->next != NULL) {
+        for (struct txn_block *x = b; x; x = x->next) {
+            total += x->cap;
         }
-        b->next = NULL;
-        b->used = 0;
+        while (b) {
+            struct txn_block *next = b->next;
+            free(b);
+            b = next;
+        }
+        a->blocks = malloc(sizeof(*a->blocks) + total);
+        if (a->blocks != NULL) {
+            a->blocks->next = NULL;
+            a->blocks->cap = total;
+        }
+    }
+    if (a->blocks != NULL) {
+        a->blocks->used = 0;
     }
     a->nkeys = 0;
     a->n = 0;

@@ -1,15 +1,12 @@
 /*
- * scheduler/scheduler.c — the tick: one TICK script per period.
+ * scheduler/scheduler.c — the tick: one TICK (core/txn_sched.h) per period.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/artifact_ref.h"
-#include "core/keys.h"
 #include "core/log.h"
-#include "core/scripts.h"
+#include "core/txn_sched.h"
 #include "core/util.h"
 #include "scheduler/scheduler.h"
 
@@ -34,78 +31,71 @@ struct sched {
     bool dying; /* freed while a tick was in flight: the reply frees it */
     bool leader;
     char node_id[48];
+    struct txn_args args; /* TICK's arguments, reused by every tick */
     uint64_t promoted, recovered, swept, expired;
 };
 
 static void tick(struct sched *s);
 
-static void on_tick_reply(redisReply *reply, const struct core_err *err, void *arg)
+static void on_tick_reply(const struct txn_ticked *t, const struct core_err *err, void *arg)
 {
     struct sched *s = arg;
-    bool leader;
 
     s->ticking = false;
     if (s->dying) {
+        txn_args_cleanup(&s->args);
         free(s);
         return;
     }
-    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+    if (err != NULL) {
         return;
     }
-    leader = strcmp(reply->element[0]->str, "leader") == 0;
-    if (leader != s->leader) {
-        log_info(leader ? "scheduler is the leader" : "scheduler is a follower", "node=%s",
+    if (t->leader != s->leader) {
+        log_info(t->leader ? "scheduler is the leader" : "scheduler is a follower", "node=%s",
                  s->node_id);
-        s->leader = leader;
+        s->leader = t->leader;
     }
-    if (leader && reply->elements == 6 && reply->element[5]->type == REDIS_REPLY_ARRAY) {
-        /* the swept tasks that kept artifacts: their bytes were given back, now their files */
-        for (size_t i = 0; i < reply->element[5]->elements; i++) {
-            const redisReply *id = reply->element[5]->element[i];
-            if (id->type == REDIS_REPLY_STRING &&
-                artifact_blob_remove(s->cfg->blobs.dir, id->str) < 0) {
-                log_warn("cannot remove a swept task's artifacts", "task=%s errno=%d", id->str,
-                         errno);
-            }
+    if (!t->leader) {
+        return;
+    }
+    /* the swept tasks that kept artifacts: their bytes were given back, now their files */
+    for (size_t i = 0; i < t->n_gone; i++) {
+        const char *id = txn_ticked_gone(t, i);
+        if (id != NULL && artifact_blob_remove(s->cfg->blobs.dir, id) < 0) {
+            log_warn("cannot remove a swept task's artifacts", "task=%s errno=%d", id, errno);
         }
     }
-    if (leader && reply->elements >= 5) {
-        long long promoted = reply->element[1]->integer;
-        long long recovered = reply->element[2]->integer;
-        long long swept = reply->element[3]->integer;
-        long long expired = reply->element[4]->integer;
-        s->expired += (uint64_t)expired;
-        s->promoted += (uint64_t)promoted;
-        s->recovered += (uint64_t)recovered;
-        s->swept += (uint64_t)swept;
-        if (recovered > 0) {
-            log_info("recovered tasks whose lease expired", "count=%lld", recovered);
-        }
-        /* A full step means a backlog: go again now rather than next period. */
-        if (promoted >= SCHED_STEP_LIMIT || recovered >= SCHED_STEP_LIMIT ||
-            swept >= SCHED_STEP_LIMIT || expired >= SCHED_STEP_LIMIT) {
-            tick(s);
-        }
+    s->expired += (uint64_t)t->expired;
+    s->promoted += (uint64_t)t->promoted;
+    s->recovered += (uint64_t)t->recovered;
+    s->swept += (uint64_t)t->swept;
+    if (t->recovered > 0) {
+        log_info("recovered tasks whose lease expired", "count=%lld", (long long)t->recovered);
+    }
+    /* A full step means a backlog: go again now rather than next period. */
+    if (t->promoted >= SCHED_STEP_LIMIT || t->recovered >= SCHED_STEP_LIMIT ||
+        t->swept >= SCHED_STEP_LIMIT || t->expired >= SCHED_STEP_LIMIT) {
+        tick(s);
     }
 }
 
+/* Sends one TICK unless one is in flight or the store is away (the timer tries again). */
 static void tick(struct sched *s)
 {
-    char now_s[24], lim_s[16], ttl_s[24], ret_s[24];
     long ttl = s->cfg->scheduler.tick_ms * 4;
+    struct txn_tick p = {
+        .now_ms = util_now_ms(),
+        .limit = SCHED_STEP_LIMIT,
+        .node = s->node_id,
+        .leader_ttl_ms = ttl < SCHED_LEADER_MIN_TTL_MS ? SCHED_LEADER_MIN_TTL_MS : ttl,
+        .retention_ms = (int64_t)s->cfg->tasks.retention_s * 1000,
+        .lost_error = worker_lost_error,
+    };
 
     if (s->ticking || !store_ready(s->store)) {
         return;
     }
-    ttl = ttl < SCHED_LEADER_MIN_TTL_MS ? SCHED_LEADER_MIN_TTL_MS : ttl;
-    snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
-    snprintf(lim_s, sizeof(lim_s), "%d", SCHED_STEP_LIMIT);
-    snprintf(ttl_s, sizeof(ttl_s), "%ld", ttl);
-    snprintf(ret_s, sizeof(ret_s), "%lld", (long long)s->cfg->tasks.retention_s * 1000);
-    const char *argv[] = {KEY_DELAYED,  KEY_LEASES, KEY_EXPIRY, KEY_LEADER,       now_s,
-                          lim_s,        s->node_id, ttl_s,      KEY_TASK,         KEY_TENANT,
-                          CHANNEL_WAKE, ret_s,      KEY_QUEUE,  worker_lost_error};
-    if (store_script(s->store, SCRIPT_TICK, on_tick_reply, s, 4, 14, argv, NULL) == 0) {
+    if (txn_tick(s->store, &s->args, &p, on_tick_reply, s) == 0) {
         s->ticking = true;
     }
 }
@@ -128,6 +118,7 @@ struct sched *sched_new(struct event_base *base, const struct config *cfg, struc
         core_err_set(err, CORE_ENOMEM, NULL, "cannot set up the scheduler");
         return NULL;
     }
+    txn_args_init(&s->args);
     s->base = base;
     s->cfg = cfg;
     s->store = store;
@@ -156,5 +147,6 @@ void sched_free(struct sched *s)
         s->dying = true; /* the store still holds s for the tick's reply */
         return;
     }
+    txn_args_cleanup(&s->args);
     free(s);
 }

@@ -49,9 +49,6 @@
 #include "worker/artifact_fetch.h"
 #include "worker/internal.h"
 
-/* Room for a temporary name after the final path: ".part." and mkstemp's six characters. */
-#define ARTIFACT_TMP_SUFFIX ".part.XXXXXX"
-
 static void next_artifact(struct job *j);
 
 /*
@@ -94,19 +91,10 @@ static void fail_refused(struct job *j, const char *why)
 /* The folder of this task's artifacts into out, created if missing. Returns 0 or an errno. */
 static int task_dir(const struct job *j, char *out, size_t size)
 {
-    const char *root = j->w->cfg->blobs.dir;
-    int n = snprintf(out, size, "%s/%s", root, j->id);
-
-    if (n < 0 || (size_t)n >= size) {
+    if (blobs_artifact_dir(j->w->cfg->blobs.dir, j->id, out, size) != 0) {
         return ENAMETOOLONG;
     }
-    if (mkdir(root, 0750) < 0 && errno != EEXIST) {
-        return errno;
-    }
-    if (mkdir(out, 0750) < 0 && errno != EEXIST) {
-        return errno;
-    }
-    return 0;
+    return blobs_make_dir(j->w->cfg->blobs.dir, out) == 0 ? 0 : errno;
 }
 
 /*
@@ -117,8 +105,8 @@ static int tmp_open(struct job *j)
 {
     int fd;
 
-    snprintf(j->artifact_tmp, strlen(j->artifact_path) + sizeof(ARTIFACT_TMP_SUFFIX), "%s%s",
-             j->artifact_path, ARTIFACT_TMP_SUFFIX);
+    snprintf(j->artifact_tmp, strlen(j->artifact_path) + sizeof(BLOBS_ARTIFACT_TMP_SUFFIX), "%s%s",
+             j->artifact_path, BLOBS_ARTIFACT_TMP_SUFFIX);
     fd = mkstemp(j->artifact_tmp);
     if (fd < 0) {
         j->artifact_tmp[0] = '\0';
@@ -420,7 +408,7 @@ static void next_artifact(struct job *j)
         free(j->artifact_path);
         free(j->artifact_tmp);
         j->artifact_path = malloc(n);
-        j->artifact_tmp = malloc(n + sizeof(ARTIFACT_TMP_SUFFIX));
+        j->artifact_tmp = malloc(n + sizeof(BLOBS_ARTIFACT_TMP_SUFFIX));
         if (j->artifact_path == NULL || j->artifact_tmp == NULL ||
             artifact_blob_path(j->w->cfg->blobs.dir, j->id, j->artifact_next, j->artifact_path,
                                n) != 0) {
@@ -505,9 +493,8 @@ void artifacts_sweep(struct worker *w, int max_entries)
         if (strncmp(e->d_name, "task_", 5) != 0) {
             continue;
         }
-        int n = snprintf(path, sizeof(path), "%s/%s", root, e->d_name);
-        if (n > 0 && (size_t)n < sizeof(path) && stat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
-            st.st_mtime < cutoff) {
+        if (blobs_artifact_dir(root, e->d_name, path, sizeof(path)) == 0 && stat(path, &st) == 0 &&
+            S_ISDIR(st.st_mode) && st.st_mtime < cutoff) {
             remove_task_dir(path);
             removed++;
         }

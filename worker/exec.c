@@ -9,6 +9,7 @@
 
 #include "core/log.h"
 #include "adapters/ratelimit.h"
+#include "core/channel.h"
 #include "core/util.h"
 #include "worker/internal.h"
 
@@ -66,7 +67,7 @@ void exec_complete(struct job *j, const struct adapter_result *res)
     const cJSON *total =
         res->usage ? cJSON_GetObjectItemCaseSensitive(res->usage, "total_tokens") : NULL;
 
-    j->class = j->mode == JOB_CALL ? "ok" : "none";
+    j->class = j->mode == TXN_MODE_CALL ? TXN_CLASS_OK : TXN_CLASS_NONE;
     if (j->call.op == ADAPTER_OP_CHAT) {
         /* best effort: a completion that could not be normalized is still the answer */
         adapter_chat_normalize(res->result, j->id);
@@ -78,14 +79,14 @@ void exec_complete(struct job *j, const struct adapter_result *res)
     j->usage = print_json(res->usage);
     j->provider = provider_json(j, res->upstream_id ? res->upstream_id : j->up_id);
     j->cost = cost_json(j->dep, res->usage);
-    j->outcome = "completed";
+    j->outcome = TXN_OUTCOME_COMPLETED;
     worker_job_report(j);
 }
 
 /* Parks the task: an upstream job runs; the next poll is due after the provider's interval. */
 static void exec_park(struct job *j, const struct adapter_result *res)
 {
-    j->class = j->mode == JOB_CALL ? "ok" : "none";
+    j->class = j->mode == TXN_MODE_CALL ? TXN_CLASS_OK : TXN_CLASS_NONE;
     int64_t after = res->poll_after_ms >= 0 ? res->poll_after_ms : worker_poll_interval(j);
 
     if (res->upstream_id) {
@@ -96,7 +97,7 @@ static void exec_park(struct job *j, const struct adapter_result *res)
     j->progress = res->progress;
     j->queue_position = res->queue_position;
     j->poll_at_ms = util_now_ms() + after;
-    j->outcome = "park";
+    j->outcome = TXN_OUTCOME_PARK;
     worker_job_report(j);
 }
 
@@ -127,29 +128,29 @@ void exec_fail(struct job *j, const struct core_err *e)
     if (j->provider == NULL && j->dep) {
         j->provider = provider_json(j, j->up_id);
     }
-    if (j->mode != JOB_CALL || j->latency_ms < 0) {
-        j->class = "none";
+    if (j->mode != TXN_MODE_CALL || j->latency_ms < 0) {
+        j->class = TXN_CLASS_NONE;
     } else if (rate) {
-        j->class = "rate";
+        j->class = TXN_CLASS_RATE;
     } else if (e->retryable) {
-        j->class = "fail";
+        j->class = TXN_CLASS_FAIL;
     } else {
-        j->class = e->provider_status >= 500 ? "fail" : "client";
+        j->class = e->provider_status >= 500 ? TXN_CLASS_FAIL : TXN_CLASS_CLIENT;
     }
     if (upstream_job && e->retryable) {
-        j->outcome = "park";
+        j->outcome = TXN_OUTCOME_PARK;
         j->poll_at_ms = now + worker_backoff_ms(j->w, 2, e->retry_after_ms);
-    } else if (rate && j->mode == JOB_CALL) {
-        j->outcome = "release";
+    } else if (rate && j->mode == TXN_MODE_CALL) {
+        j->outcome = TXN_OUTCOME_RELEASE;
         j->pause_until_ms = now + (e->retry_after_ms >= 0 ? e->retry_after_ms : 1000);
     } else if (e->retryable) {
-        j->outcome = "retry";
+        j->outcome = TXN_OUTCOME_RETRY;
         j->avoid = true;
         j->retry_at_ms = now + ((m && m->n_deployments > 1)
                                     ? 0
                                     : worker_backoff_ms(j->w, j->attempts, e->retry_after_ms));
     } else {
-        j->outcome = "failed";
+        j->outcome = TXN_OUTCOME_FAILED;
     }
     log_info("attempt failed", "task=%s attempt=%d retryable=%d status=%d error=\"%.200s\"", j->id,
              j->attempts, e->retryable, e->provider_status, e->message);
@@ -192,8 +193,8 @@ static void on_reply_done(const struct adapter_response *resp, void *arg)
     j->http = NULL;
     note_reply(j, resp);
     core_err_clear(&e);
-    rc = j->mode == JOB_POLL ? j->adapter->parse_poll(&j->call, resp, &res, &e)
-                             : j->adapter->parse_response(&j->call, resp, &res, &e);
+    rc = j->mode == TXN_MODE_POLL ? j->adapter->parse_poll(&j->call, resp, &res, &e)
+                                  : j->adapter->parse_response(&j->call, resp, &res, &e);
     exec_outcome(j, rc, &res, &e);
 }
 
@@ -231,20 +232,23 @@ static void exec_send(struct job *j, struct adapter_request *req, http_client_cb
 
 /* ---- streaming chat ---------------------------------------------------------------------- */
 
+/* Publishes one chunk of a streamed answer to the API process waiting on the task
+ * (core/channel.h's "c" message). */
 static void publish_chunk(struct job *j, const cJSON *chunk)
 {
-    char *text = cJSON_PrintUnformatted(chunk);
-    size_t idlen = strlen(j->id);
+    char *text;
     char *payload;
     size_t len;
 
+    if (j->reply_to == NULL || j->reply_to[0] == '\0') {
+        return;
+    }
+    text = cJSON_PrintUnformatted(chunk);
     if (text == NULL) {
         return;
     }
-    len = 2 + idlen + 1 + strlen(text);
-    payload = malloc(len + 1);
-    if (payload != NULL && j->reply_to && j->reply_to[0]) {
-        snprintf(payload, len + 1, "c %s %s", j->id, text);
+    payload = channel_chunk_new(j->id, text, strlen(text), &len);
+    if (payload != NULL) {
         const char *argv[] = {"PUBLISH", j->reply_to, payload};
         size_t lens[] = {7, strlen(j->reply_to), len};
         /* A chunk Redis cannot take now is lost to the live stream; the stored result and the
@@ -380,7 +384,8 @@ static void exec_stream(struct job *j)
 static int resolve(struct job *j, struct core_err *e)
 {
     const struct config_model *m = config_model_find(j->w->cfg, j->model);
-    int op = adapter_op_from_kind(j->kind);
+    /* adapters/ keeps its own kind table: the kind crosses by name */
+    int op = adapter_op_for_kind(j->kind);
 
     if (m == NULL || m->n_deployments == 0) {
         return core_err_set(e, CORE_ENOTFOUND, "model", "model '%s' is no longer configured",
@@ -396,7 +401,7 @@ static int resolve(struct job *j, struct core_err *e)
     if (j->adapter == NULL || op < 0 || j->adapter->build_request == NULL ||
         j->adapter->parse_response == NULL) {
         return core_err_set(e, CORE_EUNPROCESSABLE, "model", "the %s dialect cannot serve %s tasks",
-                            j->dep->provider->dialect, j->kind);
+                            j->dep->provider->dialect, task_kind_name(j->kind));
     }
     j->input = cJSON_Parse(j->input_text);
     if (j->input == NULL) {
@@ -431,7 +436,7 @@ void exec_start(struct job *j)
         exec_fail(j, &e);
         return;
     }
-    if (j->mode == JOB_POLL && j->cancelling) {
+    if (j->mode == TXN_MODE_POLL && j->cancelling) {
         if (j->adapter->build_cancel && j->adapter->build_cancel(&j->call, &req, &e) == 0) {
             exec_send(j, &req, on_cancel_done);
             return;
@@ -440,7 +445,7 @@ void exec_start(struct job *j)
                        j);
         return;
     }
-    if (j->mode == JOB_POLL) {
+    if (j->mode == TXN_MODE_POLL) {
         if (j->adapter->build_poll == NULL || j->adapter->parse_poll == NULL ||
             j->adapter->build_poll(&j->call, &req, &e) < 0) {
             if (e.code == 0) {

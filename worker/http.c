@@ -17,22 +17,25 @@
  * curl_multi_remove_handle. So while curl runs (in_curl), a cancel only marks the call doomed and
  * parks it; run_curl takes doomed calls out of curl as soon as curl returns, before it delivers
  * finished transfers.
+ *
+ * What a call sends (method, headers, body) is put on its easy handle by worker/http_request.c,
+ * what it keeps of the response is bounded by worker/http_response.c, and where a guarded call
+ * may connect is worker/http_guard.c's business.
  */
 #include "worker/http.h"
 
-#include <ctype.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include <curl/curl.h>
 
-#include "core/netaddr.h"
+#include "worker/http_guard.h"
+#include "worker/http_request.h"
+#include "worker/http_response.h"
 
 /* Defaults for zero fields of struct http_client_opts. */
 #define HTTP_DEFAULT_CONNECT_TIMEOUT_MS 10000L
@@ -55,8 +58,6 @@
  * See easy_set_buffer for why it is set where it is.
  */
 #define HTTP_RECV_BUFFER_BYTES 1024L
-/* How a guarded call's refusal message starts (see http_response_refused). */
-#define HTTP_REFUSED_PREFIX "address refused: "
 /* TCP keepalive probes on idle pooled connections, in seconds. */
 #define HTTP_KEEPIDLE_S 60L
 #define HTTP_KEEPINTVL_S 20L
@@ -69,22 +70,10 @@ enum call_state {
 };
 
 /*
- * What only a guarded call needs (http_client_send_guarded), allocated for it alone so that the
- * common call does not carry a host name buffer while it waits; see on_open_socket.
- */
-struct guard_state {
-    const struct netaddr_allow *allow;
-    CURLU *url;                           /* the parsed URL curl connects to, NULL if unparsed */
-    char host[NETADDR_ENTRY_MAX + 1];     /* its host, "" when unknown or too long for a name */
-    char refused[NETADDR_TEXT_SIZE + 32]; /* "10.0.0.5 is private": the last address refused */
-    bool passed;                          /* some address passed the check */
-};
-
-/*
  * One upstream call. Thousands may wait at once, each for seconds, so what a waiting call holds
- * is kept small: the response's headers are stored packed in hdr_buf and only laid out as an
- * array, on the stack, when the callback runs (call_finish); the idle timer and the guard state
- * exist only for the calls that use them.
+ * is kept small: the response's headers are stored packed (struct http_response_buf) and only
+ * laid out as an array, on the stack, when the callback runs (call_finish); the idle timer and
+ * the guard exist only for the calls that use them.
  */
 struct http_call {
     struct http_client *client;
@@ -98,15 +87,9 @@ struct http_call {
     http_client_data_cb on_data; /* NULL: a buffered call */
     void *arg;
 
-    struct curl_slist *req_headers;
-    char *req_body;
-    size_t req_body_cap;
+    struct http_request_buf tx;  /* what curl sends, see http_request_set */
+    struct http_response_buf rx; /* what the call keeps of the response */
 
-    char *body;
-    size_t body_len, body_cap;
-    char *hdr_buf; /* n_hdrs "name\0value\0" pairs, neither part holding a NUL of its own */
-    size_t hdr_len, hdr_cap;
-    size_t n_hdrs;
     bool too_large;    /* the write callback refused the body because of the cap */
     bool oom;          /* a buffer could not grow */
     bool body_seen;    /* stream calls: the first body byte arrived and the mode is decided */
@@ -115,7 +98,7 @@ struct http_call {
     bool aborted;      /* on_data asked to stop */
     char errbuf[CURL_ERROR_SIZE];
 
-    struct guard_state *guard; /* guarded calls only, else NULL */
+    struct http_guard *guard; /* guarded calls only, else NULL */
 };
 
 /* One socket curl asked us to watch. */
@@ -144,13 +127,6 @@ struct http_client {
     bool free_pending; /* http_client_free was called from a callback */
     bool in_curl;      /* inside curl_multi_socket_action: curl's multi API is off limits */
 };
-
-/*
- * Methods whose request always carries a body: with req->body NULL they send an empty one, so
- * that "Content-Length: 0" goes out (RFC 9110 8.6: a request whose method defines a meaning for
- * content should say its length). Every other method sends a body only when it has one.
- */
-static const char *const body_methods[] = {"POST", "PUT", "PATCH"};
 
 /* Options every call gets, whatever it sends. */
 static const struct {
@@ -198,36 +174,6 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/*
- * Makes *buf hold at least need bytes, growing geometrically but never past limit. Returns 0, or
- * -1 when need passes limit or realloc fails (the old buffer stays valid either way).
- */
-static int buf_reserve(char **buf, size_t *cap, size_t need, size_t limit)
-{
-    size_t n = *cap ? *cap : 1024;
-    char *p;
-
-    if (need <= *cap) {
-        return 0;
-    }
-    if (need > limit) {
-        return -1;
-    }
-    while (n < need) {
-        n = n > limit / 2 ? limit : n * 2;
-    }
-    if (n > limit) {
-        n = limit;
-    }
-    p = realloc(*buf, n);
-    if (!p) {
-        return -1;
-    }
-    *buf = p;
-    *cap = n;
-    return 0;
-}
-
 static void active_link(struct http_client *c, struct http_call *call)
 {
     call->prev = NULL;
@@ -253,16 +199,6 @@ static void active_unlink(struct http_client *c, struct http_call *call)
     c->n_active--;
 }
 
-/* Frees a call's guard state (NULL is a no-op). */
-static void guard_state_free(struct guard_state *g)
-{
-    if (!g) {
-        return;
-    }
-    curl_url_cleanup(g->url);
-    free(g);
-}
-
 static void call_destroy(struct http_call *call)
 {
     if (!call) {
@@ -277,11 +213,9 @@ static void call_destroy(struct http_call *call)
     if (call->idle) {
         event_free(call->idle);
     }
-    curl_slist_free_all(call->req_headers);
-    guard_state_free(call->guard);
-    free(call->req_body);
-    free(call->body);
-    free(call->hdr_buf);
+    http_request_buf_cleanup(&call->tx);
+    http_response_buf_cleanup(&call->rx);
+    http_guard_free(call->guard);
     free(call);
 }
 
@@ -310,25 +244,10 @@ static void call_recycle(struct http_client *c, struct http_call *call)
         evtimer_del(call->idle);
     }
     curl_easy_reset(call->easy);
-    curl_slist_free_all(call->req_headers);
-    call->req_headers = NULL;
-    guard_state_free(call->guard);
+    http_request_buf_recycle(&call->tx, HTTP_KEEP_BUFFER_BYTES);
+    http_response_buf_recycle(&call->rx, HTTP_KEEP_BUFFER_BYTES);
+    http_guard_free(call->guard);
     call->guard = NULL;
-    if (call->body_cap > HTTP_KEEP_BUFFER_BYTES) {
-        free(call->body);
-        call->body = NULL;
-        call->body_cap = 0;
-    }
-    if (call->req_body_cap > HTTP_KEEP_BUFFER_BYTES) {
-        free(call->req_body);
-        call->req_body = NULL;
-        call->req_body_cap = 0;
-    }
-    if (call->hdr_cap > HTTP_KEEP_BUFFER_BYTES) {
-        free(call->hdr_buf);
-        call->hdr_buf = NULL;
-        call->hdr_cap = 0;
-    }
     call->state = CALL_IDLE;
     call->cb = NULL;
     call->on_data = NULL;
@@ -429,7 +348,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
     struct http_call *call = userp;
     size_t len = size * nmemb;
-    size_t max = call->client->max_response_bytes;
+    int rc;
 
     if (call->state != CALL_ACTIVE) {
         return 0;
@@ -448,134 +367,46 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
             return stream_write(call, data, len);
         }
     }
-    if (len > max - call->body_len) {
+    rc = http_response_buf_body(&call->rx, data, len, call->client->max_response_bytes);
+    if (rc == HTTP_RESPONSE_TOO_LARGE) {
         call->too_large = true;
-        return 0;
-    }
-    if (buf_reserve(&call->body, &call->body_cap, call->body_len + len + 1, max + 1) != 0) {
+    } else if (rc != HTTP_RESPONSE_OK) {
         call->oom = true;
-        return 0;
     }
-    memcpy(call->body + call->body_len, data, len);
-    call->body_len += len;
-    return len;
+    return rc == HTTP_RESPONSE_OK ? len : 0;
 }
 
 /*
- * Header lines, one per call, including status lines and the blank line after each header block.
- * A status line starts a new block (after a 1xx, only the final response's headers are kept).
- * Lines over the size limit, continuation lines, lines without a colon, lines holding a NUL byte
- * (which RFC 9110 forbids, and which would break the packing of hdr_buf) and headers past the
- * count limit are skipped rather than failing the call: the body is what the adapter needs.
+ * Header lines, one per call (see http_response_buf_header for which are kept). Any header byte
+ * restarts a streaming call's silence limit. Refusing a line ends the transfer.
  */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
 {
     struct http_call *call = userp;
     size_t len = size * nmemb;
-    size_t limit = HTTP_CLIENT_MAX_HEADERS * (HTTP_CLIENT_MAX_HEADER_LINE + 2);
-    const char *colon, *v, *end = data + len;
-    size_t name_len, value_len;
-    char *out;
 
     call_touch(call);
-    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-        call->n_hdrs = 0;
-        call->hdr_len = 0;
-        return len;
-    }
-    if (len > HTTP_CLIENT_MAX_HEADER_LINE || call->n_hdrs == HTTP_CLIENT_MAX_HEADERS || len == 0 ||
-        data[0] == ' ' || data[0] == '\t' || memchr(data, '\0', len) != NULL) {
-        return len;
-    }
-    colon = memchr(data, ':', len);
-    if (!colon || colon == data) {
-        return len;
-    }
-    name_len = (size_t)(colon - data);
-    while (name_len > 0 && (data[name_len - 1] == ' ' || data[name_len - 1] == '\t')) {
-        name_len--;
-    }
-    v = colon + 1;
-    while (v < end && (*v == ' ' || *v == '\t')) {
-        v++;
-    }
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t')) {
-        end--;
-    }
-    value_len = (size_t)(end - v);
-    if (buf_reserve(&call->hdr_buf, &call->hdr_cap, call->hdr_len + name_len + value_len + 2,
-                    limit) != 0) {
+    if (http_response_buf_header(&call->rx, data, len) != HTTP_RESPONSE_OK) {
         call->oom = true;
         return 0;
     }
-    out = call->hdr_buf + call->hdr_len;
-    for (size_t i = 0; i < name_len; i++) {
-        out[i] = (char)tolower((unsigned char)data[i]);
-    }
-    out[name_len] = '\0';
-    memcpy(out + name_len + 1, v, value_len);
-    out[name_len + 1 + value_len] = '\0';
-    call->n_hdrs++;
-    call->hdr_len += name_len + value_len + 2;
     return len;
 }
 
-/* A header line we send must be one line: refuse CR/LF so config values cannot inject headers. */
-static bool header_line_ok(const char *h)
-{
-    return h && strpbrk(h, "\r\n") == NULL;
-}
-
-/* True when the method is a non-empty token of letters that fits its field. */
-static bool method_ok(const char *m, size_t size)
-{
-    size_t n = strnlen(m, size);
-
-    if (n == 0 || n == size) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!isalpha((unsigned char)m[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* True when method's request carries a body even if req->body is NULL (see body_methods). */
-static bool method_has_body(const char *method)
-{
-    for (size_t i = 0; i < sizeof(body_methods) / sizeof(body_methods[0]); i++) {
-        if (strcmp(method, body_methods[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /*
- * Sets the easy handle up for req. The body is copied into the call's own buffer (reused across
- * calls) instead of CURLOPT_COPYPOSTFIELDS, to avoid one allocation per call; it is sized to the
- * body rather than grown geometrically, because the call holds it for as long as it waits (curl
- * may need it again to resend on a fresh connection). An explicit empty "Expect:" stops curl from
- * waiting for 100-continue on large bodies. Any body goes out through CURLOPT_POSTFIELDS, which
- * makes curl send a POST; every other method is then named with CURLOPT_CUSTOMREQUEST, which
- * changes only the request line. A streaming call gets no CURLOPT_MAXFILESIZE (its 2xx body is
- * not capped; on_body caps a buffered one) and, with an idle limit, its idle timer and the hook
- * that starts it. Returns 0 or -1.
+ * Sets the easy handle up for req: what it sends (http_request_set), how every call goes out
+ * (call_fixed_opts, http and https only), and this client's limits and callbacks. A streaming
+ * call gets no CURLOPT_MAXFILESIZE (its 2xx body is not capped; on_body caps a buffered one) and,
+ * with an idle limit, its idle timer and the hook that starts it. Returns 0 or -1.
  */
 static int call_prepare(struct http_client *c, struct http_call *call,
                         const struct adapter_request *req, long timeout_ms)
 {
     CURL *e = call->easy;
-    bool has_body = req->body != NULL || method_has_body(req->method);
-    bool has_expect = false;
     bool ok = true;
     int rc = -1;
 
-    call->body_len = 0;
-    call->hdr_len = 0;
-    call->n_hdrs = 0;
+    http_response_buf_clear(&call->rx);
     call->too_large = false;
     call->oom = false;
     call->body_seen = false;
@@ -584,58 +415,13 @@ static int call_prepare(struct http_client *c, struct http_call *call,
     call->aborted = false;
     call->errbuf[0] = '\0';
 
-    for (size_t i = 0; i < req->n_headers; i++) {
-        struct curl_slist *l;
-
-        if (!header_line_ok(req->headers[i])) {
-            goto out;
-        }
-        has_expect = has_expect || strncasecmp(req->headers[i], "expect:", 7) == 0;
-        l = curl_slist_append(call->req_headers, req->headers[i]);
-        if (!l) {
-            goto out;
-        }
-        call->req_headers = l;
-    }
-    if (!has_expect) {
-        struct curl_slist *l = curl_slist_append(call->req_headers, "Expect:");
-
-        if (!l) {
-            goto out;
-        }
-        call->req_headers = l;
-    }
-    if (has_body) {
-        size_t len = req->body ? req->body_len : 0;
-
-        if (call->req_body_cap < len + 1) {
-            free(call->req_body);
-            call->req_body_cap = 0;
-            call->req_body = malloc(len + 1);
-            if (!call->req_body) {
-                goto out;
-            }
-            call->req_body_cap = len + 1;
-        }
-        if (len) {
-            memcpy(call->req_body, req->body, len);
-        }
-        call->req_body[len] = '\0';
-        ok &= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) == CURLE_OK;
-        ok &= curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->req_body) == CURLE_OK;
-    }
-    if (strcmp(req->method, "HEAD") == 0) {
-        ok &= curl_easy_setopt(e, CURLOPT_NOBODY, 1L) == CURLE_OK;
-    } else if (strcmp(req->method, "POST") != 0 && (strcmp(req->method, "GET") != 0 || has_body)) {
-        /* POSTFIELDS alone means POST and no body means GET; anything else is named. */
-        ok &= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method) == CURLE_OK;
+    if (http_request_set(e, req, &call->tx) != 0) {
+        goto out;
     }
     for (size_t i = 0; i < sizeof(call_fixed_opts) / sizeof(call_fixed_opts[0]); i++) {
         ok &= curl_easy_setopt(e, call_fixed_opts[i].opt, call_fixed_opts[i].value) == CURLE_OK;
     }
-    ok &= curl_easy_setopt(e, CURLOPT_URL, req->url) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_HTTPHEADER, call->req_headers) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms) == CURLE_OK;
@@ -687,28 +473,17 @@ static void call_finish(struct http_client *c, struct http_call *call, CURLcode 
 {
     struct adapter_response resp = {0};
     struct adapter_header headers[HTTP_CLIENT_MAX_HEADERS];
-    const char *p = call->hdr_buf;
     long status = 0;
 
     resp.transport = transport_of(call, code);
     resp.now_ms = wall_ms();
-    for (size_t i = 0; i < call->n_hdrs; i++) {
-        headers[i].name = p;
-        p += strlen(p) + 1;
-        headers[i].value = p;
-        p += strlen(p) + 1;
-    }
     resp.headers = headers;
-    resp.n_headers = call->n_hdrs;
+    resp.n_headers = http_response_buf_headers(&call->rx, headers);
     if (resp.transport == ADAPTER_TRANSPORT_OK) {
         curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
         resp.status = (int)status;
         if (!call->on_data || !status_streams(status)) {
-            resp.body = call->body ? call->body : "";
-            resp.body_len = call->body_len;
-            if (call->body) {
-                call->body[call->body_len] = '\0';
-            }
+            resp.body = http_response_buf_text(&call->rx, &resp.body_len);
         }
     } else {
         if (call->too_large || code == CURLE_FILESIZE_EXCEEDED) {
@@ -718,11 +493,8 @@ static void call_finish(struct http_client *c, struct http_call *call, CURLcode 
             snprintf(call->errbuf, sizeof(call->errbuf), "aborted by the receiver");
         } else if (call->oom) {
             snprintf(call->errbuf, sizeof(call->errbuf), "out of memory reading the response");
-        } else if (call->guard && !call->guard->passed && call->guard->refused[0] != '\0' &&
-                   code == CURLE_COULDNT_CONNECT) {
-            snprintf(call->errbuf, sizeof(call->errbuf), HTTP_REFUSED_PREFIX "%s",
-                     call->guard->refused);
-        } else if (call->errbuf[0] == '\0') {
+        } else if (!http_guard_refusal(call->guard, code, call->errbuf, sizeof(call->errbuf)) &&
+                   call->errbuf[0] == '\0') {
             snprintf(call->errbuf, sizeof(call->errbuf), "%s", curl_easy_strerror(code));
         }
         resp.transport_msg = call->errbuf;
@@ -1088,81 +860,6 @@ struct call_guard {
 };
 
 /*
- * CURLOPT_OPENSOCKETFUNCTION of a guarded call: curl is about to connect to address, one of the
- * host's addresses, after its own resolution. Refusing (CURL_SOCKET_BAD) makes curl try the next
- * address and, when none is left, fail the transfer with CURLE_COULDNT_CONNECT; call_finish then
- * reports the refusal noted here, unless some address passed and failed on its own (that failure
- * says more). An address whose length does not match its family is refused. The socket is made
- * as curl would make it, plus close-on-exec.
- */
-static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
-                                    struct curl_sockaddr *address)
-{
-    struct guard_state *g = clientp;
-    const struct sockaddr *sa = &address->addr;
-    bool whole = (address->family == AF_INET && sa->sa_family == AF_INET &&
-                  address->addrlen >= sizeof(struct sockaddr_in)) ||
-                 (address->family == AF_INET6 && sa->sa_family == AF_INET6 &&
-                  address->addrlen >= sizeof(struct sockaddr_in6));
-    char text[NETADDR_TEXT_SIZE];
-
-    if (whole && purpose == CURLSOCKTYPE_IPCXN && netaddr_allowed(g->allow, g->host, sa)) {
-        g->passed = true;
-        return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
-    }
-    if (whole) {
-        netaddr_format(sa, text, sizeof(text));
-        snprintf(g->refused, sizeof(g->refused), "%s is %s", text,
-                 netaddr_class_name(netaddr_classify(sa)));
-    } else {
-        snprintf(g->refused, sizeof(g->refused), "address family %d", address->family);
-    }
-    return CURL_SOCKET_BAD;
-}
-
-/*
- * Sets a prepared call up as guarded. The URL is parsed here, into a handle curl then connects
- * with (CURLOPT_CURLU overrides the CURLOPT_URL call_prepare set), so the host matched against the
- * allow list's names is exactly the one curl resolves. A fresh CURLU per call: setting a URL on a
- * used one would resolve a relative URL against the old one. A URL that does not parse keeps
- * CURLOPT_URL, fails in curl and reaches cb as for any call, with no host for the names to match.
- * The guard state is the call's until call_recycle. Returns 0 or -1.
- */
-static int call_guard_prepare(struct http_call *call, const struct adapter_request *req,
-                              const struct call_guard *guard)
-{
-    CURL *e = call->easy;
-    struct guard_state *g;
-    char *host = NULL;
-    bool ok = true;
-
-    g = call->guard = calloc(1, sizeof(*call->guard));
-    if (!g) {
-        return -1;
-    }
-    g->allow = guard->allow;
-    g->url = curl_url();
-    if (!g->url) {
-        return -1;
-    }
-    if (curl_url_set(g->url, CURLUPART_URL, req->url,
-                     CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK) {
-        if (curl_url_get(g->url, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-            strlen(host) < sizeof(g->host)) {
-            memcpy(g->host, host, strlen(host) + 1);
-        }
-        curl_free(host);
-        ok &= curl_easy_setopt(e, CURLOPT_CURLU, g->url) == CURLE_OK;
-    }
-    ok &= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, g) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_PROXY, "") == CURLE_OK;
-    return ok ? 0 : -1;
-}
-
-/*
  * Every kind of call; guard is NULL for an unguarded one. Refused inside curl (from a data
  * callback), where curl_multi_add_handle would fail anyway: checked here so that no half-started
  * call is left behind.
@@ -1175,7 +872,7 @@ static struct http_call *call_start(struct http_client *c, const struct adapter_
     struct timeval tv;
 
     if (!c || !req || !req->url || !cb || timeout_ms <= 0 || c->free_pending || c->in_curl ||
-        !method_ok(req->method, sizeof(req->method))) {
+        !http_request_method_ok(req->method, sizeof(req->method))) {
         goto fail;
     }
     call = call_get(c);
@@ -1184,7 +881,7 @@ static struct http_call *call_start(struct http_client *c, const struct adapter_
     }
     call->on_data = on_data;
     if (call_prepare(c, call, req, timeout_ms) != 0 ||
-        (guard && call_guard_prepare(call, req, guard) != 0)) {
+        (guard && http_guard_attach(call->easy, req->url, guard->allow, &call->guard) != 0)) {
         goto fail;
     }
     call->timeout_ms = timeout_ms;
@@ -1242,17 +939,6 @@ http_client_send_guarded_stream(struct http_client *c, const struct adapter_requ
         return NULL;
     }
     return call_start(c, req, timeout_ms, on_data, on_done, arg, &guard);
-}
-
-/*
- * call_finish writes HTTP_REFUSED_PREFIX only for a guarded call that no address passed, and no
- * other message of this file or of curl's starts with it.
- */
-bool http_response_refused(const struct adapter_response *resp)
-{
-    return resp != NULL && resp->transport == ADAPTER_TRANSPORT_CONNECT &&
-           resp->transport_msg != NULL &&
-           strncmp(resp->transport_msg, HTTP_REFUSED_PREFIX, strlen(HTTP_REFUSED_PREFIX)) == 0;
 }
 
 void http_call_cancel(struct http_call *call)

@@ -15,6 +15,8 @@
 #include "core/config.h"
 #include "core/sse.h"
 #include "core/store.h"
+#include "core/task.h"
+#include "core/txn_worker.h"
 #include "worker/http.h"
 #include "worker/worker.h"
 
@@ -22,27 +24,26 @@
  * turn, to go to Redis with the turn's other outcomes in one FINISH call; REPORTING: that call is
  * in flight; REPORT_WAIT: Redis could not take it, the tick sends it again. */
 enum job_state { JOB_CALLING, JOB_REPORT_QUEUED, JOB_REPORTING, JOB_REPORT_WAIT };
-enum job_mode { JOB_CALL, JOB_POLL };
 
 struct job {
     struct worker *w;
     struct job *prev, *next;
     enum job_state state;
-    enum job_mode mode;
+    enum txn_mode mode;      /* a call (a queued task's attempt) or a poll (of a parked task) */
     struct job *report_next; /* the worker's queue of outcomes for this loop turn */
     bool dead;               /* finished, but a heartbeat still refers to it */
     int hb_refs;             /* heartbeats in flight that list this job */
 
     /* What the claim handed over. */
     char id[48];
-    char fence[24];
+    int64_t fence;
     char tenant[72];
     int attempts;
     int max_attempts;
     bool cancelling; /* claimed as a poll of a task the client cancelled (or that expired) */
     bool stream;
     char *model;
-    char *kind;
+    enum task_kind kind; /* TASK_KIND_COUNT: a kind this build does not know */
     char *input_text;
     char *up_id;    /* the upstream job's id, for polls */
     char *job_text; /* the dialect's saved job state, for polls */
@@ -81,8 +82,8 @@ struct job {
     int artifact_errno; /* a download's write failed with this errno (0: none) */
     cJSON *artifacts_json;
 
-    /* The outcome: arguments of the FINISH script. */
-    const char *outcome; /* completed | failed | retry | release | park */
+    /* The outcome: what FINISH writes (worker.c turns it into a struct txn_outcome). */
+    enum txn_outcome_kind outcome;
     char *result, *usage, *provider, *cost, *error, *artifacts;
     char *out_up_id, *out_job;
     int progress;
@@ -91,7 +92,7 @@ struct job {
     int64_t poll_at_ms;
 
     /* What the attempt taught about the deployment (FINISH updates its shared state). */
-    const char *class; /* ok | fail | rate | client | none */
+    enum txn_class class;
     int http_status;
     double latency_ms;      /* -1 when no call was made; sub-millisecond precision */
     int64_t pause_until_ms; /* 0 = no pause */
@@ -104,7 +105,6 @@ struct job {
 };
 
 struct webhooks;
-struct report_fmt;
 
 #define WORKER_MAX_WARNED_MODELS 256 /* aliases whose missing routing is logged once each */
 
@@ -133,8 +133,12 @@ struct worker {
     struct event *capacity; /* wakes the claim loop when a deployment's budget returns */
     struct event *report;   /* sends the loop turn's queued outcomes (activated, never added) */
     struct job *report_head, *report_tail;
-    struct report_fmt *report_fmt; /* scratch of one FINISH call (worker.c) */
-    const char **report_argv;
+    /* The scripts' arguments, reused by every call (reset, never freed until the worker is). */
+    struct txn_args claim_args;
+    struct txn_args heartbeat_args;
+    struct txn_args report_args;
+    struct txn_outcome *report_out; /* one FINISH call's outcomes (WORKER_REPORT_BATCH) */
+    struct txn_attempt *report_att; /* and their attempt records */
     struct webhooks *webhooks;
 
     int64_t next_sweep_mono;

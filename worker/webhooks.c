@@ -19,8 +19,8 @@
 #include "core/artifact_ref.h"
 #include "core/keys.h"
 #include "core/log.h"
-#include "core/scripts.h"
 #include "core/task.h"
+#include "core/txn_webhook.h"
 #include "core/util.h"
 #include "core/webhook_sign.h"
 #include "worker/internal.h"
@@ -41,10 +41,7 @@
 #define WEBHOOKS_TENANT_MAX 48
 #define WEBHOOKS_CLAIM_SCAN 512
 #define WEBHOOKS_POLL_MS 200
-#define WEBHOOKS_CLAIM_FIELDS 7
 #define WEBHOOKS_MAX_KEYS 4
-/* WH_CLAIM's fixed arguments before the per-tenant counts (the key included). */
-#define WEBHOOKS_CLAIM_ARGS 7
 
 struct delivery {
     struct webhooks *wh;
@@ -69,6 +66,7 @@ struct webhooks {
     bool claiming;
     bool stopping;
     struct event *timer;
+    struct txn_args args; /* the arguments of one WH_CLAIM or WH_DONE call, reused */
     uint64_t delivered, retried, failed;
 };
 
@@ -94,9 +92,9 @@ static void delivery_free(struct delivery *d)
     free(d);
 }
 
-static void on_done_reply(redisReply *reply, const struct core_err *err, void *arg)
+static void on_done_reply(enum txn_wh_outcome recorded, const struct core_err *err, void *arg)
 {
-    (void)reply;
+    (void)recorded;
     (void)arg;
     if (err) {
         /* The lease on the delivery runs out and it is tried again: at-least-once. */
@@ -105,13 +103,12 @@ static void on_done_reply(redisReply *reply, const struct core_err *err, void *a
 }
 
 /* Records the attempt and the delivery's fate (WH_DONE), then forgets the delivery. */
-static void finish(struct delivery *d, const char *outcome, int64_t next_at, int status,
+static void finish(struct delivery *d, enum txn_wh_outcome outcome, int64_t next_at, int status,
                    int64_t latency_ms, const char *error)
 {
     struct webhooks *wh = d->wh;
     cJSON *rec = cJSON_CreateObject();
     char *rec_text;
-    char next_s[24];
 
     cJSON_AddStringToObject(rec, "webhook_id", d->id);
     cJSON_AddStringToObject(rec, "event", d->event);
@@ -123,7 +120,7 @@ static void finish(struct delivery *d, const char *outcome, int64_t next_at, int
         cJSON_AddNullToObject(rec, "status");
     }
     cJSON_AddNumberToObject(rec, "latency_ms", (double)latency_ms);
-    cJSON_AddStringToObject(rec, "outcome", outcome);
+    cJSON_AddStringToObject(rec, "outcome", txn_wh_outcome_name(outcome));
     if (error) {
         cJSON_AddStringToObject(rec, "error", error);
     } else {
@@ -131,18 +128,19 @@ static void finish(struct delivery *d, const char *outcome, int64_t next_at, int
     }
     rec_text = cJSON_PrintUnformatted(rec);
     cJSON_Delete(rec);
-    snprintf(next_s, sizeof(next_s), "%lld", (long long)next_at);
-    const char *argv[] = {KEY_WEBHOOK_QUEUE,
-                          d->id,
-                          outcome,
-                          next_s,
-                          rec_text ? rec_text : "{}",
-                          d->body_new && d->body ? d->body : ""};
-    store_script(wh->w->store, SCRIPT_WH_DONE, on_done_reply, NULL, 1, 6, argv, NULL);
+    {
+        struct txn_wh_done done = {.msg_id = d->id,
+                                   .outcome = outcome,
+                                   .next_at_ms = next_at,
+                                   .record = rec_text ? rec_text : "{}",
+                                   .body = d->body_new ? d->body : NULL};
+        /* refused (Redis away): the lease on the delivery runs out and it is tried again */
+        txn_wh_done(wh->w->store, &wh->args, &done, on_done_reply, NULL);
+    }
     cJSON_free(rec_text);
-    if (strcmp(outcome, "delivered") == 0) {
+    if (outcome == TXN_WH_DELIVERED) {
         wh->delivered++;
-    } else if (strcmp(outcome, "retry") == 0) {
+    } else if (outcome == TXN_WH_RETRY) {
         wh->retried++;
     } else {
         wh->failed++;
@@ -175,28 +173,28 @@ static void on_sent(const struct adapter_response *resp, void *arg)
 
     d->call = NULL;
     if (resp->transport == ADAPTER_TRANSPORT_OK && st >= 200 && st <= 299) {
-        finish(d, "delivered", 0, st, latency, NULL);
+        finish(d, TXN_WH_DELIVERED, 0, st, latency, NULL);
         return;
     }
     if (resp->transport == ADAPTER_TRANSPORT_OK && st == 410) {
-        finish(d, "stopped", 0, st, latency, "the receiver answered 410 Gone");
+        finish(d, TXN_WH_STOPPED, 0, st, latency, "the receiver answered 410 Gone");
         return;
     }
     if (resp->transport != ADAPTER_TRANSPORT_OK && resp->transport_msg &&
         strstr(resp->transport_msg, "refused") && strstr(resp->transport_msg, "address")) {
-        finish(d, "failed", 0, 0, latency, resp->transport_msg);
+        finish(d, TXN_WH_FAILED, 0, 0, latency, resp->transport_msg);
         return;
     }
     retryable = resp->transport != ADAPTER_TRANSPORT_OK || st == 408 || st == 429 || st >= 500;
     wait = retryable ? next_wait_ms(d, resp) : -1;
     if (wait < 0) {
-        finish(d, "failed", 0, st, latency,
+        finish(d, TXN_WH_FAILED, 0, st, latency,
                resp->transport != ADAPTER_TRANSPORT_OK ? resp->transport_msg
                : retryable                             ? "the retry schedule is used up"
                                                        : "the receiver refused the delivery");
         return;
     }
-    finish(d, "retry", util_now_ms() + wait, st, latency,
+    finish(d, TXN_WH_RETRY, util_now_ms() + wait, st, latency,
            resp->transport != ADAPTER_TRANSPORT_OK ? resp->transport_msg : NULL);
 }
 
@@ -215,7 +213,7 @@ static void send_delivery(struct delivery *d)
         for (size_t i = 0; i < n; i++) {
             webhook_key_clear(&keys[i]);
         }
-        finish(d, "failed", 0, 0, 0, "no valid signing secret for the tenant");
+        finish(d, TXN_WH_FAILED, 0, 0, 0, "no valid signing secret for the tenant");
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -232,7 +230,7 @@ static void send_delivery(struct delivery *d)
         req.url = NULL;
         req.body = NULL;
         adapter_request_cleanup(&req);
-        finish(d, "retry", util_now_ms() + 1000, 0, 0, "out of memory");
+        finish(d, TXN_WH_RETRY, util_now_ms() + 1000, 0, 0, "out of memory");
         return;
     }
     d->started_mono = util_mono_ms();
@@ -242,7 +240,7 @@ static void send_delivery(struct delivery *d)
     req.body = NULL;
     adapter_request_cleanup(&req);
     if (d->call == NULL) {
-        finish(d, "retry", util_now_ms() + 1000, 0, 0, "could not start the delivery");
+        finish(d, TXN_WH_RETRY, util_now_ms() + 1000, 0, 0, "could not start the delivery");
     }
 }
 
@@ -251,26 +249,27 @@ static void send_delivery(struct delivery *d)
  * body names them by the task's content URL (the receiver holds the tenant's key), under
  * public_base_url when one is configured.
  */
-static void render_images(const struct webhooks *wh, cJSON *task, const char *id)
+static char *render_images(const struct webhooks *wh, const char *text, const char *id)
 {
-    const cJSON *stored = cJSON_GetObjectItemCaseSensitive(task, "result");
-    const char *text = cJSON_IsRaw(stored) ? stored->valuestring : NULL;
     cJSON *r;
+    char *out;
 
     if (text == NULL || !artifact_ref_is(text, strlen(text))) {
-        return;
+        return NULL;
     }
     r = artifact_ref_content_urls(text, wh->w->cfg->public_base_url, id);
-    if (r != NULL && !cJSON_ReplaceItemInObjectCaseSensitive(task, "result", r)) {
-        cJSON_Delete(r);
-    }
+    out = r ? cJSON_PrintUnformatted(r) : NULL;
+    cJSON_Delete(r);
+    return out;
 }
 
 /* The first attempt renders the body from the task as it is now. */
 static void on_task(redisReply *reply, const struct core_err *err, void *arg)
 {
     struct delivery *d = arg;
-    cJSON *task;
+    struct task_view v;
+    char *result, *text;
+    cJSON *raw;
 
     d->fetching = false;
     if (d->wh->stopping) {
@@ -278,42 +277,49 @@ static void on_task(redisReply *reply, const struct core_err *err, void *arg)
         return;
     }
     if (err != NULL) {
-        finish(d, "retry", util_now_ms() + 1000, 0, 0, "the task store is unavailable");
+        finish(d, TXN_WH_RETRY, util_now_ms() + 1000, 0, 0, "the task store is unavailable");
         return;
     }
-    task = task_to_json(d->task, reply);
-    if (task == NULL) {
-        finish(d, "failed", 0, 0, 0, "the task no longer exists");
+    if (task_view_from_hash(&v, d->task, reply) != 0) {
+        finish(d, TXN_WH_FAILED, 0, 0, 0, "the task no longer exists");
         return;
     }
-    cJSON_DeleteItemFromObject(task, "webhook_attempts");
-    render_images(d->wh, task, d->task);
-    d->body = webhook_body(d->event, task);
+    v.webhook_attempts = NULL;
+    result = render_images(d->wh, v.result, d->task);
+    if (result != NULL) {
+        v.result = result;
+    }
+    text = task_view_render(&v);
+    cJSON_free(result);
+    raw = text ? cJSON_CreateRaw(text) : NULL;
+    cJSON_free(text);
+    d->body = raw ? webhook_body(d->event, raw) : NULL;
     d->body_new = true;
     if (d->body == NULL) {
-        finish(d, "retry", util_now_ms() + 1000, 0, 0, "out of memory");
+        finish(d, TXN_WH_RETRY, util_now_ms() + 1000, 0, 0, "out of memory");
         return;
     }
     send_delivery(d);
 }
 
-static void start(struct webhooks *wh, redisReply **f)
+/* Takes a claimed delivery (copied out of the claim's reply) and starts its attempt. */
+static void start(struct webhooks *wh, const struct txn_wh_delivery *c)
 {
     struct delivery *d = calloc(1, sizeof(*d));
-    char key[96];
+    char key[128];
 
     if (d == NULL) {
         return; /* its lease runs out and it comes back */
     }
     d->wh = wh;
-    snprintf(d->id, sizeof(d->id), "%s", f[0]->str);
-    snprintf(d->task, sizeof(d->task), "%s", f[1]->str);
-    snprintf(d->event, sizeof(d->event), "%s", f[3]->str);
-    d->tenant = strdup(f[2]->str);
-    d->url = strdup(f[4]->str);
-    d->attempt = atoi(f[5]->str);
-    if (f[6]->len > 0) {
-        d->body = strdup(f[6]->str);
+    snprintf(d->id, sizeof(d->id), "%s", c->id);
+    snprintf(d->task, sizeof(d->task), "%s", c->task);
+    snprintf(d->event, sizeof(d->event), "%s", c->event);
+    d->tenant = strdup(c->tenant);
+    d->url = strdup(c->url);
+    d->attempt = c->attempt;
+    if (c->body != NULL) {
+        d->body = strdup(c->body);
     }
     d->next = wh->list;
     if (wh->list) {
@@ -322,51 +328,45 @@ static void start(struct webhooks *wh, redisReply **f)
     wh->list = d;
     wh->n++;
     if (d->tenant == NULL || d->url == NULL) {
-        finish(d, "retry", util_now_ms() + 1000, 0, 0, "out of memory");
+        finish(d, TXN_WH_RETRY, util_now_ms() + 1000, 0, 0, "out of memory");
         return;
     }
     if (d->body) {
         send_delivery(d);
         return;
     }
-    snprintf(key, sizeof(key), KEY_TASK "%s", d->task);
     const char *argv[] = {"HGETALL", key};
-    if (store_command(wh->w->store, on_task, d, 2, argv, NULL) < 0) {
-        finish(d, "retry", util_now_ms() + 1000, 0, 0, "the task store is unavailable");
+    if (keyspace_key(store_keys(wh->w->store), key, sizeof(key), KS_TASK, d->task) < 0 ||
+        store_command(wh->w->store, on_task, d, 2, argv, NULL) < 0) {
+        finish(d, TXN_WH_RETRY, util_now_ms() + 1000, 0, 0, "the task store is unavailable");
     } else {
         d->fetching = true;
     }
 }
 
-static void on_claim(redisReply *reply, const struct core_err *err, void *arg)
+static void on_claim(const struct txn_wh_claimed *c, const struct core_err *err, void *arg)
 {
     struct webhooks *wh = arg;
 
     wh->claiming = false;
-    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || wh->stopping) {
+    if (err != NULL || wh->stopping) {
         return;
     }
-    for (size_t i = 0; i + WEBHOOKS_CLAIM_FIELDS <= reply->elements; i += WEBHOOKS_CLAIM_FIELDS) {
-        redisReply **f = &reply->element[i];
-        bool ok = true;
-        for (int k = 0; k < WEBHOOKS_CLAIM_FIELDS; k++) {
-            ok = ok && f[k]->type == REDIS_REPLY_STRING;
-        }
-        if (ok) {
-            start(wh, f);
+    for (size_t i = 0; i < c->n; i++) {
+        struct txn_wh_delivery d;
+        if (txn_wh_claimed_get(c, i, &d) == 0) {
+            start(wh, &d);
         }
     }
 }
 
 /*
  * The tenants this worker is delivering for and how many deliveries each has in flight, as
- * WH_CLAIM's trailing arguments: argv (room for 2 × WEBHOOKS_MAX_IN_FLIGHT) gets tenant, count
- * pairs, the tenants borrowed from the deliveries, the counts written into counts. Returns how
- * many arguments it added.
+ * WH_CLAIM's held list: held (room for WEBHOOKS_MAX_IN_FLIGHT) gets them, the tenants borrowed
+ * from the deliveries. Returns how many it wrote.
  */
-static int in_flight_args(const struct webhooks *wh, const char **argv, char (*counts)[12])
+static size_t in_flight(const struct webhooks *wh, struct txn_wh_held *held)
 {
-    size_t held[WEBHOOKS_MAX_IN_FLIGHT];
     size_t n = 0;
 
     for (const struct delivery *d = wh->list; d; d = d->next) {
@@ -375,48 +375,42 @@ static int in_flight_args(const struct webhooks *wh, const char **argv, char (*c
         if (d->tenant == NULL) {
             continue;
         }
-        while (i < n && strcmp(argv[2 * i], d->tenant) != 0) {
+        while (i < n && strcmp(held[i].tenant, d->tenant) != 0) {
             i++;
         }
         if (i == n) {
             if (n == WEBHOOKS_MAX_IN_FLIGHT) {
                 continue;
             }
-            argv[2 * n] = d->tenant;
-            held[n++] = 0;
+            held[n].tenant = d->tenant;
+            held[n++].count = 0;
         }
-        held[i]++;
+        held[i].count++;
     }
-    for (size_t i = 0; i < n; i++) {
-        snprintf(counts[i], sizeof(counts[i]), "%zu", held[i]);
-        argv[2 * i + 1] = counts[i];
-    }
-    return (int)(2 * n);
+    return n;
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct webhooks *wh = arg;
     long room = WEBHOOKS_MAX_IN_FLIGHT - (long)wh->n;
-    char now_s[24], n_s[24], lease_s[24], slots_s[12], most_s[12], scan_s[12];
-    char counts[WEBHOOKS_MAX_IN_FLIGHT][12];
-    const char *argv[WEBHOOKS_CLAIM_ARGS + 2 * WEBHOOKS_MAX_IN_FLIGHT] = {
-        KEY_WEBHOOK_QUEUE, now_s, n_s, lease_s, slots_s, most_s, scan_s};
-    int argc = WEBHOOKS_CLAIM_ARGS;
+    struct txn_wh_held held[WEBHOOKS_MAX_IN_FLIGHT];
+    struct txn_wh_claim p;
 
     (void)fd;
     (void)what;
     if (wh->claiming || wh->stopping || room <= 0 || !store_ready(wh->w->store)) {
         return;
     }
-    snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
-    snprintf(n_s, sizeof(n_s), "%ld", room);
-    snprintf(lease_s, sizeof(lease_s), "%ld", wh->w->cfg->webhooks.timeout_ms + 5000);
-    snprintf(slots_s, sizeof(slots_s), "%d", WEBHOOKS_MAX_IN_FLIGHT);
-    snprintf(most_s, sizeof(most_s), "%d", WEBHOOKS_TENANT_MAX);
-    snprintf(scan_s, sizeof(scan_s), "%d", WEBHOOKS_CLAIM_SCAN);
-    argc += in_flight_args(wh, argv + WEBHOOKS_CLAIM_ARGS, counts);
-    if (store_script(wh->w->store, SCRIPT_WH_CLAIM, on_claim, wh, 1, argc, argv, NULL) == 0) {
+    p = (struct txn_wh_claim){.now_ms = util_now_ms(),
+                              .n = room,
+                              .lease_ms = wh->w->cfg->webhooks.timeout_ms + 5000,
+                              .slots = WEBHOOKS_MAX_IN_FLIGHT,
+                              .most = WEBHOOKS_TENANT_MAX,
+                              .scan = WEBHOOKS_CLAIM_SCAN,
+                              .held = held,
+                              .n_held = in_flight(wh, held)};
+    if (txn_wh_claim(wh->w->store, &wh->args, &p, on_claim, wh) == 0) {
         wh->claiming = true;
     }
 }
@@ -430,6 +424,7 @@ struct webhooks *webhooks_new(struct worker *w)
         return NULL;
     }
     wh->w = w;
+    txn_args_init(&wh->args);
     wh->timer = event_new(w->base, -1, EV_PERSIST, on_poll, wh);
     if (wh->timer == NULL) {
         free(wh);
@@ -466,5 +461,6 @@ void webhooks_free(struct webhooks *wh)
              (unsigned long long)wh->delivered, (unsigned long long)wh->retried,
              (unsigned long long)wh->failed);
     event_free(wh->timer);
+    txn_args_cleanup(&wh->args);
     free(wh);
 }

@@ -16,12 +16,11 @@
 
 #include "core/keys.h"
 #include "core/log.h"
-#include "core/scripts.h"
+#include "core/txn_worker.h"
 #include "core/util.h"
 #include "worker/internal.h"
 
 #define WORKER_TICK_MS 1000
-#define WORKER_CLAIM_FIELDS 15
 #define WORKER_STOP_REPORT_WAIT_MS 5000
 #define WORKER_SWEEP_MS 60000
 #define WORKER_SWEEP_ENTRIES 5000
@@ -42,7 +41,6 @@ static void job_free(struct job *j)
 {
     exec_cleanup(j);
     free(j->model);
-    free(j->kind);
     free(j->input_text);
     free(j->up_id);
     free(j->job_text);
@@ -80,79 +78,8 @@ static void job_retire(struct job *j)
     }
 }
 
-static void on_report(redisReply *reply, const struct core_err *err, void *arg);
-
-/* ms >= 0 with three decimals ("12.345"), without printf's floating-point path (it was visible in
- * a worker's profile: twice per attempt). */
-static void fmt_ms3(char *buf, size_t size, double ms)
-{
-    int64_t us = llround(ms * 1000.0);
-    char frac[5] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
-                    (char)('0' + us % 10), '\0'};
-
-    if (util_fmt_i64(buf, size, us / 1000) == 0 && strlen(buf) + sizeof(frac) <= size) {
-        memcpy(buf + strlen(buf), frac, sizeof(frac));
-    }
-}
-
-/* The attempt as recorded on the task (calls only): deployment, status, latency, error. */
-static char *attempt_json(const struct job *j)
-{
-    cJSON *a;
-    char *s;
-
-    if (j->mode != JOB_CALL || j->dep == NULL) {
-        return NULL;
-    }
-    a = cJSON_CreateObject();
-    cJSON_AddNumberToObject(a, "attempt", j->attempts);
-    cJSON_AddNumberToObject(a, "deployment", j->dep_index);
-    cJSON_AddStringToObject(a, "provider", j->dep->provider->name);
-    cJSON_AddStringToObject(a, "model", j->dep->model);
-    if (j->http_status > 0) {
-        cJSON_AddNumberToObject(a, "status", j->http_status);
-    } else {
-        cJSON_AddNullToObject(a, "status");
-    }
-    if (j->latency_ms >= 0) {
-        /* fixed 3 decimals: cJSON's general double printing (with its parse-back check) was a
-           visible part of a worker's time per task */
-        char lat[32];
-        fmt_ms3(lat, sizeof(lat), j->latency_ms);
-        cJSON_AddRawToObject(a, "latency_ms", lat);
-    } else {
-        cJSON_AddNullToObject(a, "latency_ms");
-    }
-    cJSON_AddStringToObject(a, "outcome", j->outcome);
-    if (j->err_message[0]) {
-        cJSON *e = cJSON_AddObjectToObject(a, "error");
-        cJSON_AddStringToObject(e, "code", j->err_code);
-        cJSON_AddStringToObject(e, "message", j->err_message);
-    } else {
-        cJSON_AddNullToObject(a, "error");
-    }
-    cJSON_AddNumberToObject(a, "at", (double)(util_now_ms() / 1000));
-    s = cJSON_PrintUnformatted(a);
-    cJSON_Delete(a);
-    return s;
-}
-
-/* v in decimal when `when`, else "" (a FINISH argument that is absent). */
-static void fmt_ll(char *buf, size_t size, int64_t v, bool when)
-{
-    if (when) {
-        util_fmt_i64(buf, size, v);
-    } else {
-        buf[0] = '\0';
-    }
-}
-
-/* The outcome's FINISH arguments that are formatted (the others point into the job). */
-struct report_fmt {
-    char task_key[96], retry[24], prog[16], qpos[16], poll[24], lat[24], pause[24], rreq[24],
-        rtok[24], used[24], status[16];
-    char *attempt;
-};
+static void on_report(const enum txn_applied *applied, size_t n, const struct core_err *err,
+                      void *arg);
 
 /* The jobs of one FINISH call, in argument order. */
 struct report_batch {
@@ -182,54 +109,50 @@ void worker_job_report(struct job *j)
     w->report_tail = j;
 }
 
-/* Appends job j's FINISH_GROUP arguments to argv at *n; f keeps the formatted ones. */
-static void report_args(const struct job *j, struct report_fmt *f, const char **argv, int *n)
+/*
+ * Job j's outcome as FINISH takes it, into o; its attempt record (a call whose deployment was
+ * resolved: the record names it) into at. The strings stay the job's, borrowed until the call is
+ * sent.
+ */
+static void job_outcome(const struct job *j, struct txn_outcome *o, struct txn_attempt *at)
 {
-    util_join(f->task_key, sizeof(f->task_key), KEY_TASK, j->id);
-    util_fmt_i64(f->retry, sizeof(f->retry), j->retry_at_ms);
-    fmt_ll(f->prog, sizeof(f->prog), j->progress, j->progress >= 0);
-    fmt_ll(f->qpos, sizeof(f->qpos), j->queue_position, j->queue_position >= 0);
-    util_fmt_i64(f->poll, sizeof(f->poll), j->poll_at_ms);
-    if (j->latency_ms >= 0) {
-        fmt_ms3(f->lat, sizeof(f->lat), j->latency_ms);
-    } else {
-        f->lat[0] = '\0';
+    bool called = j->mode == TXN_MODE_CALL && j->dep != NULL;
+
+    memset(o, 0, sizeof(*o));
+    o->id = j->id;
+    o->fence = j->fence;
+    o->outcome = j->outcome;
+    o->result = j->result;
+    o->usage = j->usage;
+    o->provider = j->provider;
+    o->cost = j->cost;
+    o->error = j->error;
+    o->retry_at_ms = j->retry_at_ms;
+    o->up_id = j->out_up_id;
+    o->job = j->out_job;
+    o->progress = j->progress;
+    o->queue_position = j->queue_position;
+    o->poll_at_ms = j->poll_at_ms;
+    o->artifacts = j->artifacts;
+    o->took_slot = called;
+    o->wake_on_slot = j->dep != NULL && j->dep->max_concurrency > 0;
+    o->class = j->class;
+    o->latency_ms = j->latency_ms;
+    o->http_status = j->http_status;
+    o->pause_until_ms = j->pause_until_ms;
+    o->remaining_requests = j->remaining_req;
+    o->remaining_tokens = j->remaining_tok;
+    o->tokens_used = j->tokens_used;
+    o->avoid = j->avoid;
+    if (called) {
+        at->attempt = j->attempts;
+        at->deployment = j->dep_index;
+        at->provider = j->dep->provider->name;
+        at->model = j->dep->model;
+        at->err_code = j->err_code;
+        at->err_message = j->err_message;
+        o->attempt = at;
     }
-    fmt_ll(f->pause, sizeof(f->pause), j->pause_until_ms, j->pause_until_ms > 0);
-    fmt_ll(f->rreq, sizeof(f->rreq), j->remaining_req, j->remaining_req >= 0);
-    fmt_ll(f->rtok, sizeof(f->rtok), j->remaining_tok, j->remaining_tok >= 0);
-    fmt_ll(f->used, sizeof(f->used), j->tokens_used, j->tokens_used >= 0);
-    fmt_ll(f->status, sizeof(f->status), j->http_status, j->http_status > 0);
-    f->attempt = attempt_json(j);
-    const char *group[FINISH_GROUP] = {f->task_key,
-                                       j->id,
-                                       j->fence,
-                                       j->outcome,
-                                       j->result ? j->result : "",
-                                       j->usage ? j->usage : "",
-                                       j->provider ? j->provider : "",
-                                       j->cost ? j->cost : "",
-                                       j->error ? j->error : "",
-                                       f->retry,
-                                       j->out_up_id ? j->out_up_id : "",
-                                       j->out_job ? j->out_job : "",
-                                       f->prog,
-                                       f->qpos,
-                                       f->poll,
-                                       j->artifacts ? j->artifacts : "",
-                                       j->mode == JOB_CALL && j->dep ? "1" : "0",
-                                       f->lat,
-                                       j->class ? j->class : "none",
-                                       f->pause,
-                                       f->rreq,
-                                       f->rtok,
-                                       f->used,
-                                       f->status,
-                                       j->avoid ? "1" : "0",
-                                       f->attempt ? f->attempt : "",
-                                       j->dep && j->dep->max_concurrency > 0 ? "1" : "0"};
-    memcpy(&argv[*n], group, sizeof(group));
-    *n += FINISH_GROUP;
 }
 
 /*
@@ -240,10 +163,8 @@ static void report_args(const struct job *j, struct report_fmt *f, const char **
 static void send_reports(struct worker *w)
 {
     struct report_batch *b = calloc(1, sizeof(*b));
-    struct report_fmt *fmt = w->report_fmt;
-    const char **argv = w->report_argv;
-    char now_s[24], ret_s[24], br_min_s[24], br_pct_s[24], br_window_s[24];
-    int n = 0, rc = CORE_ENOMEM;
+    struct txn_finish h;
+    int rc = CORE_ENOMEM;
 
     while (w->report_head && (b == NULL || b->n < WORKER_REPORT_BATCH)) {
         struct job *j = w->report_head;
@@ -262,26 +183,17 @@ static void send_reports(struct worker *w)
         goto out;
     }
     b->w = w;
-    snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
-    snprintf(ret_s, sizeof(ret_s), "%lld", (long long)w->cfg->tasks.retention_s * 1000);
-    /* The breaker's parameters from this worker's config (the same the routing JSON publishes),
-     * so FINISH need not read and decode that JSON on every outcome. */
-    snprintf(br_min_s, sizeof(br_min_s), "%ld", w->cfg->breaker.min_requests);
-    snprintf(br_pct_s, sizeof(br_pct_s), "%ld", w->cfg->breaker.failure_pct);
-    snprintf(br_window_s, sizeof(br_window_s), "%ld", w->cfg->breaker.window_ms);
-    const char *header[] = {KEY_LEASES,   KEY_DELAYED, KEY_POLLS, now_s,      ret_s,
-                            CHANNEL_WAKE, br_min_s,    br_pct_s,  br_window_s};
-    memcpy(argv, header, sizeof(header));
-    n = (int)(sizeof(header) / sizeof(header[0]));
+    h.now_ms = util_now_ms();
+    h.retention_ms = (int64_t)w->cfg->tasks.retention_s * 1000;
+    h.breaker_min_requests = w->cfg->breaker.min_requests;
+    h.breaker_failure_pct = w->cfg->breaker.failure_pct;
+    h.breaker_window_ms = w->cfg->breaker.window_ms;
     for (size_t i = 0; i < b->n; i++) {
-        report_args(b->jobs[i], &fmt[i], argv, &n);
+        job_outcome(b->jobs[i], &w->report_out[i], &w->report_att[i]);
     }
-    rc = store_script(w->store, SCRIPT_FINISH, on_report, b, 3, n, argv, NULL);
-    for (size_t i = 0; i < b->n; i++) {
-        cJSON_free(fmt[i].attempt);
-        if (rc == 0) {
-            b->jobs[i]->state = JOB_REPORTING;
-        }
+    rc = txn_finish(w->store, &w->report_args, &h, w->report_out, b->n, on_report, b);
+    for (size_t i = 0; rc == 0 && i < b->n; i++) {
+        b->jobs[i]->state = JOB_REPORTING;
     }
 out:
     if (rc != 0) {
@@ -300,38 +212,49 @@ static void on_report_flush(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void on_report(redisReply *reply, const struct core_err *err, void *arg)
+/* What FINISH applied, counted once per process (the stop's log line). */
+static void count_applied(struct worker *w, const struct job *j, enum txn_applied applied)
+{
+    switch (applied) {
+    case TXN_APPLIED_COMPLETED:
+        w->completed++;
+        break;
+    case TXN_APPLIED_FAILED:
+        w->failed++;
+        break;
+    case TXN_APPLIED_RETRY:
+        w->retried++;
+        break;
+    case TXN_APPLIED_RELEASE:
+        w->released++;
+        break;
+    case TXN_APPLIED_PARK:
+        w->parked++;
+        break;
+    case TXN_APPLIED_STALE:
+        log_info("outcome refused: attempt no longer current", "task=%s fence=%lld", j->id,
+                 (long long)j->fence);
+        break;
+    default:
+        break; /* cancelled, expired, or not said */
+    }
+}
+
+static void on_report(const enum txn_applied *applied, size_t n, const struct core_err *err,
+                      void *arg)
 {
     struct report_batch *b = arg;
     struct worker *w = b->w;
 
-    for (size_t i = 0; i < b->n; i++) {
+    for (size_t i = 0; i < b->n && i < n; i++) {
         struct job *j = b->jobs[i];
-        const char *applied = "?";
 
         if (err != NULL) {
             /* Unknown whether it ran; the fence makes sending it again harmless. */
             j->state = JOB_REPORT_WAIT;
             continue;
         }
-        if (reply->type == REDIS_REPLY_ARRAY && i < reply->elements &&
-            reply->element[i]->type == REDIS_REPLY_STRING) {
-            applied = reply->element[i]->str;
-        }
-        if (strcmp(applied, "completed") == 0) {
-            w->completed++;
-        } else if (strcmp(applied, "failed") == 0) {
-            w->failed++;
-        } else if (strcmp(applied, "retry") == 0) {
-            w->retried++;
-        } else if (strcmp(applied, "release") == 0) {
-            w->released++;
-        } else if (strcmp(applied, "park") == 0) {
-            w->parked++;
-        } else if (strcmp(applied, "stale") == 0) {
-            log_info("outcome refused: attempt no longer current", "task=%s fence=%s", j->id,
-                     j->fence);
-        }
+        count_applied(w, j, applied[i]);
         job_retire(j);
     }
     free(b);
@@ -359,13 +282,8 @@ int64_t worker_poll_interval(const struct job *j)
     return j->dep ? j->dep->provider->poll_interval_ms : 5000;
 }
 
-static char *dup_field(const redisReply *r)
-{
-    return strdup(r->type == REDIS_REPLY_STRING ? r->str : "");
-}
-
-/* A job from one claimed unit (15 fields, see the CLAIM script). */
-static struct job *job_from_claim(struct worker *w, redisReply **f)
+/* A job from one claimed unit u (borrowed: what the job keeps is copied). */
+static struct job *job_from_claim(struct worker *w, const struct txn_claimed *u)
 {
     struct job *j = calloc(1, sizeof(*j));
 
@@ -374,6 +292,7 @@ static struct job *job_from_claim(struct worker *w, redisReply **f)
     }
     j->w = w;
     j->state = JOB_CALLING;
+    j->class = TXN_CLASS_NONE;
     j->progress = -1;
     j->queue_position = -1;
     j->artifact_fd = -1;
@@ -381,22 +300,21 @@ static struct job *job_from_claim(struct worker *w, redisReply **f)
     j->remaining_req = -1;
     j->remaining_tok = -1;
     j->tokens_used = -1;
-    snprintf(j->id, sizeof(j->id), "%s", f[0]->str);
-    snprintf(j->fence, sizeof(j->fence), "%s", f[1]->str);
-    j->attempts = f[2]->type == REDIS_REPLY_STRING ? atoi(f[2]->str) : 0;
-    j->max_attempts = f[3]->type == REDIS_REPLY_STRING ? atoi(f[3]->str) : 1;
-    snprintf(j->tenant, sizeof(j->tenant), "%s", f[4]->type == REDIS_REPLY_STRING ? f[4]->str : "");
-    j->model = dup_field(f[5]);
-    j->kind = dup_field(f[6]);
-    j->input_text = dup_field(f[7]);
-    j->mode =
-        (f[8]->type == REDIS_REPLY_STRING && strcmp(f[8]->str, "poll") == 0) ? JOB_POLL : JOB_CALL;
-    j->cancelling = f[9]->type == REDIS_REPLY_STRING && strcmp(f[9]->str, "cancelling") == 0;
-    j->up_id = dup_field(f[10]);
-    j->job_text = dup_field(f[11]);
-    j->dep_index = f[12]->type == REDIS_REPLY_STRING ? atoi(f[12]->str) : 0;
-    j->stream = f[13]->type == REDIS_REPLY_STRING && strcmp(f[13]->str, "1") == 0;
-    j->reply_to = dup_field(f[14]);
+    snprintf(j->id, sizeof(j->id), "%s", u->id);
+    j->fence = u->fence;
+    j->attempts = u->attempts;
+    j->max_attempts = u->max_attempts;
+    snprintf(j->tenant, sizeof(j->tenant), "%s", u->tenant);
+    j->model = strdup(u->model);
+    j->kind = u->kind;
+    j->input_text = strdup(u->input);
+    j->mode = u->mode;
+    j->cancelling = u->cancelling;
+    j->up_id = strdup(u->up_id);
+    j->job_text = strdup(u->job);
+    j->dep_index = u->dep;
+    j->stream = u->stream;
+    j->reply_to = strdup(u->reply_to);
     j->next = w->jobs;
     if (w->jobs) {
         w->jobs->prev = j;
@@ -436,36 +354,31 @@ static void routing_missing(struct worker *w, const char *aliases)
     publish_routing(w);
 }
 
-static void on_claim(redisReply *reply, const struct core_err *err, void *arg)
+static void on_claim(const struct txn_claim_reply *r, const struct core_err *err, void *arg)
 {
     struct worker *w = arg;
-    long long wait_ms;
     size_t n;
 
     w->claiming = false;
-    if (err != NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+    if (err != NULL) {
         return; /* the tick or the reconnect tries again */
     }
-    wait_ms = reply->element[0]->integer;
-    if (reply->elements >= 2 && reply->element[1]->type == REDIS_REPLY_STRING &&
-        reply->element[1]->len > 0) {
-        routing_missing(w, reply->element[1]->str);
+    if (r->missing_routing[0] != '\0') {
+        routing_missing(w, r->missing_routing);
     }
-    n = reply->elements >= 2 ? (reply->elements - 2) / WORKER_CLAIM_FIELDS : 0;
+    n = r->n_units;
     for (size_t i = 0; i < n; i++) {
-        redisReply **f = &reply->element[2 + i * WORKER_CLAIM_FIELDS];
-        bool ok = f[0]->type == REDIS_REPLY_STRING && f[1]->type == REDIS_REPLY_STRING;
-        struct job *j = ok ? job_from_claim(w, f) : NULL;
+        struct txn_claimed u;
+        struct job *j = txn_claim_unit(r, i, &u) == 0 ? job_from_claim(w, &u) : NULL;
         if (j == NULL) {
-            log_error("cannot hold a claimed task; its lease will expire", "task=%s",
-                      f[0]->type == REDIS_REPLY_STRING ? f[0]->str : "?");
+            log_error("cannot hold a claimed task; its lease will expire", "task=%s", u.id);
             continue;
         }
-        if (w->stopping && j->mode == JOB_CALL) {
-            j->outcome = "release";
+        if (w->stopping && j->mode == TXN_MODE_CALL) {
+            j->outcome = TXN_OUTCOME_RELEASE;
             worker_job_report(j);
         } else if (w->stopping) {
-            j->outcome = "park"; /* a poll claimed while stopping: due again at once */
+            j->outcome = TXN_OUTCOME_PARK; /* a poll claimed while stopping: due again at once */
             j->poll_at_ms = util_now_ms();
             worker_job_report(j);
         } else {
@@ -476,11 +389,11 @@ static void on_claim(redisReply *reply, const struct core_err *err, void *arg)
      * when the script ran, unless a wake arrived since. */
     w->idle = (long)n < w->claim_asked && !w->woken;
     w->woken = false;
-    if (w->idle && wait_ms > 0 && !w->stopping) {
+    if (w->idle && r->wait_ms > 0 && !w->stopping) {
         /* Work is waiting for a deployment's budget: claim again when it returns. */
-        long ms = wait_ms < WORKER_CAPACITY_MIN_MS   ? WORKER_CAPACITY_MIN_MS
-                  : wait_ms > WORKER_CAPACITY_MAX_MS ? WORKER_CAPACITY_MAX_MS
-                                                     : (long)wait_ms;
+        long ms = r->wait_ms < WORKER_CAPACITY_MIN_MS   ? WORKER_CAPACITY_MIN_MS
+                  : r->wait_ms > WORKER_CAPACITY_MAX_MS ? WORKER_CAPACITY_MAX_MS
+                                                        : (long)r->wait_ms;
         struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
         evtimer_add(w->capacity, &tv);
     }
@@ -494,21 +407,20 @@ static void kick(struct worker *w)
 {
     long free_slots = w->cfg->worker.concurrency - (long)w->n_jobs;
     long n = free_slots < w->cfg->worker.claim_batch ? free_slots : w->cfg->worker.claim_batch;
-    char now_s[24], lease_s[24], n_s[24], seed_s[16], burst_s[24], pace_s[16], ret_s[24];
+    struct txn_claim c;
 
     if (w->stopping || w->claiming || n <= 0 || !store_ready(w->store)) {
         return;
     }
-    snprintf(now_s, sizeof(now_s), "%lld", (long long)util_now_ms());
-    snprintf(lease_s, sizeof(lease_s), "%ld", w->cfg->tasks.lease_ms);
-    snprintf(n_s, sizeof(n_s), "%ld", n);
-    snprintf(seed_s, sizeof(seed_s), "%u", (unsigned)(util_rand_unit() * 4294967295.0));
-    snprintf(burst_s, sizeof(burst_s), "%ld", w->cfg->scheduler.burst_ms);
-    snprintf(pace_s, sizeof(pace_s), "%.3f", (double)w->cfg->scheduler.pace_pct / 100.0);
-    snprintf(ret_s, sizeof(ret_s), "%lld", (long long)w->cfg->tasks.retention_s * 1000);
-    const char *argv[] = {KEY_LEASES, KEY_POLLS, now_s,  lease_s,        n_s,
-                          seed_s,     burst_s,   pace_s, no_route_error, ret_s};
-    if (store_script(w->store, SCRIPT_CLAIM, on_claim, w, 2, 10, argv, NULL) == 0) {
+    c.now_ms = util_now_ms();
+    c.lease_ms = w->cfg->tasks.lease_ms;
+    c.max_units = n;
+    c.seed = (uint32_t)(util_rand_unit() * 4294967295.0);
+    c.burst_ms = w->cfg->scheduler.burst_ms;
+    c.pace = (double)w->cfg->scheduler.pace_pct / 100.0;
+    c.no_route_error = no_route_error;
+    c.retention_ms = (int64_t)w->cfg->tasks.retention_s * 1000;
+    if (txn_claim(w->store, &w->claim_args, &c, on_claim, w) == 0) {
         w->claiming = true;
         w->claim_asked = n;
     }
@@ -521,14 +433,15 @@ struct heartbeat {
     struct job *jobs[];
 };
 
-static void on_heartbeat(redisReply *reply, const struct core_err *err, void *arg)
+static void on_heartbeat(const enum txn_lease *leases, size_t n, const struct core_err *err,
+                         void *arg)
 {
     struct heartbeat *hb = arg;
     struct worker *w = hb->w;
 
+    (void)n;
     for (size_t i = 0; i < hb->n; i++) {
         struct job *j = hb->jobs[i];
-        const char *st = NULL;
         j->hb_refs--;
         if (j->dead) {
             if (j->hb_refs == 0) {
@@ -536,13 +449,10 @@ static void on_heartbeat(redisReply *reply, const struct core_err *err, void *ar
             }
             continue;
         }
-        if (err == NULL && reply->type == REDIS_REPLY_ARRAY && i < reply->elements) {
-            st = reply->element[i]->str;
-        }
-        if (st == NULL || j->state != JOB_CALLING) {
+        if (err != NULL || j->state != JOB_CALLING) {
             continue;
         }
-        if (strcmp(st, "cancelling") == 0 && !j->cancelling) {
+        if (leases[i] == TXN_LEASE_CANCELLING && !j->cancelling) {
             /* The client cancelled (or the deadline passed): stop the call; FINISH turns the
              * outcome into cancelled. A long-running job's upstream job, if one was created,
              * is cancelled by the poll that parking makes due at once. */
@@ -550,13 +460,14 @@ static void on_heartbeat(redisReply *reply, const struct core_err *err, void *ar
             exec_abort(j);
             core_err_clear(&e);
             core_err_set(&e, CORE_ECONFLICT, NULL, "cancelled");
-            j->outcome = "failed";
+            j->outcome = TXN_OUTCOME_FAILED;
             cJSON *ej = core_err_to_json(&e, true);
             j->error = cJSON_PrintUnformatted(ej);
             cJSON_Delete(ej);
             worker_job_report(j);
-        } else if (strcmp(st, "lost") == 0) {
-            log_warn("lease lost; dropping the attempt", "task=%s fence=%s", j->id, j->fence);
+        } else if (leases[i] == TXN_LEASE_LOST) {
+            log_warn("lease lost; dropping the attempt", "task=%s fence=%lld", j->id,
+                     (long long)j->fence);
             job_retire(j);
         }
     }
@@ -569,8 +480,7 @@ static void on_heartbeat_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     struct heartbeat *hb;
-    const char **argv;
-    char deadline_s[24];
+    struct txn_held *held;
     size_t n = 0, i = 0;
 
     (void)fd;
@@ -582,35 +492,30 @@ static void on_heartbeat_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     hb = malloc(sizeof(*hb) + n * sizeof(hb->jobs[0]));
-    argv = malloc(sizeof(*argv) * (3 + 2 * n));
-    if (hb == NULL || argv == NULL) {
+    held = malloc(sizeof(*held) * n);
+    if (hb == NULL || held == NULL) {
         free(hb);
-        free(argv);
+        free(held);
         return;
     }
-    snprintf(deadline_s, sizeof(deadline_s), "%lld",
-             (long long)(util_now_ms() + w->cfg->tasks.lease_ms));
-    argv[0] = KEY_LEASES;
-    argv[1] = deadline_s;
-    argv[2] = KEY_TASK;
     for (struct job *j = w->jobs; j; j = j->next) {
         if (j->state == JOB_CALLING) {
-            argv[3 + 2 * i] = j->id;
-            argv[4 + 2 * i] = j->fence;
+            held[i].id = j->id;
+            held[i].fence = j->fence;
             hb->jobs[i++] = j;
         }
     }
     hb->w = w;
     hb->n = n;
-    if (store_script(w->store, SCRIPT_EXTEND, on_heartbeat, hb, 1, (int)(3 + 2 * n), argv, NULL) <
-        0) {
+    if (txn_extend(w->store, &w->heartbeat_args, util_now_ms() + w->cfg->tasks.lease_ms, held, n,
+                   on_heartbeat, hb) < 0) {
         free(hb);
     } else {
         for (i = 0; i < n; i++) {
             hb->jobs[i]->hb_refs++;
         }
     }
-    free(argv);
+    free(held);
 }
 
 /* Sends again every outcome that Redis could not take. */
@@ -665,11 +570,16 @@ static void publish_routing(struct worker *w)
     for (size_t i = 0; i < w->cfg->n_models; i++) {
         const struct config_model *m = &w->cfg->models[i];
         char key[192];
-        char *json = config_model_routing_json(w->cfg, m);
+        char *json;
+        if (keyspace_key(store_keys(w->store), key, sizeof(key), KS_ROUTING, m->alias) != 0) {
+            log_error("cannot publish an alias's routing: its key is too long", "model=%s",
+                      m->alias);
+            continue;
+        }
+        json = config_model_routing_json(w->cfg, m);
         if (json == NULL) {
             continue;
         }
-        snprintf(key, sizeof(key), KEY_ROUTING "%s", m->alias);
         const char *argv[] = {"SET", key, json};
         store_command(w->store, NULL, NULL, 3, argv, NULL);
         cJSON_free(json);
@@ -732,11 +642,11 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
         struct job *next = j->next;
         if (j->state == JOB_CALLING) {
             exec_abort(j);
-            if (j->mode == JOB_POLL) {
-                j->outcome = "park"; /* the upstream job runs on: poll it again soon */
+            if (j->mode == TXN_MODE_POLL) {
+                j->outcome = TXN_OUTCOME_PARK; /* the upstream job runs on: poll it again soon */
                 j->poll_at_ms = util_now_ms();
             } else {
-                j->outcome = "release";
+                j->outcome = TXN_OUTCOME_RELEASE;
             }
             worker_job_report(j);
         }
@@ -779,6 +689,7 @@ struct worker *worker_new(struct event_base *base, const struct config *cfg, str
     struct http_client_opts ho = {0};
     struct timeval tick = {WORKER_TICK_MS / 1000, (WORKER_TICK_MS % 1000) * 1000};
     struct timeval hb;
+    char wake_channel[KEY_TAG_MAX + 32];
 
     if (w == NULL) {
         core_err_set(err, CORE_ENOMEM, NULL, "out of memory");
@@ -799,14 +710,16 @@ struct worker *worker_new(struct event_base *base, const struct config *cfg, str
     w->grace = evtimer_new(base, on_grace, w);
     w->capacity = evtimer_new(base, on_capacity, w);
     w->report = event_new(base, -1, 0, on_report_flush, w);
-    /* the FINISH call's scratch, allocated once: a flush runs every loop turn with outcomes */
-    w->report_fmt = calloc(WORKER_REPORT_BATCH, sizeof(*w->report_fmt));
-    w->report_argv =
-        calloc(3 + FINISH_HEADER + WORKER_REPORT_BATCH * FINISH_GROUP, sizeof(*w->report_argv));
+    /* the scripts' scratch, allocated once: a FINISH runs every loop turn with outcomes */
+    txn_args_init(&w->claim_args);
+    txn_args_init(&w->heartbeat_args);
+    txn_args_init(&w->report_args);
+    w->report_out = calloc(WORKER_REPORT_BATCH, sizeof(*w->report_out));
+    w->report_att = calloc(WORKER_REPORT_BATCH, sizeof(*w->report_att));
     w->webhooks = w->http ? webhooks_new(w) : NULL;
     if (w->webhooks == NULL || w->http == NULL || w->tick == NULL || w->heartbeat == NULL ||
-        w->grace == NULL || w->capacity == NULL || w->report == NULL || w->report_fmt == NULL ||
-        w->report_argv == NULL) {
+        w->grace == NULL || w->capacity == NULL || w->report == NULL || w->report_out == NULL ||
+        w->report_att == NULL) {
         core_err_set(err, CORE_ENOMEM, NULL, "cannot set up the worker");
         worker_free(w);
         return NULL;
@@ -819,7 +732,9 @@ struct worker *worker_new(struct event_base *base, const struct config *cfg, str
     if (store_ready(store)) {
         publish_routing(w);
     }
-    if (store_subscribe(wake, CHANNEL_WAKE, on_wake, w) < 0) {
+    if (keyspace_key(store_keys(wake), wake_channel, sizeof(wake_channel), KS_CHANNEL_WAKE, NULL) !=
+            0 ||
+        store_subscribe(wake, wake_channel, on_wake, w) < 0) {
         core_err_set(err, CORE_ENOMEM, NULL, "cannot subscribe");
         worker_free(w);
         return NULL;
@@ -856,7 +771,10 @@ void worker_free(struct worker *w)
     if (w->report) {
         event_free(w->report);
     }
-    free(w->report_fmt);
-    free(w->report_argv);
+    txn_args_cleanup(&w->claim_args);
+    txn_args_cleanup(&w->heartbeat_args);
+    txn_args_cleanup(&w->report_args);
+    free(w->report_out);
+    free(w->report_att);
     free(w);
 }

@@ -129,7 +129,7 @@ static void fuzz_request(struct adapter_call *call, const uint8_t *data, size_t 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct adapter_target t = {"p", "https://api.anthropic.com/v1", "k", "claude-x", 0};
+    struct adapter_target t = {"p", "https://api.anthropic.com/v1", "k", "claude-x", 0, false};
     cJSON *input =
         cJSON_Parse("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
     struct adapter_call call = {.op = ADAPTER_OP_CHAT, .input = input, .target = &t};

@@ -89,7 +89,7 @@ static void fuzz_build(struct adapter_call *call, const uint8_t *data, size_t si
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct adapter_target t = {"p", "http://127.0.0.1/v1beta", "k", "gemini-2.5-flash", 0};
+    struct adapter_target t = {"p", "http://127.0.0.1/v1beta", "k", "gemini-2.5-flash", 0, false};
     cJSON *input = cJSON_Parse(default_input);
     struct adapter_call call = {.op = ADAPTER_OP_CHAT, .input = input, .target = &t};
     unsigned sel;

@@ -46,8 +46,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const bool fal = size > 0 && (data[0] & 1) != 0;
     const struct adapter *a = fal ? &adapter_fal : &adapter_replicate;
     struct adapter_target t = {fal ? "fal" : "replicate",
-                               fal ? "https://queue.fal.run" : "https://api.replicate.com/v1", "k",
-                               fal ? "fal-ai/flux/dev" : "owner/model", 0};
+                               fal ? "https://queue.fal.run" : "https://api.replicate.com/v1",
+                               "k",
+                               fal ? "fal-ai/flux/dev" : "owner/model",
+                               0,
+                               false};
     struct adapter_header h[] = {
         {"retry-after", "2"},
         {"X-Fal-Retryable", (size & 1) ? "true" : "false"},

@@ -29,7 +29,7 @@ static const struct {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct adapter_target t = {"p", "http://127.0.0.1/v1", "k", "m", 0};
+    struct adapter_target t = {"p", "http://127.0.0.1/v1", "k", "m", 0, false};
     struct adapter_header h[] = {{"retry-after", "2"}, {"x-ratelimit-reset-requests", "1m3s"}};
     struct adapter_response resp = {0};
     struct adapter_result res = {0};

@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     cJSON *input = cJSON_Parse("{\"model\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":"
                                "\"x\"}],\"stream\":true}");
-    struct adapter_target t = {"p", "http://127.0.0.1/v1", "k", "m", 0};
+    struct adapter_target t = {"p", "http://127.0.0.1/v1", "k", "m", 0, false};
     struct adapter_call call = {
         .op = ADAPTER_OP_CHAT, .input = input, .target = &t, .stream = true};
     struct sse_parser *p = sse_parser_new(2048);

@@ -5,7 +5,7 @@
  * The server runs as the test's child with PR_SET_PDEATHSIG, so a test killed by ctest's timeout
  * takes its Redis with it; every wait is bounded.
  */
-#define _GNU_SOURCE /* asprintf, vasprintf */
+#define _GNU_SOURCE /* asprintf, open_memstream */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -148,31 +148,20 @@ static int try_start(struct fx *f)
     return -1;
 }
 
-int fx_start(struct fx *f)
+/* Renders and loads the scripts of ks into the server: the rendered scripts (caller frees), or
+ * NULL with the reason on stderr. */
+static struct scripts *load_scripts(struct fx *f, const struct keyspace *ks)
 {
-    const char *tmp = getenv("TMPDIR");
+    struct scripts *sc = scripts_new(ks);
 
-    memset(f, 0, sizeof(*f));
-    keyspace_init(&f->keys, NULL);
-    if ((f->scripts = scripts_new(&f->keys)) == NULL) {
-        abort();
-    }
-    snprintf(f->dir, sizeof(f->dir), "%s/sluice-lua-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(f->dir) == NULL) {
-        fprintf(stderr, "fixture: mkdtemp %s: %s\n", f->dir, strerror(errno));
-        return -1;
-    }
-    for (int i = 0; i < START_TRIES && f->c == NULL; i++) {
-        try_start(f);
-    }
-    if (f->c == NULL) {
-        fprintf(stderr, "fixture: redis-server did not start (see %s/redis.log)\n", f->dir);
-        return -1;
+    if (sc == NULL) {
+        fprintf(stderr, "fixture: scripts_new: out of memory\n");
+        return NULL;
     }
     for (int i = 0; i < SCRIPT_COUNT; i++) {
-        redisReply *r = redisCommand(f->c, "SCRIPT LOAD %s", scripts_source(f->scripts, i));
-        int ok = r != NULL && r->type == REDIS_REPLY_STRING &&
-                 strcmp(r->str, scripts_sha(f->scripts, i)) == 0;
+        redisReply *r = redisCommand(f->c, "SCRIPT LOAD %s", scripts_source(sc, i));
+        int ok =
+            r != NULL && r->type == REDIS_REPLY_STRING && strcmp(r->str, scripts_sha(sc, i)) == 0;
         if (!ok) {
             fprintf(stderr, "fixture: SCRIPT LOAD of script %d: %s\n", i,
                     r == NULL                       ? f->c->errstr
@@ -182,9 +171,53 @@ int fx_start(struct fx *f)
         }
         freeReplyObject(r);
         if (!ok) {
-            fx_stop(f);
-            return -1;
+            scripts_free(sc);
+            return NULL;
         }
+    }
+    return sc;
+}
+
+int fx_keyspace(struct fx *f, const char *tag)
+{
+    struct keyspace ks;
+    struct scripts *sc;
+
+    if (keyspace_init(&ks, tag) != 0) {
+        fprintf(stderr, "fixture: \"%s\" is not a key tag\n", tag);
+        return -1;
+    }
+    if ((sc = load_scripts(f, &ks)) == NULL) {
+        return -1;
+    }
+    scripts_free(f->scripts);
+    f->scripts = sc;
+    f->keys = ks;
+    return 0;
+}
+
+int fx_start(struct fx *f)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    memset(f, 0, sizeof(*f));
+    txn_args_init(&f->args);
+    snprintf(f->dir, sizeof(f->dir), "%s/sluice-lua-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(f->dir) == NULL) {
+        fprintf(stderr, "fixture: mkdtemp %s: %s\n", f->dir, strerror(errno));
+        f->dir[0] = '\0';
+        return -1;
+    }
+    for (int i = 0; i < START_TRIES && f->c == NULL; i++) {
+        try_start(f);
+    }
+    if (f->c == NULL) {
+        fprintf(stderr, "fixture: redis-server did not start (see %s/redis.log)\n", f->dir);
+        return -1;
+    }
+    if (fx_keyspace(f, NULL) != 0) {
+        fx_stop(f);
+        return -1;
     }
     return 0;
 }
@@ -200,6 +233,7 @@ void fx_stop(struct fx *f)
     }
     scripts_free(f->scripts);
     f->scripts = NULL;
+    txn_args_cleanup(&f->args);
 }
 
 void fx_flush(struct fx *f)
@@ -207,47 +241,15 @@ void fx_flush(struct fx *f)
     freeReplyObject(redisCommand(f->c, "FLUSHALL"));
 }
 
-struct fx_args *fx_args_new(void)
+const char *fx_key(struct fx *f, const char *family, const char *id)
 {
-    struct fx_args *a = calloc(1, sizeof(*a));
-    if (a == NULL) {
-        abort();
-    }
-    return a;
-}
+    char *buf = f->key_ring[f->key_next];
 
-void fx_args_free(struct fx_args *a)
-{
-    if (a == NULL) {
-        return;
+    f->key_next = (f->key_next + 1) % FX_KEY_RING;
+    if (keyspace_key(&f->keys, buf, FX_KEY_MAX, family, id) != 0) {
+        abort(); /* a test's own mistake: a key longer than FX_KEY_MAX */
     }
-    for (int i = 0; i < a->n_own; i++) {
-        free(a->own[i]);
-    }
-    free(a);
-}
-
-void fx_arg(struct fx_args *a, const char *s)
-{
-    if (a->n == FX_MAX_ARGS) {
-        abort(); /* a test's own mistake */
-    }
-    a->v[a->n++] = s ? s : "";
-}
-
-void fx_argf(struct fx_args *a, const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-
-    va_start(ap, fmt);
-    int rc = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    if (rc < 0 || a->n_own == FX_MAX_ARGS) {
-        abort();
-    }
-    a->own[a->n_own++] = s;
-    fx_arg(a, s);
+    return buf;
 }
 
 static void trace_reply(FILE *out, const redisReply *r, int depth)
@@ -287,26 +289,42 @@ static void trace(struct fx *f, enum script_id id, const redisReply *r)
     fclose(out);
 }
 
-redisReply *fx_script(struct fx *f, enum script_id id, int nkeys, const struct fx_args *a)
+redisReply *fx_run(struct fx *f, enum script_id id, const struct txn_args *a)
 {
-    const char **argv = malloc(sizeof(*argv) * (size_t)(a->n + 3));
-    char nkeys_s[16];
-    redisReply *r;
+    /* EVALSHA <sha> <nkeys> followed by a's arguments, binary-safe */
+    const char **cmd = malloc(sizeof(*cmd) * (size_t)(a->n + 3));
+    size_t *lens = malloc(sizeof(*lens) * (size_t)(a->n + 3));
+    char nkeys[16];
+    redisReply *r = NULL;
 
-    if (argv == NULL) {
+    if (cmd == NULL || lens == NULL) {
         abort();
     }
-    snprintf(nkeys_s, sizeof(nkeys_s), "%d", nkeys);
-    argv[0] = "EVALSHA";
-    argv[1] = scripts_sha(f->scripts, id);
-    argv[2] = nkeys_s;
-    memcpy(&argv[3], a->v, sizeof(*argv) * (size_t)a->n);
-    r = redisCommandArgv(f->c, a->n + 3, argv, NULL);
-    free(argv);
-    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+    if (a->oom) {
+        fprintf(stderr, "script %d: the call could not be built\n", (int)id);
+        goto out;
+    }
+    snprintf(nkeys, sizeof(nkeys), "%d", a->nkeys);
+    cmd[0] = "EVALSHA";
+    cmd[1] = scripts_sha(f->scripts, id);
+    cmd[2] = nkeys;
+    for (int i = 0; i < 3; i++) {
+        lens[i] = strlen(cmd[i]);
+    }
+    if (a->n > 0) {
+        memcpy(cmd + 3, a->v, sizeof(*cmd) * (size_t)a->n);
+        memcpy(lens + 3, a->len, sizeof(*lens) * (size_t)a->n);
+    }
+    r = redisCommandArgv(f->c, a->n + 3, cmd, lens);
+    if (r == NULL) {
+        fprintf(stderr, "script %d: %s\n", (int)id, f->c->errstr);
+    } else if (r->type == REDIS_REPLY_ERROR) {
         fprintf(stderr, "script %d: %s\n", (int)id, r->str);
     }
     trace(f, id, r);
+out:
+    free(cmd);
+    free(lens);
     return r;
 }
 
@@ -370,12 +388,12 @@ long long fx_int(struct fx *f, const char *fmt, ...)
 
 char *fx_field(struct fx *f, const char *id, const char *field)
 {
-    return fx_str(f, "HGET " KEY_TASK "%s %s", id, field);
+    return fx_str(f, "HGET %s %s", fx_key(f, KS_TASK, id), field);
 }
 
 long long fx_stat(struct fx *f, const char *field)
 {
-    char *s = fx_str(f, "HGET " KEY_STATS " %s", field);
+    char *s = fx_str(f, "HGET %s %s", fx_key(f, KS_STATS, NULL), field);
     long long v = s ? strtoll(s, NULL, 10) : 0;
     free(s);
     return v;
@@ -477,193 +495,120 @@ long long fx_elem_int(const redisReply *r, size_t i)
     return r->element[i]->integer;
 }
 
-#define OR(v, d) ((v) ? (v) : (d))
-
-void fx_submit_group(struct fx_args *a, const struct fx_task *t)
+/* A fixture call's builder failed: the test (or the layer's layout) is wrong, so stop loudly. */
+static void built(int rc, const char *what)
 {
-    const char *tenant = OR(t->tenant, "t1");
-    int n0 = a->n;
-
-    fx_argf(a, KEY_TASK "%s", t->id);
-    fx_argf(a, KEY_TENANT "%s", tenant);
-    fx_argf(a, KEY_IDEM "%s:%s", tenant, OR(t->idem, ""));
-    fx_arg(a, t->id);
-    fx_arg(a, tenant);
-    fx_arg(a, OR(t->kind, "chat"));
-    fx_arg(a, OR(t->model, "m"));
-    fx_arg(a, OR(t->prio, "1"));
-    fx_argf(a, "%lld", t->now ? t->now : FX_NOW);
-    fx_argf(a, "%d", t->max_attempts ? t->max_attempts : 3);
-    fx_arg(a, OR(t->input, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"));
-    fx_arg(a, t->metadata);
-    fx_arg(a, t->idem ? "1" : "0");
-    fx_arg(a, OR(t->body_hash, "ab12"));
-    fx_arg(a, "86400000");
-    fx_arg(a, t->reply_to);
-    fx_arg(a, t->stream ? "1" : "0");
-    fx_arg(a, t->deadline);
-    fx_argf(a, "%ld", t->est ? t->est : 100);
-    fx_arg(a, t->routing);
-    fx_argf(a, "%ld", t->max_queued ? t->max_queued : 1000000);
-    fx_arg(a, t->webhook);
-    fx_arg(a, t->batch);
-    fx_arg(a, t->custom_id);
-    fx_argf(a, "%lld", t->max_stored ? t->max_stored : 1000000000000LL);
-    fx_argf(a, "%lld", t->max_artifacts ? t->max_artifacts : 1000000000000LL);
-    if (a->n - n0 != SUBMIT_GROUP) {
-        abort(); /* the layout changed: this builder must follow */
+    if (rc != 0) {
+        fprintf(stderr, "fixture: building %s: error %d\n", what, rc);
+        abort();
     }
 }
 
-redisReply *fx_submit(struct fx *f, const struct fx_task *tasks, int n)
+struct txn_submit fx_task(const char *id)
 {
-    struct fx_args *a = fx_args_new();
-    redisReply *r;
+    return (struct txn_submit){
+        .id = id,
+        .tenant = "t1",
+        .kind = TASK_KIND_CHAT,
+        .model = "m",
+        .prio = TASK_PRIO_NORMAL,
+        .now_ms = FX_NOW,
+        .max_attempts = 3,
+        .input = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+        .idem_ttl_ms = 86400000,
+        .est_tokens = 100,
+        .max_queued = 1000000,
+        .max_stored_bytes = 1000000000000LL,
+        .max_artifact_bytes = 1000000000000LL,
+    };
+}
 
-    fx_arg(a, FX_WAKE);
+redisReply *fx_submit(struct fx *f, const struct txn_submit *tasks, int n)
+{
+    txn_submit_begin(&f->args, &f->keys);
     for (int i = 0; i < n; i++) {
-        fx_submit_group(a, &tasks[i]);
+        built(txn_submit_add(&f->args, &f->keys, &tasks[i]), "SUBMIT");
     }
-    r = fx_script(f, SCRIPT_SUBMIT, 0, a);
-    fx_args_free(a);
-    return r;
+    return fx_run(f, SCRIPT_SUBMIT, &f->args);
 }
 
-int fx_submit1(struct fx *f, const struct fx_task *t)
+int fx_submit1(struct fx *f, const struct txn_submit *t)
 {
     redisReply *r = fx_submit(f, t, 1);
-    int ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
-             r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements >= 1 &&
-             strcmp(r->element[0]->element[0]->str, "ok") == 0;
+    struct txn_submitted res;
+    int ok = txn_submit_parse(r, 1, &res) == 0 && res.result == TXN_SUBMIT_OK;
+
     freeReplyObject(r);
     return ok ? 0 : -1;
 }
 
 void fx_routing(struct fx *f, const char *alias, const char *json)
 {
-    freeReplyObject(redisCommand(f->c, "SET " KEY_ROUTING "%s %s", alias, json));
+    freeReplyObject(redisCommand(f->c, "SET %s %s", fx_key(f, KS_ROUTING, alias), json));
 }
 
 redisReply *fx_claim(struct fx *f, long long now, int n)
 {
-    struct fx_args *a = fx_args_new();
-    redisReply *r;
+    struct txn_claim p = {.now_ms = now,
+                          .lease_ms = FX_LEASE,
+                          .max_units = n,
+                          .seed = 1,
+                          .burst_ms = 1000,
+                          .pace = 1.0,
+                          .no_route_error = FX_NOROUTE_ERROR,
+                          .retention_ms = FX_RET};
 
-    fx_arg(a, KEY_LEASES);
-    fx_arg(a, KEY_POLLS);
-    fx_argf(a, "%lld", now);
-    fx_argf(a, "%lld", FX_LEASE);
-    fx_argf(a, "%d", n);
-    fx_arg(a, "1");
-    fx_arg(a, "1000");
-    fx_arg(a, "1.000");
-    fx_arg(a, FX_NOROUTE_ERROR);
-    fx_argf(a, "%lld", FX_RET);
-    r = fx_script(f, SCRIPT_CLAIM, 2, a);
-    fx_args_free(a);
-    return r;
+    built(txn_claim_build(&f->args, &f->keys, &p), "CLAIM");
+    return fx_run(f, SCRIPT_CLAIM, &f->args);
 }
 
-void fx_finish_group(struct fx_args *a, const struct fx_outcome *o)
+struct txn_outcome fx_outcome(const char *id, enum txn_outcome_kind kind)
 {
-    int n0 = a->n;
-
-    fx_argf(a, KEY_TASK "%s", o->id);
-    fx_arg(a, o->id);
-    fx_arg(a, OR(o->fence, "1"));
-    fx_arg(a, o->outcome);
-    fx_arg(a, o->result);
-    fx_arg(a, o->usage);
-    fx_arg(a, o->provider);
-    fx_arg(a, o->cost);
-    fx_arg(a, o->error);
-    fx_arg(a, o->retry_at);
-    fx_arg(a, o->up_id);
-    fx_arg(a, o->job);
-    fx_arg(a, o->progress);
-    fx_arg(a, o->queue_position);
-    fx_arg(a, o->poll_at);
-    fx_arg(a, o->artifacts);
-    fx_arg(a, OR(o->took_slot, "0"));
-    fx_arg(a, o->latency);
-    fx_arg(a, OR(o->class, "none"));
-    fx_arg(a, o->pause_until);
-    fx_arg(a, o->remaining_requests);
-    fx_arg(a, o->remaining_tokens);
-    fx_arg(a, o->tokens_used);
-    fx_arg(a, o->http_status);
-    fx_arg(a, OR(o->avoid, "0"));
-    fx_arg(a, o->attempt);
-    fx_arg(a, OR(o->wake, "0"));
-    if (a->n - n0 != FINISH_GROUP) {
-        abort(); /* the layout changed: this builder must follow */
-    }
+    return (struct txn_outcome){
+        .id = id,
+        .fence = 1,
+        .outcome = kind,
+        .progress = -1,
+        .queue_position = -1,
+        .class = TXN_CLASS_NONE,
+        .latency_ms = -1,
+        .remaining_requests = -1,
+        .remaining_tokens = -1,
+        .tokens_used = -1,
+    };
 }
 
-redisReply *fx_finish(struct fx *f, long long now, long br_min, const struct fx_outcome *o, int n)
+redisReply *fx_finish(struct fx *f, long long now, long br_min, const struct txn_outcome *o, int n)
 {
-    struct fx_args *a = fx_args_new();
-    redisReply *r;
+    struct txn_finish h = {.now_ms = now,
+                           .retention_ms = FX_RET,
+                           .breaker_min_requests = br_min,
+                           .breaker_failure_pct = 50,
+                           .breaker_window_ms = 30000};
 
-    fx_arg(a, KEY_LEASES);
-    fx_arg(a, KEY_DELAYED);
-    fx_arg(a, KEY_POLLS);
-    fx_argf(a, "%lld", now);
-    fx_argf(a, "%lld", FX_RET);
-    fx_arg(a, FX_WAKE);
-    fx_argf(a, "%ld", br_min);
-    fx_arg(a, "50");
-    fx_arg(a, "30000");
-    if (a->n - 3 != FINISH_HEADER) {
-        abort();
-    }
-    for (int i = 0; i < n; i++) {
-        fx_finish_group(a, &o[i]);
-    }
-    r = fx_script(f, SCRIPT_FINISH, 3, a);
-    fx_args_free(a);
-    return r;
+    built(txn_finish_build(&f->args, &f->keys, &h, o, (size_t)n), "FINISH");
+    return fx_run(f, SCRIPT_FINISH, &f->args);
 }
 
 redisReply *fx_tick(struct fx *f, long long now, const char *node)
 {
-    struct fx_args *a = fx_args_new();
-    redisReply *r;
+    struct txn_tick p = {.now_ms = now,
+                         .limit = 1000,
+                         .node = node,
+                         .leader_ttl_ms = 10000,
+                         .retention_ms = FX_RET,
+                         .lost_error = FX_LOST_ERROR};
 
-    fx_arg(a, KEY_DELAYED);
-    fx_arg(a, KEY_LEASES);
-    fx_arg(a, KEY_EXPIRY);
-    fx_arg(a, KEY_LEADER);
-    fx_argf(a, "%lld", now);
-    fx_arg(a, "1000");
-    fx_arg(a, node);
-    fx_arg(a, "10000");
-    fx_arg(a, KEY_TASK);
-    fx_arg(a, KEY_TENANT);
-    fx_arg(a, FX_WAKE);
-    fx_argf(a, "%lld", FX_RET);
-    fx_arg(a, KEY_QUEUE);
-    fx_arg(a, FX_LOST_ERROR);
-    r = fx_script(f, SCRIPT_TICK, 4, a);
-    fx_args_free(a);
-    return r;
+    built(txn_tick_build(&f->args, &f->keys, &p), "TICK");
+    return fx_run(f, SCRIPT_TICK, &f->args);
 }
 
 redisReply *fx_cancel(struct fx *f, const char *id, const char *tenant, long long now)
 {
-    struct fx_args *a = fx_args_new();
-    redisReply *r;
+    struct txn_cancel p = {.id = id, .tenant = tenant, .now_ms = now, .retention_ms = FX_RET};
 
-    fx_argf(a, KEY_TASK "%s", id);
-    fx_arg(a, KEY_DELAYED);
-    fx_arg(a, KEY_POLLS);
-    fx_arg(a, id);
-    fx_arg(a, tenant);
-    fx_argf(a, "%lld", now);
-    fx_argf(a, "%lld", FX_RET);
-    r = fx_script(f, SCRIPT_CANCEL, 3, a);
-    fx_args_free(a);
-    return r;
+    built(txn_cancel_build(&f->args, &f->keys, &p), "CANCEL");
+    return fx_run(f, SCRIPT_CANCEL, &f->args);
 }
 
 redisContext *fx_subscribe(struct fx *f, const char *channel)

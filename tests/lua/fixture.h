@@ -1,13 +1,14 @@
 /*
  * tests/lua/fixture.h — what the script tests share: a redis-server of their own, the scripts of
- * core/scripts.h loaded into it (their SHA-1s checked), calls by SHA-1 as the store makes them,
- * builders for the arguments of the scripts that create fixture states (SUBMIT, CLAIM, FINISH,
- * TICK, CANCEL), and the whole Redis state as text, so a batched call can be compared with the
- * same calls one by one.
+ * core/scripts.h rendered for a keyspace and loaded into it (their SHA-1s checked), one
+ * synchronous runner for a script call built by the transaction layer (core/txn_*.h), the
+ * fixture calls that set up states (SUBMIT, CLAIM, FINISH, TICK, CANCEL) with the fixture's
+ * defaults, keys of the fixture's keyspace, and the whole Redis state as text, so a batched call
+ * can be compared with the same calls one by one.
  *
- * The argument layouts here mirror the callers (api/tasks.c, worker/worker.c,
- * scheduler/scheduler.c, worker/webhooks.c, api/batches.c) until the typed layer of core/ makes
- * them one function each.
+ * Every script call goes through the txn builders (core/txn_task.h, txn_worker.h, txn_sched.h,
+ * txn_webhook.h, txn_batch.h), so the layout a test exercises is the one the roles send; replies
+ * are read with the txn parsers, except where a test pins a reply's exact shape.
  *
  * Include tests/unit/check.h first: the CHECK_* macros below use its CHECK.
  */
@@ -21,12 +22,17 @@
 
 #include "core/keys.h"
 #include "core/scripts.h"
+#include "core/txn.h"
+#include "core/txn_batch.h"
+#include "core/txn_sched.h"
+#include "core/txn_task.h"
+#include "core/txn_webhook.h"
+#include "core/txn_worker.h"
 
 /* The clock the fixtures run at (script time is an argument, never Redis's clock). */
 #define FX_NOW 1700000000000LL
 #define FX_RET 3600000LL /* retention ms */
 #define FX_LEASE 60000LL /* lease ms */
-#define FX_WAKE "{sl}:wake"
 #define FX_LOST_ERROR "{\"message\":\"worker lost\",\"code\":\"worker_lost\"}"
 #define FX_NOROUTE_ERROR "{\"message\":\"no deployment meets max_cost\",\"code\":\"max_cost\"}"
 /* One unpaced deployment (no rpm, tpm or concurrency limit). */
@@ -35,51 +41,61 @@
     "\"deps\":[{\"rpm\":0,\"tpm\":0,\"maxc\":0,\"weight\":1,\"pin\":0.15,\"pout\":0.6,\"pimg\":0," \
     "\"psec\":0}]}"
 
+#define FX_KEY_RING 8  /* fx_key's buffers */
+#define FX_KEY_MAX 256 /* bytes of one fx_key */
+
 /* A redis-server of the test's own. */
 struct fx {
     pid_t pid;
     int port;
     char dir[256];
     redisContext *c;
-    struct keyspace keys;    /* the default keyspace */
+    struct keyspace keys;    /* the keyspace the fixture works in (fx_start: the default) */
     struct scripts *scripts; /* rendered for it */
+    struct txn_args args;    /* the fixture calls' scratch, reset by each */
+    char key_ring[FX_KEY_RING][FX_KEY_MAX];
+    int key_next;
 };
 
 /*
  * Starts redis-server (no persistence) on a free 127.0.0.1 port in a new temporary directory,
- * connects, and loads every script with SCRIPT LOAD, checking that Redis names each by
- * script_sha(). 0, or -1 with the reason on stderr (nothing left running).
+ * connects, and loads every script of the default keyspace with SCRIPT LOAD, checking that Redis
+ * names each by scripts_sha(). 0, or -1 with the reason on stderr (nothing left running).
  */
 int fx_start(struct fx *f);
 /* Stops the server (SIGTERM, SIGKILL after 5 s) and removes its directory. */
 void fx_stop(struct fx *f);
-/* FLUSHALL: the next case starts from nothing. */
+/* FLUSHALL: the next case starts from nothing (the loaded scripts stay). */
 void fx_flush(struct fx *f);
+/*
+ * Renders the scripts for tag's keyspace (NULL: the default), loads them (SHA-1s checked) and
+ * makes it f's keyspace: every fx_* call after this one builds its keys and calls its scripts
+ * there. 0, or -1 with the reason on stderr (f unchanged).
+ */
+int fx_keyspace(struct fx *f, const char *tag);
 
-#define FX_MAX_ARGS 4096
+/*
+ * Runs the call a (built by a txn builder: its first a->nkeys arguments are KEYS) with EVALSHA of
+ * script id in f's keyspace, synchronously. The reply: caller frees (NULL when a could not be
+ * built or the connection failed, with the reason on stderr). A script error is printed on
+ * stderr; with SLUICE_LUA_TRACE set the call is traced (tests/lua/README.md).
+ */
+redisReply *fx_run(struct fx *f, enum script_id id, const struct txn_args *a);
 
-/* A script's arguments being built: borrowed strings, or formatted copies it owns. */
-struct fx_args {
-    int n;
-    const char *v[FX_MAX_ARGS];
-    char *own[FX_MAX_ARGS];
-    int n_own;
-};
-struct fx_args *fx_args_new(void);
-void fx_args_free(struct fx_args *a);
-/* Appends s (borrowed; NULL is ""). */
-void fx_arg(struct fx_args *a, const char *s);
-void fx_argf(struct fx_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * The key family + id (id NULL: none) in f's keyspace, in one of FX_KEY_RING buffers of f:
+ * valid until FX_KEY_RING more fx_key calls, so for one command's arguments (copy a key that
+ * must live longer).
+ */
+const char *fx_key(struct fx *f, const char *family, const char *id);
 
-/* EVALSHA script_sha(id) with the first nkeys of a as KEYS. The reply: caller frees. */
-redisReply *fx_script(struct fx *f, enum script_id id, int nkeys, const struct fx_args *a);
 /* A command's reply (redisCommand's format). Caller frees. */
 redisReply *fx_cmd(struct fx *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A command's string (or integer, as text) reply, copied; NULL for nil. Caller frees. */
 char *fx_str(struct fx *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A command's integer reply; -999 when it is not one. */
 long long fx_int(struct fx *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A task's field (HGET {sl}:t:<id> field), copied; NULL when absent. Caller frees. */
+/* A task's field (HGET of its key), copied; NULL when absent. Caller frees. */
 char *fx_field(struct fx *f, const char *id, const char *field);
 /* A field of the stats hash as a number (0 when absent). */
 long long fx_stat(struct fx *f, const char *field);
@@ -93,47 +109,36 @@ char *fx_dump(struct fx *f);
 const char *fx_elem(const redisReply *r, size_t i);
 long long fx_elem_int(const redisReply *r, size_t i);
 
-/* One task for SUBMIT; NULL or 0 fields take the defaults named in fixture.c. */
-struct fx_task {
-    const char *id, *tenant, *kind, *model, *prio, *input, *metadata;
-    const char *idem;      /* Idempotency-Key (NULL: none) */
-    const char *body_hash; /* hex */
-    const char *reply_to, *deadline, *routing, *webhook, *batch, *custom_id;
-    long long now;
-    int max_attempts, stream;
-    long est, max_queued;
-    long long max_stored, max_artifacts;
-};
-/* Appends one task's SUBMIT_GROUP arguments. */
-void fx_submit_group(struct fx_args *a, const struct fx_task *t);
-/* One SUBMIT call with n tasks. Caller frees the reply. */
-redisReply *fx_submit(struct fx *f, const struct fx_task *tasks, int n);
-/* SUBMIT of one task; returns 0 when its answer is {"ok"}. */
-int fx_submit1(struct fx *f, const struct fx_task *t);
+/*
+ * Task id for SUBMIT with the fixture's defaults: tenant t1, a chat task on alias m at normal
+ * priority, created FX_NOW, 3 attempts, a one-message input, no Idempotency-Key (its ttl one
+ * day), 100 tokens estimated, no deadline, quotas that never bind (1000000 queued, 1e12 stored
+ * and artifact bytes). The test changes what it needs. id is borrowed.
+ */
+struct txn_submit fx_task(const char *id);
+/* One SUBMIT call with n tasks (1 to TXN_SUBMIT_MAX). Caller frees the reply. */
+redisReply *fx_submit(struct fx *f, const struct txn_submit *tasks, int n);
+/* SUBMIT of one task; 0 when its answer is TXN_SUBMIT_OK. */
+int fx_submit1(struct fx *f, const struct txn_submit *t);
 
-/* SET {sl}:cfg:<alias> json (what workers publish for CLAIM). */
+/* SET the alias's routing key to json (what workers publish for CLAIM). */
 void fx_routing(struct fx *f, const char *alias, const char *json);
-/* CLAIM at now for up to n units (lease FX_LEASE, seed 1, burst 1000 ms, pace 1). */
+/* CLAIM at now for up to n units (lease FX_LEASE, seed 1, burst 1000 ms, pace 1). Caller frees. */
 redisReply *fx_claim(struct fx *f, long long now, int n);
-/* The ids a CLAIM reply leased, in order (15 fields a unit after the 2 header fields). */
-#define FX_CLAIM_UNIT 15
-#define FX_CLAIM_ID(r, i) fx_elem((r), 2 + (size_t)(i)*FX_CLAIM_UNIT)
 
-/* One outcome for FINISH; NULL fields are "" except class ("none"), took_slot and wake ("0"). */
-struct fx_outcome {
-    const char *id, *fence, *outcome, *result, *usage, *provider, *cost, *error, *retry_at;
-    const char *up_id, *job, *progress, *queue_position, *poll_at, *artifacts, *took_slot;
-    const char *latency, *class, *pause_until, *remaining_requests, *remaining_tokens;
-    const char *tokens_used, *http_status, *avoid, *attempt, *wake;
-};
-/* Appends one outcome's FINISH_GROUP arguments. */
-void fx_finish_group(struct fx_args *a, const struct fx_outcome *o);
-/* One FINISH call at now with n outcomes; breaker min requests br_min, 50 %, 30 s window. */
-redisReply *fx_finish(struct fx *f, long long now, long br_min, const struct fx_outcome *o, int n);
+/*
+ * Outcome kind of task id's attempt at fence 1 with nothing else said: no JSON fields, no retry
+ * or poll time, no slot taken, class none, no latency, status, pause, budgets or usage, no
+ * attempt record. The test changes what it needs. id is borrowed.
+ */
+struct txn_outcome fx_outcome(const char *id, enum txn_outcome_kind kind);
+/* One FINISH call at now with n outcomes; breaker min requests br_min, 50 %, 30 s window. Caller
+ * frees the reply. */
+redisReply *fx_finish(struct fx *f, long long now, long br_min, const struct txn_outcome *o, int n);
 
-/* TICK at now as node (limit 1000 per step, leader ttl 10 s). */
+/* TICK at now as node (limit 1000 per step, leader ttl 10 s). Caller frees. */
 redisReply *fx_tick(struct fx *f, long long now, const char *node);
-/* CANCEL of id by tenant at now. */
+/* CANCEL of id by tenant at now. Caller frees. */
 redisReply *fx_cancel(struct fx *f, const char *id, const char *tenant, long long now);
 
 /* A second connection subscribed to channel (caller frees with redisFree); NULL on failure. */

@@ -12,87 +12,104 @@
 
 #define BATCH_HOOK "{\"url\":\"https://h/b\",\"events\":[\"batch.completed\"]}"
 
-/* One BATCH op on batch id of tenant at now with the op's arguments (NULL-terminated). */
-static redisReply *batch(struct fx *f, const char *id, const char *tenant, const char *op,
-                         long long now, const char *const *extra)
+/* Op o on batch id (NULL: none) of tenant acme at now, without the op's own arguments. */
+static struct txn_batch op(enum txn_batch_op o, const char *id, long long now)
 {
-    struct fx_args *a = fx_args_new();
-    redisReply *r;
-
-    fx_argf(a, KEY_BATCH "%s", id);
-    fx_arg(a, KEY_BATCH_WORK);
-    fx_argf(a, KEY_BATCHES_TENANT "%s", tenant);
-    fx_arg(a, id);
-    fx_arg(a, op);
-    fx_argf(a, "%lld", now);
-    for (int i = 0; extra && extra[i]; i++) {
-        fx_arg(a, extra[i]);
-    }
-    r = fx_script(f, SCRIPT_BATCH, 3, a);
-    fx_args_free(a);
-    return r;
+    return (struct txn_batch){.op = o, .id = id, .tenant = "acme", .now_ms = now};
 }
 
-/* The op's first answer (static buffer). */
-static const char *op1(struct fx *f, const char *id, const char *tenant, const char *op,
-                       long long now, const char *const *extra)
+/* The BATCH call b. Caller frees the reply. */
+static redisReply *batch(struct fx *f, const struct txn_batch *b)
 {
-    static char answer[64];
-    redisReply *r = batch(f, id, tenant, op, now, extra);
+    CHECK(txn_batch_build(&f->args, &f->keys, b) == 0);
+    return fx_run(f, SCRIPT_BATCH, &f->args);
+}
 
-    snprintf(answer, sizeof(answer), "%s",
-             r && r->type == REDIS_REPLY_ERROR ? "error"
-             : fx_elem(r, 0)                   ? fx_elem(r, 0)
-                                               : "");
+/* The BATCH call b's answer, parsed (TXN_BATCH_ANSWER_COUNT: a reply that is none of the op's
+ * answers); the batch's status after it into status (NULL: not wanted), for started and expire. */
+static enum txn_batch_answer op1(struct fx *f, const struct txn_batch *b,
+                                 enum txn_batch_status *status)
+{
+    redisReply *r = batch(f, b);
+    struct txn_batch_reply out;
+    enum txn_batch_answer answer = TXN_BATCH_ANSWER_COUNT;
+
+    if (CHECK(txn_batch_parse(b->op, r, &out) == 0)) {
+        answer = out.answer;
+        if (status != NULL) {
+            *status = out.status;
+        }
+    }
     freeReplyObject(r);
     return answer;
 }
 
 static char *bfield(struct fx *f, const char *id, const char *field)
 {
-    return fx_str(f, "HGET " KEY_BATCH "%s %s", id, field);
+    return fx_str(f, "HGET %s %s", fx_key(f, KS_BATCH, id), field);
 }
 
 static void test_lifecycle(struct fx *f)
 {
-    static const char *const create[] = {"acme",       "endpoint", "/v1/chat/completions",
-                                         "webhook",    BATCH_HOOK, "expires_at",
-                                         "1700086400", NULL};
-    static const char *const lease[] = {"30000", NULL};
-    static const char *const total[] = {"2", NULL};
-    static const char *const progress[] = {"2", "180", "1", "1700000010000", NULL};
-    static const char *const done[] = {"completed",       "file_out", "file_err", "{\"id\":\"b\"}",
-                                       "batch.completed", "",         NULL};
-    static const char *const release[] = {"3600000", "task_b1", "task_b2", NULL};
-    static const char *const tenant[] = {"acme", NULL};
-    static const char *const other[] = {"evil", NULL};
-    struct fx_task t = {.tenant = "acme", .batch = "batch_1", .custom_id = "line"};
-    struct fx_outcome ok = {
-        .id = "task_b1", .outcome = "completed", .result = "{}", .took_slot = "1", .class = "ok"};
-    struct fx_outcome bad = {
-        .id = "task_b2", .outcome = "failed", .error = "{}", .took_slot = "1", .class = "client"};
+    static const char *const fields[] = {"endpoint", "/v1/chat/completions", "webhook",
+                                         BATCH_HOOK, "expires_at",           "1700086400"};
+    static const char *const tasks[] = {"task_b1", "task_b2"};
+    struct txn_batch b = op(TXN_BATCH_CREATE, "batch_1", FX_NOW);
+    struct txn_submit t = fx_task(NULL);
+    struct txn_outcome ok = fx_outcome("task_b1", TXN_OUTCOME_COMPLETED);
+    struct txn_outcome bad = fx_outcome("task_b2", TXN_OUTCOME_FAILED);
+    struct txn_batch_reply got;
+    enum txn_batch_status status = TXN_BATCH_STATUS_COUNT;
     redisReply *r;
 
+    t.tenant = "acme";
+    t.batch_id = "batch_1";
+    t.custom_id = "line";
+    ok.result = "{}";
+    ok.took_slot = true;
+    ok.class = TXN_CLASS_OK;
+    bad.error = "{}";
+    bad.took_slot = true;
+    bad.class = TXN_CLASS_CLIENT;
     fx_flush(f);
     fx_routing(f, "m", FX_ROUTING_OPEN);
-    CHECK_STR(op1(f, "batch_1", "acme", "create", FX_NOW, create), "ok");
+    b.u.create.fields = fields;
+    b.u.create.n_fields = 3;
+    CHECK(op1(f, &b, NULL) == TXN_BATCH_OK);
     CHECK_OWNED(bfield(f, "batch_1", "status"), "validating");
     CHECK_OWNED(bfield(f, "batch_1", "created_at"), "1700000000");
     CHECK_OWNED(bfield(f, "batch_1", "endpoint"), "/v1/chat/completions");
-    CHECK_OWNED(fx_str(f, "ZSCORE " KEY_BATCH_WORK " batch_1"), "0");
-    CHECK_OWNED(fx_str(f, "ZSCORE " KEY_BATCHES_TENANT "acme batch_1"), "1700000000000");
-    CHECK_STR(op1(f, "batch_1", "evil", "get", FX_NOW, other), "notfound");
-    CHECK_STR(op1(f, "batch_1", "acme", "get", FX_NOW, tenant), "ok");
+    CHECK_OWNED(fx_str(f, "ZSCORE %s batch_1", fx_key(f, KS_BATCH_WORK, NULL)), "0");
+    CHECK_OWNED(fx_str(f, "ZSCORE %s batch_1", fx_key(f, KS_BATCHES_TENANT, "acme")),
+                "1700000000000");
+    b = op(TXN_BATCH_GET, "batch_1", FX_NOW);
+    b.tenant = "evil";
+    CHECK(op1(f, &b, NULL) == TXN_BATCH_NOTFOUND);
+    b.tenant = "acme";
+    r = batch(f, &b);
+    CHECK(txn_batch_parse(TXN_BATCH_GET, r, &got) == 0 && got.answer == TXN_BATCH_OK);
+    CHECK_STR(got.hash ? task_hash_get(got.hash, "status") : NULL, "validating");
+    freeReplyObject(r);
 
     /* the runner claims it; nobody else can while the lease holds */
-    r = batch(f, "", "acme", "claim", FX_NOW, lease);
-    CHECK_STR(fx_elem(r, 0), "batch_1");
+    b = op(TXN_BATCH_CLAIM, NULL, FX_NOW);
+    b.tenant = NULL;
+    b.u.claim.lease_ms = 30000;
+    r = batch(f, &b);
+    CHECK(txn_batch_parse(TXN_BATCH_CLAIM, r, &got) == 0 && got.answer == TXN_BATCH_OK);
+    CHECK_STR(got.id, "batch_1");
+    CHECK_STR(got.hash ? task_hash_get(got.hash, "tenant") : NULL, "acme");
     freeReplyObject(r);
     CHECK_OWNED(bfield(f, "batch_1", "leased"), "1700000030000");
-    r = batch(f, "", "acme", "claim", FX_NOW + 1, lease);
+    b.now_ms = FX_NOW + 1;
+    r = batch(f, &b);
     CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 0);
+    CHECK(txn_batch_parse(TXN_BATCH_CLAIM, r, &got) == 0 && got.answer == TXN_BATCH_NONE);
     freeReplyObject(r);
-    CHECK_STR(op1(f, "batch_1", "acme", "started", FX_NOW, total), "in_progress");
+    b = op(TXN_BATCH_STARTED, "batch_1", FX_NOW);
+    b.u.started.total = 2;
+    CHECK(op1(f, &b, &status) == TXN_BATCH_OK);
+    CHECK(status == TXN_BATCH_IN_PROGRESS);
     CHECK_OWNED(bfield(f, "batch_1", "leased"), NULL);
     CHECK_OWNED(bfield(f, "batch_1", "total"), "2");
 
@@ -102,82 +119,143 @@ static void test_lifecycle(struct fx *f)
     t.id = "task_b2";
     CHECK(fx_submit1(f, &t) == 0);
     freeReplyObject(fx_claim(f, FX_NOW, 2));
-    CHECK_STR(op1(f, "batch_1", "acme", "progress", FX_NOW, progress), "ok");
+    b = op(TXN_BATCH_PROGRESS, "batch_1", FX_NOW);
+    b.u.progress.expanded = 2;
+    b.u.progress.offset = 180;
+    b.u.progress.all = true;
+    b.u.progress.due_ms = 1700000010000LL;
+    CHECK(op1(f, &b, NULL) == TXN_BATCH_OK);
     CHECK_OWNED(bfield(f, "batch_1", "expanded_all"), "1");
-    CHECK_OWNED(fx_str(f, "ZSCORE " KEY_BATCH_WORK " batch_1"), "1700086400000");
-
+    CHECK_OWNED(fx_str(f, "ZSCORE %s batch_1", fx_key(f, KS_BATCH_WORK, NULL)), "1700086400000");
     /* the first outcome is counted, the task kept (no retention yet) */
     freeReplyObject(fx_finish(f, FX_NOW + 100, 10, &ok, 1));
     CHECK_OWNED(bfield(f, "batch_1", "completed"), "1");
     CHECK_OWNED(bfield(f, "batch_1", "status"), "in_progress");
     CHECK_FIELD(f, "task_b1", "status", "completed");
     CHECK_FIELD(f, "task_b1", "expires", NULL);
-    CHECK(fx_int(f, "PTTL " KEY_TASK "task_b1") == -1);
-    CHECK(fx_int(f, "ZCARD " KEY_EXPIRY) == 0);
+    CHECK(fx_int(f, "PTTL %s", fx_key(f, KS_TASK, "task_b1")) == -1);
+    CHECK(fx_int(f, "ZCARD %s", fx_key(f, KS_EXPIRY, NULL)) == 0);
     /* the last one: finalizing, due now */
     freeReplyObject(fx_finish(f, FX_NOW + 2000, 10, &bad, 1));
     CHECK_OWNED(bfield(f, "batch_1", "failed"), "1");
     CHECK_OWNED(bfield(f, "batch_1", "status"), "finalizing");
     CHECK_OWNED(bfield(f, "batch_1", "finalizing_at"), "1700000002");
-    CHECK_OWNED(fx_str(f, "ZSCORE " KEY_BATCH_WORK " batch_1"), "0");
+    CHECK_OWNED(fx_str(f, "ZSCORE %s batch_1", fx_key(f, KS_BATCH_WORK, NULL)), "0");
 
     /* the runner writes the output: completed, its webhook queued with the body given */
-    CHECK_STR(op1(f, "batch_1", "acme", "done", FX_NOW + 3000, done), "ok");
+    b = op(TXN_BATCH_DONE, "batch_1", FX_NOW + 3000);
+    b.u.done.status = TXN_BATCH_COMPLETED;
+    b.u.done.output_file = "file_out";
+    b.u.done.error_file = "file_err";
+    b.u.done.webhook_body = "{\"id\":\"b\"}";
+    CHECK(op1(f, &b, NULL) == TXN_BATCH_OK);
     CHECK_OWNED(bfield(f, "batch_1", "status"), "completed");
     CHECK_OWNED(bfield(f, "batch_1", "completed_at"), "1700000003");
     CHECK_OWNED(bfield(f, "batch_1", "output_file_id"), "file_out");
     CHECK_OWNED(bfield(f, "batch_1", "error_file_id"), "file_err");
     CHECK_OWNED(bfield(f, "batch_1", "errors"), NULL);
-    CHECK(fx_int(f, "ZSCORE " KEY_BATCH_WORK " batch_1") == -999);
-    CHECK_OWNED(fx_str(f, "HGET " KEY_DELIVERY "msg_1_1 body"), "{\"id\":\"b\"}");
-    CHECK_OWNED(fx_str(f, "HGET " KEY_DELIVERY "msg_1_1 event"), "batch.completed");
-    CHECK_OWNED(fx_str(f, "ZSCORE " KEY_WEBHOOK_QUEUE " msg_1_1"), "1700000003000");
+    CHECK(fx_int(f, "ZSCORE %s batch_1", fx_key(f, KS_BATCH_WORK, NULL)) == -999);
+    CHECK_OWNED(fx_str(f, "HGET %s body", fx_key(f, KS_DELIVERY, "msg_1_1")), "{\"id\":\"b\"}");
+    CHECK_OWNED(fx_str(f, "HGET %s event", fx_key(f, KS_DELIVERY, "msg_1_1")), "batch.completed");
+    CHECK_OWNED(fx_str(f, "ZSCORE %s msg_1_1", fx_key(f, KS_WEBHOOK_QUEUE, NULL)), "1700000003000");
     /* a second done (a runner that lost its lease) changes nothing */
-    CHECK_STR(op1(f, "batch_1", "acme", "done", FX_NOW + 4000, done), "stale");
+    b.now_ms = FX_NOW + 4000;
+    CHECK(op1(f, &b, NULL) == TXN_BATCH_STALE);
     CHECK_OWNED(bfield(f, "batch_1", "completed_at"), "1700000003");
 
     /* the tasks' retention starts */
-    CHECK_STR(op1(f, "batch_1", "acme", "release", FX_NOW + 5000, release), "ok");
+    b = op(TXN_BATCH_RELEASE, "batch_1", FX_NOW + 5000);
+    b.u.release.ret_ms = 3600000;
+    b.u.release.task_ids = tasks;
+    b.u.release.n = 2;
+    CHECK(op1(f, &b, NULL) == TXN_BATCH_OK);
     CHECK_FIELD(f, "task_b1", "expires", "1700003605000");
-    CHECK(fx_int(f, "PTTL " KEY_TASK "task_b1") > 0);
-    CHECK_OWNED(fx_str(f, "ZSCORE " KEY_EXPIRY " acme|task_b1|completed|47|0"), "1700003605000");
-    CHECK_OWNED(fx_str(f, "ZSCORE " KEY_EXPIRY " acme|task_b2|failed|45|0"), "1700003605000");
+    CHECK(fx_int(f, "PTTL %s", fx_key(f, KS_TASK, "task_b1")) > 0);
+    CHECK_OWNED(fx_str(f, "ZSCORE %s acme|task_b1|completed|47|0", fx_key(f, KS_EXPIRY, NULL)),
+                "1700003605000");
+    CHECK_OWNED(fx_str(f, "ZSCORE %s acme|task_b2|failed|45|0", fx_key(f, KS_EXPIRY, NULL)),
+                "1700003605000");
+}
+
+/*
+ * The reply to an op the script does not know: the layer builds only the ops it names
+ * (txn_batch_build refuses another), so the call is a GET built by it with its op word swapped.
+ */
+static redisReply *unknown_op(struct fx *f, const char *id, long long now)
+{
+    struct txn_batch b = op(TXN_BATCH_GET, id, now);
+    const char *get = txn_batch_op_name(TXN_BATCH_GET);
+    int swapped = 0;
+
+    CHECK(txn_batch_build(&f->args, &f->keys, &b) == 0);
+    for (int i = f->args.nkeys; i < f->args.n; i++) {
+        if (strcmp(f->args.v[i], get) == 0) {
+            f->args.v[i] = "bogus";
+            f->args.len[i] = strlen("bogus");
+            swapped++;
+        }
+    }
+    CHECK(swapped == 1);
+    return fx_run(f, SCRIPT_BATCH, &f->args);
 }
 
 static void test_cancel_list_unknown(struct fx *f)
 {
-    static const char *const acme[] = {"acme", NULL};
-    static const char *const evil[] = {"evil", NULL};
-    static const char *const page1[] = {"acme", "", "2", NULL};
-    static const char *const page2[] = {"acme", "batch_2", "2", NULL};
-    static const char *const progress[] = {"3", "90", "0", "1700000010000", NULL};
+    static const char *const ids[] = {"batch_1", "batch_2", "batch_3"};
+    struct txn_batch b;
+    struct txn_batch_reply got;
     redisReply *r;
 
     fx_flush(f);
-    CHECK_STR(op1(f, "batch_1", "acme", "create", FX_NOW, acme), "ok");
-    CHECK_STR(op1(f, "batch_2", "acme", "create", FX_NOW + 1, acme), "ok");
-    CHECK_STR(op1(f, "batch_3", "acme", "create", FX_NOW + 2, acme), "ok");
+    for (int i = 0; i < 3; i++) {
+        b = op(TXN_BATCH_CREATE, ids[i], FX_NOW + i);
+        CHECK(op1(f, &b, NULL) == TXN_BATCH_OK);
+    }
     /* newest first, two a page */
-    r = batch(f, "", "acme", "list", FX_NOW, page1);
+    b = op(TXN_BATCH_LIST, NULL, FX_NOW);
+    b.u.list.limit = 2;
+    r = batch(f, &b);
     CHECK(r != NULL && r->elements == 4);
-    CHECK(fx_elem_int(r, 1) == 1);
+    CHECK(txn_batch_parse(TXN_BATCH_LIST, r, &got) == 0 && got.answer == TXN_BATCH_OK);
+    CHECK(got.has_more);
+    CHECK(got.n_hashes == 2);
+    CHECK_STR(got.n_hashes == 2 ? task_hash_get(got.hashes[0], "created_at") : NULL, "1700000000");
     freeReplyObject(r);
-    r = batch(f, "", "acme", "list", FX_NOW, page2);
+    b.u.list.after = "batch_2";
+    r = batch(f, &b);
     CHECK(r != NULL && r->elements == 3);
-    CHECK(fx_elem_int(r, 1) == 0);
+    CHECK(txn_batch_parse(TXN_BATCH_LIST, r, &got) == 0 && got.answer == TXN_BATCH_OK);
+    CHECK(!got.has_more);
+    CHECK(got.n_hashes == 1);
     freeReplyObject(r);
 
-    CHECK_STR(op1(f, "batch_1", "acme", "cancel", FX_NOW, acme), "ok");
+    b = op(TXN_BATCH_CANCEL, "batch_1", FX_NOW);
+    r = batch(f, &b);
+    CHECK(txn_batch_parse(TXN_BATCH_CANCEL, r, &got) == 0 && got.answer == TXN_BATCH_OK);
+    CHECK_STR(got.hash ? task_hash_get(got.hash, "status") : NULL, "cancelling");
+    freeReplyObject(r);
     CHECK_OWNED(bfield(f, "batch_1", "status"), "cancelling");
     CHECK_OWNED(bfield(f, "batch_1", "end"), "cancelled");
-    CHECK_STR(op1(f, "batch_1", "acme", "cancel", FX_NOW, acme), "ok");
-    CHECK_STR(op1(f, "batch_1", "evil", "cancel", FX_NOW, evil), "notfound");
+    CHECK(op1(f, &b, NULL) == TXN_BATCH_OK);
+    b.tenant = "evil";
+    CHECK(op1(f, &b, NULL) == TXN_BATCH_NOTFOUND);
     /* expanding when cancelled: the lines not submitted are not part of it */
-    CHECK_STR(op1(f, "batch_1", "acme", "progress", FX_NOW, progress), "stop");
+    b = op(TXN_BATCH_PROGRESS, "batch_1", FX_NOW);
+    b.u.progress.expanded = 3;
+    b.u.progress.offset = 90;
+    b.u.progress.all = false;
+    b.u.progress.due_ms = 1700000010000LL;
+    CHECK(op1(f, &b, NULL) == TXN_BATCH_STOP);
     CHECK_OWNED(bfield(f, "batch_1", "total"), "3");
     CHECK_OWNED(bfield(f, "batch_1", "expanded_all"), "1");
-    CHECK_STR(op1(f, "batch_1", "acme", "bogus", FX_NOW, NULL), "error");
-    CHECK_STR(op1(f, "batch_9", "acme", "started", FX_NOW, acme), "gone");
+    r = unknown_op(f, "batch_1", FX_NOW);
+    CHECK(r != NULL && r->type == REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    b = op(TXN_BATCH_OP_COUNT, "batch_1", FX_NOW);
+    CHECK(txn_batch_build(&f->args, &f->keys, &b) == CORE_EINVAL);
+    b = op(TXN_BATCH_STARTED, "batch_9", FX_NOW);
+    b.u.started.total = 1;
+    CHECK(op1(f, &b, NULL) == TXN_BATCH_GONE);
 }
 
 int main(void)

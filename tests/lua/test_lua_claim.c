@@ -16,41 +16,62 @@
     "{\"rpm\":" #rpm ",\"tpm\":0,\"maxc\":" #maxc ",\"weight\":1,\"pin\":" #pin ",\"pout\":" #pin  \
     ",\"pimg\":0,\"psec\":0}"
 
-/* The ids a CLAIM reply leased, comma-separated (static buffer). */
+/* The ids a CLAIM reply leased, comma-separated, "?" for a unit the parser refused (static
+ * buffer). */
 static const char *ids(const redisReply *r)
 {
     static char buf[1024];
+    struct txn_claim_reply c;
+    struct txn_claimed u;
     size_t n = 0;
 
     buf[0] = '\0';
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && 2 + i * FX_CLAIM_UNIT < r->elements;
-         i++) {
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? "," : "",
-                              FX_CLAIM_ID(r, i) ? FX_CLAIM_ID(r, i) : "?");
+    if (txn_claim_parse(r, &c) != 0) {
+        return "(no reply)";
+    }
+    for (size_t i = 0; i < c.n_units; i++) {
+        int ok = txn_claim_unit(&c, i, &u) == 0;
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? "," : "", ok ? u.id : "?");
     }
     return buf;
 }
 
-static void submit(struct fx *f, const char *id, const char *tenant, const char *model,
-                   const char *prio)
+/* The wait a CLAIM reply reports (ms until a deployment's budget returns; -1 none; -999 no
+ * reply). */
+static long long wait_of(const redisReply *r)
 {
-    struct fx_task t = {.id = id, .tenant = tenant, .model = model, .prio = prio};
+    struct txn_claim_reply c;
+
+    return txn_claim_parse(r, &c) == 0 ? c.wait_ms : -999;
+}
+
+static void submit(struct fx *f, const char *id, const char *tenant, const char *model,
+                   enum task_priority prio)
+{
+    struct txn_submit t = fx_task(id);
+
+    t.tenant = tenant;
+    t.model = model;
+    t.prio = prio;
     CHECK(fx_submit1(f, &t) == 0);
 }
 
 static void test_claim_one(struct fx *f)
 {
     redisReply *r;
+    struct txn_claim_reply c;
+    struct txn_claimed u;
 
     fx_flush(f);
     fx_routing(f, "m", FX_ROUTING_OPEN);
-    submit(f, "task_a", "t1", "m", "1");
+    submit(f, "task_a", "t1", "m", TASK_PRIO_NORMAL);
     r = fx_claim(f, FX_NOW, 10);
-    CHECK(r != NULL && r->elements == 2 + FX_CLAIM_UNIT);
+    /* the reply as the script writes it: the wait, the aliases without routing, then 15 fields a
+       unit (id, fence, attempts, max_attempts, tenant, model, kind, input, mode, status, up_id,
+       job, dep, stream, reply_to) */
+    CHECK(r != NULL && r->elements == 2 + 15);
     CHECK(fx_elem_int(r, 0) == -1);
     CHECK_STR(fx_elem(r, 1), "");
-    /* id, fence, attempts, max_attempts, tenant, model, kind, input, mode, status, up_id, job,
-       dep, stream, reply_to */
     CHECK_STR(fx_elem(r, 2), "task_a");
     CHECK_STR(fx_elem(r, 3), "1");
     CHECK_STR(fx_elem(r, 4), "1");
@@ -66,6 +87,27 @@ static void test_claim_one(struct fx *f)
     CHECK_STR(fx_elem(r, 14), "0");
     CHECK_STR(fx_elem(r, 15), "");
     CHECK_STR(fx_elem(r, 16), "");
+    /* and as a worker reads it */
+    CHECK(txn_claim_parse(r, &c) == 0);
+    CHECK(c.wait_ms == -1);
+    CHECK_STR(c.missing_routing, "");
+    CHECK(c.n_units == 1);
+    CHECK(txn_claim_unit(&c, 0, &u) == 0);
+    CHECK_STR(u.id, "task_a");
+    CHECK(u.fence == 1);
+    CHECK(u.attempts == 1);
+    CHECK(u.max_attempts == 3);
+    CHECK_STR(u.tenant, "t1");
+    CHECK_STR(u.model, "m");
+    CHECK(u.kind == TASK_KIND_CHAT);
+    CHECK(strstr(u.input, "messages") != NULL);
+    CHECK(u.mode == TXN_MODE_CALL);
+    CHECK(!u.cancelling);
+    CHECK_STR(u.up_id, "");
+    CHECK_STR(u.job, "");
+    CHECK(u.dep == 0);
+    CHECK(!u.stream);
+    CHECK_STR(u.reply_to, "");
     freeReplyObject(r);
     CHECK_FIELD(f, "task_a", "status", "in_progress");
     CHECK_FIELD(f, "task_a", "attempts", "1");
@@ -73,9 +115,9 @@ static void test_claim_one(struct fx *f)
     CHECK_FIELD(f, "task_a", "dep", "0");
     CHECK_FIELD(f, "task_a", "inq", "0");
     CHECK_FIELD(f, "task_a", "started", "1700000000000");
-    CHECK_OWNED(fx_str(f, "ZSCORE " KEY_LEASES " task_a"), "1700000060000");
-    CHECK_OWNED(fx_str(f, "HGET " KEY_DEP "m:0 inf"), "1");
-    CHECK(fx_int(f, "LLEN " KEY_QUEUE "1:t1|m") == 0);
+    CHECK_OWNED(fx_str(f, "ZSCORE %s task_a", fx_key(f, KS_LEASES, NULL)), "1700000060000");
+    CHECK_OWNED(fx_str(f, "HGET %s inf", fx_key(f, KS_DEP, "m:0")), "1");
+    CHECK(fx_int(f, "LLEN %s", fx_key(f, KS_QUEUE, "1:t1|m")) == 0);
     CHECK(fx_stat(f, "status|queued") == 0);
     CHECK(fx_stat(f, "status|in_progress") == 1);
     CHECK(fx_stat(f, "tq|t1") == 0);
@@ -84,9 +126,10 @@ static void test_claim_one(struct fx *f)
     /* nothing left: an empty claim, and the empty list leaves the ring */
     r = fx_claim(f, FX_NOW, 10);
     CHECK(r != NULL && r->elements == 2);
+    CHECK(txn_claim_parse(r, &c) == 0 && c.n_units == 0);
     freeReplyObject(r);
-    CHECK(fx_int(f, "LLEN " KEY_RING "1") == 0);
-    CHECK(fx_int(f, "SCARD " KEY_RINGSET "1") == 0);
+    CHECK(fx_int(f, "LLEN %s", fx_key(f, KS_RING, "1")) == 0);
+    CHECK(fx_int(f, "SCARD %s", fx_key(f, KS_RINGSET, "1")) == 0);
 }
 
 static void test_fairness_and_priority(struct fx *f)
@@ -95,13 +138,13 @@ static void test_fairness_and_priority(struct fx *f)
 
     fx_flush(f);
     fx_routing(f, "m", FX_ROUTING_OPEN);
-    submit(f, "task_x1", "x", "m", "1");
-    submit(f, "task_x2", "x", "m", "1");
-    submit(f, "task_x3", "x", "m", "1");
-    submit(f, "task_x4", "x", "m", "1");
-    submit(f, "task_y1", "y", "m", "1");
-    submit(f, "task_b1", "z", "m", "2");
-    submit(f, "task_i1", "z", "m", "0");
+    submit(f, "task_x1", "x", "m", TASK_PRIO_NORMAL);
+    submit(f, "task_x2", "x", "m", TASK_PRIO_NORMAL);
+    submit(f, "task_x3", "x", "m", TASK_PRIO_NORMAL);
+    submit(f, "task_x4", "x", "m", TASK_PRIO_NORMAL);
+    submit(f, "task_y1", "y", "m", TASK_PRIO_NORMAL);
+    submit(f, "task_b1", "z", "m", TASK_PRIO_BATCH);
+    submit(f, "task_i1", "z", "m", TASK_PRIO_INTERACTIVE);
     /* interactive first, then the tenants of normal take turns, batch last */
     r = fx_claim(f, FX_NOW, 3);
     CHECK_STR(ids(r), "task_i1,task_x1,task_y1");
@@ -118,18 +161,18 @@ static void test_request_bucket(struct fx *f)
     fx_flush(f);
     /* 60 rpm with a 1 s burst: one request now, the next a second later */
     fx_routing(f, "m", ROUTING("cost", DEP(60, 0, 0.1)));
-    submit(f, "task_1", "t1", "m", "1");
-    submit(f, "task_2", "t1", "m", "1");
+    submit(f, "task_1", "t1", "m", TASK_PRIO_NORMAL);
+    submit(f, "task_2", "t1", "m", TASK_PRIO_NORMAL);
     r = fx_claim(f, FX_NOW, 5);
     CHECK_STR(ids(r), "task_1");
-    CHECK(fx_elem_int(r, 0) == 1000);
+    CHECK(wait_of(r) == 1000);
     freeReplyObject(r);
-    CHECK_OWNED(fx_str(f, "HGET " KEY_DEP "m:0 rt"), "0");
-    CHECK_OWNED(fx_str(f, "HGET " KEY_DEP "m:0 ts"), "1700000000000");
+    CHECK_OWNED(fx_str(f, "HGET %s rt", fx_key(f, KS_DEP, "m:0")), "0");
+    CHECK_OWNED(fx_str(f, "HGET %s ts", fx_key(f, KS_DEP, "m:0")), "1700000000000");
     CHECK_FIELD(f, "task_2", "status", "queued");
     r = fx_claim(f, FX_NOW + 500, 5);
     CHECK_STR(ids(r), "");
-    CHECK(fx_elem_int(r, 0) == 500);
+    CHECK(wait_of(r) == 500);
     freeReplyObject(r);
     r = fx_claim(f, FX_NOW + 1000, 5);
     CHECK_STR(ids(r), "task_2");
@@ -139,25 +182,24 @@ static void test_request_bucket(struct fx *f)
 static void test_concurrency_breaker_pause(struct fx *f)
 {
     redisReply *r;
-    struct fx_outcome done = {.id = "task_1",
-                              .outcome = "completed",
-                              .result = "{}",
-                              .took_slot = "1",
-                              .class = "ok",
-                              .latency = "10",
-                              .http_status = "200"};
+    struct txn_outcome done = fx_outcome("task_1", TXN_OUTCOME_COMPLETED);
 
+    done.result = "{}";
+    done.took_slot = true;
+    done.class = TXN_CLASS_OK;
+    done.latency_ms = 10;
+    done.http_status = 200;
     fx_flush(f);
     fx_routing(f, "m", ROUTING("cost", DEP(0, 1, 0.1)));
-    submit(f, "task_1", "t1", "m", "1");
-    submit(f, "task_2", "t1", "m", "1");
+    submit(f, "task_1", "t1", "m", TASK_PRIO_NORMAL);
+    submit(f, "task_2", "t1", "m", TASK_PRIO_NORMAL);
     r = fx_claim(f, FX_NOW, 5);
     CHECK_STR(ids(r), "task_1");
-    CHECK(fx_elem_int(r, 0) == 1000);
+    CHECK(wait_of(r) == 1000);
     freeReplyObject(r);
     /* the slot comes back with FINISH */
     freeReplyObject(fx_finish(f, FX_NOW + 10, 10, &done, 1));
-    CHECK_OWNED(fx_str(f, "HGET " KEY_DEP "m:0 inf"), "0");
+    CHECK_OWNED(fx_str(f, "HGET %s inf", fx_key(f, KS_DEP, "m:0")), "0");
     r = fx_claim(f, FX_NOW + 20, 5);
     CHECK_STR(ids(r), "task_2");
     freeReplyObject(r);
@@ -165,28 +207,28 @@ static void test_concurrency_breaker_pause(struct fx *f)
     /* an open breaker: the wait is until it half-opens; then one probe, then a second's wait */
     fx_flush(f);
     fx_routing(f, "m", FX_ROUTING_OPEN);
-    freeReplyObject(fx_cmd(f, "HSET " KEY_DEP "m:0 br open bro %lld", FX_NOW));
-    submit(f, "task_1", "t1", "m", "1");
-    submit(f, "task_2", "t1", "m", "1");
+    freeReplyObject(fx_cmd(f, "HSET %s br open bro %lld", fx_key(f, KS_DEP, "m:0"), FX_NOW));
+    submit(f, "task_1", "t1", "m", TASK_PRIO_NORMAL);
+    submit(f, "task_2", "t1", "m", TASK_PRIO_NORMAL);
     r = fx_claim(f, FX_NOW + 5000, 5);
     CHECK_STR(ids(r), "");
-    CHECK(fx_elem_int(r, 0) == 10000);
+    CHECK(wait_of(r) == 10000);
     freeReplyObject(r);
     r = fx_claim(f, FX_NOW + 15000, 5);
     CHECK_STR(ids(r), "task_1");
-    CHECK(fx_elem_int(r, 0) == 1000);
+    CHECK(wait_of(r) == 1000);
     freeReplyObject(r);
-    CHECK_OWNED(fx_str(f, "HGET " KEY_DEP "m:0 br"), "half");
-    CHECK_OWNED(fx_str(f, "HGET " KEY_DEP "m:0 probe"), "1700000015000");
+    CHECK_OWNED(fx_str(f, "HGET %s br", fx_key(f, KS_DEP, "m:0")), "half");
+    CHECK_OWNED(fx_str(f, "HGET %s probe", fx_key(f, KS_DEP, "m:0")), "1700000015000");
 
     /* a provider's pause */
     fx_flush(f);
     fx_routing(f, "m", FX_ROUTING_OPEN);
-    freeReplyObject(fx_cmd(f, "HSET " KEY_DEP "m:0 pause %lld", FX_NOW + 3000));
-    submit(f, "task_1", "t1", "m", "1");
+    freeReplyObject(fx_cmd(f, "HSET %s pause %lld", fx_key(f, KS_DEP, "m:0"), FX_NOW + 3000));
+    submit(f, "task_1", "t1", "m", TASK_PRIO_NORMAL);
     r = fx_claim(f, FX_NOW, 5);
     CHECK_STR(ids(r), "");
-    CHECK(fx_elem_int(r, 0) == 3000);
+    CHECK(wait_of(r) == 3000);
     freeReplyObject(r);
     r = fx_claim(f, FX_NOW + 3000, 5);
     CHECK_STR(ids(r), "task_1");
@@ -196,19 +238,19 @@ static void test_concurrency_breaker_pause(struct fx *f)
 static void test_strategies_and_avoid(struct fx *f)
 {
     redisReply *r;
-    struct fx_outcome retry = {.id = "task_1",
-                               .outcome = "retry",
-                               .error = "{}",
-                               .retry_at = "1700000000500",
-                               .took_slot = "1",
-                               .class = "fail",
-                               .avoid = "1"};
+    struct txn_outcome retry = fx_outcome("task_1", TXN_OUTCOME_RETRY);
+    enum txn_applied applied;
 
+    retry.error = "{}";
+    retry.retry_at_ms = 1700000000500LL;
+    retry.took_slot = true;
+    retry.class = TXN_CLASS_FAIL;
+    retry.avoid = true;
     fx_flush(f);
     fx_routing(f, "m", ROUTING("cost", DEP(0, 0, 1.0) "," DEP(0, 0, 0.1)));
     fx_routing(f, "o", ROUTING("ordered", DEP(0, 0, 1.0) "," DEP(0, 0, 0.1)));
-    submit(f, "task_1", "t1", "m", "1");
-    submit(f, "task_2", "t1", "o", "1");
+    submit(f, "task_1", "t1", "m", TASK_PRIO_NORMAL);
+    submit(f, "task_2", "t1", "o", TASK_PRIO_NORMAL);
     r = fx_claim(f, FX_NOW, 5);
     CHECK_STR(ids(r), "task_1,task_2");
     freeReplyObject(r);
@@ -216,7 +258,7 @@ static void test_strategies_and_avoid(struct fx *f)
     CHECK_FIELD(f, "task_2", "dep", "0"); /* the first */
     /* a retry that avoids its deployment goes to the other one next time */
     r = fx_finish(f, FX_NOW + 100, 10, &retry, 1);
-    CHECK_STR(fx_elem(r, 0), "retry");
+    CHECK(txn_finish_parse(r, &applied, 1) == 0 && applied == TXN_APPLIED_RETRY);
     freeReplyObject(r);
     CHECK_FIELD(f, "task_1", "avoid", "1");
     freeReplyObject(fx_tick(f, FX_NOW + 500, "node-1"));
@@ -231,14 +273,17 @@ static void test_strategies_and_avoid(struct fx *f)
 static void test_norouting_and_impossible(struct fx *f)
 {
     redisReply *r;
-    struct fx_task t = {.id = "task_cheap", .model = "m", .routing = "{\"max_cost\":0}"};
+    struct txn_submit t = fx_task("task_cheap");
+    struct txn_claim_reply c;
 
+    t.routing = "{\"max_cost\":0}";
     fx_flush(f);
-    submit(f, "task_g", "t1", "ghost", "1");
+    submit(f, "task_g", "t1", "ghost", TASK_PRIO_NORMAL);
     r = fx_claim(f, FX_NOW, 5);
     CHECK_STR(ids(r), "");
-    CHECK_STR(fx_elem(r, 1), "ghost");
-    CHECK(fx_elem_int(r, 0) == -1);
+    CHECK(txn_claim_parse(r, &c) == 0);
+    CHECK_STR(c.missing_routing, "ghost");
+    CHECK(c.wait_ms == -1);
     freeReplyObject(r);
     CHECK(fx_stat(f, "norouting|ghost") == 1);
     CHECK_FIELD(f, "task_g", "status", "queued");
@@ -256,7 +301,8 @@ static void test_norouting_and_impossible(struct fx *f)
     CHECK_FIELD(f, "task_cheap", "status", "failed");
     CHECK_FIELD(f, "task_cheap", "error", FX_NOROUTE_ERROR);
     CHECK_FIELD(f, "task_cheap", "completed", "1700000000000");
-    CHECK_OWNED(fx_str(f, "ZSCORE " KEY_EXPIRY " t1|task_cheap|failed|45|0"), "1700003600000");
+    CHECK_OWNED(fx_str(f, "ZSCORE %s t1|task_cheap|failed|45|0", fx_key(f, KS_EXPIRY, NULL)),
+                "1700003600000");
     CHECK(fx_stat(f, "status|failed") == 1);
     CHECK(fx_stat(f, "status|queued") == 0);
     CHECK(fx_stat(f, "tq|t1") == 0);
@@ -266,35 +312,39 @@ static void test_norouting_and_impossible(struct fx *f)
 static void test_due_poll(struct fx *f)
 {
     redisReply *r;
-    struct fx_outcome park = {.id = "task_v",
-                              .outcome = "park",
-                              .up_id = "up_1",
-                              .job = "{\"j\":1}",
-                              .poll_at = "1700000002000",
-                              .took_slot = "1",
-                              .class = "ok",
-                              .latency = "5"};
+    struct txn_outcome park = fx_outcome("task_v", TXN_OUTCOME_PARK);
+    enum txn_applied applied;
+    struct txn_claim_reply c;
+    struct txn_claimed u;
 
+    park.up_id = "up_1";
+    park.job = "{\"j\":1}";
+    park.poll_at_ms = 1700000002000LL;
+    park.took_slot = true;
+    park.class = TXN_CLASS_OK;
+    park.latency_ms = 5;
     fx_flush(f);
     fx_routing(f, "m", FX_ROUTING_OPEN);
-    submit(f, "task_v", "t1", "m", "1");
+    submit(f, "task_v", "t1", "m", TASK_PRIO_NORMAL);
     freeReplyObject(fx_claim(f, FX_NOW, 5));
     r = fx_finish(f, FX_NOW + 100, 10, &park, 1);
-    CHECK_STR(fx_elem(r, 0), "park");
+    CHECK(txn_finish_parse(r, &applied, 1) == 0 && applied == TXN_APPLIED_PARK);
     freeReplyObject(r);
     r = fx_claim(f, FX_NOW + 1000, 5);
     CHECK_STR(ids(r), "");
     freeReplyObject(r);
     r = fx_claim(f, FX_NOW + 2000, 5);
     CHECK_STR(ids(r), "task_v");
-    CHECK_STR(fx_elem(r, 3), "2");     /* a new fence */
-    CHECK_STR(fx_elem(r, 4), "1");     /* no attempt spent */
-    CHECK_STR(fx_elem(r, 10), "poll"); /* mode */
-    CHECK_STR(fx_elem(r, 12), "up_1");
-    CHECK_STR(fx_elem(r, 13), "{\"j\":1}");
+    CHECK(txn_claim_parse(r, &c) == 0 && txn_claim_unit(&c, 0, &u) == 0);
+    CHECK(u.fence == 2);    /* a new fence */
+    CHECK(u.attempts == 1); /* no attempt spent */
+    CHECK(u.mode == TXN_MODE_POLL);
+    CHECK(!u.cancelling);
+    CHECK_STR(u.up_id, "up_1");
+    CHECK_STR(u.job, "{\"j\":1}");
     freeReplyObject(r);
-    CHECK(fx_int(f, "ZCARD " KEY_POLLS) == 0);
-    CHECK_OWNED(fx_str(f, "ZSCORE " KEY_LEASES " task_v"), "1700000062000");
+    CHECK(fx_int(f, "ZCARD %s", fx_key(f, KS_POLLS, NULL)) == 0);
+    CHECK_OWNED(fx_str(f, "ZSCORE %s task_v", fx_key(f, KS_LEASES, NULL)), "1700000062000");
 }
 
 int main(void)

@@ -6,56 +6,52 @@
 #include "tests/unit/check.h"
 #include "tests/lua/fixture.h"
 
-static redisReply *extend(struct fx *f, long long deadline, const char *const *pairs, int n)
+/* EXTEND of the n attempts held to deadline. Caller frees the reply. */
+static redisReply *extend(struct fx *f, long long deadline, const struct txn_held *held, size_t n)
 {
-    struct fx_args *a = fx_args_new();
-    redisReply *r;
-
-    fx_arg(a, KEY_LEASES);
-    fx_argf(a, "%lld", deadline);
-    fx_arg(a, KEY_TASK);
-    for (int i = 0; i < 2 * n; i++) {
-        fx_arg(a, pairs[i]);
-    }
-    r = fx_script(f, SCRIPT_EXTEND, 1, a);
-    fx_args_free(a);
-    return r;
+    CHECK(txn_extend_build(&f->args, &f->keys, deadline, held, n) == 0);
+    return fx_run(f, SCRIPT_EXTEND, &f->args);
 }
 
 static void test_extend(struct fx *f)
 {
     static const char *const ids[] = {"task_a", "task_b", "task_c", "task_d"};
-    static const char *const pairs[] = {"task_a", "1",      "task_b", "2",         "task_c",
-                                        "1",      "task_d", "1",      "task_none", "1"};
-    struct fx_outcome done = {
-        .id = "task_d", .outcome = "completed", .result = "{}", .took_slot = "1", .class = "ok"};
+    static const struct txn_held held[] = {
+        {"task_a", 1}, {"task_b", 2}, {"task_c", 1}, {"task_d", 1}, {"task_none", 1}};
+    struct txn_outcome done = fx_outcome("task_d", TXN_OUTCOME_COMPLETED);
+    enum txn_lease leases[5];
     redisReply *r;
 
+    done.result = "{}";
+    done.took_slot = true;
+    done.class = TXN_CLASS_OK;
     fx_flush(f);
     fx_routing(f, "m", FX_ROUTING_OPEN);
     for (int i = 0; i < 4; i++) {
-        struct fx_task t = {.id = ids[i]};
+        struct txn_submit t = fx_task(ids[i]);
         CHECK(fx_submit1(f, &t) == 0);
     }
     freeReplyObject(fx_claim(f, FX_NOW, 4));
     freeReplyObject(fx_cancel(f, "task_c", "t1", FX_NOW + 10));
     freeReplyObject(fx_finish(f, FX_NOW + 20, 10, &done, 1));
-    r = extend(f, FX_NOW + 90000, pairs, 5);
-    CHECK(r != NULL && r->elements == 5);
-    CHECK_STR(fx_elem(r, 0), "ok");
-    CHECK_STR(fx_elem(r, 1), "lost");       /* another attempt's fence */
-    CHECK_STR(fx_elem(r, 2), "cancelling"); /* stop and finish it */
-    CHECK_STR(fx_elem(r, 3), "lost");       /* finished */
-    CHECK_STR(fx_elem(r, 4), "lost");       /* gone */
+    r = extend(f, FX_NOW + 90000, held, 5);
+    CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 5);
+    CHECK(txn_extend_parse(r, leases, 5) == 0);
+    CHECK(leases[0] == TXN_LEASE_HELD);
+    CHECK(leases[1] == TXN_LEASE_LOST);       /* another attempt's fence */
+    CHECK(leases[2] == TXN_LEASE_CANCELLING); /* stop and finish it */
+    CHECK(leases[3] == TXN_LEASE_LOST);       /* finished */
+    CHECK(leases[4] == TXN_LEASE_LOST);       /* gone */
     freeReplyObject(r);
-    CHECK_OWNED(fx_str(f, "ZSCORE " KEY_LEASES " task_a"), "1700000090000");
-    CHECK_OWNED(fx_str(f, "ZSCORE " KEY_LEASES " task_b"), "1700000060000");
-    CHECK_OWNED(fx_str(f, "ZSCORE " KEY_LEASES " task_c"), "1700000090000");
-    CHECK(fx_int(f, "ZSCORE " KEY_LEASES " task_d") == -999);
-    CHECK(fx_int(f, "ZSCORE " KEY_LEASES " task_none") == -999);
+    CHECK_OWNED(fx_str(f, "ZSCORE %s task_a", fx_key(f, KS_LEASES, NULL)), "1700000090000");
+    CHECK_OWNED(fx_str(f, "ZSCORE %s task_b", fx_key(f, KS_LEASES, NULL)), "1700000060000");
+    CHECK_OWNED(fx_str(f, "ZSCORE %s task_c", fx_key(f, KS_LEASES, NULL)), "1700000090000");
+    CHECK(fx_int(f, "ZSCORE %s task_d", fx_key(f, KS_LEASES, NULL)) == -999);
+    CHECK(fx_int(f, "ZSCORE %s task_none", fx_key(f, KS_LEASES, NULL)) == -999);
     /* nothing held: an empty answer */
-    r = extend(f, FX_NOW + 90000, pairs, 0);
+    r = extend(f, FX_NOW + 90000, held, 0);
     CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 0);
+    CHECK(txn_extend_parse(r, leases, 0) == 0);
     freeReplyObject(r);
 }
 

@@ -9,34 +9,42 @@
 #include "tests/unit/check.h"
 #include "tests/lua/fixture.h"
 
+/* A page of t1's tasks: after the cursor (NULL: the first page), status NULL for any. */
 static redisReply *list(struct fx *f, const char *after, int limit, const char *status, int cap)
 {
-    struct fx_args *a = fx_args_new();
-    redisReply *r;
+    struct txn_list p = {.tenant = "t1", .after = after, .limit = limit, .scan_cap = cap};
 
-    fx_arg(a, KEY_TENANT "t1");
-    fx_arg(a, after);
-    fx_argf(a, "%d", limit);
-    fx_arg(a, status);
-    fx_arg(a, KEY_TASK);
-    fx_argf(a, "%d", cap);
-    r = fx_script(f, SCRIPT_LIST, 1, a);
-    fx_args_free(a);
-    return r;
+    if (status != NULL) {
+        int st = task_status_parse(status);
+        CHECK(st >= 0);
+        p.by_status = true;
+        p.status = (enum task_status)st;
+    }
+    CHECK(txn_list_build(&f->args, &f->keys, &p) == 0);
+    return fx_run(f, SCRIPT_LIST, &f->args);
 }
 
-/* "has_more cursor: id id ..." of a LIST reply (static buffer). */
+/* "has_more cursor: id id ..." of a LIST reply, or "badcursor" (static buffer). */
 static const char *page(const redisReply *r)
 {
     static char buf[512];
+    struct txn_listed l;
     size_t n;
 
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
-        return fx_elem(r, 0) ? fx_elem(r, 0) : "?";
+    if (txn_list_parse(r, &l) != 0) {
+        return "?";
     }
-    n = (size_t)snprintf(buf, sizeof(buf), "%lld %s:", fx_elem_int(r, 1), fx_elem(r, 2));
-    for (size_t i = 3; i + 1 < r->elements; i += 2) {
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, " %s", fx_elem(r, i));
+    if (l.bad_cursor) {
+        return "badcursor";
+    }
+    n = (size_t)snprintf(buf, sizeof(buf), "%d %s:", l.has_more ? 1 : 0, l.cursor);
+    for (size_t i = 0; i < l.n; i++) {
+        const char *id;
+        const redisReply *hash;
+        txn_listed_task(&l, i, &id, &hash);
+        /* each id comes with its task */
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, " %s%s", id,
+                              hash->elements > 0 && task_hash_get(hash, "status") ? "" : "(none)");
     }
     return buf;
 }
@@ -44,65 +52,68 @@ static const char *page(const redisReply *r)
 static void test_list(struct fx *f)
 {
     static const char *const ids[] = {"task_1", "task_2", "task_3", "task_4", "task_5"};
-    struct fx_outcome done = {
-        .id = "task_2", .outcome = "completed", .result = "{}", .took_slot = "1", .class = "ok"};
+    struct txn_outcome done = fx_outcome("task_2", TXN_OUTCOME_COMPLETED);
     redisReply *r;
 
+    done.result = "{}";
+    done.took_slot = true;
+    done.class = TXN_CLASS_OK;
     fx_flush(f);
     fx_routing(f, "m", FX_ROUTING_OPEN);
     for (int i = 0; i < 5; i++) {
-        struct fx_task t = {.id = ids[i], .now = FX_NOW + i};
+        struct txn_submit t = fx_task(ids[i]);
+        t.now_ms = FX_NOW + i;
         CHECK(fx_submit1(f, &t) == 0);
     }
-    r = list(f, "", 2, "", 1000);
+    r = list(f, NULL, 2, NULL, 1000);
     CHECK_STR(page(r), "1 task_4: task_5 task_4");
     freeReplyObject(r);
-    r = list(f, "task_4", 2, "", 1000);
+    r = list(f, "task_4", 2, NULL, 1000);
     CHECK_STR(page(r), "1 task_2: task_3 task_2");
     freeReplyObject(r);
-    r = list(f, "task_2", 2, "", 1000);
+    r = list(f, "task_2", 2, NULL, 1000);
     CHECK_STR(page(r), "0 task_1: task_1");
     freeReplyObject(r);
     /* a filter */
     freeReplyObject(fx_claim(f, FX_NOW, 1)); /* task_1, the oldest */
     done.id = "task_1";
     freeReplyObject(fx_finish(f, FX_NOW + 10, 10, &done, 1));
-    r = list(f, "", 10, "completed", 1000);
+    r = list(f, NULL, 10, "completed", 1000);
     CHECK_STR(page(r), "0 task_1: task_1");
     freeReplyObject(r);
     /* the scan cap: nothing found in 2 entries, but the cursor moves on */
-    r = list(f, "", 10, "completed", 2);
+    r = list(f, NULL, 10, "completed", 2);
     CHECK_STR(page(r), "1 task_4:");
     freeReplyObject(r);
-    r = list(f, "task_none", 10, "", 1000);
+    r = list(f, "task_none", 10, NULL, 1000);
     CHECK_STR(page(r), "badcursor");
     freeReplyObject(r);
 }
 
-static redisReply *get(struct fx *f, const char *id)
+/* GET of id, parsed into out (borrowing the reply: caller frees). */
+static redisReply *get(struct fx *f, const char *id, struct txn_got *out)
 {
-    struct fx_args *a = fx_args_new();
     redisReply *r;
 
-    fx_argf(a, KEY_TASK "%s", id);
-    fx_arg(a, id);
-    r = fx_script(f, SCRIPT_GET, 1, a);
-    fx_args_free(a);
+    CHECK(txn_get_build(&f->args, &f->keys, id) == 0);
+    r = fx_run(f, SCRIPT_GET, &f->args);
+    CHECK(txn_get_parse(r, out) == 0);
     return r;
 }
 
 static void test_get(struct fx *f)
 {
-    static const struct fx_task tasks[] = {
-        {.id = "task_a", .tenant = "t1"},
-        {.id = "task_b", .tenant = "t1"},
-        {.id = "task_c", .tenant = "t1"},
-        {.id = "task_d", .tenant = "t2"},
-        {.id = "task_i", .tenant = "t3", .prio = "0"},
-        {.id = "task_j", .tenant = "t3", .prio = "0"},
-    };
+    static const char *const ids[] = {"task_a", "task_b", "task_c", "task_d", "task_i", "task_j"};
+    static const char *const tenants[] = {"t1", "t1", "t1", "t2", "t3", "t3"};
+    struct txn_submit tasks[6];
+    struct txn_got g;
     redisReply *r;
 
+    for (int i = 0; i < 6; i++) {
+        tasks[i] = fx_task(ids[i]);
+        tasks[i].tenant = tenants[i];
+    }
+    tasks[4].prio = tasks[5].prio = TASK_PRIO_INTERACTIVE;
     fx_flush(f);
     /* 60 rpm: one a second */
     fx_routing(f, "m",
@@ -110,56 +121,80 @@ static void test_get(struct fx *f)
                "\"tpm\":0,\"maxc\":0,\"weight\":1,\"pin\":0,\"pout\":0}]}");
     freeReplyObject(fx_submit(f, tasks, 6));
     /* two ahead in its list, two tenants taking turns, two interactive tasks first */
-    r = get(f, "task_c");
+    r = get(f, "task_c", &g);
     CHECK(r != NULL && r->elements == 3 && r->element[0]->elements > 0);
-    CHECK(fx_elem_int(r, 1) == 6);
-    CHECK(fx_elem_int(r, 2) == 6);
+    CHECK(g.hash != NULL && g.hash->elements > 0);
+    CHECK_STR(g.hash ? task_hash_get(g.hash, "status") : NULL, "queued");
+    CHECK(g.queue_position == 6);
+    CHECK(g.eta_s == 6);
     freeReplyObject(r);
-    r = get(f, "task_a");
-    CHECK(fx_elem_int(r, 1) == 2);
+    r = get(f, "task_a", &g);
+    CHECK(g.queue_position == 2);
     freeReplyObject(r);
     /* not queued, or no such task */
     freeReplyObject(fx_claim(f, FX_NOW, 1));
-    r = get(f, "task_i");
-    CHECK(fx_elem_int(r, 1) == -1 && fx_elem_int(r, 2) == -1);
+    r = get(f, "task_i", &g);
+    CHECK(g.queue_position == -1 && g.eta_s == -1);
+    CHECK_STR(g.hash ? task_hash_get(g.hash, "status") : NULL, "in_progress");
     freeReplyObject(r);
-    r = get(f, "task_none");
+    r = get(f, "task_none", &g);
     CHECK(r != NULL && r->elements == 3 && r->element[0]->elements == 0);
-    CHECK(fx_elem_int(r, 1) == -1);
+    CHECK(g.hash != NULL && g.hash->elements == 0);
+    CHECK(g.queue_position == -1);
     freeReplyObject(r);
+}
+
+/* The value of counter name in m, or NULL. */
+static const char *stat_of(const struct txn_metrics *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_stats; i++) {
+        const char *k, *v;
+        txn_metrics_stat(m, i, &k, &v);
+        if (strcmp(k, name) == 0) {
+            return v;
+        }
+    }
+    return NULL;
 }
 
 static void test_metrics(struct fx *f)
 {
-    struct fx_args *a = fx_args_new();
+    struct txn_submit t = fx_task("task_m");
+    struct txn_metrics m;
+    struct txn_dep_state d;
     redisReply *r;
-    const redisReply *deps;
-    struct fx_task t = {.id = "task_m"};
 
     fx_flush(f);
     fx_routing(f, "m", FX_ROUTING_OPEN);
     CHECK(fx_submit1(f, &t) == 0);
     freeReplyObject(fx_claim(f, FX_NOW, 1));
-    freeReplyObject(fx_cmd(f, "ZADD " KEY_DELAYED " 1 x 2 y"));
-    fx_arg(a, "m");
-    fx_arg(a, "2");
-    r = fx_script(f, SCRIPT_METRICS, 0, a);
-    fx_args_free(a);
+    freeReplyObject(fx_cmd(f, "ZADD %s 1 x 2 y", fx_key(f, KS_DELAYED, NULL)));
+    txn_metrics_begin(&f->args);
+    txn_metrics_add(&f->args, "m", 2);
+    r = fx_run(f, SCRIPT_METRICS, &f->args);
     CHECK(r != NULL && r->elements == 5);
-    CHECK(r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements > 0);
-    deps = r->element[1];
-    CHECK(deps->elements == 2);
+    if (!CHECK(txn_metrics_parse(r, &m) == 0)) {
+        freeReplyObject(r);
+        return;
+    }
+    CHECK(m.n_stats > 0);
+    CHECK_STR(stat_of(&m, "accepted"), "1");
+    CHECK_STR(stat_of(&m, "status|in_progress"), "1");
+    CHECK(m.n_deps == 2);
     /* alias, index, rt, tt, inf, br, pause, lat */
-    CHECK_STR(fx_elem(deps->element[0], 0), "m");
-    CHECK_STR(fx_elem(deps->element[0], 1), "0");
-    CHECK_STR(fx_elem(deps->element[0], 4), "1");
-    CHECK_STR(fx_elem(deps->element[0], 5), "closed");
-    CHECK_STR(fx_elem(deps->element[1], 1), "1");
-    CHECK_STR(fx_elem(deps->element[1], 2), "");
-    CHECK_STR(fx_elem(deps->element[1], 4), "0");
-    CHECK(fx_elem_int(r, 2) == 2);
-    CHECK(fx_elem_int(r, 3) == 1);
-    CHECK(fx_elem_int(r, 4) == 0);
+    txn_metrics_dep(&m, 0, &d);
+    CHECK_STR(d.alias, "m");
+    CHECK(d.index == 0);
+    CHECK(d.in_flight == 1);
+    CHECK(d.breaker == TXN_BREAKER_CLOSED);
+    txn_metrics_dep(&m, 1, &d);
+    CHECK(d.index == 1);
+    CHECK_STR(d.requests, "");
+    CHECK(d.in_flight == 0);
+    CHECK(!d.has_latency);
+    CHECK(m.delayed == 2);
+    CHECK(m.leased == 1);
+    CHECK(m.parked == 0);
     freeReplyObject(r);
 }
 

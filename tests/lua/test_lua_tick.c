@@ -10,15 +10,18 @@
 #include "tests/unit/check.h"
 #include "tests/lua/fixture.h"
 
-/* TICK's counts: promoted, recovered, swept, expired (after "leader"). */
+/* A leader's TICK reply with these counts (promoted, recovered, swept, expired). */
 static void check_counts(const redisReply *r, long long promoted, long long recovered,
                          long long swept, long long expired)
 {
-    CHECK_STR(fx_elem(r, 0), "leader");
-    CHECK(fx_elem_int(r, 1) == promoted);
-    CHECK(fx_elem_int(r, 2) == recovered);
-    CHECK(fx_elem_int(r, 3) == swept);
-    CHECK(fx_elem_int(r, 4) == expired);
+    struct txn_ticked t;
+
+    CHECK(txn_tick_parse(r, &t) == 0);
+    CHECK(t.leader);
+    CHECK(t.promoted == promoted);
+    CHECK(t.recovered == recovered);
+    CHECK(t.swept == swept);
+    CHECK(t.expired == expired);
 }
 
 static void setup(struct fx *f, const char *const *ids, int n, int max_attempts)
@@ -26,7 +29,8 @@ static void setup(struct fx *f, const char *const *ids, int n, int max_attempts)
     fx_flush(f);
     fx_routing(f, "m", FX_ROUTING_OPEN);
     for (int i = 0; i < n; i++) {
-        struct fx_task t = {.id = ids[i], .max_attempts = max_attempts};
+        struct txn_submit t = fx_task(ids[i]);
+        t.max_attempts = max_attempts;
         CHECK(fx_submit1(f, &t) == 0);
     }
     freeReplyObject(fx_claim(f, FX_NOW, n));
@@ -34,57 +38,58 @@ static void setup(struct fx *f, const char *const *ids, int n, int max_attempts)
 
 static void test_leader(struct fx *f)
 {
+    struct txn_ticked t;
     redisReply *r;
     char *before;
 
     fx_flush(f);
-    freeReplyObject(fx_cmd(f, "SET " KEY_LEADER " other PX 10000"));
+    freeReplyObject(fx_cmd(f, "SET %s other PX 10000", fx_key(f, KS_LEADER, NULL)));
     before = fx_dump(f);
     r = fx_tick(f, FX_NOW, "me");
     CHECK(r != NULL && r->elements == 1);
-    CHECK_STR(fx_elem(r, 0), "follower");
+    CHECK(txn_tick_parse(r, &t) == 0 && !t.leader);
+    CHECK(t.promoted == 0 && t.recovered == 0 && t.swept == 0 && t.expired == 0);
     freeReplyObject(r);
     CHECK_OWNED(fx_dump(f), before);
     free(before);
-    freeReplyObject(fx_cmd(f, "DEL " KEY_LEADER));
+    freeReplyObject(fx_cmd(f, "DEL %s", fx_key(f, KS_LEADER, NULL)));
     r = fx_tick(f, FX_NOW, "me");
     check_counts(r, 0, 0, 0, 0);
     freeReplyObject(r);
-    CHECK_OWNED(fx_str(f, "GET " KEY_LEADER), "me");
-    CHECK(fx_int(f, "PTTL " KEY_LEADER) > 0);
+    CHECK_OWNED(fx_str(f, "GET %s", fx_key(f, KS_LEADER, NULL)), "me");
+    CHECK(fx_int(f, "PTTL %s", fx_key(f, KS_LEADER, NULL)) > 0);
 }
 
 static void test_promote(struct fx *f)
 {
     static const char *const ids[] = {"task_r", "task_q"};
-    struct fx_outcome retry = {.id = "task_r",
-                               .outcome = "retry",
-                               .error = "{}",
-                               .retry_at = "1700000005000",
-                               .took_slot = "1",
-                               .class = "fail"};
+    struct txn_outcome retry = fx_outcome("task_r", TXN_OUTCOME_RETRY);
+    struct txn_submit t = fx_task("task_q");
+    char wake[FX_KEY_MAX];
     redisReply *r;
     redisContext *sub;
 
+    retry.error = "{}";
+    retry.retry_at_ms = 1700000005000LL;
+    retry.took_slot = true;
+    retry.class = TXN_CLASS_FAIL;
+    keyspace_key(&f->keys, wake, sizeof(wake), KS_CHANNEL_WAKE, NULL);
     setup(f, ids, 1, 3);
     freeReplyObject(fx_finish(f, FX_NOW + 100, 10, &retry, 1));
-    sub = fx_subscribe(f, FX_WAKE);
+    sub = fx_subscribe(f, wake);
     r = fx_tick(f, FX_NOW + 4999, "n");
     check_counts(r, 0, 0, 0, 0);
     freeReplyObject(r);
-    CHECK(fx_messages(f, sub, FX_WAKE, NULL, 0) == 0);
+    CHECK(fx_messages(f, sub, wake, NULL, 0) == 0);
     /* a task submitted meanwhile is behind it: the retry goes to the head */
-    {
-        struct fx_task t = {.id = "task_q"};
-        CHECK(fx_submit1(f, &t) == 0);
-    }
-    CHECK(fx_messages(f, sub, FX_WAKE, NULL, 0) == 1);
+    CHECK(fx_submit1(f, &t) == 0);
+    CHECK(fx_messages(f, sub, wake, NULL, 0) == 1);
     r = fx_tick(f, FX_NOW + 5000, "n");
     check_counts(r, 1, 0, 0, 0);
     freeReplyObject(r);
-    CHECK(fx_messages(f, sub, FX_WAKE, NULL, 0) == 1);
-    CHECK(fx_int(f, "ZCARD " KEY_DELAYED) == 0);
-    CHECK_OWNED(fx_str(f, "LINDEX " KEY_QUEUE "1:t1|m -1"), "task_r");
+    CHECK(fx_messages(f, sub, wake, NULL, 0) == 1);
+    CHECK(fx_int(f, "ZCARD %s", fx_key(f, KS_DELAYED, NULL)) == 0);
+    CHECK_OWNED(fx_str(f, "LINDEX %s -1", fx_key(f, KS_QUEUE, "1:t1|m")), "task_r");
     CHECK_FIELD(f, "task_r", "inq", "1");
     CHECK(fx_stat(f, "tq|t1") == 2);
     CHECK(fx_stat(f, "depth|m|1") == 2);
@@ -94,20 +99,19 @@ static void test_promote(struct fx *f)
 static void test_recover(struct fx *f)
 {
     static const char *const ids[] = {"task_a", "task_k", "task_p"};
-    struct fx_outcome park = {.id = "task_p",
-                              .outcome = "park",
-                              .up_id = "up_p",
-                              .poll_at = "1700000001000",
-                              .took_slot = "1",
-                              .class = "ok"};
+    struct txn_outcome park = fx_outcome("task_p", TXN_OUTCOME_PARK);
     redisReply *r;
 
+    park.up_id = "up_p";
+    park.poll_at_ms = 1700000001000LL;
+    park.took_slot = true;
+    park.class = TXN_CLASS_OK;
     setup(f, ids, 3, 3);
     freeReplyObject(fx_cancel(f, "task_k", "t1", FX_NOW + 10));
     /* task_p is parked, then claimed for its poll (lease from FX_NOW + 1000) */
     freeReplyObject(fx_finish(f, FX_NOW + 20, 10, &park, 1));
     freeReplyObject(fx_claim(f, FX_NOW + 1000, 5));
-    CHECK_OWNED(fx_str(f, "HGET " KEY_DEP "m:0 inf"), "2");
+    CHECK_OWNED(fx_str(f, "HGET %s inf", fx_key(f, KS_DEP, "m:0")), "2");
     r = fx_tick(f, FX_NOW + FX_LEASE - 1, "n");
     check_counts(r, 0, 0, 0, 0);
     freeReplyObject(r);
@@ -117,14 +121,14 @@ static void test_recover(struct fx *f)
     /* in progress: back to the head of its queue, its call slot returned */
     CHECK_FIELD(f, "task_a", "status", "queued");
     CHECK_FIELD(f, "task_a", "attempts", "1");
-    CHECK_OWNED(fx_str(f, "LINDEX " KEY_QUEUE "1:t1|m -1"), "task_a");
+    CHECK_OWNED(fx_str(f, "LINDEX %s -1", fx_key(f, KS_QUEUE, "1:t1|m")), "task_a");
     /* cancelling: cancelled */
     CHECK_FIELD(f, "task_k", "status", "cancelled");
     /* an upstream job still runs: due for a poll now */
     CHECK_FIELD(f, "task_p", "status", "in_progress");
-    CHECK_OWNED(fx_str(f, "ZSCORE " KEY_POLLS " task_p"), "1700000061000");
-    CHECK_OWNED(fx_str(f, "HGET " KEY_DEP "m:0 inf"), "0");
-    CHECK(fx_int(f, "ZCARD " KEY_LEASES) == 0);
+    CHECK_OWNED(fx_str(f, "ZSCORE %s task_p", fx_key(f, KS_POLLS, NULL)), "1700000061000");
+    CHECK_OWNED(fx_str(f, "HGET %s inf", fx_key(f, KS_DEP, "m:0")), "0");
+    CHECK(fx_int(f, "ZCARD %s", fx_key(f, KS_LEASES, NULL)) == 0);
     CHECK(fx_stat(f, "status|queued") == 1);
     CHECK(fx_stat(f, "status|in_progress") == 1);
     CHECK(fx_stat(f, "status|cancelled") == 1);
@@ -143,11 +147,12 @@ static void test_recover(struct fx *f)
 static void test_deadlines(struct fx *f)
 {
     static const char *const ids[] = {"task_run"};
-    struct fx_task queued = {.id = "task_wait", .deadline = "1700000001000"};
+    struct txn_submit queued = fx_task("task_wait");
     redisReply *r;
 
+    queued.deadline_ms = 1700000001000LL;
     setup(f, ids, 1, 3);
-    freeReplyObject(fx_cmd(f, "ZADD " KEY_DEADLINES " 1700000002000 task_run"));
+    freeReplyObject(fx_cmd(f, "ZADD %s 1700000002000 task_run", fx_key(f, KS_DEADLINES, NULL)));
     CHECK(fx_submit1(f, &queued) == 0);
     r = fx_tick(f, FX_NOW + 1000, "n");
     check_counts(r, 0, 0, 0, 1);
@@ -162,32 +167,30 @@ static void test_deadlines(struct fx *f)
     freeReplyObject(r);
     CHECK_FIELD(f, "task_run", "status", "cancelling");
     CHECK_FIELD(f, "task_run", "cancel_reason", "expired");
-    CHECK(fx_int(f, "ZCARD " KEY_DEADLINES) == 0);
+    CHECK(fx_int(f, "ZCARD %s", fx_key(f, KS_DEADLINES, NULL)) == 0);
 }
 
 static void test_sweep(struct fx *f)
 {
     static const char *const ids[] = {"task_s", "task_img"};
-    struct fx_outcome done[] = {
-        {.id = "task_s",
-         .outcome = "completed",
-         .result = "0123456789",
-         .took_slot = "1",
-         .class = "ok"},
-        {.id = "task_img",
-         .outcome = "completed",
-         .result = "{}",
-         .artifacts = "[{\"bytes\":300}]",
-         .took_slot = "1",
-         .class = "ok"},
-    };
+    struct txn_outcome done[2];
+    struct txn_ticked t;
     redisReply *r;
 
+    done[0] = fx_outcome("task_s", TXN_OUTCOME_COMPLETED);
+    done[0].result = "0123456789";
+    done[1] = fx_outcome("task_img", TXN_OUTCOME_COMPLETED);
+    done[1].result = "{}";
+    done[1].artifacts = "[{\"bytes\":300}]";
+    for (int i = 0; i < 2; i++) {
+        done[i].took_slot = true;
+        done[i].class = TXN_CLASS_OK;
+    }
     setup(f, ids, 2, 3);
     freeReplyObject(fx_finish(f, FX_NOW + 100, 10, done, 2));
     CHECK(fx_stat(f, "sb|t1") == 45 + 10 + 45 + 2);
     CHECK(fx_stat(f, "ab|t1") == 300);
-    CHECK(fx_int(f, "ZCARD " KEY_TENANT "t1") == 2);
+    CHECK(fx_int(f, "ZCARD %s", fx_key(f, KS_TENANT, "t1")) == 2);
     r = fx_tick(f, FX_NOW + 100 + FX_RET - 1, "n");
     check_counts(r, 0, 0, 0, 0);
     freeReplyObject(r);
@@ -195,10 +198,11 @@ static void test_sweep(struct fx *f)
     check_counts(r, 0, 0, 2, 0);
     /* the swept tasks that kept artifacts, for their blob folders */
     CHECK(r != NULL && r->elements == 6 && r->element[5]->elements == 1);
-    CHECK_STR(fx_elem(r->element[5], 0), "task_img");
+    CHECK(txn_tick_parse(r, &t) == 0 && t.n_gone == 1);
+    CHECK_STR(txn_ticked_gone(&t, 0), "task_img");
     freeReplyObject(r);
-    CHECK(fx_int(f, "ZCARD " KEY_TENANT "t1") == 0);
-    CHECK(fx_int(f, "ZCARD " KEY_EXPIRY) == 0);
+    CHECK(fx_int(f, "ZCARD %s", fx_key(f, KS_TENANT, "t1")) == 0);
+    CHECK(fx_int(f, "ZCARD %s", fx_key(f, KS_EXPIRY, NULL)) == 0);
     CHECK(fx_stat(f, "status|completed") == 0);
     CHECK(fx_stat(f, "sb|t1") == 0);
     CHECK(fx_stat(f, "ab|t1") == 0);

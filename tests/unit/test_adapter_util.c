@@ -1,6 +1,7 @@
 /*
  * tests/unit/test_adapter_util.c — the helpers every dialect shares (adapters/adapter.c), through
- * adapter.h. Prints `ok <test>` or `FAIL <test>: <why>` per test and `N passed, N failed` last.
+ * adapter.h. Checks with tests/unit/check.h: `ok <test>` or `FAIL <test>` per test, then
+ * `N passed, N failed` over the assertions.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -9,48 +10,9 @@
 
 #include "adapters/adapter.h"
 #include "adapters/dialect.h"
+#include "tests/unit/check.h"
 
 #define NOW_MS 1700000000000LL /* Tue, 14 Nov 2023 22:13:20 GMT */
-
-/* The first failed check of the running test; later ones add nothing a reader needs. */
-static struct {
-    int failures;
-    char why[512];
-} current;
-
-static void check(bool ok, int line, const char *what)
-{
-    if (!ok && current.failures++ == 0) {
-        snprintf(current.why, sizeof(current.why), "line %d: %s", line, what);
-    }
-}
-
-static void check_i64(int64_t got, int64_t want, int line, const char *expr)
-{
-    char what[400];
-
-    if (got != want) {
-        snprintf(what, sizeof(what), "%s is %" PRId64 ", want %" PRId64, expr, got, want);
-        check(false, line, what);
-    }
-}
-
-static void check_str(const char *got, const char *want, int line, const char *expr)
-{
-    char what[400];
-
-    bool same = (got == NULL || want == NULL) ? got == want : strcmp(got, want) == 0;
-
-    if (!same) {
-        snprintf(what, sizeof(what), "%s is \"%s\", want \"%s\"", expr, got ? got : "(null)",
-                 want ? want : "(null)");
-        check(false, line, what);
-    }
-}
-
-#define CHECK(cond) check((cond), __LINE__, #cond)
-#define CHECK_I64(got, want) check_i64((got), (want), __LINE__, #got)
-#define CHECK_STR(got, want) check_str((got), (want), __LINE__, #got)
 
 /* A reply carrying only the given headers (name, value pairs). */
 static struct adapter_response reply_with(const struct adapter_header *h, size_t n)
@@ -243,17 +205,15 @@ static void test_duration(void)
 
     for (size_t i = 0; i < ARRAY_LEN(good); i++) {
         int64_t ms = -7;
-        char what[128];
         int rc = adapter_parse_duration_ms(good[i].in, &ms);
-        snprintf(what, sizeof(what), "duration \"%s\"", good[i].in);
-        check_i64(rc, 0, __LINE__, what);
-        check_i64(ms, good[i].want, __LINE__, what);
+        CHECK_MSG(rc == 0, "duration \"%s\": rc %d", good[i].in, rc);
+        CHECK_MSG(ms == good[i].want, "duration \"%s\" is %" PRId64 ", want %" PRId64, good[i].in,
+                  ms, good[i].want);
     }
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         int64_t ms = -7;
-        char what[128];
-        snprintf(what, sizeof(what), "duration \"%s\" is refused", bad[i]);
-        check(adapter_parse_duration_ms(bad[i], &ms) == -1 && ms == -7, __LINE__, what);
+        CHECK_MSG(adapter_parse_duration_ms(bad[i], &ms) == -1 && ms == -7,
+                  "duration \"%s\" is refused", bad[i]);
     }
     CHECK_I64(adapter_parse_duration_ms(NULL, NULL), -1);
 }
@@ -271,9 +231,8 @@ static void test_status_retryable(void)
     };
 
     for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
-        char what[64];
-        snprintf(what, sizeof(what), "status %d retryable=%d", rows[i].status, rows[i].retryable);
-        check(adapter_status_retryable(rows[i].status) == rows[i].retryable, __LINE__, what);
+        CHECK_MSG(adapter_status_retryable(rows[i].status) == rows[i].retryable,
+                  "status %d retryable=%d", rows[i].status, rows[i].retryable);
     }
 }
 
@@ -511,11 +470,9 @@ static bool same_json(const char *got, const char *want)
         int rc_;                                                                                   \
         char *got_ = accum_run((chunks), &usage_, &rc_);                                           \
         CHECK_I64(rc_, 0);                                                                         \
-        CHECK(same_json(got_, (want_result)));                                                     \
+        CHECK_MSG(same_json(got_, (want_result)), "accumulated result is %s, want %s",             \
+                  got_ ? got_ : "(null)", (want_result));                                          \
         CHECK(same_json(usage_, (want_usage)));                                                    \
-        if (!same_json(got_, (want_result))) {                                                     \
-            check_str(got_, (want_result), __LINE__, "accumulated result");                        \
-        }                                                                                          \
         free(got_);                                                                                \
         free(usage_);                                                                              \
     } while (0)
@@ -838,20 +795,10 @@ static const struct {
 
 int main(void)
 {
-    int passed = 0;
-    int failed = 0;
-
     for (size_t i = 0; i < ARRAY_LEN(tests); i++) {
-        memset(&current, 0, sizeof(current));
+        check_test_begin(tests[i].name);
         tests[i].fn();
-        if (current.failures == 0) {
-            printf("ok %s\n", tests[i].name);
-            passed++;
-        } else {
-            printf("FAIL %s: %s\n", tests[i].name, current.why);
-            failed++;
-        }
+        check_test_end();
     }
-    printf("%d passed, %d failed\n", passed, failed);
-    return (failed == 0 && passed > 0) ? 0 : 1;
+    return check_done();
 }

@@ -76,22 +76,15 @@ static void test_cases(void)
         char why[256];
         int rc = artifact_fetch_vet(c->url, c->base, &plan, why, sizeof(why));
 
-        CHECK(rc == c->rc);
-        if (rc != c->rc) {
-            fprintf(stderr, "  case %zu: %s: rc %d (%s)\n", i, c->url ? c->url : "(null)", rc, why);
-        }
+        CHECK_MSG(rc == c->rc, "case %zu: %s: rc %d (%s)", i, c->url ? c->url : "(null)", rc, why);
         if (c->rc == 0 && rc == 0) {
             CHECK_STR(plan.url, c->want);
-            CHECK(plan.send_headers == c->headers);
-            if (plan.send_headers != c->headers) {
-                fprintf(stderr, "  case %zu: %s: send_headers %d\n", i, c->url, plan.send_headers);
-            }
+            CHECK_MSG(plan.send_headers == c->headers, "case %zu: %s: send_headers %d", i, c->url,
+                      plan.send_headers);
         } else if (rc == -1) {
             CHECK(plan.url == NULL);
-            CHECK(strstr(why, c->want) != NULL);
-            if (strstr(why, c->want) == NULL) {
-                fprintf(stderr, "  case %zu: reason \"%s\", want \"%s\"\n", i, why, c->want);
-            }
+            CHECK_MSG(strstr(why, c->want) != NULL, "case %zu: reason \"%s\", want \"%s\"", i, why,
+                      c->want);
         }
         free(plan.url);
     }

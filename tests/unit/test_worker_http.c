@@ -1,439 +1,46 @@
 /*
  * tests/unit/test_worker_http.c — worker/http.h against a real HTTP server.
  *
- * An evhttp server on 127.0.0.1 (port 0) runs on the same event_base as the client under test, so
- * every test is one process, one loop, no threads. Routes (table below): an echo that returns the
- * request as JSON, a reply delayed by an evtimer, a 503 with retry-after, a huge body (with a
- * Content-Length or chunked), many and oversized headers, a connection that closes without an
- * answer, and a chunked stream whose chunks an evtimer sends one by one. The server counts the
- * connections it accepts (evhttp_set_bevcb) so reuse can be shown, and the stream chunks it sends
- * so that a test can tell streaming from buffering.
+ * The server is tests/unit/http_server.h's, on the same event_base as the client under test: an
+ * echo that returns the request as JSON, a reply delayed by an evtimer, a 503 with retry-after, a
+ * huge body (with a Content-Length or chunked), many and oversized headers, a connection that
+ * closes without an answer, and a chunked stream whose chunks an evtimer sends one by one. It
+ * counts the connections it accepts, so reuse can be shown, and the stream chunks it sends, so
+ * that a test can tell streaming from buffering.
  *
- * Prints `ok <name>` or `FAIL <name>: why` per test and then `N passed, N failed`.
+ * Checks with tests/unit/check.h: `ok <name>` or `FAIL <name>` per test, then `N passed, N
+ * failed` over the assertions.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cJSON.h>
 #include <curl/curl.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <event2/listener.h>
 
+#include "tests/unit/check.h"
+#include "tests/unit/http_server.h"
 #include "worker/http.h"
 
 #define N_CONCURRENT 200
 #define N_SEQUENTIAL 50
 #define SMALL_CAP 65536
 
-/* ---- the server ---------------------------------------------------------------------------- */
-
-/* A reply held back by /delay; answered by its timer or when the server is freed. */
-struct delayed {
-    struct server *srv;
-    struct evhttp_request *req;
-    struct event *ev;
-    struct delayed *prev, *next;
-};
-
-/* A chunked reply in progress on /stream; ended by its timer or when the server is freed. */
-struct stream {
-    struct server *srv;
-    struct evhttp_request *req;
-    struct event *ev;
-    long n, sent;         /* chunks to send, chunks sent */
-    long gap_ms;          /* between chunks */
-    long stall, stall_ms; /* after chunk number stall (1-based), wait stall_ms instead */
-    struct stream *prev, *next;
-};
-
-struct server {
-    struct event_base *base;
-    struct evhttp *http;
-    int port;
-    int n_conns;  /* connections accepted so far */
-    int n_closed; /* requests answered by closing the connection */
-    int n_chunks; /* /stream chunks sent so far */
-    struct delayed *delayed;
-    struct stream *streams;
-};
-
-/* An integer query parameter of req, or def when absent. */
-static long query_long(struct evhttp_request *req, const char *key, long def)
-{
-    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    struct evkeyvalq params;
-    const char *v;
-    long n = def;
-
-    if (!q || evhttp_parse_query_str(q, &params) != 0) {
-        return def;
-    }
-    v = evhttp_find_header(&params, key);
-    if (v) {
-        n = strtol(v, NULL, 10);
-    }
-    evhttp_clear_headers(&params);
-    return n;
-}
-
-static void reply_text(struct evhttp_request *req, int code, const char *type, const char *text)
-{
-    struct evbuffer *b = evbuffer_new();
-
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
-    evbuffer_add(b, text, strlen(text));
-    evhttp_send_reply(req, code, NULL, b);
-    evbuffer_free(b);
-}
-
-/* {"method", "uri", "body", "headers": {lower-case name: value}}, plus X-Test and two X-Multi. */
-static void route_echo(struct server *srv, struct evhttp_request *req)
-{
-    static const struct {
-        enum evhttp_cmd_type cmd;
-        const char *name;
-    } methods[] = {
-        {EVHTTP_REQ_GET, "GET"},       {EVHTTP_REQ_POST, "POST"}, {EVHTTP_REQ_PUT, "PUT"},
-        {EVHTTP_REQ_DELETE, "DELETE"}, {EVHTTP_REQ_HEAD, "HEAD"}, {EVHTTP_REQ_PATCH, "PATCH"},
-    };
-    const char *method = "OTHER";
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    cJSON *o = cJSON_CreateObject();
-    cJSON *h = cJSON_AddObjectToObject(o, "headers");
-    struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    char *body = calloc(1, len + 1);
-    char *text;
-
-    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-        if (methods[i].cmd == cmd) {
-            method = methods[i].name;
-        }
-    }
-    evbuffer_remove(in, body, len);
-    cJSON_AddStringToObject(o, "method", method);
-    cJSON_AddStringToObject(o, "uri", evhttp_request_get_uri(req));
-    cJSON_AddStringToObject(o, "body", body);
-    for (struct evkeyval *kv = hdrs->tqh_first; kv; kv = kv->next.tqe_next) {
-        char name[128];
-        size_t i;
-
-        for (i = 0; kv->key[i] && i < sizeof(name) - 1; i++) {
-            name[i] = (char)(kv->key[i] >= 'A' && kv->key[i] <= 'Z' ? kv->key[i] + 32 : kv->key[i]);
-        }
-        name[i] = '\0';
-        cJSON_AddStringToObject(h, name, kv->value);
-    }
-    text = cJSON_PrintUnformatted(o);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Test", "yes");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Multi", "one");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "X-Multi", "two");
-    reply_text(req, 200, "application/json", text);
-    free(text);
-    free(body);
-    cJSON_Delete(o);
-}
-
-static void delayed_unlink(struct server *srv, struct delayed *d)
-{
-    if (d->prev) {
-        d->prev->next = d->next;
-    } else {
-        srv->delayed = d->next;
-    }
-    if (d->next) {
-        d->next->prev = d->prev;
-    }
-}
-
-/*
- * Answers a delayed request. If the client gave up meanwhile, evhttp has detached the request
- * from its connection and evhttp_send_reply just frees it, so this is safe either way.
- */
-static void delayed_fire(evutil_socket_t fd, short what, void *arg)
-{
-    struct delayed *d = arg;
-
-    delayed_unlink(d->srv, d);
-    reply_text(d->req, 200, "application/json", "{\"delayed\":true}");
-    event_free(d->ev);
-    free(d);
-}
-
-/* /delay?ms=N: answers after N ms. */
-static void route_delay(struct server *srv, struct evhttp_request *req)
-{
-    long ms = query_long(req, "ms", 100);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    struct delayed *d = calloc(1, sizeof(*d));
-
-    d->srv = srv;
-    d->req = req;
-    d->ev = evtimer_new(srv->base, delayed_fire, d);
-    d->next = srv->delayed;
-    if (srv->delayed) {
-        srv->delayed->prev = d;
-    }
-    srv->delayed = d;
-    evtimer_add(d->ev, &tv);
-}
-
-static void route_503(struct server *srv, struct evhttp_request *req)
-{
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "7");
-    reply_text(req, 503, "application/json", "{\"error\":{\"message\":\"overloaded\"}}");
-}
-
-/* /huge?bytes=N[&chunked=1][&status=S]: N bytes of 'x', with a Content-Length or chunked. */
-static void route_huge(struct server *srv, struct evhttp_request *req)
-{
-    size_t n = (size_t)query_long(req, "bytes", 1 << 20);
-    bool chunked = query_long(req, "chunked", 0) != 0;
-    int status = (int)query_long(req, "status", 200);
-    struct evbuffer *b = evbuffer_new();
-    char chunk[4096];
-
-    memset(chunk, 'x', sizeof(chunk));
-    if (!chunked) {
-        for (size_t left = n; left > 0;) {
-            size_t k = left < sizeof(chunk) ? left : sizeof(chunk);
-
-            evbuffer_add(b, chunk, k);
-            left -= k;
-        }
-        evhttp_send_reply(req, status, NULL, b);
-    } else {
-        evhttp_send_reply_start(req, status, NULL);
-        for (size_t left = n; left > 0;) {
-            size_t k = left < sizeof(chunk) ? left : sizeof(chunk);
-
-            evbuffer_add(b, chunk, k);
-            evhttp_send_reply_chunk(req, b);
-            left -= k;
-        }
-        evhttp_send_reply_end(req);
-    }
-    evbuffer_free(b);
-}
-
-/* /headers?n=N: one 10 KB header, then N headers X-H-000.. with upper-case names. */
-static void route_headers(struct server *srv, struct evhttp_request *req)
-{
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    long n = query_long(req, "n", 150);
-    char *big = malloc(10241);
-    char name[32], value[32];
-
-    memset(big, 'b', 10240);
-    big[10240] = '\0';
-    evhttp_add_header(out, "X-Big", big);
-    for (long i = 0; i < n; i++) {
-        snprintf(name, sizeof(name), "X-H-%03ld", i);
-        snprintf(value, sizeof(value), "v%ld", i);
-        evhttp_add_header(out, name, value);
-    }
-    reply_text(req, 200, "text/plain", "headers");
-    free(big);
-}
-
-static void stream_unlink(struct server *srv, struct stream *st)
-{
-    if (st->prev) {
-        st->prev->next = st->next;
-    } else {
-        srv->streams = st->next;
-    }
-    if (st->next) {
-        st->next->prev = st->prev;
-    }
-}
-
-static void stream_end(struct stream *st)
-{
-    stream_unlink(st->srv, st);
-    evhttp_send_reply_end(st->req);
-    event_free(st->ev);
-    free(st);
-}
-
-/*
- * Sends the next chunk, "chunk-<i>\n", or ends the reply. As with /delay, a client that went away
- * leaves the request detached from its connection: chunks then go nowhere and
- * evhttp_send_reply_end frees it.
- */
-static void stream_tick(evutil_socket_t fd, short what, void *arg)
-{
-    struct stream *st = arg;
-    struct evbuffer *b;
-    long ms;
-    struct timeval tv;
-
-    if (st->sent == st->n) {
-        stream_end(st);
-        return;
-    }
-    b = evbuffer_new();
-    evbuffer_add_printf(b, "chunk-%ld\n", st->sent);
-    evhttp_send_reply_chunk(st->req, b);
-    evbuffer_free(b);
-    st->sent++;
-    st->srv->n_chunks++;
-    ms = st->sent == st->stall ? st->stall_ms : st->gap_ms;
-    tv.tv_sec = ms / 1000;
-    tv.tv_usec = (ms % 1000) * 1000;
-    evtimer_add(st->ev, &tv);
-}
-
-/*
- * /stream?n=N&gap=MS[&status=S][&stall=K&stall_ms=T]: a chunked reply with status S (a 429 also
- * carries retry-after: 3) whose N chunks go out MS apart, the first MS after the headers; after
- * the K-th chunk the pause is T ms instead.
- */
-static void route_stream(struct server *srv, struct evhttp_request *req)
-{
-    struct stream *st = calloc(1, sizeof(*st));
-    int status = (int)query_long(req, "status", 200);
-    struct timeval tv;
-
-    st->srv = srv;
-    st->req = req;
-    st->n = query_long(req, "n", 5);
-    st->gap_ms = query_long(req, "gap", 50);
-    st->stall = query_long(req, "stall", 0);
-    st->stall_ms = query_long(req, "stall_ms", 2000);
-    st->ev = evtimer_new(srv->base, stream_tick, st);
-    st->next = srv->streams;
-    if (srv->streams) {
-        srv->streams->prev = st;
-    }
-    srv->streams = st;
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
-    if (status == 429) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "3");
-    }
-    evhttp_send_reply_start(req, status, NULL);
-    tv.tv_sec = st->gap_ms / 1000;
-    tv.tv_usec = (st->gap_ms % 1000) * 1000;
-    evtimer_add(st->ev, &tv);
-}
-
-/* Closes the connection without a byte of answer; evhttp frees the request with it. */
-static void route_close(struct server *srv, struct evhttp_request *req)
-{
-    srv->n_closed++;
-    evhttp_connection_free(evhttp_request_get_connection(req));
-}
-
-static const struct {
-    const char *path;
-    void (*handler)(struct server *srv, struct evhttp_request *req);
-} routes[] = {
-    {"/echo", route_echo},     {"/delay", route_delay},     {"/503", route_503},
-    {"/huge", route_huge},     {"/headers", route_headers}, {"/close", route_close},
-    {"/stream", route_stream},
-};
-
-static void on_request(struct evhttp_request *req, void *arg)
-{
-    struct server *srv = arg;
-    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-
-    for (size_t i = 0; path && i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (strcmp(path, routes[i].path) == 0) {
-            routes[i].handler(srv, req);
-            return;
-        }
-    }
-    reply_text(req, 404, "text/plain", "not found");
-}
-
-/* Called once per accepted connection: the count the reuse test reads. */
-static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
-{
-    struct server *srv = arg;
-
-    srv->n_conns++;
-    return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-}
-
-static int server_start(struct server *srv, struct event_base *base)
-{
-    struct sockaddr_in sin = {0};
-    socklen_t slen = sizeof(sin);
-    struct evconnlistener *l;
-
-    srv->base = base;
-    srv->http = evhttp_new(base);
-    if (!srv->http) {
-        return -1;
-    }
-    evhttp_set_gencb(srv->http, on_request, srv);
-    evhttp_set_bevcb(srv->http, on_new_conn, srv);
-    evhttp_set_max_headers_size(srv->http, 64 * 1024);
-    evhttp_set_max_body_size(srv->http, 1024 * 1024);
-    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
-                                              EVHTTP_REQ_PATCH);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    /* Our own listener for a backlog that takes 200 simultaneous connects. */
-    l = evconnlistener_new_bind(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
-                                (struct sockaddr *)&sin, sizeof(sin));
-    if (!l) {
-        return -1;
-    }
-    if (!evhttp_bind_listener(srv->http, l)) {
-        evconnlistener_free(l);
-        return -1;
-    }
-    if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&sin, &slen) != 0) {
-        return -1;
-    }
-    srv->port = ntohs(sin.sin_port);
-    return 0;
-}
-
-static void server_stop(struct server *srv)
-{
-    while (srv->delayed) {
-        struct delayed *d = srv->delayed;
-
-        event_del(d->ev);
-        delayed_fire(-1, 0, d);
-    }
-    while (srv->streams) {
-        stream_end(srv->streams);
-    }
-    if (srv->http) {
-        evhttp_free(srv->http);
-    }
-}
-
 /* ---- the client side ----------------------------------------------------------------------- */
 
 struct env {
     struct event_base *base;
-    struct server srv;
-    char base_url[64];
+    struct http_server srv;
     char refused_url[64]; /* a bound port nobody listens on */
     int refused_fd;
     bool in_send;   /* true while the test is inside http_client_send */
     int cb_in_send; /* callbacks that ran inside http_client_send: must stay 0 */
-    char why[512];
 };
 
 /* What a callback saw, copied out (resp is only valid during the callback). */
@@ -547,7 +154,7 @@ static void on_reply_reentrant(const struct adapter_response *resp, void *arg)
     }
     http_call_cancel(r->self); /* documented no-op from its own callback */
     if (r->follow_up) {
-        snprintf(url, sizeof(url), "%s/echo", r->env->base_url);
+        snprintf(url, sizeof(url), "%s/echo", r->env->srv.url);
         send_to(r->env, r->client, "POST", url, "follow-up", 5000, on_reply, r->follow_up);
     }
     if (r->free_client) {
@@ -605,7 +212,7 @@ static struct http_call *send_path(struct env *env, struct http_client *c, const
 {
     char url[256];
 
-    snprintf(url, sizeof(url), "%s%s", env->base_url, path);
+    snprintf(url, sizeof(url), "%s%s", env->srv.url, path);
     return send_to(env, c, method, url, body, timeout_ms, on_reply, r);
 }
 
@@ -709,7 +316,7 @@ static int on_stream_data(int status, const char *buf, size_t len, void *arg)
         char url[128];
         struct reply never = {0};
 
-        snprintf(url, sizeof(url), "%s/echo", env->base_url);
+        snprintf(url, sizeof(url), "%s/echo", env->srv.url);
         rx->send_refused =
             send_to(env, rx->client, "GET", url, NULL, 1000, on_reply, &never) == NULL;
         reply_cleanup(&never);
@@ -739,7 +346,7 @@ static struct http_call *stream_path(struct env *env, struct http_client *c, con
 {
     char url[256];
 
-    snprintf(url, sizeof(url), "%s%s", env->base_url, path);
+    snprintf(url, sizeof(url), "%s%s", env->srv.url, path);
     rx->r.env = env;
     rx->client = c;
     rx->self =
@@ -760,70 +367,59 @@ static const char *chunks_text(long n)
     return buf;
 }
 
-#define CHECK(env, cond, ...)                                                                      \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            snprintf((env)->why, sizeof((env)->why), __VA_ARGS__);                                 \
-            goto out;                                                                              \
-        }                                                                                          \
-    } while (0)
-
 /* ---- tests --------------------------------------------------------------------------------- */
 
-static int test_success(struct env *env)
+static void test_success(struct env *env)
 {
     struct http_client *c = new_client(env, 0, 0);
     struct reply r = {0};
     cJSON *echo = NULL;
     int64_t t0 = wall_ms(), t1;
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
-    CHECK(env, send_path(env, c, "POST", "/echo", "{\"hello\":\"world\"}", 5000, &r), "send");
-    CHECK(env, http_client_in_flight(c) == 1, "in_flight %zu, want 1", http_client_in_flight(c));
-    CHECK(env, r.calls == 0, "callback ran before the loop");
-    CHECK(env, run_until(env, &r.calls, 1, 5000), "no callback");
+    CHECK_OR_OUT(c, "http_client_new failed");
+    CHECK_OR_OUT(send_path(env, c, "POST", "/echo", "{\"hello\":\"world\"}", 5000, &r), "send");
+    CHECK_OR_OUT(http_client_in_flight(c) == 1, "in_flight %zu, want 1", http_client_in_flight(c));
+    CHECK_OR_OUT(r.calls == 0, "callback ran before the loop");
+    CHECK_OR_OUT(run_until(env, &r.calls, 1, 5000), "no callback");
     t1 = wall_ms();
-    CHECK(env, r.transport == ADAPTER_TRANSPORT_OK, "transport %d (%s)", r.transport, r.msg);
-    CHECK(env, r.status == 200, "status %d", r.status);
-    CHECK(env, r.msg_null, "transport_msg set on success: %s", r.msg);
-    CHECK(env, r.now_ms >= t0 && r.now_ms <= t1, "now_ms %lld outside [%lld, %lld]",
-          (long long)r.now_ms, (long long)t0, (long long)t1);
+    CHECK_OR_OUT(r.transport == ADAPTER_TRANSPORT_OK, "transport %d (%s)", r.transport, r.msg);
+    CHECK_OR_OUT(r.status == 200, "status %d", r.status);
+    CHECK_OR_OUT(r.msg_null, "transport_msg set on success: %s", r.msg);
+    CHECK_OR_OUT(r.now_ms >= t0 && r.now_ms <= t1, "now_ms %lld outside [%lld, %lld]",
+                 (long long)r.now_ms, (long long)t0, (long long)t1);
     echo = cJSON_ParseWithLength(r.body, r.body_len);
-    CHECK(env, echo, "body is not JSON: %s", r.body);
-    CHECK(env, strcmp(cJSON_GetObjectItem(echo, "method")->valuestring, "POST") == 0, "method");
-    CHECK(env, strcmp(cJSON_GetObjectItem(echo, "body")->valuestring, "{\"hello\":\"world\"}") == 0,
-          "echoed body %s", cJSON_GetObjectItem(echo, "body")->valuestring);
+    CHECK_OR_OUT(echo, "body is not JSON: %s", r.body);
+    CHECK_OR_OUT(strcmp(cJSON_GetObjectItem(echo, "method")->valuestring, "POST") == 0, "method");
+    CHECK_OR_OUT(strcmp(cJSON_GetObjectItem(echo, "body")->valuestring, "{\"hello\":\"world\"}") ==
+                     0,
+                 "echoed body %s", cJSON_GetObjectItem(echo, "body")->valuestring);
     {
         cJSON *h = cJSON_GetObjectItem(echo, "headers");
         cJSON *custom = cJSON_GetObjectItem(h, "x-custom");
         cJSON *ua = cJSON_GetObjectItem(h, "user-agent");
         cJSON *expect = cJSON_GetObjectItem(h, "expect");
 
-        CHECK(env, cJSON_IsString(custom) && strcmp(custom->valuestring, "abc") == 0,
-              "request header x-custom not received");
-        CHECK(env, cJSON_IsString(ua) && strcmp(ua->valuestring, "sluice-test/1") == 0,
-              "user-agent not sent");
-        CHECK(env, !expect, "Expect header sent");
+        CHECK_OR_OUT(cJSON_IsString(custom) && strcmp(custom->valuestring, "abc") == 0,
+                     "request header x-custom not received");
+        CHECK_OR_OUT(cJSON_IsString(ua) && strcmp(ua->valuestring, "sluice-test/1") == 0,
+                     "user-agent not sent");
+        CHECK_OR_OUT(!expect, "Expect header sent");
     }
-    CHECK(env,
-          reply_header(&r, "content-type") &&
-              strcmp(reply_header(&r, "content-type"), "application/json") == 0,
-          "content-type header missing");
-    CHECK(env, reply_header(&r, "x-test") && strcmp(reply_header(&r, "x-test"), "yes") == 0,
-          "x-test header missing");
-    CHECK(env, http_client_in_flight(c) == 0, "in_flight %zu after completion",
-          http_client_in_flight(c));
-    CHECK(env, env->cb_in_send == 0, "callback ran inside http_client_send");
-    rc = 0;
+    CHECK_OR_OUT(reply_header(&r, "content-type") &&
+                     strcmp(reply_header(&r, "content-type"), "application/json") == 0,
+                 "content-type header missing");
+    CHECK_OR_OUT(reply_header(&r, "x-test") && strcmp(reply_header(&r, "x-test"), "yes") == 0,
+                 "x-test header missing");
+    CHECK_OR_OUT(http_client_in_flight(c) == 0, "in_flight %zu after completion",
+                 http_client_in_flight(c));
+    CHECK_OR_OUT(env->cb_in_send == 0, "callback ran inside http_client_send");
 out:
     cJSON_Delete(echo);
     reply_cleanup(&r);
     http_client_free(c);
-    return rc;
 }
 
-static int test_get_and_methods(struct env *env)
+static void test_get_and_methods(struct env *env)
 {
     static const struct {
         const char *method;
@@ -838,12 +434,11 @@ static int test_get_and_methods(struct env *env)
     struct reply r[3] = {{0}};
     cJSON *echo = NULL;
     int done = 0;
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
+    CHECK_OR_OUT(c, "http_client_new failed");
     for (size_t i = 0; i < 3; i++) {
-        CHECK(env, send_path(env, c, cases[i].method, "/echo", cases[i].body, 5000, &r[i]),
-              "send %s", cases[i].method);
+        CHECK_OR_OUT(send_path(env, c, cases[i].method, "/echo", cases[i].body, 5000, &r[i]),
+                     "send %s", cases[i].method);
     }
     for (;;) {
         done = r[0].calls + r[1].calls + r[2].calls;
@@ -854,43 +449,40 @@ static int test_get_and_methods(struct env *env)
     for (size_t i = 0; i < 3; i++) {
         cJSON_Delete(echo);
         echo = cJSON_ParseWithLength(r[i].body, r[i].body_len);
-        CHECK(env, r[i].calls == 1 && r[i].status == 200 && echo, "%s: calls %d status %d",
-              cases[i].method, r[i].calls, r[i].status);
-        CHECK(env, strcmp(cJSON_GetObjectItem(echo, "method")->valuestring, cases[i].want) == 0,
-              "%s arrived as %s", cases[i].method,
-              cJSON_GetObjectItem(echo, "method")->valuestring);
-        CHECK(env,
-              strcmp(cJSON_GetObjectItem(echo, "body")->valuestring,
-                     cases[i].body ? cases[i].body : "") == 0,
-              "%s body %s", cases[i].method, cJSON_GetObjectItem(echo, "body")->valuestring);
+        CHECK_OR_OUT(r[i].calls == 1 && r[i].status == 200 && echo, "%s: calls %d status %d",
+                     cases[i].method, r[i].calls, r[i].status);
+        CHECK_OR_OUT(strcmp(cJSON_GetObjectItem(echo, "method")->valuestring, cases[i].want) == 0,
+                     "%s arrived as %s", cases[i].method,
+                     cJSON_GetObjectItem(echo, "method")->valuestring);
+        CHECK_OR_OUT(strcmp(cJSON_GetObjectItem(echo, "body")->valuestring,
+                            cases[i].body ? cases[i].body : "") == 0,
+                     "%s body %s", cases[i].method, cJSON_GetObjectItem(echo, "body")->valuestring);
     }
-    rc = 0;
 out:
     cJSON_Delete(echo);
     for (size_t i = 0; i < 3; i++) {
         reply_cleanup(&r[i]);
     }
     http_client_free(c);
-    return rc;
 }
 
-static int test_concurrent(struct env *env)
+static void test_concurrent(struct env *env)
 {
     struct http_client *c = new_client(env, 0, 0);
     struct reply *r = calloc(N_CONCURRENT, sizeof(*r));
     cJSON *echo = NULL;
     int64_t deadline = mono_ms() + 20000;
     int done = 0;
-    int rc = -1;
 
-    CHECK(env, c && r, "setup failed");
+    CHECK_OR_OUT(c && r, "setup failed");
     for (int i = 0; i < N_CONCURRENT; i++) {
         char body[32];
 
         snprintf(body, sizeof(body), "req-%d", i);
-        CHECK(env, send_path(env, c, "POST", "/echo", body, 15000, &r[i]), "send %d", i);
+        CHECK_OR_OUT(send_path(env, c, "POST", "/echo", body, 15000, &r[i]), "send %d", i);
     }
-    CHECK(env, http_client_in_flight(c) == N_CONCURRENT, "in_flight %zu", http_client_in_flight(c));
+    CHECK_OR_OUT(http_client_in_flight(c) == N_CONCURRENT, "in_flight %zu",
+                 http_client_in_flight(c));
     while (done < N_CONCURRENT && mono_ms() < deadline) {
         run_until(env, NULL, 0, 20);
         done = 0;
@@ -898,25 +490,25 @@ static int test_concurrent(struct env *env)
             done += r[i].calls > 0;
         }
     }
-    CHECK(env, done == N_CONCURRENT, "only %d of %d completed", done, N_CONCURRENT);
+    CHECK_OR_OUT(done == N_CONCURRENT, "only %d of %d completed", done, N_CONCURRENT);
     run_until(env, NULL, 0, 100); /* a duplicate callback would show up here */
     for (int i = 0; i < N_CONCURRENT; i++) {
         char want[32];
         cJSON *b;
 
         snprintf(want, sizeof(want), "req-%d", i);
-        CHECK(env, r[i].calls == 1, "call %d: %d callbacks", i, r[i].calls);
-        CHECK(env, r[i].transport == ADAPTER_TRANSPORT_OK && r[i].status == 200,
-              "call %d: transport %d status %d (%s)", i, r[i].transport, r[i].status, r[i].msg);
+        CHECK_OR_OUT(r[i].calls == 1, "call %d: %d callbacks", i, r[i].calls);
+        CHECK_OR_OUT(r[i].transport == ADAPTER_TRANSPORT_OK && r[i].status == 200,
+                     "call %d: transport %d status %d (%s)", i, r[i].transport, r[i].status,
+                     r[i].msg);
         cJSON_Delete(echo);
         echo = cJSON_ParseWithLength(r[i].body, r[i].body_len);
         b = cJSON_GetObjectItem(echo, "body");
-        CHECK(env, cJSON_IsString(b) && strcmp(b->valuestring, want) == 0,
-              "call %d got another call's reply", i);
+        CHECK_OR_OUT(cJSON_IsString(b) && strcmp(b->valuestring, want) == 0,
+                     "call %d got another call's reply", i);
     }
-    CHECK(env, http_client_in_flight(c) == 0, "in_flight %zu", http_client_in_flight(c));
-    CHECK(env, env->cb_in_send == 0, "callback ran inside http_client_send");
-    rc = 0;
+    CHECK_OR_OUT(http_client_in_flight(c) == 0, "in_flight %zu", http_client_in_flight(c));
+    CHECK_OR_OUT(env->cb_in_send == 0, "callback ran inside http_client_send");
 out:
     cJSON_Delete(echo);
     for (int i = 0; r && i < N_CONCURRENT; i++) {
@@ -924,7 +516,6 @@ out:
     }
     free(r);
     http_client_free(c);
-    return rc;
 }
 
 /* Sequential calls: each callback starts the next one. */
@@ -949,7 +540,7 @@ static void on_chain(const struct adapter_response *resp, void *arg)
         ch->failed++;
     }
     if (ch->done < N_SEQUENTIAL) {
-        snprintf(url, sizeof(url), "%s/echo", ch->env->base_url);
+        snprintf(url, sizeof(url), "%s/echo", ch->env->srv.url);
         req.url = url;
         if (!http_client_send(ch->c, &req, 5000, on_chain, ch)) {
             ch->failed++;
@@ -958,7 +549,7 @@ static void on_chain(const struct adapter_response *resp, void *arg)
     }
 }
 
-static int test_reuse(struct env *env)
+static void test_reuse(struct env *env)
 {
     struct chain ch = {.env = env};
     char url[128];
@@ -966,41 +557,37 @@ static int test_reuse(struct env *env)
     struct adapter_request req = {.method = "GET", .url = url, .headers = headers};
     int before = env->srv.n_conns;
     int made;
-    int rc = -1;
 
     ch.c = new_client(env, 0, 0);
-    CHECK(env, ch.c, "http_client_new failed");
-    snprintf(url, sizeof(url), "%s/echo", env->base_url);
-    CHECK(env, http_client_send(ch.c, &req, 5000, on_chain, &ch), "send");
-    CHECK(env, run_until(env, &ch.done, N_SEQUENTIAL, 10000), "only %d of %d calls completed",
-          ch.done, N_SEQUENTIAL);
-    CHECK(env, ch.failed == 0, "%d calls failed", ch.failed);
+    CHECK_OR_OUT(ch.c, "http_client_new failed");
+    snprintf(url, sizeof(url), "%s/echo", env->srv.url);
+    CHECK_OR_OUT(http_client_send(ch.c, &req, 5000, on_chain, &ch), "send");
+    CHECK_OR_OUT(run_until(env, &ch.done, N_SEQUENTIAL, 10000), "only %d of %d calls completed",
+                 ch.done, N_SEQUENTIAL);
+    CHECK_OR_OUT(ch.failed == 0, "%d calls failed", ch.failed);
     made = env->srv.n_conns - before;
-    CHECK(env, made >= 1 && made <= 2, "%d connections for %d sequential calls", made,
-          N_SEQUENTIAL);
-    rc = 0;
+    CHECK_OR_OUT(made >= 1 && made <= 2, "%d connections for %d sequential calls", made,
+                 N_SEQUENTIAL);
 out:
     http_client_free(ch.c);
-    return rc;
 }
 
 /* Bursts of calls after the first: connections from the first burst are reused. */
-static int test_reuse_burst(struct env *env)
+static void test_reuse_burst(struct env *env)
 {
     struct http_client *c = new_client(env, 0, 0);
     struct reply r[2][20];
     int before = env->srv.n_conns;
     int first = 0, second;
-    int rc = -1;
 
     memset(r, 0, sizeof(r));
-    CHECK(env, c, "http_client_new failed");
+    CHECK_OR_OUT(c, "http_client_new failed");
     for (int round = 0; round < 2; round++) {
         int done = 0;
         int64_t deadline = mono_ms() + 10000;
 
         for (int i = 0; i < 20; i++) {
-            CHECK(env, send_path(env, c, "GET", "/echo", NULL, 5000, &r[round][i]), "send");
+            CHECK_OR_OUT(send_path(env, c, "GET", "/echo", NULL, 5000, &r[round][i]), "send");
         }
         while (done < 20 && mono_ms() < deadline) {
             run_until(env, NULL, 0, 20);
@@ -1009,16 +596,15 @@ static int test_reuse_burst(struct env *env)
                 done += r[round][i].calls;
             }
         }
-        CHECK(env, done == 20, "round %d: %d of 20 completed", round, done);
+        CHECK_OR_OUT(done == 20, "round %d: %d of 20 completed", round, done);
         if (round == 0) {
             first = env->srv.n_conns - before;
         }
     }
     second = env->srv.n_conns - before - first;
-    CHECK(env, first <= 20, "first burst opened %d connections for 20 calls", first);
-    CHECK(env, second == 0, "second burst opened %d new connections (first opened %d)", second,
-          first);
-    rc = 0;
+    CHECK_OR_OUT(first <= 20, "first burst opened %d connections for 20 calls", first);
+    CHECK_OR_OUT(second == 0, "second burst opened %d new connections (first opened %d)", second,
+                 first);
 out:
     for (int round = 0; round < 2; round++) {
         for (int i = 0; i < 20; i++) {
@@ -1026,79 +612,69 @@ out:
         }
     }
     http_client_free(c);
-    return rc;
 }
 
-static int test_timeout(struct env *env)
+static void test_timeout(struct env *env)
 {
     struct http_client *c = new_client(env, 0, 0);
     struct reply r = {0};
     int64_t t0 = mono_ms(), took;
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
-    CHECK(env, send_path(env, c, "GET", "/delay?ms=3000", NULL, 200, &r), "send");
-    CHECK(env, run_until(env, &r.calls, 1, 5000), "no callback");
+    CHECK_OR_OUT(c, "http_client_new failed");
+    CHECK_OR_OUT(send_path(env, c, "GET", "/delay?ms=3000", NULL, 200, &r), "send");
+    CHECK_OR_OUT(run_until(env, &r.calls, 1, 5000), "no callback");
     took = mono_ms() - t0;
-    CHECK(env, r.transport == ADAPTER_TRANSPORT_TIMEOUT, "transport %d (%s)", r.transport, r.msg);
-    CHECK(env, r.status == 0 && r.body_null, "status %d / body on a timeout", r.status);
-    CHECK(env, r.msg[0] != '\0', "no transport_msg");
-    CHECK(env, took >= 150 && took < 2000, "timed out after %lld ms", (long long)took);
-    rc = 0;
+    CHECK_OR_OUT(r.transport == ADAPTER_TRANSPORT_TIMEOUT, "transport %d (%s)", r.transport, r.msg);
+    CHECK_OR_OUT(r.status == 0 && r.body_null, "status %d / body on a timeout", r.status);
+    CHECK_OR_OUT(r.msg[0] != '\0', "no transport_msg");
+    CHECK_OR_OUT(took >= 150 && took < 2000, "timed out after %lld ms", (long long)took);
 out:
     reply_cleanup(&r);
     http_client_free(c);
-    return rc;
 }
 
 /* With one connection allowed, a call waiting for it still times out on its own clock. */
-static int test_timeout_while_queued(struct env *env)
+static void test_timeout_while_queued(struct env *env)
 {
     struct http_client *c = new_client(env, 0, 1);
     struct reply slow = {0}, queued = {0};
     int64_t t0 = mono_ms(), took;
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
-    CHECK(env, send_path(env, c, "GET", "/delay?ms=1500", NULL, 5000, &slow), "send slow");
-    CHECK(env, send_path(env, c, "GET", "/echo", NULL, 300, &queued), "send queued");
-    CHECK(env, run_until(env, &queued.calls, 1, 5000), "no callback for the queued call");
+    CHECK_OR_OUT(c, "http_client_new failed");
+    CHECK_OR_OUT(send_path(env, c, "GET", "/delay?ms=1500", NULL, 5000, &slow), "send slow");
+    CHECK_OR_OUT(send_path(env, c, "GET", "/echo", NULL, 300, &queued), "send queued");
+    CHECK_OR_OUT(run_until(env, &queued.calls, 1, 5000), "no callback for the queued call");
     took = mono_ms() - t0;
-    CHECK(env, queued.transport == ADAPTER_TRANSPORT_TIMEOUT, "queued: transport %d (%s)",
-          queued.transport, queued.msg);
-    CHECK(env, took < 1200, "queued call timed out after %lld ms", (long long)took);
-    CHECK(env, run_until(env, &slow.calls, 1, 5000), "no callback for the slow call");
-    CHECK(env, slow.transport == ADAPTER_TRANSPORT_OK && slow.status == 200,
-          "slow: transport %d status %d", slow.transport, slow.status);
-    rc = 0;
+    CHECK_OR_OUT(queued.transport == ADAPTER_TRANSPORT_TIMEOUT, "queued: transport %d (%s)",
+                 queued.transport, queued.msg);
+    CHECK_OR_OUT(took < 1200, "queued call timed out after %lld ms", (long long)took);
+    CHECK_OR_OUT(run_until(env, &slow.calls, 1, 5000), "no callback for the slow call");
+    CHECK_OR_OUT(slow.transport == ADAPTER_TRANSPORT_OK && slow.status == 200,
+                 "slow: transport %d status %d", slow.transport, slow.status);
 out:
     reply_cleanup(&slow);
     reply_cleanup(&queued);
     http_client_free(c);
-    return rc;
 }
 
-static int test_connect_refused(struct env *env)
+static void test_connect_refused(struct env *env)
 {
     struct http_client *c = new_client(env, 0, 0);
     struct reply r = {0};
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
-    CHECK(env, send_to(env, c, "GET", env->refused_url, NULL, 5000, on_reply, &r), "send");
-    CHECK(env, run_until(env, &r.calls, 1, 5000), "no callback");
-    CHECK(env, r.transport == ADAPTER_TRANSPORT_CONNECT, "transport %d (%s)", r.transport, r.msg);
-    CHECK(env, r.status == 0, "status %d", r.status);
-    CHECK(env, r.msg[0] != '\0', "no transport_msg");
-    CHECK(env, env->cb_in_send == 0, "callback ran inside http_client_send");
-    rc = 0;
+    CHECK_OR_OUT(c, "http_client_new failed");
+    CHECK_OR_OUT(send_to(env, c, "GET", env->refused_url, NULL, 5000, on_reply, &r), "send");
+    CHECK_OR_OUT(run_until(env, &r.calls, 1, 5000), "no callback");
+    CHECK_OR_OUT(r.transport == ADAPTER_TRANSPORT_CONNECT, "transport %d (%s)", r.transport, r.msg);
+    CHECK_OR_OUT(r.status == 0, "status %d", r.status);
+    CHECK_OR_OUT(r.msg[0] != '\0', "no transport_msg");
+    CHECK_OR_OUT(env->cb_in_send == 0, "callback ran inside http_client_send");
 out:
     reply_cleanup(&r);
     http_client_free(c);
-    return rc;
 }
 
-static int test_too_large(struct env *env)
+static void test_too_large(struct env *env)
 {
     static const struct {
         const char *path;
@@ -1112,144 +688,132 @@ static int test_too_large(struct env *env)
     };
     struct http_client *c = new_client(env, SMALL_CAP, 0);
     struct reply r = {0};
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
+    CHECK_OR_OUT(c, "http_client_new failed");
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         reply_cleanup(&r);
         memset(&r, 0, sizeof(r));
-        CHECK(env, send_path(env, c, "GET", cases[i].path, NULL, 5000, &r), "send");
-        CHECK(env, run_until(env, &r.calls, 1, 5000), "%s: no callback", cases[i].path);
-        CHECK(env, r.transport == cases[i].want, "%s: transport %d (%s)", cases[i].path,
-              r.transport, r.msg);
-        CHECK(env, r.body_len == cases[i].want_len, "%s: body_len %zu", cases[i].path, r.body_len);
-        CHECK(env, cases[i].want == ADAPTER_TRANSPORT_OK || strstr(r.msg, "65536"),
-              "%s: message '%s' does not name the cap", cases[i].path, r.msg);
+        CHECK_OR_OUT(send_path(env, c, "GET", cases[i].path, NULL, 5000, &r), "send");
+        CHECK_OR_OUT(run_until(env, &r.calls, 1, 5000), "%s: no callback", cases[i].path);
+        CHECK_OR_OUT(r.transport == cases[i].want, "%s: transport %d (%s)", cases[i].path,
+                     r.transport, r.msg);
+        CHECK_OR_OUT(r.body_len == cases[i].want_len, "%s: body_len %zu", cases[i].path,
+                     r.body_len);
+        CHECK_OR_OUT(cases[i].want == ADAPTER_TRANSPORT_OK || strstr(r.msg, "65536"),
+                     "%s: message '%s' does not name the cap", cases[i].path, r.msg);
     }
-    rc = 0;
 out:
     reply_cleanup(&r);
     http_client_free(c);
-    return rc;
 }
 
-static int test_reset(struct env *env)
+static void test_reset(struct env *env)
 {
     struct http_client *c = new_client(env, 0, 0);
     struct reply r = {0};
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
-    CHECK(env, send_path(env, c, "POST", "/close", "x", 5000, &r), "send");
-    CHECK(env, run_until(env, &r.calls, 1, 5000), "no callback");
-    CHECK(env, r.transport == ADAPTER_TRANSPORT_RESET, "transport %d (%s)", r.transport, r.msg);
-    CHECK(env, r.status == 0, "status %d", r.status);
-    rc = 0;
+    CHECK_OR_OUT(c, "http_client_new failed");
+    CHECK_OR_OUT(send_path(env, c, "POST", "/close", "x", 5000, &r), "send");
+    CHECK_OR_OUT(run_until(env, &r.calls, 1, 5000), "no callback");
+    CHECK_OR_OUT(r.transport == ADAPTER_TRANSPORT_RESET, "transport %d (%s)", r.transport, r.msg);
+    CHECK_OR_OUT(r.status == 0, "status %d", r.status);
 out:
     reply_cleanup(&r);
     http_client_free(c);
-    return rc;
 }
 
-static int test_503_retry_after(struct env *env)
+static void test_503_retry_after(struct env *env)
 {
     struct http_client *c = new_client(env, 0, 0);
     struct reply r = {0};
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
-    CHECK(env, send_path(env, c, "POST", "/503", "{}", 5000, &r), "send");
-    CHECK(env, run_until(env, &r.calls, 1, 5000), "no callback");
-    CHECK(env, r.transport == ADAPTER_TRANSPORT_OK, "transport %d (%s)", r.transport, r.msg);
-    CHECK(env, r.status == 503, "status %d", r.status);
-    CHECK(env, reply_header(&r, "retry-after") && strcmp(reply_header(&r, "retry-after"), "7") == 0,
-          "retry-after missing");
-    CHECK(env, r.body && strstr(r.body, "overloaded"), "body %s", r.body ? r.body : "(null)");
-    rc = 0;
+    CHECK_OR_OUT(c, "http_client_new failed");
+    CHECK_OR_OUT(send_path(env, c, "POST", "/503", "{}", 5000, &r), "send");
+    CHECK_OR_OUT(run_until(env, &r.calls, 1, 5000), "no callback");
+    CHECK_OR_OUT(r.transport == ADAPTER_TRANSPORT_OK, "transport %d (%s)", r.transport, r.msg);
+    CHECK_OR_OUT(r.status == 503, "status %d", r.status);
+    CHECK_OR_OUT(reply_header(&r, "retry-after") &&
+                     strcmp(reply_header(&r, "retry-after"), "7") == 0,
+                 "retry-after missing");
+    CHECK_OR_OUT(r.body && strstr(r.body, "overloaded"), "body %s", r.body ? r.body : "(null)");
 out:
     reply_cleanup(&r);
     http_client_free(c);
-    return rc;
 }
 
-static int test_headers(struct env *env)
+static void test_headers(struct env *env)
 {
     struct http_client *c = new_client(env, 0, 0);
     struct reply r = {0}, multi = {0};
     int n_multi = 0;
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
-    CHECK(env, send_path(env, c, "GET", "/headers?n=150", NULL, 5000, &r), "send");
-    CHECK(env, send_path(env, c, "GET", "/echo", NULL, 5000, &multi), "send");
-    CHECK(env, run_until(env, &r.calls, 1, 5000), "no callback");
-    CHECK(env, run_until(env, &multi.calls, 1, 5000), "no callback");
-    CHECK(env, r.transport == ADAPTER_TRANSPORT_OK && r.status == 200, "transport %d status %d",
-          r.transport, r.status);
-    CHECK(env, r.n_headers == HTTP_CLIENT_MAX_HEADERS, "%zu headers kept", r.n_headers);
-    CHECK(env, !reply_header(&r, "x-big"), "the 10 KB header was kept");
+    CHECK_OR_OUT(c, "http_client_new failed");
+    CHECK_OR_OUT(send_path(env, c, "GET", "/headers?n=150", NULL, 5000, &r), "send");
+    CHECK_OR_OUT(send_path(env, c, "GET", "/echo", NULL, 5000, &multi), "send");
+    CHECK_OR_OUT(run_until(env, &r.calls, 1, 5000), "no callback");
+    CHECK_OR_OUT(run_until(env, &multi.calls, 1, 5000), "no callback");
+    CHECK_OR_OUT(r.transport == ADAPTER_TRANSPORT_OK && r.status == 200, "transport %d status %d",
+                 r.transport, r.status);
+    CHECK_OR_OUT(r.n_headers == HTTP_CLIENT_MAX_HEADERS, "%zu headers kept", r.n_headers);
+    CHECK_OR_OUT(!reply_header(&r, "x-big"), "the 10 KB header was kept");
     for (size_t i = 0; i < r.n_headers; i++) {
         char name[32], value[32];
 
         snprintf(name, sizeof(name), "x-h-%03zu", i);
         snprintf(value, sizeof(value), "v%zu", i);
-        CHECK(env, strcmp(r.names[i], name) == 0 && strcmp(r.values[i], value) == 0,
-              "header %zu is %s: %s", i, r.names[i], r.values[i]);
+        CHECK_OR_OUT(strcmp(r.names[i], name) == 0 && strcmp(r.values[i], value) == 0,
+                     "header %zu is %s: %s", i, r.names[i], r.values[i]);
     }
     for (size_t i = 0; i < multi.n_headers; i++) {
         n_multi += strcmp(multi.names[i], "x-multi") == 0;
     }
-    CHECK(env, n_multi == 2, "%d x-multi headers, want both", n_multi);
-    rc = 0;
+    CHECK_OR_OUT(n_multi == 2, "%d x-multi headers, want both", n_multi);
 out:
     reply_cleanup(&r);
     reply_cleanup(&multi);
     http_client_free(c);
-    return rc;
 }
 
 /*
  * Cancel before the loop runs; cancel another call and start a new one from inside a callback;
  * cancel oneself from one's own callback (no-op). Cancelled calls never call back.
  */
-static int test_cancel(struct env *env)
+static void test_cancel(struct env *env)
 {
     struct http_client *c = new_client(env, 0, 0);
     struct reply a = {0}, b = {0}, cr = {0}, d = {0}, e = {0};
     struct http_call *call_a, *call_c;
     char url[128];
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
+    CHECK_OR_OUT(c, "http_client_new failed");
     call_a = send_path(env, c, "GET", "/delay?ms=300", NULL, 5000, &a);
-    CHECK(env, call_a, "send a");
-    CHECK(env, send_path(env, c, "GET", "/delay?ms=100", NULL, 5000, &b), "send b");
+    CHECK_OR_OUT(call_a, "send a");
+    CHECK_OR_OUT(send_path(env, c, "GET", "/delay?ms=100", NULL, 5000, &b), "send b");
     http_call_cancel(call_a);
-    CHECK(env, http_client_in_flight(c) == 1, "in_flight %zu after cancel",
-          http_client_in_flight(c));
+    CHECK_OR_OUT(http_client_in_flight(c) == 1, "in_flight %zu after cancel",
+                 http_client_in_flight(c));
     d.env = env;
     cr.other = send_path(env, c, "GET", "/delay?ms=200", NULL, 5000, &d);
-    CHECK(env, cr.other, "send d");
+    CHECK_OR_OUT(cr.other, "send d");
     cr.client = c;
     cr.follow_up = &e;
     cr.env = env;
-    snprintf(url, sizeof(url), "%s/echo", env->base_url);
+    snprintf(url, sizeof(url), "%s/echo", env->srv.url);
     call_c = send_to(env, c, "GET", url, NULL, 5000, on_reply_reentrant, &cr);
-    CHECK(env, call_c, "send c");
+    CHECK_OR_OUT(call_c, "send c");
     cr.self = call_c;
-    CHECK(env, run_until(env, &cr.calls, 1, 5000), "c: no callback");
-    CHECK(env, run_until(env, &e.calls, 1, 5000), "follow-up: no callback");
-    CHECK(env, run_until(env, &b.calls, 1, 5000), "b: no callback");
+    CHECK_OR_OUT(run_until(env, &cr.calls, 1, 5000), "c: no callback");
+    CHECK_OR_OUT(run_until(env, &e.calls, 1, 5000), "follow-up: no callback");
+    CHECK_OR_OUT(run_until(env, &b.calls, 1, 5000), "b: no callback");
     run_until(env, NULL, 0, 400); /* past a's and d's replies */
-    CHECK(env, a.calls == 0, "cancelled call a called back %d times", a.calls);
-    CHECK(env, d.calls == 0, "call d cancelled from a callback called back %d times", d.calls);
-    CHECK(env, cr.calls == 1 && b.calls == 1 && e.calls == 1, "calls c %d b %d e %d", cr.calls,
-          b.calls, e.calls);
-    CHECK(env, e.transport == ADAPTER_TRANSPORT_OK && e.status == 200, "follow-up status %d",
-          e.status);
-    CHECK(env, http_client_in_flight(c) == 0, "in_flight %zu", http_client_in_flight(c));
-    CHECK(env, env->cb_in_send == 0, "callback ran inside http_client_send");
-    rc = 0;
+    CHECK_OR_OUT(a.calls == 0, "cancelled call a called back %d times", a.calls);
+    CHECK_OR_OUT(d.calls == 0, "call d cancelled from a callback called back %d times", d.calls);
+    CHECK_OR_OUT(cr.calls == 1 && b.calls == 1 && e.calls == 1, "calls c %d b %d e %d", cr.calls,
+                 b.calls, e.calls);
+    CHECK_OR_OUT(e.transport == ADAPTER_TRANSPORT_OK && e.status == 200, "follow-up status %d",
+                 e.status);
+    CHECK_OR_OUT(http_client_in_flight(c) == 0, "in_flight %zu", http_client_in_flight(c));
+    CHECK_OR_OUT(env->cb_in_send == 0, "callback ran inside http_client_send");
 out:
     reply_cleanup(&a);
     reply_cleanup(&b);
@@ -1257,11 +821,10 @@ out:
     reply_cleanup(&d);
     reply_cleanup(&e);
     http_client_free(c);
-    return rc;
 }
 
 /* Immediate failures return NULL; a URL curl refuses is reported through the callback. */
-static int test_bad_input(struct env *env)
+static void test_bad_input(struct env *env)
 {
     struct http_client *c = new_client(env, 0, 0);
     struct reply r = {0}, never = {0};
@@ -1269,98 +832,89 @@ static int test_bad_input(struct env *env)
     char bad_h[] = "X-Evil: a\r\nX-Injected: b";
     char *headers[] = {bad_h};
     struct adapter_request req = {.method = "GET", .url = url, .headers = headers, .n_headers = 1};
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
-    snprintf(url, sizeof(url), "%s/echo", env->base_url);
-    CHECK(env, !http_client_send(c, &req, 5000, on_reply, &never), "CRLF in a header accepted");
+    CHECK_OR_OUT(c, "http_client_new failed");
+    snprintf(url, sizeof(url), "%s/echo", env->srv.url);
+    CHECK_OR_OUT(!http_client_send(c, &req, 5000, on_reply, &never), "CRLF in a header accepted");
     req.n_headers = 0;
-    CHECK(env, !http_client_send(c, &req, 0, on_reply, &never), "timeout 0 accepted");
-    CHECK(env, !http_client_send(c, &req, 1000, NULL, &never), "NULL callback accepted");
+    CHECK_OR_OUT(!http_client_send(c, &req, 0, on_reply, &never), "timeout 0 accepted");
+    CHECK_OR_OUT(!http_client_send(c, &req, 1000, NULL, &never), "NULL callback accepted");
     req.method[0] = '\0';
-    CHECK(env, !http_client_send(c, &req, 1000, on_reply, &never), "empty method accepted");
-    CHECK(env, !http_client_send(NULL, &req, 1000, on_reply, &never), "NULL client accepted");
-    CHECK(env, send_to(env, c, "GET", "ftp://127.0.0.1/x", NULL, 5000, on_reply, &r),
-          "ftp URL refused up front");
-    CHECK(env, run_until(env, &r.calls, 1, 5000), "no callback");
-    CHECK(env, r.transport == ADAPTER_TRANSPORT_OTHER, "transport %d (%s)", r.transport, r.msg);
-    CHECK(env, never.calls == 0, "a refused call called back");
-    CHECK(env, env->cb_in_send == 0, "callback ran inside http_client_send");
-    CHECK(env, http_client_in_flight(c) == 0, "in_flight %zu", http_client_in_flight(c));
-    rc = 0;
+    CHECK_OR_OUT(!http_client_send(c, &req, 1000, on_reply, &never), "empty method accepted");
+    CHECK_OR_OUT(!http_client_send(NULL, &req, 1000, on_reply, &never), "NULL client accepted");
+    CHECK_OR_OUT(send_to(env, c, "GET", "ftp://127.0.0.1/x", NULL, 5000, on_reply, &r),
+                 "ftp URL refused up front");
+    CHECK_OR_OUT(run_until(env, &r.calls, 1, 5000), "no callback");
+    CHECK_OR_OUT(r.transport == ADAPTER_TRANSPORT_OTHER, "transport %d (%s)", r.transport, r.msg);
+    CHECK_OR_OUT(never.calls == 0, "a refused call called back");
+    CHECK_OR_OUT(env->cb_in_send == 0, "callback ran inside http_client_send");
+    CHECK_OR_OUT(http_client_in_flight(c) == 0, "in_flight %zu", http_client_in_flight(c));
 out:
     reply_cleanup(&r);
     http_client_free(c);
-    return rc;
 }
 
-static int test_free_in_flight(struct env *env)
+static void test_free_in_flight(struct env *env)
 {
     struct http_client *c = new_client(env, 0, 0);
     struct reply r[6];
-    int rc = -1;
     int total = 0;
 
     memset(r, 0, sizeof(r));
-    CHECK(env, c, "http_client_new failed");
+    CHECK_OR_OUT(c, "http_client_new failed");
     for (int i = 0; i < 5; i++) {
-        CHECK(env, send_path(env, c, "POST", "/delay?ms=100", "x", 5000, &r[i]), "send");
+        CHECK_OR_OUT(send_path(env, c, "POST", "/delay?ms=100", "x", 5000, &r[i]), "send");
     }
     run_until(env, NULL, 0, 20); /* on the wire, waiting for the replies */
-    CHECK(env, send_path(env, c, "GET", "/echo", NULL, 5000, &r[5]), "send"); /* not started */
-    CHECK(env, http_client_in_flight(c) == 6, "in_flight %zu", http_client_in_flight(c));
+    CHECK_OR_OUT(send_path(env, c, "GET", "/echo", NULL, 5000, &r[5]), "send"); /* not started */
+    CHECK_OR_OUT(http_client_in_flight(c) == 6, "in_flight %zu", http_client_in_flight(c));
     http_client_free(c);
     c = NULL;
     run_until(env, NULL, 0, 300);
     for (int i = 0; i < 6; i++) {
         total += r[i].calls;
     }
-    CHECK(env, total == 0, "%d callbacks after free", total);
+    CHECK_OR_OUT(total == 0, "%d callbacks after free", total);
     http_client_free(NULL);
-    rc = 0;
 out:
     for (int i = 0; i < 6; i++) {
         reply_cleanup(&r[i]);
     }
     http_client_free(c);
-    return rc;
 }
 
-static int test_free_in_callback(struct env *env)
+static void test_free_in_callback(struct env *env)
 {
     struct http_client *c = new_client(env, 0, 0);
     struct reply first = {0}, other = {0};
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
-    CHECK(env, send_path(env, c, "GET", "/delay?ms=100", NULL, 5000, &other), "send other");
+    CHECK_OR_OUT(c, "http_client_new failed");
+    CHECK_OR_OUT(send_path(env, c, "GET", "/delay?ms=100", NULL, 5000, &other), "send other");
     first.client = c;
     first.free_client = true;
     first.env = env;
     {
         char url[128];
 
-        snprintf(url, sizeof(url), "%s/echo", env->base_url);
-        CHECK(env, send_to(env, c, "GET", url, NULL, 5000, on_reply_reentrant, &first), "send");
+        snprintf(url, sizeof(url), "%s/echo", env->srv.url);
+        CHECK_OR_OUT(send_to(env, c, "GET", url, NULL, 5000, on_reply_reentrant, &first), "send");
     }
     c = NULL; /* the callback frees it */
-    CHECK(env, run_until(env, &first.calls, 1, 5000), "no callback");
+    CHECK_OR_OUT(run_until(env, &first.calls, 1, 5000), "no callback");
     run_until(env, NULL, 0, 300);
-    CHECK(env, first.client == NULL && first.status == 200, "status %d", first.status);
-    CHECK(env, other.calls == 0, "call aborted by free called back");
-    rc = 0;
+    CHECK_OR_OUT(first.client == NULL && first.status == 200, "status %d", first.status);
+    CHECK_OR_OUT(other.calls == 0, "call aborted by free called back");
 out:
     reply_cleanup(&first);
     reply_cleanup(&other);
     http_client_free(c);
-    return rc;
 }
 
 /*
  * DELETE and PATCH, each with and without a body. POST, PUT and PATCH always send a body (an
  * empty one says Content-Length: 0); DELETE without a body sends none.
  */
-static int test_delete_patch(struct env *env)
+static void test_delete_patch(struct env *env)
 {
     static const struct {
         const char *method;
@@ -1376,54 +930,50 @@ static int test_delete_patch(struct env *env)
     struct http_client *c = new_client(env, 0, 0);
     struct reply r[N];
     cJSON *echo = NULL;
-    int rc = -1;
 
     memset(r, 0, sizeof(r));
-    CHECK(env, c, "http_client_new failed");
+    CHECK_OR_OUT(c, "http_client_new failed");
     for (size_t i = 0; i < N; i++) {
-        CHECK(env, send_path(env, c, cases[i].method, "/echo", cases[i].body, 5000, &r[i]),
-              "send %s", cases[i].method);
+        CHECK_OR_OUT(send_path(env, c, cases[i].method, "/echo", cases[i].body, 5000, &r[i]),
+                     "send %s", cases[i].method);
     }
     for (size_t i = 0; i < N; i++) {
         cJSON *h, *len;
 
-        CHECK(env, run_until(env, &r[i].calls, 1, 5000), "%s: no callback", cases[i].method);
+        CHECK_OR_OUT(run_until(env, &r[i].calls, 1, 5000), "%s: no callback", cases[i].method);
         cJSON_Delete(echo);
         echo = cJSON_ParseWithLength(r[i].body, r[i].body_len);
-        CHECK(env, r[i].transport == ADAPTER_TRANSPORT_OK && r[i].status == 200 && echo,
-              "%s %s: transport %d status %d (%s)", cases[i].method,
-              cases[i].body ? "with body" : "without", r[i].transport, r[i].status, r[i].msg);
-        CHECK(env, strcmp(cJSON_GetObjectItem(echo, "method")->valuestring, cases[i].method) == 0,
-              "%s arrived as %s", cases[i].method,
-              cJSON_GetObjectItem(echo, "method")->valuestring);
-        CHECK(env,
-              strcmp(cJSON_GetObjectItem(echo, "body")->valuestring,
-                     cases[i].body ? cases[i].body : "") == 0,
-              "%s body %s", cases[i].method, cJSON_GetObjectItem(echo, "body")->valuestring);
+        CHECK_OR_OUT(r[i].transport == ADAPTER_TRANSPORT_OK && r[i].status == 200 && echo,
+                     "%s %s: transport %d status %d (%s)", cases[i].method,
+                     cases[i].body ? "with body" : "without", r[i].transport, r[i].status,
+                     r[i].msg);
+        CHECK_OR_OUT(strcmp(cJSON_GetObjectItem(echo, "method")->valuestring, cases[i].method) == 0,
+                     "%s arrived as %s", cases[i].method,
+                     cJSON_GetObjectItem(echo, "method")->valuestring);
+        CHECK_OR_OUT(strcmp(cJSON_GetObjectItem(echo, "body")->valuestring,
+                            cases[i].body ? cases[i].body : "") == 0,
+                     "%s body %s", cases[i].method, cJSON_GetObjectItem(echo, "body")->valuestring);
         h = cJSON_GetObjectItem(echo, "headers");
         len = cJSON_GetObjectItem(h, "content-length");
-        CHECK(env,
-              cases[i].want_length
-                  ? cJSON_IsString(len) && strcmp(len->valuestring, cases[i].want_length) == 0
-                  : len == NULL,
-              "%s %s: content-length %s, want %s", cases[i].method,
-              cases[i].body ? "with body" : "without",
-              cJSON_IsString(len) ? len->valuestring : "(none)",
-              cases[i].want_length ? cases[i].want_length : "(none)");
+        CHECK_OR_OUT(cases[i].want_length ? cJSON_IsString(len) &&
+                                                strcmp(len->valuestring, cases[i].want_length) == 0
+                                          : len == NULL,
+                     "%s %s: content-length %s, want %s", cases[i].method,
+                     cases[i].body ? "with body" : "without",
+                     cJSON_IsString(len) ? len->valuestring : "(none)",
+                     cases[i].want_length ? cases[i].want_length : "(none)");
     }
     run_until(env, NULL, 0, 50);
     for (size_t i = 0; i < N; i++) {
-        CHECK(env, r[i].calls == 1, "%s: %d callbacks", cases[i].method, r[i].calls);
+        CHECK_OR_OUT(r[i].calls == 1, "%s: %d callbacks", cases[i].method, r[i].calls);
     }
-    CHECK(env, http_client_in_flight(c) == 0, "in_flight %zu", http_client_in_flight(c));
-    rc = 0;
+    CHECK_OR_OUT(http_client_in_flight(c) == 0, "in_flight %zu", http_client_in_flight(c));
 out:
     cJSON_Delete(echo);
     for (size_t i = 0; i < N; i++) {
         reply_cleanup(&r[i]);
     }
     http_client_free(c);
-    return rc;
 }
 
 /*
@@ -1431,85 +981,78 @@ out:
  * comes once with the status and headers and no body. The stream lasts longer than the idle
  * limit, which each chunk restarts. An empty 2xx body streams nothing and still completes.
  */
-static int test_stream_chunks(struct env *env)
+static void test_stream_chunks(struct env *env)
 {
     struct http_client *c = new_client_idle(env, 0, 0, 400);
     struct stream_rx rx = {0}, empty = {0};
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
-    CHECK(env, stream_path(env, c, "POST", "/stream?n=8&gap=60", 10000, &rx), "send");
-    CHECK(env, http_client_in_flight(c) == 1, "in_flight %zu", http_client_in_flight(c));
-    CHECK(env, rx.n_data == 0 && rx.r.calls == 0, "callback before the loop ran");
-    CHECK(env, run_until(env, &rx.r.calls, 1, 8000), "no on_done (%d on_data)", rx.n_data);
+    CHECK_OR_OUT(c, "http_client_new failed");
+    CHECK_OR_OUT(stream_path(env, c, "POST", "/stream?n=8&gap=60", 10000, &rx), "send");
+    CHECK_OR_OUT(http_client_in_flight(c) == 1, "in_flight %zu", http_client_in_flight(c));
+    CHECK_OR_OUT(rx.n_data == 0 && rx.r.calls == 0, "callback before the loop ran");
+    CHECK_OR_OUT(run_until(env, &rx.r.calls, 1, 8000), "no on_done (%d on_data)", rx.n_data);
     run_until(env, NULL, 0, 100); /* a duplicate or late callback would show up here */
-    CHECK(env, rx.r.calls == 1, "on_done called %d times", rx.r.calls);
-    CHECK(env, rx.r.transport == ADAPTER_TRANSPORT_OK, "transport %d (%s)", rx.r.transport,
-          rx.r.msg);
-    CHECK(env, rx.r.status == 200 && rx.status == 200, "status %d, on_data saw %d", rx.r.status,
-          rx.status);
-    CHECK(env, rx.r.body_null && rx.r.body_len == 0, "on_done got a body of %zu bytes",
-          rx.r.body_len);
-    CHECK(env, rx.r.msg_null, "transport_msg %s", rx.r.msg);
-    CHECK(env,
-          reply_header(&rx.r, "content-type") &&
-              strcmp(reply_header(&rx.r, "content-type"), "text/plain") == 0,
-          "content-type missing");
-    CHECK(env, rx.len == strlen(chunks_text(8)) && memcmp(rx.data, chunks_text(8), rx.len) == 0,
-          "streamed '%.*s'", (int)rx.len, rx.data);
-    CHECK(env, rx.n_data >= 2, "%d on_data calls for 8 chunks", rx.n_data);
-    CHECK(env, rx.chunks_at_first < 8, "first on_data only after all %d chunks were sent",
-          rx.chunks_at_first);
-    CHECK(env, rx.data_after_done == 0, "on_data after on_done");
-    CHECK(env, env->cb_in_send == 0, "a callback ran inside http_client_send_stream");
+    CHECK_OR_OUT(rx.r.calls == 1, "on_done called %d times", rx.r.calls);
+    CHECK_OR_OUT(rx.r.transport == ADAPTER_TRANSPORT_OK, "transport %d (%s)", rx.r.transport,
+                 rx.r.msg);
+    CHECK_OR_OUT(rx.r.status == 200 && rx.status == 200, "status %d, on_data saw %d", rx.r.status,
+                 rx.status);
+    CHECK_OR_OUT(rx.r.body_null && rx.r.body_len == 0, "on_done got a body of %zu bytes",
+                 rx.r.body_len);
+    CHECK_OR_OUT(rx.r.msg_null, "transport_msg %s", rx.r.msg);
+    CHECK_OR_OUT(reply_header(&rx.r, "content-type") &&
+                     strcmp(reply_header(&rx.r, "content-type"), "text/plain") == 0,
+                 "content-type missing");
+    CHECK_OR_OUT(rx.len == strlen(chunks_text(8)) && memcmp(rx.data, chunks_text(8), rx.len) == 0,
+                 "streamed '%.*s'", (int)rx.len, rx.data);
+    CHECK_OR_OUT(rx.n_data >= 2, "%d on_data calls for 8 chunks", rx.n_data);
+    CHECK_OR_OUT(rx.chunks_at_first < 8, "first on_data only after all %d chunks were sent",
+                 rx.chunks_at_first);
+    CHECK_OR_OUT(rx.data_after_done == 0, "on_data after on_done");
+    CHECK_OR_OUT(env->cb_in_send == 0, "a callback ran inside http_client_send_stream");
 
-    CHECK(env, stream_path(env, c, "GET", "/stream?n=0&gap=10", 5000, &empty), "send empty");
-    CHECK(env, run_until(env, &empty.r.calls, 1, 5000), "empty: no on_done");
-    CHECK(env, empty.r.transport == ADAPTER_TRANSPORT_OK && empty.r.status == 200,
-          "empty: transport %d status %d", empty.r.transport, empty.r.status);
-    CHECK(env, empty.n_data == 0 && empty.r.body_null, "empty: %d on_data, body %s", empty.n_data,
-          empty.r.body_null ? "NULL" : "set");
-    CHECK(env, http_client_in_flight(c) == 0, "in_flight %zu", http_client_in_flight(c));
-    rc = 0;
+    CHECK_OR_OUT(stream_path(env, c, "GET", "/stream?n=0&gap=10", 5000, &empty), "send empty");
+    CHECK_OR_OUT(run_until(env, &empty.r.calls, 1, 5000), "empty: no on_done");
+    CHECK_OR_OUT(empty.r.transport == ADAPTER_TRANSPORT_OK && empty.r.status == 200,
+                 "empty: transport %d status %d", empty.r.transport, empty.r.status);
+    CHECK_OR_OUT(empty.n_data == 0 && empty.r.body_null, "empty: %d on_data, body %s", empty.n_data,
+                 empty.r.body_null ? "NULL" : "set");
+    CHECK_OR_OUT(http_client_in_flight(c) == 0, "in_flight %zu", http_client_in_flight(c));
 out:
     stream_rx_cleanup(&rx);
     stream_rx_cleanup(&empty);
     http_client_free(c);
-    return rc;
 }
 
 /* max_response_bytes caps a buffered reply but not a streamed 2xx. */
-static int test_stream_uncapped(struct env *env)
+static void test_stream_uncapped(struct env *env)
 {
     struct http_client *c = new_client(env, SMALL_CAP, 0);
     struct stream_rx chunked = {0}, sized = {0};
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
-    CHECK(env, stream_path(env, c, "GET", "/huge?bytes=300000&chunked=1", 5000, &chunked),
-          "send chunked");
-    CHECK(env, stream_path(env, c, "GET", "/huge?bytes=300000", 5000, &sized), "send sized");
-    CHECK(env, run_until(env, &chunked.r.calls, 1, 5000), "chunked: no on_done");
-    CHECK(env, run_until(env, &sized.r.calls, 1, 5000), "sized: no on_done");
-    CHECK(env, chunked.r.transport == ADAPTER_TRANSPORT_OK && chunked.total == 300000,
-          "chunked: transport %d (%s), %zu bytes", chunked.r.transport, chunked.r.msg,
-          chunked.total);
-    CHECK(env, sized.r.transport == ADAPTER_TRANSPORT_OK && sized.total == 300000,
-          "content-length: transport %d (%s), %zu bytes", sized.r.transport, sized.r.msg,
-          sized.total);
-    rc = 0;
+    CHECK_OR_OUT(c, "http_client_new failed");
+    CHECK_OR_OUT(stream_path(env, c, "GET", "/huge?bytes=300000&chunked=1", 5000, &chunked),
+                 "send chunked");
+    CHECK_OR_OUT(stream_path(env, c, "GET", "/huge?bytes=300000", 5000, &sized), "send sized");
+    CHECK_OR_OUT(run_until(env, &chunked.r.calls, 1, 5000), "chunked: no on_done");
+    CHECK_OR_OUT(run_until(env, &sized.r.calls, 1, 5000), "sized: no on_done");
+    CHECK_OR_OUT(chunked.r.transport == ADAPTER_TRANSPORT_OK && chunked.total == 300000,
+                 "chunked: transport %d (%s), %zu bytes", chunked.r.transport, chunked.r.msg,
+                 chunked.total);
+    CHECK_OR_OUT(sized.r.transport == ADAPTER_TRANSPORT_OK && sized.total == 300000,
+                 "content-length: transport %d (%s), %zu bytes", sized.r.transport, sized.r.msg,
+                 sized.total);
 out:
     stream_rx_cleanup(&chunked);
     stream_rx_cleanup(&sized);
     http_client_free(c);
-    return rc;
 }
 
 /*
  * A non-2xx on a stream call is buffered like http_client_send: on_data never runs, on_done gets
  * the whole body and headers; over max_response_bytes it is TOO_LARGE, however it is framed.
  */
-static int test_stream_error_status(struct env *env)
+static void test_stream_error_status(struct env *env)
 {
     static const char *const too_large[] = {
         "/huge?bytes=100000&chunked=1&status=500",
@@ -1517,69 +1060,62 @@ static int test_stream_error_status(struct env *env)
     };
     struct http_client *c = new_client(env, SMALL_CAP, 0);
     struct stream_rx rx = {0}, big = {0};
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
-    CHECK(env, stream_path(env, c, "POST", "/stream?n=3&gap=30&status=429", 5000, &rx), "send");
-    CHECK(env, run_until(env, &rx.r.calls, 1, 5000), "no on_done");
+    CHECK_OR_OUT(c, "http_client_new failed");
+    CHECK_OR_OUT(stream_path(env, c, "POST", "/stream?n=3&gap=30&status=429", 5000, &rx), "send");
+    CHECK_OR_OUT(run_until(env, &rx.r.calls, 1, 5000), "no on_done");
     run_until(env, NULL, 0, 50);
-    CHECK(env, rx.n_data == 0, "on_data called %d times for a 429", rx.n_data);
-    CHECK(env, rx.r.calls == 1, "on_done called %d times", rx.r.calls);
-    CHECK(env, rx.r.transport == ADAPTER_TRANSPORT_OK && rx.r.status == 429,
-          "transport %d status %d (%s)", rx.r.transport, rx.r.status, rx.r.msg);
-    CHECK(env, rx.r.body && strcmp(rx.r.body, chunks_text(3)) == 0, "body '%s'",
-          rx.r.body ? rx.r.body : "(null)");
-    CHECK(env,
-          reply_header(&rx.r, "retry-after") &&
-              strcmp(reply_header(&rx.r, "retry-after"), "3") == 0,
-          "retry-after missing");
+    CHECK_OR_OUT(rx.n_data == 0, "on_data called %d times for a 429", rx.n_data);
+    CHECK_OR_OUT(rx.r.calls == 1, "on_done called %d times", rx.r.calls);
+    CHECK_OR_OUT(rx.r.transport == ADAPTER_TRANSPORT_OK && rx.r.status == 429,
+                 "transport %d status %d (%s)", rx.r.transport, rx.r.status, rx.r.msg);
+    CHECK_OR_OUT(rx.r.body && strcmp(rx.r.body, chunks_text(3)) == 0, "body '%s'",
+                 rx.r.body ? rx.r.body : "(null)");
+    CHECK_OR_OUT(reply_header(&rx.r, "retry-after") &&
+                     strcmp(reply_header(&rx.r, "retry-after"), "3") == 0,
+                 "retry-after missing");
     for (size_t i = 0; i < sizeof(too_large) / sizeof(too_large[0]); i++) {
         stream_rx_cleanup(&big);
         memset(&big, 0, sizeof(big));
-        CHECK(env, stream_path(env, c, "GET", too_large[i], 5000, &big), "send");
-        CHECK(env, run_until(env, &big.r.calls, 1, 5000), "%s: no on_done", too_large[i]);
-        CHECK(env, big.r.transport == ADAPTER_TRANSPORT_TOO_LARGE && big.n_data == 0,
-              "%s: transport %d (%s), %d on_data", too_large[i], big.r.transport, big.r.msg,
-              big.n_data);
-        CHECK(env, strstr(big.r.msg, "65536"), "%s: message '%s'", too_large[i], big.r.msg);
+        CHECK_OR_OUT(stream_path(env, c, "GET", too_large[i], 5000, &big), "send");
+        CHECK_OR_OUT(run_until(env, &big.r.calls, 1, 5000), "%s: no on_done", too_large[i]);
+        CHECK_OR_OUT(big.r.transport == ADAPTER_TRANSPORT_TOO_LARGE && big.n_data == 0,
+                     "%s: transport %d (%s), %d on_data", too_large[i], big.r.transport, big.r.msg,
+                     big.n_data);
+        CHECK_OR_OUT(strstr(big.r.msg, "65536"), "%s: message '%s'", too_large[i], big.r.msg);
     }
-    rc = 0;
 out:
     stream_rx_cleanup(&rx);
     stream_rx_cleanup(&big);
     http_client_free(c);
-    return rc;
 }
 
 /* on_data returning non-zero ends the call: OTHER, "aborted by the receiver", no more data. */
-static int test_stream_abort(struct env *env)
+static void test_stream_abort(struct env *env)
 {
     struct http_client *c = new_client(env, 0, 0);
     struct stream_rx rx = {.abort_at = 2};
     struct reply after = {0};
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
-    CHECK(env, stream_path(env, c, "GET", "/stream?n=6&gap=40", 5000, &rx), "send");
-    CHECK(env, run_until(env, &rx.r.calls, 1, 5000), "no on_done");
+    CHECK_OR_OUT(c, "http_client_new failed");
+    CHECK_OR_OUT(stream_path(env, c, "GET", "/stream?n=6&gap=40", 5000, &rx), "send");
+    CHECK_OR_OUT(run_until(env, &rx.r.calls, 1, 5000), "no on_done");
     run_until(env, NULL, 0, 300); /* past the rest of the stream */
-    CHECK(env, rx.r.calls == 1, "on_done called %d times", rx.r.calls);
-    CHECK(env, rx.n_data == 2, "on_data called %d times, want 2", rx.n_data);
-    CHECK(env, rx.r.transport == ADAPTER_TRANSPORT_OTHER, "transport %d (%s)", rx.r.transport,
-          rx.r.msg);
-    CHECK(env, strcmp(rx.r.msg, "aborted by the receiver") == 0, "message '%s'", rx.r.msg);
-    CHECK(env, rx.r.status == 0 && rx.r.body_null, "status %d", rx.r.status);
-    CHECK(env, http_client_in_flight(c) == 0, "in_flight %zu", http_client_in_flight(c));
-    CHECK(env, send_path(env, c, "GET", "/echo", NULL, 5000, &after), "send after");
-    CHECK(env, run_until(env, &after.calls, 1, 5000), "no callback after the abort");
-    CHECK(env, after.transport == ADAPTER_TRANSPORT_OK && after.status == 200,
-          "after the abort: transport %d status %d", after.transport, after.status);
-    rc = 0;
+    CHECK_OR_OUT(rx.r.calls == 1, "on_done called %d times", rx.r.calls);
+    CHECK_OR_OUT(rx.n_data == 2, "on_data called %d times, want 2", rx.n_data);
+    CHECK_OR_OUT(rx.r.transport == ADAPTER_TRANSPORT_OTHER, "transport %d (%s)", rx.r.transport,
+                 rx.r.msg);
+    CHECK_OR_OUT(strcmp(rx.r.msg, "aborted by the receiver") == 0, "message '%s'", rx.r.msg);
+    CHECK_OR_OUT(rx.r.status == 0 && rx.r.body_null, "status %d", rx.r.status);
+    CHECK_OR_OUT(http_client_in_flight(c) == 0, "in_flight %zu", http_client_in_flight(c));
+    CHECK_OR_OUT(send_path(env, c, "GET", "/echo", NULL, 5000, &after), "send after");
+    CHECK_OR_OUT(run_until(env, &after.calls, 1, 5000), "no callback after the abort");
+    CHECK_OR_OUT(after.transport == ADAPTER_TRANSPORT_OK && after.status == 200,
+                 "after the abort: transport %d status %d", after.transport, after.status);
 out:
     stream_rx_cleanup(&rx);
     reply_cleanup(&after);
     http_client_free(c);
-    return rc;
 }
 
 /*
@@ -1587,45 +1123,44 @@ out:
  * the last byte, well before the call's own timeout; a server silent before its headers does too
  * (the limit starts when the request goes out). A buffered call ignores it.
  */
-static int test_stream_idle(struct env *env)
+static void test_stream_idle(struct env *env)
 {
     struct http_client *c = new_client_idle(env, 0, 0, 200);
     struct stream_rx rx = {0}, silent = {0};
     struct reply buffered = {0};
     int64_t t0, took;
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
-    CHECK(env, stream_path(env, c, "GET", "/stream?n=4&gap=30&stall=2&stall_ms=3000", 10000, &rx),
-          "send");
-    CHECK(env, run_until(env, &rx.r.calls, 1, 5000), "no on_done");
+    CHECK_OR_OUT(c, "http_client_new failed");
+    CHECK_OR_OUT(stream_path(env, c, "GET", "/stream?n=4&gap=30&stall=2&stall_ms=3000", 10000, &rx),
+                 "send");
+    CHECK_OR_OUT(run_until(env, &rx.r.calls, 1, 5000), "no on_done");
     took = mono_ms() - rx.last_data_ms;
-    CHECK(env, rx.r.transport == ADAPTER_TRANSPORT_TIMEOUT, "transport %d (%s)", rx.r.transport,
-          rx.r.msg);
-    CHECK(env, strstr(rx.r.msg, "200 ms"), "message '%s'", rx.r.msg);
-    CHECK(env, rx.len == strlen(chunks_text(2)) && memcmp(rx.data, chunks_text(2), rx.len) == 0,
-          "streamed '%.*s'", (int)rx.len, rx.data);
-    CHECK(env, took >= 150 && took < 2000, "timed out %lld ms after the last chunk",
-          (long long)took);
+    CHECK_OR_OUT(rx.r.transport == ADAPTER_TRANSPORT_TIMEOUT, "transport %d (%s)", rx.r.transport,
+                 rx.r.msg);
+    CHECK_OR_OUT(strstr(rx.r.msg, "200 ms"), "message '%s'", rx.r.msg);
+    CHECK_OR_OUT(rx.len == strlen(chunks_text(2)) && memcmp(rx.data, chunks_text(2), rx.len) == 0,
+                 "streamed '%.*s'", (int)rx.len, rx.data);
+    CHECK_OR_OUT(took >= 150 && took < 2000, "timed out %lld ms after the last chunk",
+                 (long long)took);
 
     t0 = mono_ms();
-    CHECK(env, stream_path(env, c, "GET", "/delay?ms=3000", 10000, &silent), "send silent");
-    CHECK(env, send_path(env, c, "GET", "/delay?ms=400", NULL, 10000, &buffered), "send buffered");
-    CHECK(env, run_until(env, &silent.r.calls, 1, 5000), "silent: no on_done");
+    CHECK_OR_OUT(stream_path(env, c, "GET", "/delay?ms=3000", 10000, &silent), "send silent");
+    CHECK_OR_OUT(send_path(env, c, "GET", "/delay?ms=400", NULL, 10000, &buffered),
+                 "send buffered");
+    CHECK_OR_OUT(run_until(env, &silent.r.calls, 1, 5000), "silent: no on_done");
     took = mono_ms() - t0;
-    CHECK(env, silent.r.transport == ADAPTER_TRANSPORT_TIMEOUT && silent.n_data == 0,
-          "silent: transport %d (%s), %d on_data", silent.r.transport, silent.r.msg, silent.n_data);
-    CHECK(env, took >= 150 && took < 2000, "silent: timed out after %lld ms", (long long)took);
-    CHECK(env, run_until(env, &buffered.calls, 1, 5000), "buffered: no callback");
-    CHECK(env, buffered.transport == ADAPTER_TRANSPORT_OK && buffered.status == 200,
-          "buffered call: transport %d (%s)", buffered.transport, buffered.msg);
-    rc = 0;
+    CHECK_OR_OUT(silent.r.transport == ADAPTER_TRANSPORT_TIMEOUT && silent.n_data == 0,
+                 "silent: transport %d (%s), %d on_data", silent.r.transport, silent.r.msg,
+                 silent.n_data);
+    CHECK_OR_OUT(took >= 150 && took < 2000, "silent: timed out after %lld ms", (long long)took);
+    CHECK_OR_OUT(run_until(env, &buffered.calls, 1, 5000), "buffered: no callback");
+    CHECK_OR_OUT(buffered.transport == ADAPTER_TRANSPORT_OK && buffered.status == 200,
+                 "buffered call: transport %d (%s)", buffered.transport, buffered.msg);
 out:
     stream_rx_cleanup(&rx);
     stream_rx_cleanup(&silent);
     reply_cleanup(&buffered);
     http_client_free(c);
-    return rc;
 }
 
 /*
@@ -1633,47 +1168,45 @@ out:
  * stream from inside on_data. A cancelled stream never sees on_data or on_done again, and the
  * client goes on working. on_data cannot start a call.
  */
-static int test_stream_cancel(struct env *env)
+static void test_stream_cancel(struct env *env)
 {
     struct http_client *c = new_client(env, 0, 0);
     struct stream_rx outside = {0}, self = {.cancel_self_at = 2, .send_at = 1};
     struct stream_rx killer = {.cancel_other_at = 2}, victim = {0};
     struct reply after = {0};
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
-    CHECK(env, stream_path(env, c, "GET", "/stream?n=8&gap=40", 5000, &outside), "send outside");
-    CHECK(env, stream_path(env, c, "GET", "/stream?n=8&gap=40", 5000, &self), "send self");
-    CHECK(env, stream_path(env, c, "GET", "/stream?n=8&gap=60", 5000, &victim), "send victim");
+    CHECK_OR_OUT(c, "http_client_new failed");
+    CHECK_OR_OUT(stream_path(env, c, "GET", "/stream?n=8&gap=40", 5000, &outside), "send outside");
+    CHECK_OR_OUT(stream_path(env, c, "GET", "/stream?n=8&gap=40", 5000, &self), "send self");
+    CHECK_OR_OUT(stream_path(env, c, "GET", "/stream?n=8&gap=60", 5000, &victim), "send victim");
     killer.other = victim.self;
     killer.other_rx = &victim;
-    CHECK(env, stream_path(env, c, "GET", "/stream?n=8&gap=40", 5000, &killer), "send killer");
-    CHECK(env, run_until(env, &outside.n_data, 1, 5000), "outside: no data");
+    CHECK_OR_OUT(stream_path(env, c, "GET", "/stream?n=8&gap=40", 5000, &killer), "send killer");
+    CHECK_OR_OUT(run_until(env, &outside.n_data, 1, 5000), "outside: no data");
     http_call_cancel(outside.self);
     outside.cancelled = true;
-    CHECK(env, run_until(env, &killer.r.calls, 1, 5000), "killer: no on_done");
+    CHECK_OR_OUT(run_until(env, &killer.r.calls, 1, 5000), "killer: no on_done");
     run_until(env, NULL, 0, 500); /* past every stream's end */
-    CHECK(env, outside.r.calls == 0 && outside.data_after_cancel == 0,
-          "outside: %d on_done, %d on_data after cancel", outside.r.calls,
-          outside.data_after_cancel);
-    CHECK(env, self.r.calls == 0 && self.n_data == 2 && self.data_after_cancel == 0,
-          "self: %d on_done, %d on_data", self.r.calls, self.n_data);
-    CHECK(env, self.send_refused, "http_client_send from on_data was not refused");
-    CHECK(env, victim.r.calls == 0 && victim.data_after_cancel == 0,
-          "victim: %d on_done, %d on_data after cancel", victim.r.calls, victim.data_after_cancel);
-    CHECK(env,
-          killer.r.transport == ADAPTER_TRANSPORT_OK && killer.n_data >= 2 &&
-              memcmp(killer.data, chunks_text(8), killer.len) == 0 &&
-              killer.len == strlen(chunks_text(8)),
-          "killer: transport %d (%s), '%.*s'", killer.r.transport, killer.r.msg, (int)killer.len,
-          killer.data);
-    CHECK(env, http_client_in_flight(c) == 0, "in_flight %zu", http_client_in_flight(c));
-    CHECK(env, send_path(env, c, "GET", "/echo", NULL, 5000, &after), "send after");
-    CHECK(env, run_until(env, &after.calls, 1, 5000), "no callback after the cancels");
-    CHECK(env, after.transport == ADAPTER_TRANSPORT_OK && after.status == 200,
-          "after the cancels: transport %d status %d", after.transport, after.status);
-    CHECK(env, env->cb_in_send == 0, "a callback ran inside a send");
-    rc = 0;
+    CHECK_OR_OUT(outside.r.calls == 0 && outside.data_after_cancel == 0,
+                 "outside: %d on_done, %d on_data after cancel", outside.r.calls,
+                 outside.data_after_cancel);
+    CHECK_OR_OUT(self.r.calls == 0 && self.n_data == 2 && self.data_after_cancel == 0,
+                 "self: %d on_done, %d on_data", self.r.calls, self.n_data);
+    CHECK_OR_OUT(self.send_refused, "http_client_send from on_data was not refused");
+    CHECK_OR_OUT(victim.r.calls == 0 && victim.data_after_cancel == 0,
+                 "victim: %d on_done, %d on_data after cancel", victim.r.calls,
+                 victim.data_after_cancel);
+    CHECK_OR_OUT(killer.r.transport == ADAPTER_TRANSPORT_OK && killer.n_data >= 2 &&
+                     memcmp(killer.data, chunks_text(8), killer.len) == 0 &&
+                     killer.len == strlen(chunks_text(8)),
+                 "killer: transport %d (%s), '%.*s'", killer.r.transport, killer.r.msg,
+                 (int)killer.len, killer.data);
+    CHECK_OR_OUT(http_client_in_flight(c) == 0, "in_flight %zu", http_client_in_flight(c));
+    CHECK_OR_OUT(send_path(env, c, "GET", "/echo", NULL, 5000, &after), "send after");
+    CHECK_OR_OUT(run_until(env, &after.calls, 1, 5000), "no callback after the cancels");
+    CHECK_OR_OUT(after.transport == ADAPTER_TRANSPORT_OK && after.status == 200,
+                 "after the cancels: transport %d status %d", after.transport, after.status);
+    CHECK_OR_OUT(env->cb_in_send == 0, "a callback ran inside a send");
 out:
     stream_rx_cleanup(&outside);
     stream_rx_cleanup(&self);
@@ -1681,39 +1214,36 @@ out:
     stream_rx_cleanup(&victim);
     reply_cleanup(&after);
     http_client_free(c);
-    return rc;
 }
 
 /* http_client_free from inside on_data: nothing calls back afterwards, nothing leaks. */
-static int test_stream_free_in_data(struct env *env)
+static void test_stream_free_in_data(struct env *env)
 {
     struct http_client *c = new_client(env, 0, 0);
     struct stream_rx rx = {.free_at = 2}, other = {0};
     struct reply plain = {0};
-    int rc = -1;
 
-    CHECK(env, c, "http_client_new failed");
-    CHECK(env, stream_path(env, c, "GET", "/stream?n=6&gap=40", 5000, &rx), "send");
-    CHECK(env, stream_path(env, c, "GET", "/stream?n=6&gap=40", 5000, &other), "send other");
-    CHECK(env, send_path(env, c, "GET", "/delay?ms=150", NULL, 5000, &plain), "send plain");
+    CHECK_OR_OUT(c, "http_client_new failed");
+    CHECK_OR_OUT(stream_path(env, c, "GET", "/stream?n=6&gap=40", 5000, &rx), "send");
+    CHECK_OR_OUT(stream_path(env, c, "GET", "/stream?n=6&gap=40", 5000, &other), "send other");
+    CHECK_OR_OUT(send_path(env, c, "GET", "/delay?ms=150", NULL, 5000, &plain), "send plain");
     c = NULL; /* on_data frees it */
-    CHECK(env, run_until(env, &rx.n_data, 2, 5000), "only %d on_data", rx.n_data);
+    CHECK_OR_OUT(run_until(env, &rx.n_data, 2, 5000), "only %d on_data", rx.n_data);
     run_until(env, NULL, 0, 400);
-    CHECK(env, rx.client == NULL, "client not freed");
-    CHECK(env, rx.n_data == 2 && rx.r.calls == 0, "%d on_data, %d on_done", rx.n_data, rx.r.calls);
-    CHECK(env, other.r.calls == 0 && plain.calls == 0, "calls of a freed client called back");
-    rc = 0;
+    CHECK_OR_OUT(rx.client == NULL, "client not freed");
+    CHECK_OR_OUT(rx.n_data == 2 && rx.r.calls == 0, "%d on_data, %d on_done", rx.n_data,
+                 rx.r.calls);
+    CHECK_OR_OUT(other.r.calls == 0 && plain.calls == 0, "calls of a freed client called back");
 out:
     stream_rx_cleanup(&rx);
     stream_rx_cleanup(&other);
     reply_cleanup(&plain);
     http_client_free(c);
-    return rc;
 }
 
 static const struct {
     const char *name;
-    int (*fn)(struct env *env);
+    void (*fn)(struct env *env);
 } tests[] = {
     {"success", test_success},
     {"methods", test_get_and_methods},
@@ -1741,55 +1271,31 @@ static const struct {
     {"stream_free_in_data", test_stream_free_in_data},
 };
 
-/* A loopback port that is bound but not listening: connecting to it is refused. */
-static int reserve_refused_port(struct env *env)
-{
-    struct sockaddr_in sin = {0};
-    socklen_t slen = sizeof(sin);
-
-    env->refused_fd = socket(AF_INET, SOCK_STREAM, 0);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (env->refused_fd < 0 || bind(env->refused_fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
-        getsockname(env->refused_fd, (struct sockaddr *)&sin, &slen) != 0) {
-        return -1;
-    }
-    snprintf(env->refused_url, sizeof(env->refused_url), "http://127.0.0.1:%d/echo",
-             ntohs(sin.sin_port));
-    return 0;
-}
-
 int main(void)
 {
     struct env env = {0};
-    int passed = 0, failed = 0;
+    int port;
 
     /* the server may write a chunk to a connection the client just closed */
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     env.base = event_base_new();
-    if (!env.base || server_start(&env.srv, env.base) != 0 || reserve_refused_port(&env) != 0) {
+    port = http_server_closed_port(&env.refused_fd);
+    if (!env.base || http_server_start(&env.srv, env.base) != 0 || port < 0) {
         fprintf(stderr, "test setup failed\n");
         return 2;
     }
-    snprintf(env.base_url, sizeof(env.base_url), "http://127.0.0.1:%d", env.srv.port);
+    snprintf(env.refused_url, sizeof(env.refused_url), "http://127.0.0.1:%d/echo", port);
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-        env.why[0] = '\0';
         env.cb_in_send = 0;
-        if (tests[i].fn(&env) == 0) {
-            printf("ok %s\n", tests[i].name);
-            passed++;
-        } else {
-            printf("FAIL %s: %s\n", tests[i].name, env.why);
-            failed++;
-        }
-        fflush(stdout);
+        check_test_begin(tests[i].name);
+        tests[i].fn(&env);
+        check_test_end();
     }
-    server_stop(&env.srv);
+    http_server_stop(&env.srv);
     close(env.refused_fd);
     event_base_free(env.base);
     curl_global_cleanup();
     libevent_global_shutdown();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_done();
 }

@@ -2,14 +2,14 @@
  * tests/unit/test_worker_http_guard.c — http_client_send_guarded and its streaming variant
  * against a real server.
  *
- * An evhttp server on 127.0.0.1 (port 0) shares the event_base of the client under test; it
- * answers every request with 200 "ok" and counts the connections it accepts, so a test can tell a
- * refused call (no connection at all), a fresh connection and a reused one apart. Only loopback
+ * The server is tests/unit/http_server.h's, on the event_base of the client under test; /ok
+ * answers 200 "ok", /redirect a 302, and it counts the connections it accepts, so a test can tell
+ * a refused call (no connection at all), a fresh connection and a reused one apart. Only loopback
  * addresses are ever named: a refused address is never connected to, but a broken guard would.
  *
- * Prints `ok <name>` or `FAIL <name>: why` per test and then `N passed, N failed`.
+ * Checks with tests/unit/check.h: `ok <name>` or `FAIL <name>` per test, then `N passed, N
+ * failed` over the assertions.
  */
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -21,31 +21,23 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "core/netaddr.h"
+#include "tests/unit/check.h"
+#include "tests/unit/http_server.h"
 #include "worker/http.h"
 
 #define TIMEOUT_MS 5000
-
-struct server {
-    struct evhttp *http;
-    int port;
-    int n_conns; /* connections accepted so far */
-    int n_reqs;  /* requests answered so far */
-};
+#define LOOPBACK_REFUSED "address refused: 127.0.0.1 is loopback"
 
 struct env {
     struct event_base *base;
-    struct server srv;
+    struct http_server srv;
     struct http_client *client;
     bool ipv6;       /* ::1 can be bound here (curl then resolves localhost to it too) */
     int closed_fd;   /* bound to 127.0.0.1, never listening: connects to it are refused */
     int closed_port; /* its port */
-    char why[512];
 };
 
 /* What a call's callback saw. */
@@ -56,55 +48,6 @@ struct reply {
     char body[64];
     char msg[256];
 };
-
-/* Every path answers 200 "ok", except /redirect: a 302 to /hook on the same server. */
-static void on_request(struct evhttp_request *req, void *arg)
-{
-    struct server *srv = arg;
-    struct evbuffer *b = evbuffer_new();
-    char location[64];
-
-    srv->n_reqs++;
-    if (strcmp(evhttp_request_get_uri(req), "/redirect") == 0) {
-        snprintf(location, sizeof(location), "http://127.0.0.1:%d/hook", srv->port);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Location", location);
-        evbuffer_add(b, "moved", 5);
-        evhttp_send_reply(req, 302, "Found", b);
-    } else {
-        evbuffer_add(b, "ok", 2);
-        evhttp_send_reply(req, 200, "OK", b);
-    }
-    evbuffer_free(b);
-}
-
-static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
-{
-    struct server *srv = arg;
-
-    srv->n_conns++;
-    return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-}
-
-static int server_start(struct server *srv, struct event_base *base)
-{
-    struct evhttp_bound_socket *sock;
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-
-    srv->http = evhttp_new(base);
-    if (!srv->http) {
-        return -1;
-    }
-    evhttp_set_gencb(srv->http, on_request, srv);
-    evhttp_set_bevcb(srv->http, on_new_conn, srv);
-    sock = evhttp_bind_socket_with_handle(srv->http, "127.0.0.1", 0);
-    if (!sock ||
-        getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&sin, &len) != 0) {
-        return -1;
-    }
-    srv->port = ntohs(sin.sin_port);
-    return 0;
-}
 
 /* Whether ::1 works on this machine; some containers have no IPv6 at all. */
 static bool have_ipv6(void)
@@ -117,21 +60,6 @@ static bool have_ipv6(void)
         close(fd);
     }
     return ok;
-}
-
-/* A bound, never listening socket on 127.0.0.1, so that a connect to its port is refused. */
-static int reserve_closed_port(struct env *env)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sin);
-
-    env->closed_fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (env->closed_fd < 0 || bind(env->closed_fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
-        getsockname(env->closed_fd, (struct sockaddr *)&sin, &len) != 0) {
-        return -1;
-    }
-    env->closed_port = ntohs(sin.sin_port);
-    return 0;
 }
 
 static void on_reply(const struct adapter_response *resp, void *arg)
@@ -168,68 +96,81 @@ static bool wait_reply(struct env *env, struct reply *r)
 }
 
 /*
- * Sends GET url, guarded with the allow-list entries (NULL-terminated; entries NULL: no list at
- * all), or unguarded when guarded is false, and waits for the reply.
+ * An allow list of entries (NULL-terminated), or NULL for entries NULL (no list at all). Caller
+ * frees with netaddr_allow_free. A bad entry is a failed CHECK and leaves it out.
+ */
+static struct netaddr_allow *allow_of(const char *const *entries)
+{
+    struct netaddr_allow *allow;
+
+    if (!entries) {
+        return NULL;
+    }
+    allow = netaddr_allow_new();
+    for (size_t i = 0; entries[i]; i++) {
+        CHECK_MSG(netaddr_allow_add(allow, entries[i]) == 0, "bad allow entry %s", entries[i]);
+    }
+    return allow;
+}
+
+/*
+ * Sends GET url, guarded with the allow-list entries (see allow_of), or unguarded when guarded is
+ * false, and waits for the reply. True when it came.
  */
 static bool call(struct env *env, const char *url, bool guarded, const char *const *entries,
                  struct reply *r)
 {
     struct adapter_request req = {.method = "GET"};
-    struct netaddr_allow *allow = NULL;
+    struct netaddr_allow *allow = allow_of(entries);
     struct http_call *h;
     bool ok;
 
     memset(r, 0, sizeof(*r));
     req.url = (char *)url;
-    if (entries) {
-        allow = netaddr_allow_new();
-        for (size_t i = 0; entries[i]; i++) {
-            if (netaddr_allow_add(allow, entries[i]) != 0) {
-                snprintf(env->why, sizeof(env->why), "bad allow entry %s", entries[i]);
-                netaddr_allow_free(allow);
-                return false;
-            }
-        }
-    }
     h = guarded ? http_client_send_guarded(env->client, &req, TIMEOUT_MS, allow, on_reply, r)
                 : http_client_send(env->client, &req, TIMEOUT_MS, on_reply, r);
     ok = h != NULL && wait_reply(env, r);
     netaddr_allow_free(allow);
-    if (!ok) {
-        snprintf(env->why, sizeof(env->why), "%s: no reply", url);
-    }
     return ok;
 }
 
 /* The reply was a 200 "ok". */
-static bool is_ok(struct env *env, const struct reply *r, const char *what)
+static bool is_ok(const struct reply *r)
 {
-    if (r->transport == ADAPTER_TRANSPORT_OK && r->status == 200 && strcmp(r->body, "ok") == 0) {
-        return true;
-    }
-    snprintf(env->why, sizeof(env->why), "%s: transport %d status %d msg \"%s\"", what,
-             (int)r->transport, r->status, r->msg);
-    return false;
+    return r->transport == ADAPTER_TRANSPORT_OK && r->status == 200 && strcmp(r->body, "ok") == 0;
 }
 
 /* The call was refused with exactly this message. */
-static bool is_refused(struct env *env, const struct reply *r, const char *msg, const char *what)
+static bool is_refused(const struct reply *r, const char *msg)
 {
-    if (r->transport == ADAPTER_TRANSPORT_CONNECT && r->status == 0 && strcmp(r->msg, msg) == 0) {
-        return true;
-    }
-    snprintf(env->why, sizeof(env->why), "%s: transport %d status %d msg \"%s\", want \"%s\"", what,
-             (int)r->transport, r->status, r->msg, msg);
-    return false;
+    return r->transport == ADAPTER_TRANSPORT_CONNECT && r->status == 0 && strcmp(r->msg, msg) == 0;
 }
+
+/* Calls url as call() does and checks the reply was a 200 "ok"; ends the test otherwise. */
+#define CHECK_CALL_OK(env, url, guarded, entries, r, what)                                         \
+    do {                                                                                           \
+        CHECK_OR_OUT(call((env), (url), (guarded), (entries), (r)), "%s: %s: no reply", (what),    \
+                     (url));                                                                       \
+        CHECK_OR_OUT(is_ok(r), "%s: transport %d status %d msg \"%s\"", (what),                    \
+                     (int)(r)->transport, (r)->status, (r)->msg);                                  \
+    } while (0)
+
+/* Calls url guarded and checks it was refused with exactly want; ends the test otherwise. */
+#define CHECK_CALL_REFUSED(env, url, entries, r, want, what)                                       \
+    do {                                                                                           \
+        CHECK_OR_OUT(call((env), (url), true, (entries), (r)), "%s: %s: no reply", (what), (url)); \
+        CHECK_OR_OUT(is_refused((r), (want)),                                                      \
+                     "%s: transport %d status %d msg \"%s\", want \"%s\"", (what),                 \
+                     (int)(r)->transport, (r)->status, (r)->msg, (want));                          \
+    } while (0)
 
 static void url_of(struct env *env, const char *host, char *out, size_t size)
 {
-    snprintf(out, size, "http://%s:%d/hook", host, env->srv.port);
+    snprintf(out, size, "http://%s:%d/ok", host, env->srv.port);
 }
 
 /* No list, or one that does not cover loopback: refused before any connection is made. */
-static int test_refused(struct env *env)
+static void test_refused(struct env *env)
 {
     static const char *const none[] = {NULL};
     static const char *const other[] = {"10.0.0.0/8", "hooks.internal", "::1", NULL};
@@ -238,27 +179,15 @@ static int test_refused(struct env *env)
     int conns = env->srv.n_conns;
 
     url_of(env, "127.0.0.1", url, sizeof(url));
-    if (!call(env, url, true, NULL, &r) ||
-        !is_refused(env, &r, "address refused: 127.0.0.1 is loopback", "no list")) {
-        return -1;
-    }
-    if (!call(env, url, true, none, &r) ||
-        !is_refused(env, &r, "address refused: 127.0.0.1 is loopback", "empty list")) {
-        return -1;
-    }
-    if (!call(env, url, true, other, &r) ||
-        !is_refused(env, &r, "address refused: 127.0.0.1 is loopback", "other entries")) {
-        return -1;
-    }
-    if (env->srv.n_conns != conns) {
-        snprintf(env->why, sizeof(env->why), "a refused call connected");
-        return -1;
-    }
-    return 0;
+    CHECK_CALL_REFUSED(env, url, NULL, &r, LOOPBACK_REFUSED, "no list");
+    CHECK_CALL_REFUSED(env, url, none, &r, LOOPBACK_REFUSED, "empty list");
+    CHECK_CALL_REFUSED(env, url, other, &r, LOOPBACK_REFUSED, "other entries");
+    CHECK_OR_OUT(env->srv.n_conns == conns, "a refused call connected");
+out:;
 }
 
 /* An address entry, a range entry, and neither for the neighbouring loopback address. */
-static int test_allowed_by_address(struct env *env)
+static void test_allowed_by_address(struct env *env)
 {
     static const char *const addr[] = {"127.0.0.1", NULL};
     static const char *const range[] = {"127.0.0.0/8", NULL};
@@ -267,43 +196,25 @@ static int test_allowed_by_address(struct env *env)
     struct reply r;
 
     url_of(env, "127.0.0.1", url, sizeof(url));
-    if (!call(env, url, true, addr, &r) || !is_ok(env, &r, "127.0.0.1")) {
-        return -1;
-    }
-    if (!call(env, url, true, range, &r) || !is_ok(env, &r, "127.0.0.0/8")) {
-        return -1;
-    }
-    if (!call(env, url, true, mapped, &r) || !is_ok(env, &r, "::ffff:127.0.0.1")) {
-        return -1;
-    }
+    CHECK_CALL_OK(env, url, true, addr, &r, "127.0.0.1");
+    CHECK_CALL_OK(env, url, true, range, &r, "127.0.0.0/8");
+    CHECK_CALL_OK(env, url, true, mapped, &r, "::ffff:127.0.0.1");
     /* 127.0.0.2 is loopback too but not listed: the guard, not the closed port, refuses it */
     url_of(env, "127.0.0.2", url, sizeof(url));
-    if (!call(env, url, true, addr, &r) ||
-        !is_refused(env, &r, "address refused: 127.0.0.2 is loopback", "127.0.0.2")) {
-        return -1;
-    }
+    CHECK_CALL_REFUSED(env, url, addr, &r, "address refused: 127.0.0.2 is loopback", "127.0.0.2");
     /* 0.0.0.0 reaches the local host on Linux; an entry for 127.0.0.1 does not cover it */
     url_of(env, "0.0.0.0", url, sizeof(url));
-    if (!call(env, url, true, addr, &r) ||
-        !is_refused(env, &r, "address refused: 0.0.0.0 is unspecified", "0.0.0.0")) {
-        return -1;
-    }
+    CHECK_CALL_REFUSED(env, url, addr, &r, "address refused: 0.0.0.0 is unspecified", "0.0.0.0");
     if (env->ipv6) {
         url_of(env, "[::1]", url, sizeof(url));
-        if (!call(env, url, true, addr, &r) ||
-            !is_refused(env, &r, "address refused: ::1 is loopback", "[::1]")) {
-            return -1;
-        }
+        CHECK_CALL_REFUSED(env, url, addr, &r, "address refused: ::1 is loopback", "[::1]");
     }
     /* an address that passes and then fails to connect reports curl's failure, not a refusal */
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", env->closed_port);
-    if (!call(env, url, true, addr, &r) || r.transport != ADAPTER_TRANSPORT_CONNECT ||
-        strstr(r.msg, "refused:") != NULL) {
-        snprintf(env->why, sizeof(env->why), "closed port: transport %d \"%s\"", (int)r.transport,
-                 r.msg);
-        return -1;
-    }
-    return 0;
+    CHECK_OR_OUT(call(env, url, true, addr, &r), "closed port: no reply");
+    CHECK_OR_OUT(r.transport == ADAPTER_TRANSPORT_CONNECT && strstr(r.msg, "refused:") == NULL,
+                 "closed port: transport %d \"%s\"", (int)r.transport, r.msg);
+out:;
 }
 
 /*
@@ -311,7 +222,7 @@ static int test_allowed_by_address(struct env *env)
  * latter only). A name entry lets both through; an entry for 127.0.0.1 lets that address through,
  * skipping ::1; the name entry does not admit an address literal in the URL.
  */
-static int test_allowed_by_name(struct env *env)
+static void test_allowed_by_name(struct env *env)
 {
     static const char *const name[] = {"LocalHost", NULL};
     static const char *const addr[] = {"127.0.0.1", NULL};
@@ -320,33 +231,23 @@ static int test_allowed_by_name(struct env *env)
     struct reply r;
 
     url_of(env, "localhost", url, sizeof(url));
-    if (!call(env, url, true, name, &r) || !is_ok(env, &r, "name localhost")) {
-        return -1;
-    }
-    if (!call(env, url, true, addr, &r) || !is_ok(env, &r, "localhost via 127.0.0.1")) {
-        return -1;
-    }
-    if (!call(env, url, true, NULL, &r) || r.transport != ADAPTER_TRANSPORT_CONNECT ||
-        strncmp(r.msg, "address refused: ", 17) != 0) {
-        snprintf(env->why, sizeof(env->why), "localhost without a list: %d \"%s\"",
-                 (int)r.transport, r.msg);
-        return -1;
-    }
+    CHECK_CALL_OK(env, url, true, name, &r, "name localhost");
+    CHECK_CALL_OK(env, url, true, addr, &r, "localhost via 127.0.0.1");
+    CHECK_OR_OUT(call(env, url, true, NULL, &r), "localhost without a list: no reply");
+    CHECK_OR_OUT(r.transport == ADAPTER_TRANSPORT_CONNECT &&
+                     strncmp(r.msg, "address refused: ", 17) == 0,
+                 "localhost without a list: %d \"%s\"", (int)r.transport, r.msg);
     /* ::1 is allowed but nothing listens there; 127.0.0.1 is refused. The failure reported is
      * the connect to ::1, not the refusal, since an address did pass. */
-    if (env->ipv6 &&
-        (!call(env, url, true, v6only, &r) || r.transport != ADAPTER_TRANSPORT_CONNECT ||
-         strncmp(r.msg, "address refused", 15) == 0)) {
-        snprintf(env->why, sizeof(env->why), "localhost with ::1 only: %d \"%s\"", (int)r.transport,
-                 r.msg);
-        return -1;
+    if (env->ipv6) {
+        CHECK_OR_OUT(call(env, url, true, v6only, &r), "localhost with ::1 only: no reply");
+        CHECK_OR_OUT(r.transport == ADAPTER_TRANSPORT_CONNECT &&
+                         strncmp(r.msg, "address refused", 15) != 0,
+                     "localhost with ::1 only: %d \"%s\"", (int)r.transport, r.msg);
     }
     url_of(env, "127.0.0.1", url, sizeof(url));
-    if (!call(env, url, true, name, &r) ||
-        !is_refused(env, &r, "address refused: 127.0.0.1 is loopback", "literal, name entry")) {
-        return -1;
-    }
-    return 0;
+    CHECK_CALL_REFUSED(env, url, name, &r, LOOPBACK_REFUSED, "literal, name entry");
+out:;
 }
 
 /*
@@ -355,7 +256,7 @@ static int test_allowed_by_name(struct env *env)
  * be refused, and an allowed one must open its own connection (and close it after). Unguarded
  * calls go on reusing their pooled connection.
  */
-static int test_no_reuse(struct env *env)
+static void test_no_reuse(struct env *env)
 {
     static const char *const addr[] = {"127.0.0.1", NULL};
     char url[128];
@@ -363,115 +264,74 @@ static int test_no_reuse(struct env *env)
     int conns;
 
     url_of(env, "127.0.0.1", url, sizeof(url));
-    if (!call(env, url, false, NULL, &r) || !is_ok(env, &r, "unguarded")) {
-        return -1;
-    }
+    CHECK_CALL_OK(env, url, false, NULL, &r, "unguarded");
     conns = env->srv.n_conns;
-    if (!call(env, url, false, NULL, &r) || !is_ok(env, &r, "unguarded again") ||
-        env->srv.n_conns != conns) {
-        snprintf(env->why + strlen(env->why), sizeof(env->why) - strlen(env->why),
-                 " (unguarded calls should share a connection: %d -> %d)", conns, env->srv.n_conns);
-        return -1;
-    }
-    if (!call(env, url, true, NULL, &r) ||
-        !is_refused(env, &r, "address refused: 127.0.0.1 is loopback", "guarded after pool")) {
-        return -1;
-    }
-    if (env->srv.n_conns != conns) {
-        snprintf(env->why, sizeof(env->why), "the refused call connected");
-        return -1;
-    }
+    CHECK_CALL_OK(env, url, false, NULL, &r, "unguarded again");
+    CHECK_OR_OUT(env->srv.n_conns == conns, "unguarded calls should share a connection: %d -> %d",
+                 conns, env->srv.n_conns);
+    CHECK_CALL_REFUSED(env, url, NULL, &r, LOOPBACK_REFUSED, "guarded after pool");
+    CHECK_OR_OUT(env->srv.n_conns == conns, "the refused call connected");
     for (int i = 1; i <= 2; i++) {
-        if (!call(env, url, true, addr, &r) || !is_ok(env, &r, "guarded allowed")) {
-            return -1;
-        }
-        if (env->srv.n_conns != conns + i) {
-            snprintf(env->why, sizeof(env->why), "guarded call %d reused a connection (%d, %d)", i,
-                     conns, env->srv.n_conns);
-            return -1;
-        }
+        CHECK_CALL_OK(env, url, true, addr, &r, "guarded allowed");
+        CHECK_OR_OUT(env->srv.n_conns == conns + i, "guarded call %d reused a connection (%d, %d)",
+                     i, conns, env->srv.n_conns);
     }
-    if (!call(env, url, false, NULL, &r) || !is_ok(env, &r, "unguarded after") ||
-        env->srv.n_conns != conns + 2) {
-        snprintf(env->why, sizeof(env->why), "unguarded call after guarded ones: %d -> %d", conns,
-                 env->srv.n_conns);
-        return -1;
-    }
-    return 0;
+    CHECK_CALL_OK(env, url, false, NULL, &r, "unguarded after");
+    CHECK_OR_OUT(env->srv.n_conns == conns + 2, "unguarded call after guarded ones: %d -> %d",
+                 conns, env->srv.n_conns);
+out:;
 }
 
 /* Concurrent guarded calls, half refused, half allowed, on one client. */
-static int test_mixed_burst(struct env *env)
+static void test_mixed_burst(struct env *env)
 {
     enum { N = 20 };
     struct netaddr_allow *allow = netaddr_allow_new();
     struct adapter_request req = {.method = "POST"};
     struct reply r[N];
     char url[128];
-    int done = 0;
 
     url_of(env, "127.0.0.1", url, sizeof(url));
     req.url = url;
     req.body = "{}";
     req.body_len = 2;
-    if (netaddr_allow_add(allow, "127.0.0.1") != 0) {
-        netaddr_allow_free(allow);
-        return -1;
-    }
     memset(r, 0, sizeof(r));
+    CHECK_OR_OUT(netaddr_allow_add(allow, "127.0.0.1") == 0, "allow 127.0.0.1");
     for (int i = 0; i < N; i++) {
-        if (!http_client_send_guarded(env->client, &req, TIMEOUT_MS, i % 2 ? allow : NULL, on_reply,
-                                      &r[i])) {
-            snprintf(env->why, sizeof(env->why), "send %d failed", i);
-            netaddr_allow_free(allow);
-            return -1;
-        }
+        CHECK_OR_OUT(http_client_send_guarded(env->client, &req, TIMEOUT_MS, i % 2 ? allow : NULL,
+                                              on_reply, &r[i]),
+                     "send %d failed", i);
     }
     for (int i = 0; i < N; i++) {
-        if (!wait_reply(env, &r[i])) {
-            snprintf(env->why, sizeof(env->why), "call %d: no reply", i);
-            netaddr_allow_free(allow);
-            return -1;
-        }
+        CHECK_OR_OUT(wait_reply(env, &r[i]), "call %d: no reply", i);
     }
+    for (int i = 0; i < N; i++) {
+        CHECK_MSG(i % 2 ? is_ok(&r[i]) : is_refused(&r[i], LOOPBACK_REFUSED),
+                  "burst %s %d: transport %d status %d msg \"%s\"", i % 2 ? "allowed" : "refused",
+                  i, (int)r[i].transport, r[i].status, r[i].msg);
+    }
+out:
     netaddr_allow_free(allow);
-    for (int i = 0; i < N; i++) {
-        bool good = i % 2 ? is_ok(env, &r[i], "burst allowed")
-                          : is_refused(env, &r[i], "address refused: 127.0.0.1 is loopback",
-                                       "burst refused");
-        done += good;
-    }
-    return done == N ? 0 : -1;
 }
 
 /* Bad input: NULL as for http_client_send; an unparsable URL through the callback. */
-static int test_bad_input(struct env *env)
+static void test_bad_input(struct env *env)
 {
     struct adapter_request req = {.method = "GET"};
     struct reply r;
 
     memset(&r, 0, sizeof(r));
-    if (http_client_send_guarded(env->client, NULL, TIMEOUT_MS, NULL, on_reply, &r) != NULL ||
-        http_client_send_guarded(env->client, &req, TIMEOUT_MS, NULL, on_reply, &r) != NULL) {
-        snprintf(env->why, sizeof(env->why), "bad request accepted");
-        return -1;
-    }
+    CHECK(http_client_send_guarded(env->client, NULL, TIMEOUT_MS, NULL, on_reply, &r) == NULL);
+    CHECK(http_client_send_guarded(env->client, &req, TIMEOUT_MS, NULL, on_reply, &r) == NULL);
     req.url = "http://127.0.0.1:1/x";
-    if (http_client_send_guarded(env->client, &req, 0, NULL, on_reply, &r) != NULL ||
-        http_client_send_guarded(env->client, &req, TIMEOUT_MS, NULL, NULL, &r) != NULL) {
-        snprintf(env->why, sizeof(env->why), "bad timeout or callback accepted");
-        return -1;
-    }
-    if (!call(env, "http://[::1", true, NULL, &r) || r.transport != ADAPTER_TRANSPORT_OTHER) {
-        snprintf(env->why, sizeof(env->why), "bad URL: transport %d \"%s\"", (int)r.transport,
-                 r.msg);
-        return -1;
-    }
-    if (!call(env, "ftp://127.0.0.1/x", true, NULL, &r) || r.transport == ADAPTER_TRANSPORT_OK) {
-        snprintf(env->why, sizeof(env->why), "ftp URL went through");
-        return -1;
-    }
-    return 0;
+    CHECK(http_client_send_guarded(env->client, &req, 0, NULL, on_reply, &r) == NULL);
+    CHECK(http_client_send_guarded(env->client, &req, TIMEOUT_MS, NULL, NULL, &r) == NULL);
+    CHECK_OR_OUT(call(env, "http://[::1", true, NULL, &r), "bad URL: no reply");
+    CHECK_OR_OUT(r.transport == ADAPTER_TRANSPORT_OTHER, "bad URL: transport %d \"%s\"",
+                 (int)r.transport, r.msg);
+    CHECK_OR_OUT(call(env, "ftp://127.0.0.1/x", true, NULL, &r), "ftp URL: no reply");
+    CHECK_OR_OUT(r.transport != ADAPTER_TRANSPORT_OK, "ftp URL went through");
+out:;
 }
 
 /* What a guarded stream's callbacks saw. */
@@ -508,7 +368,8 @@ static void on_stream_done(const struct adapter_response *resp, void *arg)
 
 /*
  * A guarded stream to url with the allow-list entries (NULL-terminated; NULL: no list), waited
- * for, then the loop run a little longer so that a second callback would show.
+ * for, then the loop run a little longer so that a second callback would show. True when
+ * on_done was called exactly once.
  */
 static bool stream_call(struct env *env, const char *url, const char *const *entries,
                         struct stream_reply *s)
@@ -529,20 +390,14 @@ static bool stream_call(struct env *env, const char *url, const char *const *ent
     event_base_loopexit(env->base, &settle);
     event_base_dispatch(env->base);
     netaddr_allow_free(allow);
-    if (!ok) {
-        snprintf(env->why, sizeof(env->why), "%s: no reply", url);
-    } else if (s->n_done != 1) {
-        snprintf(env->why, sizeof(env->why), "%s: on_done called %d times", url, s->n_done);
-        ok = false;
-    }
-    return ok;
+    return ok && s->n_done == 1;
 }
 
 /*
  * The streaming variant: refused before any connection (on_done once, never on_data, and
  * http_response_refused says so); allowed, the 2xx body goes to on_data only.
  */
-static int test_stream(struct env *env)
+static void test_stream(struct env *env)
 {
     static const char *const addr[] = {"127.0.0.1", NULL};
     struct stream_reply s;
@@ -550,98 +405,76 @@ static int test_stream(struct env *env)
     int conns = env->srv.n_conns;
 
     url_of(env, "127.0.0.1", url, sizeof(url));
-    if (!stream_call(env, url, NULL, &s) ||
-        !is_refused(env, &s.r, "address refused: 127.0.0.1 is loopback", "stream refused")) {
-        return -1;
-    }
-    if (s.n_data != 0 || !s.refused || env->srv.n_conns != conns) {
-        snprintf(env->why, sizeof(env->why), "refused stream: %d data calls, refused %d, %d conns",
-                 s.n_data, (int)s.refused, env->srv.n_conns - conns);
-        return -1;
-    }
-    if (!stream_call(env, url, addr, &s)) {
-        return -1;
-    }
-    if (s.r.transport != ADAPTER_TRANSPORT_OK || s.r.status != 200 || s.r.body[0] != '\0' ||
-        s.data_len != 2 || memcmp(s.data, "ok", 2) != 0 || s.refused) {
-        snprintf(env->why, sizeof(env->why),
+    CHECK_OR_OUT(stream_call(env, url, NULL, &s), "stream refused: %d on_done", s.n_done);
+    CHECK_OR_OUT(is_refused(&s.r, LOOPBACK_REFUSED),
+                 "stream refused: transport %d status %d msg \"%s\"", (int)s.r.transport,
+                 s.r.status, s.r.msg);
+    CHECK_OR_OUT(s.n_data == 0 && s.refused && env->srv.n_conns == conns,
+                 "refused stream: %d data calls, refused %d, %d conns", s.n_data, (int)s.refused,
+                 env->srv.n_conns - conns);
+    CHECK_OR_OUT(stream_call(env, url, addr, &s), "allowed stream: %d on_done", s.n_done);
+    CHECK_OR_OUT(s.r.transport == ADAPTER_TRANSPORT_OK && s.r.status == 200 &&
+                     s.r.body[0] == '\0' && s.data_len == 2 && memcmp(s.data, "ok", 2) == 0 &&
+                     !s.refused,
                  "allowed stream: transport %d status %d body \"%s\" data \"%.*s\" refused %d",
                  (int)s.r.transport, s.r.status, s.r.body, (int)s.data_len, s.data, (int)s.refused);
-        return -1;
-    }
-    return 0;
+out:;
 }
 
 /*
  * A redirect is not followed, guarded or not, streamed or not: the 3xx itself is the answer,
  * buffered (not streamed), and the server sees one request.
  */
-static int test_stream_redirect(struct env *env)
+static void test_stream_redirect(struct env *env)
 {
     static const char *const addr[] = {"127.0.0.1", NULL};
     struct stream_reply s;
     char url[128];
     int reqs = env->srv.n_reqs;
 
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/redirect", env->srv.port);
-    if (!stream_call(env, url, addr, &s)) {
-        return -1;
-    }
-    if (s.r.transport != ADAPTER_TRANSPORT_OK || s.r.status != 302 ||
-        strcmp(s.r.body, "moved") != 0 || s.n_data != 0 || env->srv.n_reqs != reqs + 1) {
-        snprintf(env->why, sizeof(env->why),
+    snprintf(url, sizeof(url), "%s/redirect", env->srv.url);
+    CHECK_OR_OUT(stream_call(env, url, addr, &s), "redirect: %d on_done", s.n_done);
+    CHECK_OR_OUT(s.r.transport == ADAPTER_TRANSPORT_OK && s.r.status == 302 &&
+                     strcmp(s.r.body, "moved") == 0 && s.n_data == 0 && env->srv.n_reqs == reqs + 1,
                  "redirect: transport %d status %d body \"%s\", %d data calls, %d requests",
                  (int)s.r.transport, s.r.status, s.r.body, s.n_data, env->srv.n_reqs - reqs);
-        return -1;
-    }
-    return 0;
+out:;
 }
 
 /* An allowed address whose connection fails is not a refusal; neither is a plain call's reply. */
-static int test_refused_predicate(struct env *env)
+static void test_refused_predicate(struct env *env)
 {
     static const char *const addr[] = {"127.0.0.1", NULL};
     struct stream_reply s;
     char url[128];
 
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", env->closed_port);
-    if (!stream_call(env, url, addr, &s)) {
-        return -1;
-    }
-    if (s.r.transport != ADAPTER_TRANSPORT_CONNECT || s.refused) {
-        snprintf(env->why, sizeof(env->why), "closed port: transport %d refused %d \"%s\"",
-                 (int)s.r.transport, (int)s.refused, s.r.msg);
-        return -1;
-    }
-    if (http_response_refused(NULL)) {
-        snprintf(env->why, sizeof(env->why), "NULL counted as refused");
-        return -1;
-    }
-    return 0;
+    CHECK_OR_OUT(stream_call(env, url, addr, &s), "closed port: %d on_done", s.n_done);
+    CHECK_OR_OUT(s.r.transport == ADAPTER_TRANSPORT_CONNECT && !s.refused,
+                 "closed port: transport %d refused %d \"%s\"", (int)s.r.transport, (int)s.refused,
+                 s.r.msg);
+    CHECK_OR_OUT(!http_response_refused(NULL), "NULL counted as refused");
+out:;
 }
 
 /* The streaming variant refuses what the others refuse, and a NULL data callback. */
-static int test_stream_bad_input(struct env *env)
+static void test_stream_bad_input(struct env *env)
 {
     struct adapter_request req = {.method = "GET", .url = "http://127.0.0.1:1/x"};
     struct stream_reply s;
 
     memset(&s, 0, sizeof(s));
-    if (http_client_send_guarded_stream(env->client, &req, TIMEOUT_MS, NULL, NULL, on_stream_done,
-                                        &s) != NULL ||
-        http_client_send_guarded_stream(env->client, &req, TIMEOUT_MS, NULL, on_stream_data, NULL,
-                                        &s) != NULL ||
-        http_client_send_guarded_stream(env->client, &req, 0, NULL, on_stream_data, on_stream_done,
-                                        &s) != NULL) {
-        snprintf(env->why, sizeof(env->why), "bad argument accepted");
-        return -1;
-    }
-    return 0;
+    CHECK(http_client_send_guarded_stream(env->client, &req, TIMEOUT_MS, NULL, NULL, on_stream_done,
+                                          &s) == NULL);
+    CHECK(http_client_send_guarded_stream(env->client, &req, TIMEOUT_MS, NULL, on_stream_data, NULL,
+                                          &s) == NULL);
+    CHECK(http_client_send_guarded_stream(env->client, &req, 0, NULL, on_stream_data,
+                                          on_stream_done, &s) == NULL);
 }
 
 static const struct {
     const char *name;
-    int (*fn)(struct env *env);
+    void (*fn)(struct env *env);
 } tests[] = {
     {"refused", test_refused},
     {"allowed_by_address", test_allowed_by_address},
@@ -658,34 +491,27 @@ static const struct {
 int main(void)
 {
     struct env env = {0};
-    int passed = 0, failed = 0;
 
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     env.base = event_base_new();
     env.ipv6 = have_ipv6();
-    if (!env.base || server_start(&env.srv, env.base) != 0 || reserve_closed_port(&env) != 0 ||
+    env.closed_port = http_server_closed_port(&env.closed_fd);
+    if (!env.base || http_server_start(&env.srv, env.base) != 0 || env.closed_port < 0 ||
         !(env.client = http_client_new(env.base, NULL))) {
         fprintf(stderr, "test setup failed\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-        env.why[0] = '\0';
-        if (tests[i].fn(&env) == 0) {
-            printf("ok %s\n", tests[i].name);
-            passed++;
-        } else {
-            printf("FAIL %s: %s\n", tests[i].name, env.why);
-            failed++;
-        }
-        fflush(stdout);
+        check_test_begin(tests[i].name);
+        tests[i].fn(&env);
+        check_test_end();
     }
     http_client_free(env.client);
-    evhttp_free(env.srv.http);
+    http_server_stop(&env.srv);
     close(env.closed_fd);
     event_base_free(env.base);
     curl_global_cleanup();
     libevent_global_shutdown();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_done();
 }

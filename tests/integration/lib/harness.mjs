@@ -698,7 +698,7 @@ class RedisServer {
 
   /**
    * The call-slot invariant, checked by Cluster.stop() once every sluice process has exited:
-   * the deployments' in-flight counts (`inf` of each {sl}:dep:* hash, what
+   * the deployments' in-flight counts (`inf` of each {<tag>}:dep:* hash, any tag, what
    * sluice_deployment_in_flight shows) add up to the tasks that still hold a call slot
    * (in_progress or cancelling, claimed for a deployment, no upstream job: a worker was killed
    * and its lease has not been recovered yet). Once all tasks are terminal both are 0. Returns
@@ -719,12 +719,12 @@ class RedisServer {
         until cur == '0'
       end
       local inf, held, deps = 0, 0, {}
-      each('{sl}:dep:*', function(k)
+      each('{*}:dep:*', function(k)
         local n = tonumber(redis.call('HGET', k, 'inf')) or 0
         inf = inf + n
         if n ~= 0 then deps[#deps + 1] = k .. '=' .. n end
       end)
-      each('{sl}:t:*', function(k)
+      each('{*}:t:*', function(k)
         local f = redis.call('HMGET', k, 'status', 'up_id', 'dep')
         if (f[1] == 'in_progress' or f[1] == 'cancelling') and not f[2] and f[3] then
           held = held + 1
