@@ -175,3 +175,47 @@ int txn_send(struct store *s, enum script_id id, const struct txn_args *a, store
     }
     return store_script(s, id, cb, arg, a->nkeys, a->n, a->v, a->len);
 }
+
+/* What txn_call carries through the store to the reply. */
+struct txn_pending {
+    txn_deliver_fn deliver;
+    txn_fn cb;
+    void *arg;
+    int extra;
+};
+
+static void on_call_reply(redisReply *reply, const struct core_err *err, void *arg)
+{
+    struct txn_pending p = *(struct txn_pending *)arg;
+
+    free(arg);
+    p.deliver(reply, err, p.cb, p.arg, p.extra);
+}
+
+int txn_call(struct store *s, enum script_id id, const struct txn_args *a, txn_deliver_fn deliver,
+             txn_fn cb, void *arg, int extra)
+{
+    struct txn_pending *p;
+    int rc;
+
+    if (cb == NULL) {
+        return txn_send(s, id, a, NULL, NULL);
+    }
+    p = malloc(sizeof(*p));
+    if (p == NULL) {
+        return CORE_ENOMEM;
+    }
+    *p = (struct txn_pending){deliver, cb, arg, extra};
+    rc = txn_send(s, id, a, on_call_reply, p);
+    if (rc < 0) {
+        free(p);
+    }
+    return rc;
+}
+
+const struct core_err *txn_bad_reply(struct core_err *e, const char *what)
+{
+    core_err_clear(e);
+    core_err_set(e, CORE_EINTERNAL, NULL, "unexpected %s reply", what);
+    return e;
+}

@@ -73,4 +73,27 @@ void txn_arg_key(struct txn_args *a, const struct keyspace *ks, const char *fami
  */
 int txn_send(struct store *s, enum script_id id, const struct txn_args *a, store_cb cb, void *arg);
 
+/* A family's typed callback, carried untyped through the store and cast back by its deliver. */
+typedef void (*txn_fn)(void);
+
+/*
+ * A family's reply step: parses reply (err NULL) and calls cb, cast back to its own type, with the
+ * parsed struct, or with err, or with txn_bad_reply's error for a reply the parser refused. extra
+ * is what txn_call was given (e.g. which op of a script the reply answers).
+ */
+typedef void (*txn_deliver_fn)(redisReply *reply, const struct core_err *err, txn_fn cb, void *arg,
+                               int extra);
+
+/*
+ * Sends script id with a's arguments on s; its reply goes to deliver with (cb, arg, extra). cb
+ * NULL: nobody waits for the answer (deliver is not called). The store's contract: 0 and deliver
+ * is called exactly once, or a negative code and never. One small allocation per call, freed
+ * before deliver runs.
+ */
+int txn_call(struct store *s, enum script_id id, const struct txn_args *a, txn_deliver_fn deliver,
+             txn_fn cb, void *arg, int extra);
+
+/* Fills e for a reply its parser refused ("unexpected <what> reply") and returns it. */
+const struct core_err *txn_bad_reply(struct core_err *e, const char *what);
+
 #endif

@@ -266,54 +266,23 @@ int txn_batch_parse(enum txn_batch_op op, const redisReply *reply, struct txn_ba
     }
 }
 
-/* The caller's callback and the op whose reply it waits for, carried through the store. */
-struct batch_call {
-    enum txn_batch_op op;
-    txn_batch_cb cb;
-    void *arg;
-};
-
-static void on_reply(redisReply *reply, const struct core_err *err, void *arg)
+/* extra: the op the reply answers (its shape depends on it). */
+static void deliver_batch(redisReply *reply, const struct core_err *err, txn_fn cb, void *arg,
+                          int extra)
 {
-    struct batch_call call = *(struct batch_call *)arg;
     struct txn_batch_reply r;
     struct core_err bad;
 
-    free(arg);
-    if (err != NULL) {
-        call.cb(NULL, err, call.arg);
-    } else if (txn_batch_parse(call.op, reply, &r) < 0) {
-        core_err_clear(&bad);
-        core_err_set(&bad, CORE_EINTERNAL, NULL, "unexpected BATCH %s reply",
-                     txn_batch_op_name(call.op));
-        call.cb(NULL, &bad, call.arg);
-    } else {
-        call.cb(&r, NULL, call.arg);
+    if (err == NULL && txn_batch_parse((enum txn_batch_op)extra, reply, &r) < 0) {
+        err = txn_bad_reply(&bad, txn_batch_op_name((enum txn_batch_op)extra));
     }
+    ((txn_batch_cb)cb)(err ? NULL : &r, err, arg);
 }
 
 int txn_batch(struct store *s, struct txn_args *a, const struct txn_batch *b, txn_batch_cb cb,
               void *arg)
 {
-    struct batch_call *call;
     int rc = txn_batch_build(a, store_keys(s), b);
 
-    if (rc < 0) {
-        return rc;
-    }
-    if (cb == NULL) {
-        return txn_send(s, SCRIPT_BATCH, a, NULL, NULL);
-    }
-    call = malloc(sizeof(*call));
-    if (call == NULL) {
-        return CORE_ENOMEM;
-    }
-    call->op = b->op;
-    call->cb = cb;
-    call->arg = arg;
-    rc = txn_send(s, SCRIPT_BATCH, a, on_reply, call);
-    if (rc < 0) {
-        free(call);
-    }
-    return rc;
+    return rc < 0 ? rc : txn_call(s, SCRIPT_BATCH, a, deliver_batch, (txn_fn)cb, arg, (int)b->op);
 }

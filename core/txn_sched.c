@@ -80,48 +80,23 @@ const char *txn_ticked_gone(const struct txn_ticked *t, size_t i)
     return id->type == REDIS_REPLY_STRING ? id->str : NULL;
 }
 
-/* The caller's callback, carried through the store to the reply. */
-struct tick_call {
-    txn_tick_cb cb;
-    void *arg;
-};
-
-static void on_reply(redisReply *reply, const struct core_err *err, void *arg)
+static void deliver_tick(redisReply *reply, const struct core_err *err, txn_fn cb, void *arg,
+                         int extra)
 {
-    struct tick_call call = *(struct tick_call *)arg;
     struct txn_ticked t;
     struct core_err bad;
 
-    free(arg);
-    if (err != NULL) {
-        call.cb(NULL, err, call.arg);
-    } else if (txn_tick_parse(reply, &t) < 0) {
-        core_err_clear(&bad);
-        core_err_set(&bad, CORE_EINTERNAL, NULL, "unexpected TICK reply");
-        call.cb(NULL, &bad, call.arg);
-    } else {
-        call.cb(&t, NULL, call.arg);
+    (void)extra;
+    if (err == NULL && txn_tick_parse(reply, &t) < 0) {
+        err = txn_bad_reply(&bad, "TICK");
     }
+    ((txn_tick_cb)cb)(err ? NULL : &t, err, arg);
 }
 
 int txn_tick(struct store *s, struct txn_args *a, const struct txn_tick *p, txn_tick_cb cb,
              void *arg)
 {
-    struct tick_call *call;
     int rc = txn_tick_build(a, store_keys(s), p);
 
-    if (rc < 0) {
-        return rc;
-    }
-    call = malloc(sizeof(*call));
-    if (call == NULL) {
-        return CORE_ENOMEM;
-    }
-    call->cb = cb;
-    call->arg = arg;
-    rc = txn_send(s, SCRIPT_TICK, a, on_reply, call);
-    if (rc < 0) {
-        free(call);
-    }
-    return rc;
+    return rc < 0 ? rc : txn_call(s, SCRIPT_TICK, a, deliver_tick, (txn_fn)cb, arg, 0);
 }

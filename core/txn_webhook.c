@@ -119,105 +119,46 @@ int txn_wh_done_parse(const redisReply *reply, enum txn_wh_outcome *out)
     return 0;
 }
 
-/* ---- the asynchronous calls: the caller's callback carried through the store ---------- */
+/* ---- the asynchronous calls ---------------------------------------------------------- */
 
-struct wh_call {
-    txn_wh_claim_cb claim_cb;
-    txn_wh_done_cb done_cb;
-    void *arg;
-};
-
-/* An error for a reply the parser refused. */
-static const struct core_err *bad_reply(struct core_err *e, const char *script)
+static void deliver_claim(redisReply *reply, const struct core_err *err, txn_fn cb, void *arg,
+                          int extra)
 {
-    core_err_clear(e);
-    core_err_set(e, CORE_EINTERNAL, NULL, "unexpected %s reply", script);
-    return e;
-}
-
-static void on_claim_reply(redisReply *reply, const struct core_err *err, void *arg)
-{
-    struct wh_call call = *(struct wh_call *)arg;
     struct txn_wh_claimed c;
     struct core_err bad;
 
-    free(arg);
-    if (err != NULL) {
-        call.claim_cb(NULL, err, call.arg);
-    } else if (txn_wh_claim_parse(reply, &c) < 0) {
-        call.claim_cb(NULL, bad_reply(&bad, "WH_CLAIM"), call.arg);
-    } else {
-        call.claim_cb(&c, NULL, call.arg);
+    (void)extra;
+    if (err == NULL && txn_wh_claim_parse(reply, &c) < 0) {
+        err = txn_bad_reply(&bad, "WH_CLAIM");
     }
+    ((txn_wh_claim_cb)cb)(err ? NULL : &c, err, arg);
 }
 
-static void on_done_reply(redisReply *reply, const struct core_err *err, void *arg)
+static void deliver_done(redisReply *reply, const struct core_err *err, txn_fn cb, void *arg,
+                         int extra)
 {
-    struct wh_call call = *(struct wh_call *)arg;
     enum txn_wh_outcome o = TXN_WH_GONE;
     struct core_err bad;
 
-    free(arg);
-    if (err != NULL) {
-        call.done_cb(o, err, call.arg);
-    } else if (txn_wh_done_parse(reply, &o) < 0) {
-        call.done_cb(o, bad_reply(&bad, "WH_DONE"), call.arg);
-    } else {
-        call.done_cb(o, NULL, call.arg);
+    (void)extra;
+    if (err == NULL && txn_wh_done_parse(reply, &o) < 0) {
+        err = txn_bad_reply(&bad, "WH_DONE");
     }
-}
-
-/* Sends a on s for script id with the callback in call (NULL: none wanted); frees call when the
- * store refuses it. */
-static int send_call(struct store *s, enum script_id id, const struct txn_args *a,
-                     struct wh_call *call, store_cb on_reply)
-{
-    int rc;
-
-    if (call == NULL) {
-        return txn_send(s, id, a, NULL, NULL);
-    }
-    rc = txn_send(s, id, a, on_reply, call);
-    if (rc < 0) {
-        free(call);
-    }
-    return rc;
+    ((txn_wh_done_cb)cb)(o, err, arg);
 }
 
 int txn_wh_claim(struct store *s, struct txn_args *a, const struct txn_wh_claim *p,
                  txn_wh_claim_cb cb, void *arg)
 {
-    struct wh_call *call;
     int rc = txn_wh_claim_build(a, store_keys(s), p);
 
-    if (rc < 0) {
-        return rc;
-    }
-    call = calloc(1, sizeof(*call));
-    if (call == NULL) {
-        return CORE_ENOMEM;
-    }
-    call->claim_cb = cb;
-    call->arg = arg;
-    return send_call(s, SCRIPT_WH_CLAIM, a, call, on_claim_reply);
+    return rc < 0 ? rc : txn_call(s, SCRIPT_WH_CLAIM, a, deliver_claim, (txn_fn)cb, arg, 0);
 }
 
 int txn_wh_done(struct store *s, struct txn_args *a, const struct txn_wh_done *p, txn_wh_done_cb cb,
                 void *arg)
 {
-    struct wh_call *call = NULL;
     int rc = txn_wh_done_build(a, store_keys(s), p);
 
-    if (rc < 0) {
-        return rc;
-    }
-    if (cb != NULL) {
-        call = calloc(1, sizeof(*call));
-        if (call == NULL) {
-            return CORE_ENOMEM;
-        }
-        call->done_cb = cb;
-        call->arg = arg;
-    }
-    return send_call(s, SCRIPT_WH_DONE, a, call, on_done_reply);
+    return rc < 0 ? rc : txn_call(s, SCRIPT_WH_DONE, a, deliver_done, (txn_fn)cb, arg, 0);
 }
