@@ -63,6 +63,22 @@ bool batch_line_blank(const struct batch_runner *r)
 }
 
 /*
+ * What a /v1/responses line may not ask for (set to anything but null or false): a line's answer
+ * is its output line, written when the batch ends, so there is nothing to stream or to answer at
+ * once; and its task is submitted without a read of an earlier response.
+ */
+static const struct {
+    const char *field, *param, *why;
+} response_refused[] = {
+    {"background", "body.background",
+     "'background' has no meaning in a batch line: every line runs in the background"},
+    {"stream", "body.stream", "A batch line cannot stream: its answer is its output line"},
+    {"previous_response_id", "body.previous_response_id",
+     "A batch line cannot continue an earlier response: send its input items instead"},
+    {"webhook", "body.webhook", "A batch line has no webhook of its own: the batch's tells"},
+};
+
+/*
  * Checks the current line: a JSON object {custom_id, method: "POST", url: the batch's endpoint,
  * body} whose body is a valid request for a model of the endpoint's kind. On success *root owns
  * the parse and *body, *model, *custom_id point into it; returns 0. Else fills le, returns -1.
@@ -121,13 +137,27 @@ int batch_line_check(struct batch_runner *r, cJSON **root, const cJSON **body,
         LINE_FAIL("model_not_found", "body.model", "The model '%.128s' does not exist",
                   cJSON_IsString(v) ? v->valuestring : "");
     }
-    if ((*model)->kind != r->kind) {
+    if (!api_model_serves(*model, r->kind)) {
         LINE_FAIL("invalid_model", "body.model", "The model '%.128s' serves %s requests, not %s",
                   v->valuestring, task_kind_name((*model)->kind), task_kind_name(r->kind));
     }
     core_err_clear(&e);
     if (api_validate_task_input(r->kind, *body, &e) < 0) {
         LINE_FAIL("invalid_request", e.param[0] ? e.param : "body", "%.250s", e.message);
+    }
+    for (size_t i = 0; r->kind == TASK_KIND_RESPONSE &&
+                       i < sizeof(response_refused) / sizeof(response_refused[0]);
+         i++) {
+        v = cJSON_GetObjectItemCaseSensitive(*body, response_refused[i].field);
+        if (v != NULL && !cJSON_IsNull(v) && !cJSON_IsFalse(v)) {
+            LINE_FAIL("invalid_request", response_refused[i].param, "%s", response_refused[i].why);
+        }
+    }
+    if (r->kind == TASK_KIND_RESPONSE &&
+        cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(*body, "store"))) {
+        LINE_FAIL("invalid_request", "body.store", "%s",
+                  "'store: false' cannot apply to a batch line: its response is kept for the "
+                  "batch's output file");
     }
 #undef LINE_FAIL
     return 0;

@@ -44,7 +44,9 @@ static void write_result(struct batch_runner *r, const struct slot *s, const red
     cJSON *line = cJSON_CreateObject();
     char req_id[80];
 
-    snprintf(req_id, sizeof(req_id), "batch_req_%s", s->id + strlen(TASK_ID_PREFIX));
+    /* the id's random part, after its kind's prefix ("task_", "resp_") */
+    snprintf(req_id, sizeof(req_id), "batch_req_%s",
+             strchr(s->id, '_') ? strchr(s->id, '_') + 1 : s->id);
     cJSON_AddStringToObject(line, "id", req_id);
     if (custom_id) {
         cJSON_AddStringToObject(line, "custom_id", custom_id);
@@ -141,7 +143,7 @@ void batch_final_step(struct batch_runner *r)
     for (int n = 0; n < RUNNER_CHUNK && r->next <= r->last; n++, r->next++) {
         struct slot *s = calloc(1, sizeof(*s));
         char key[96]; /* the prefix (<= 36 bytes), KS_TASK and a task id */
-        if (s == NULL || api_batch_task_id(r->id, r->next, s->id, sizeof(s->id)) < 0) {
+        if (s == NULL || api_batch_task_id(r->id, r->kind, r->next, s->id, sizeof(s->id)) < 0) {
             free(s);
             r->fail_ordinal = r->next;
             continue;

@@ -448,7 +448,7 @@ static bool submit_line(struct batch_runner *r, const cJSON *body, const struct 
     struct core_err e;
     struct api_ctx *c = api_ctx_new(r->api, NULL, r->tenant);
 
-    if (c == NULL || api_batch_task_id(r->id, r->ordinal, c->id, sizeof(c->id)) < 0) {
+    if (c == NULL || api_batch_task_id(r->id, r->kind, r->ordinal, c->id, sizeof(c->id)) < 0) {
         api_ctx_free(c);
         return false;
     }
@@ -580,7 +580,7 @@ static void cancel_step(struct batch_runner *r)
     r->waiting = 1;
     for (int n = 0; n < RUNNER_CHUNK && r->next <= r->last; n++, r->next++) {
         char id[64];
-        if (api_batch_task_id(r->id, r->next, id, sizeof(id)) < 0) {
+        if (api_batch_task_id(r->id, r->kind, r->next, id, sizeof(id)) < 0) {
             continue;
         }
         p.id = id;

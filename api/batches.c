@@ -34,6 +34,7 @@ static const struct {
 } endpoints[] = {
     {"/v1/chat/completions", TASK_KIND_CHAT},
     {"/v1/embeddings", TASK_KIND_EMBEDDING},
+    {"/v1/responses", TASK_KIND_RESPONSE},
 };
 
 int api_batch_kind(const char *endpoint)
@@ -46,12 +47,13 @@ int api_batch_kind(const char *endpoint)
     return -1;
 }
 
-int api_batch_task_id(const char *batch_id, long long ordinal, char *out, size_t size)
+int api_batch_task_id(const char *batch_id, enum task_kind kind, long long ordinal, char *out,
+                      size_t size)
 {
     char seed[96];
 
     snprintf(seed, sizeof(seed), "%s:%lld", batch_id, ordinal);
-    return util_derived_id(TASK_ID_PREFIX, seed, out, size);
+    return util_derived_id(api_task_id_prefix(kind), seed, out, size);
 }
 
 cJSON *api_batch_fields(const redisReply *hash)
@@ -244,7 +246,8 @@ static int validate_batch(struct api *a, const char *tenant, const cJSON *body, 
     }
     if (!cJSON_IsString(endpoint) || api_batch_kind(endpoint->valuestring) < 0) {
         return core_err_set(e, CORE_EINVAL, "endpoint",
-                            "'endpoint' must be /v1/chat/completions or /v1/embeddings");
+                            "'endpoint' must be /v1/chat/completions, /v1/embeddings or "
+                            "/v1/responses");
     }
     if (!cJSON_IsString(window) || strcmp(window->valuestring, API_BATCH_WINDOW) != 0) {
         return core_err_set(e, CORE_EINVAL, "completion_window",

@@ -38,8 +38,10 @@ extern const struct api_webhook_events api_batch_webhook_events;
  * batch it (or endpoint is NULL). */
 int api_batch_kind(const char *endpoint);
 
-/* The id of the task for request `ordinal` (1-based) of batch_id. Returns 0 or -1. */
-int api_batch_task_id(const char *batch_id, long long ordinal, char *out, size_t size);
+/* The id of the task (of kind: a response's is "resp_…") for request `ordinal` (1-based) of
+ * batch_id. Returns 0 or -1. */
+int api_batch_task_id(const char *batch_id, enum task_kind kind, long long ordinal, char *out,
+                      size_t size);
 
 /* The batch's fields as a cJSON object of strings, from an HGETALL reply. Caller frees. */
 cJSON *api_batch_fields(const redisReply *hash);

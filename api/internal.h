@@ -17,6 +17,7 @@
 #include "core/txn.h"
 
 struct api_ctx;
+struct api_rfollow;
 
 #define API_WAITER_BUCKETS 4096
 
@@ -37,8 +38,9 @@ struct api {
     struct waiter *waiters[API_WAITER_BUCKETS]; /* by task id */
     uint64_t responses[6];                      /* by status class: 1xx..5xx, index 0 unused */
     uint64_t tasks_accepted;
-    struct batch_runner *batches; /* carries batches through their life (api/batch_runner.c) */
-    struct event *submit_ev;      /* sends the loop turn's queued submits (activated, not added) */
+    struct batch_runner *batches;  /* carries batches through their life (api/batch_runner.c) */
+    struct api_rfollow *followers; /* GET /v1/responses/{id}?stream=true in progress */
+    struct event *submit_ev;       /* sends the loop turn's queued submits (activated, not added) */
     struct api_ctx *submit_head, *submit_tail;
     struct txn_args txn; /* the arguments of every script call: built, sent, then reset */
     unsigned char url_key[ARTIFACT_URL_KEY_MAX]; /* signs artifact URLs (api/artifacts.c) */
@@ -68,8 +70,12 @@ struct api_ctx {
     cJSON *task;      /* a task rendered before the round trip (submit), owned */
     char *task_text;  /* or as text (api_submit.render), owned */
     cJSON *body;      /* the request body, kept for the answer when needed, owned */
-    void *owner;      /* the larger request this is part of (a bulk submit), borrowed */
-    int pending;      /* round trips still outstanding (metrics) */
+    cJSON *webhook;   /* a normalized webhook kept across a round trip (responses), owned */
+    const char *raw;  /* the request body's bytes, kept across a round trip (valid while req is) */
+    size_t raw_len;
+    int64_t created_ms; /* when api_submit stamped the task created (Unix ms) */
+    void *owner;        /* the larger request this is part of (a bulk submit), borrowed */
+    int pending;        /* round trips still outstanding (metrics) */
     int64_t values[8];
     api_submit_cb submit_cb;
     int mode;                          /* endpoint-specific (e.g. how to answer after a submit) */
@@ -174,10 +180,11 @@ void api_error_add_request_id(cJSON *error, struct evhttp_request *req);
 /* ---- waiters.c: requests held open until their task finishes ---- */
 
 enum waiter_kind {
-    WAIT_TASK,         /* Prefer: wait=N on POST /v1/tasks: the task object */
-    WAIT_RESULT,       /* synchronous OpenAI endpoints: the result, or the error */
-    WAIT_STREAM,       /* stream: true: SSE chunks as they come, then [DONE] */
-    WAIT_STREAM_USAGE, /* the same with stream_options.include_usage: the usage chunk too */
+    WAIT_TASK,            /* Prefer: wait=N on POST /v1/tasks: the task object */
+    WAIT_RESULT,          /* synchronous OpenAI endpoints: the result, or the error */
+    WAIT_STREAM,          /* stream: true: SSE chunks as they come, then [DONE] */
+    WAIT_STREAM_USAGE,    /* the same with stream_options.include_usage: the usage chunk too */
+    WAIT_RESPONSE_STREAM, /* a response task: its typed Responses events as SSE (api_rstream) */
 };
 
 /* Subscribes to this process's channel; call once from api_new. Returns 0 or -1. */
@@ -193,11 +200,113 @@ void api_waiters_cleanup(struct api *a);
 int api_wait(struct api *a, struct evhttp_request *req, const char *tenant, const char *id,
              enum waiter_kind kind, int64_t wait_ms);
 
+/*
+ * The task of id's waiter (registered with api_wait) is deleted once its answer went out and the
+ * task is finished (a response with store: false): nothing of it is left to read or continue.
+ * A waiter that times out leaves the task to its retention.
+ */
+void api_wait_forget(struct api *a, const char *id);
+
 /* Drops the waiter for id without answering (the submit failed and was answered). */
 void api_wait_cancel(struct api *a, const char *id);
 
 /* Re-keys a waiter (an idempotent replay named an earlier task) and checks it at once. */
 void api_wait_rekey(struct api *a, const char *from_id, const char *to_id);
+
+/* ---- responses.c: the Responses API over response tasks (adapters/responses.h) ---- */
+void api_responses_create(struct api *a, struct evhttp_request *req, const char *tenant,
+                          const char *arg);
+void api_responses_get(struct api *a, struct evhttp_request *req, const char *tenant,
+                       const char *arg);
+void api_responses_cancel(struct api *a, struct evhttp_request *req, const char *tenant,
+                          const char *arg);
+void api_responses_delete(struct api *a, struct evhttp_request *req, const char *tenant,
+                          const char *arg);
+void api_responses_input_items(struct api *a, struct evhttp_request *req, const char *tenant,
+                               const char *arg);
+
+/* The events a response's webhook may ask for (all four by default). */
+extern const struct api_webhook_events api_response_webhook_events;
+
+/*
+ * The stored request of a response that continues another (request borrowed; it names
+ * previous_response_id): expand calls cb exactly once, from the loop, with the request whose
+ * input is the previous response's input items, then its output items, then request's own
+ * input (cb takes the new request), or with NULL and the error the client should see (404 for
+ * a missing, another tenant's or a non-response id, 400 for one not completed or not stored).
+ * c->tenant names the tenant. Returns 0, or a negative code with err filled (cb never runs).
+ */
+typedef void (*api_expand_cb)(struct api_ctx *c, cJSON *expanded, const struct core_err *err);
+int api_response_expand(struct api *a, struct api_ctx *c, const cJSON *request, api_expand_cb cb,
+                        struct core_err *err);
+
+/*
+ * A response task's object as GET /v1/responses/{id} shows it, from its hash (borrowed), as
+ * JSON text: the stored result once completed; else responses_object from the stored request
+ * with the status the task's maps to (queued, in_progress; cancelling and cancelled: cancelled;
+ * failed and expired: failed, with the task's error as {code, message}). Caller frees; NULL on
+ * OOM or an unreadable hash.
+ */
+char *api_response_text(const char *id, const redisReply *hash);
+
+/* ---- responses_stream.c: a response's typed events going out as server-sent events ---- */
+
+/*
+ * One response's events written to a request as `event: <type>` + `data: <json>` pairs, each
+ * once and in sequence order, up to the first terminal event (response.completed, .failed,
+ * .incomplete), after which the reply ends. Live relays (api/waiters.c) and replays of the
+ * stored list (GET ?stream=true) write through the same state.
+ */
+struct api_rstream {
+    struct evhttp_request *req;
+    int64_t next_seq; /* the lowest sequence number to write (starting_after + 1) */
+    int64_t seen_seq; /* the sequence number expected next: one past the last one seen */
+    bool started;     /* the 200 and its headers went out */
+    bool done;        /* the reply ended (after a terminal event, an error event, or a close) */
+};
+
+/* Sends the 200 and the event-stream headers, once. */
+void api_rstream_begin(struct api *a, struct api_rstream *s);
+
+/*
+ * Writes one event (JSON text of len bytes, borrowed): each sequence number once, in order, and
+ * none before next_seq; a terminal event ends the reply. An event past a gap (a sequence number
+ * beyond the next one) is written when !strict, and left to the caller when strict (a live
+ * relay then reads the stored list to fill the gap). Returns 1 written, 0 skipped (seen, or
+ * before next_seq), 2 a gap (strict), or -1 for an event that cannot be read or one that starts
+ * the stream again (response.created at 0 after later events: a new attempt), after which the
+ * caller ends the stream with an error.
+ */
+int api_rstream_event(struct api *a, struct api_rstream *s, const char *json, size_t len,
+                      bool strict);
+
+/*
+ * The end of a finished task's stream whose events (already written) did not end it, from its
+ * response object (JSON text as api_response_text renders it, borrowed; NULL: an error event):
+ * every event a stream of it makes when none were seen (a response that did not stream), else
+ * only its terminal event (response.completed, .incomplete, or .failed, also for a cancelled
+ * one). Ends the reply.
+ */
+void api_rstream_finish(struct api *a, struct api_rstream *s, const char *response);
+
+/* Writes an `error` event ({type, code, message, param, sequence_number}) and ends the reply. */
+void api_rstream_fail(struct api *a, struct api_rstream *s, const char *code, const char *message);
+
+/* Ends the reply (NULL-safe on a stream already done). */
+void api_rstream_end(struct api_rstream *s);
+
+/*
+ * GET /v1/responses/{id}?stream=true: the stored events after starting_after, then the live ones
+ * as the task appends them (the list re-read every 100 ms), until the terminal event, the task
+ * ending, limits.sync_wait_s, or the client leaving. The task was not read yet: 404s are
+ * answered here.
+ */
+void api_responses_follow(struct api *a, struct evhttp_request *req, const char *tenant,
+                          const char *id, int64_t starting_after);
+
+/* Ends every follower's stream (an `error` event "shutting_down"; 503 for one not started) and
+ * frees them; from api_stop, while the loop still runs to send it, and again from api_free. */
+void api_responses_follow_cleanup(struct api *a);
 
 /* ---- compat.c, videos.c ---- */
 void api_compat_chat(struct api *a, struct evhttp_request *req, const char *tenant,
@@ -301,12 +410,23 @@ typedef void (*api_not_found_fn)(struct api *a, struct evhttp_request *req, cons
 struct api_ctx *api_ctx_for_id(struct api *a, struct evhttp_request *req, const char *tenant,
                                const char *prefix, const char *id, api_not_found_fn not_found);
 
-/* A context for a request about task id: NULL after answering 404 (not a task id) or 500. */
+/* A context for a request about task id (any kind's: "task_…" or "resp_…"): NULL after
+ * answering 404 (not a task id) or 500. */
 struct api_ctx *api_ctx_for_task(struct api *a, struct evhttp_request *req, const char *tenant,
                                  const char *id);
 
 /* A context with a fresh task id for a request that creates one: NULL after answering 500. */
 struct api_ctx *api_ctx_for_new_task(struct api *a, struct evhttp_request *req, const char *tenant);
+
+/* The same for a task of kind: a response's id is "resp_…" (it is the response's id too). */
+struct api_ctx *api_ctx_for_new_kind(struct api *a, struct evhttp_request *req, const char *tenant,
+                                     enum task_kind kind);
+
+/* The prefix of a new task id of kind: RESPONSES_ID_PREFIX for a response, else TASK_ID_PREFIX. */
+const char *api_task_id_prefix(enum task_kind kind);
+
+/* True when alias m serves tasks of kind (a response is served by a chat alias). */
+bool api_model_serves(const struct config_model *m, enum task_kind kind);
 void api_ctx_free(struct api_ctx *c);
 
 /* Sends body (takes ownership, may be NULL for an empty body) with status. */
@@ -326,7 +446,7 @@ void api_reply_error(struct api *a, struct evhttp_request *req, int code, const 
 /* What a list endpoint's query may hold: limit (default def, at most max) and after (an id). */
 struct api_list_spec {
     long def, max;
-    const char *prefix; /* of the ids `after` names */
+    const char *prefix; /* of the ids `after` names; NULL: any task id (task_id_valid) */
     const char *what;   /* "task", "file", ... for the error message */
 };
 

@@ -12,6 +12,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "adapters/responses.h"
 #include "api/batches.h"
 #include "api/files.h"
 #include "api/guard.h"
@@ -52,6 +53,12 @@ static const struct route routes[] = {
     {EVHTTP_REQ_POST, "/v1/tasks/*/cancel", api_tasks_cancel, true, API_ROUTE_JSON},
     {EVHTTP_REQ_GET, "/v1/tasks/*/content", api_tasks_content, true, API_ROUTE_JSON},
     {EVHTTP_REQ_POST, "/v1/chat/completions", api_compat_chat, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_POST, "/v1/responses", api_responses_create, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/responses/*", api_responses_get, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_DELETE, "/v1/responses/*", api_responses_delete, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_POST, "/v1/responses/*/cancel", api_responses_cancel, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/responses/*/input_items", api_responses_input_items, true,
+     API_ROUTE_JSON},
     {EVHTTP_REQ_POST, "/v1/embeddings", api_compat_embeddings, true, API_ROUTE_JSON},
     {EVHTTP_REQ_POST, "/v1/images/generations", api_compat_images, true, API_ROUTE_JSON},
     {EVHTTP_REQ_POST, "/v1/videos", api_videos_create, true, API_ROUTE_JSON},
@@ -292,22 +299,12 @@ struct api_ctx *api_ctx_new(struct api *a, struct evhttp_request *req, const cha
     return c;
 }
 
-struct api_ctx *api_ctx_for_task(struct api *a, struct evhttp_request *req, const char *tenant,
-                                 const char *id)
+/* A context for id, already checked to be one of the right kind (or NULL after answering 500). */
+static struct api_ctx *ctx_for_valid_id(struct api *a, struct evhttp_request *req,
+                                        const char *tenant, const char *id)
 {
-    return api_ctx_for_id(a, req, tenant, TASK_ID_PREFIX, id, api_reply_not_found);
-}
+    struct api_ctx *c = api_ctx_new(a, req, tenant);
 
-struct api_ctx *api_ctx_for_id(struct api *a, struct evhttp_request *req, const char *tenant,
-                               const char *prefix, const char *id, api_not_found_fn not_found)
-{
-    struct api_ctx *c;
-
-    if (!util_id_valid(prefix, id)) {
-        not_found(a, req, id);
-        return NULL;
-    }
-    c = api_ctx_new(a, req, tenant);
     if (c == NULL) {
         api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
         return NULL;
@@ -316,16 +313,52 @@ struct api_ctx *api_ctx_for_id(struct api *a, struct evhttp_request *req, const 
     return c;
 }
 
-struct api_ctx *api_ctx_for_new_task(struct api *a, struct evhttp_request *req, const char *tenant)
+struct api_ctx *api_ctx_for_task(struct api *a, struct evhttp_request *req, const char *tenant,
+                                 const char *id)
+{
+    if (!task_id_valid(id)) {
+        api_reply_not_found(a, req, id);
+        return NULL;
+    }
+    return ctx_for_valid_id(a, req, tenant, id);
+}
+
+struct api_ctx *api_ctx_for_id(struct api *a, struct evhttp_request *req, const char *tenant,
+                               const char *prefix, const char *id, api_not_found_fn not_found)
+{
+    if (!util_id_valid(prefix, id)) {
+        not_found(a, req, id);
+        return NULL;
+    }
+    return ctx_for_valid_id(a, req, tenant, id);
+}
+
+const char *api_task_id_prefix(enum task_kind kind)
+{
+    return kind == TASK_KIND_RESPONSE ? RESPONSES_ID_PREFIX : TASK_ID_PREFIX;
+}
+
+bool api_model_serves(const struct config_model *m, enum task_kind kind)
+{
+    return m->kind == (kind == TASK_KIND_RESPONSE ? TASK_KIND_CHAT : kind);
+}
+
+struct api_ctx *api_ctx_for_new_kind(struct api *a, struct evhttp_request *req, const char *tenant,
+                                     enum task_kind kind)
 {
     struct api_ctx *c = api_ctx_new(a, req, tenant);
 
-    if (c == NULL || util_random_id(TASK_ID_PREFIX, c->id, sizeof(c->id)) < 0) {
+    if (c == NULL || util_random_id(api_task_id_prefix(kind), c->id, sizeof(c->id)) < 0) {
         api_ctx_free(c);
         api_reply_error(a, req, CORE_EINTERNAL, NULL, NULL, "Could not create a task id");
         return NULL;
     }
     return c;
+}
+
+struct api_ctx *api_ctx_for_new_task(struct api *a, struct evhttp_request *req, const char *tenant)
+{
+    return api_ctx_for_new_kind(a, req, tenant, TASK_KIND_CHAT);
 }
 
 void api_ctx_free(struct api_ctx *c)
@@ -338,6 +371,7 @@ void api_ctx_free(struct api_ctx *c)
     cJSON_free(c->task_text);
     api_pending_submit_free(c->submit);
     cJSON_Delete(c->body);
+    cJSON_Delete(c->webhook);
     free(c);
 }
 
@@ -384,7 +418,7 @@ int api_list_query(struct api *a, struct evhttp_request *req, struct evkeyvalq *
             return -1;
         }
     }
-    if (*after && !util_id_valid(spec->prefix, *after)) {
+    if (*after && !(spec->prefix ? util_id_valid(spec->prefix, *after) : task_id_valid(*after))) {
         api_reply_error(a, req, CORE_EINVAL, "after", NULL, "'after' must be a %s id", spec->what);
         return -1;
     }
@@ -568,6 +602,7 @@ void api_stop(struct api *a)
     }
     if (a) {
         batch_runner_stop(a->batches);
+        api_responses_follow_cleanup(a);
     }
 }
 
@@ -592,6 +627,7 @@ void api_free(struct api *a)
     txn_args_cleanup(&a->txn);
     api_artifacts_cleanup(a);
     api_waiters_cleanup(a);
+    api_responses_follow_cleanup(a);
     evhttp_free(a->http);
     api_guard_free(api_guard_of(a)); /* freed with its last connection, if any is left */
     free((struct api_server *)a);

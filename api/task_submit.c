@@ -232,7 +232,9 @@ static size_t text_chars(const cJSON *v)
 /*
  * The tokens a task will use, estimated before the call so the token budgets can be taken at
  * claim time (reconciled with the real usage after it): about four characters a token for the
- * input, plus the output the request allows (max_completion_tokens or max_tokens, else 256).
+ * input (a response's: its instructions and input items, with what an earlier turn left in them),
+ * plus the output the request allows (max_completion_tokens or max_tokens, a response's
+ * max_output_tokens, else 256).
  */
 static long estimate_tokens(enum task_kind kind, const cJSON *input)
 {
@@ -241,6 +243,12 @@ static long estimate_tokens(enum task_kind kind, const cJSON *input)
 
     if (kind == TASK_KIND_CHAT) {
         in = (long)(text_chars(cJSON_GetObjectItemCaseSensitive(input, "messages")) / 4) + 1;
+    } else if (kind == TASK_KIND_RESPONSE) {
+        in = (long)((text_chars(cJSON_GetObjectItemCaseSensitive(input, "input")) +
+                     text_chars(cJSON_GetObjectItemCaseSensitive(input, "instructions"))) /
+                    4) +
+             1;
+        mt = cJSON_GetObjectItemCaseSensitive(input, "max_output_tokens");
     } else if (kind == TASK_KIND_EMBEDDING) {
         return (long)(text_chars(cJSON_GetObjectItemCaseSensitive(input, "input")) / 4) + 1;
     } else {
@@ -288,6 +296,7 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
         return core_err_set(err, CORE_ENOMEM, NULL, "Out of memory");
     }
     c->submit_cb = cb;
+    c->created_ms = now;
     p->input = cJSON_PrintUnformatted(s->input);
     p->meta = s->metadata ? cJSON_PrintUnformatted(s->metadata) : NULL;
     p->routing = s->routing ? cJSON_PrintUnformatted(s->routing) : NULL;

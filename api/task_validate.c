@@ -1,6 +1,7 @@
 /*
  * api/task_validate.c — what a task's creation must hold, checked before any round trip: its
- * kind (parsed here, once, into enum task_kind), its model, the input of its kind, priority,
+ * kind (parsed here, once, into enum task_kind), its model, the input of its kind (a response's
+ * through adapters/responses.h's responses_check), priority,
  * metadata, routing, deadline and webhook, and the Idempotency-Key header.
  */
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include <event2/http.h>
 
+#include "adapters/responses.h"
 #include "api/internal.h"
 #include "core/task.h"
 #include "core/util.h"
@@ -87,6 +89,8 @@ int api_validate_task_input(enum task_kind kind, const cJSON *input, struct core
         return validate_chat(input, e);
     case TASK_KIND_EMBEDDING:
         return validate_embedding(input, e);
+    case TASK_KIND_RESPONSE:
+        return responses_check(input, e);
     default:
         return validate_media(input, kind == TASK_KIND_IMAGE, e);
     }
@@ -117,6 +121,32 @@ int api_validate_metadata(const cJSON *meta, struct core_err *e)
 }
 
 /*
+ * What a response task of POST /v1/tasks adds to responses_check: its webhook is the task's
+ * (responses_check lets POST /v1/responses' `webhook` extension through, which would be lost
+ * inside a task's input); a task is kept so that it can be read, so `store: false` (delete once
+ * answered) has no meaning here and is refused rather than dropped (POST /v1/responses honours
+ * it). `stream` or `background` make the task stream
+ * upstream, so its events are stored for GET /v1/responses/{id}?stream=true.
+ */
+static int validate_response_task(struct api_submit *sub, struct core_err *e)
+{
+    const cJSON *hook = cJSON_GetObjectItemCaseSensitive(sub->input, "webhook");
+
+    if (hook != NULL && !cJSON_IsNull(hook)) {
+        return core_err_set(e, CORE_EINVAL, "input.webhook",
+                            "A task's webhook is the task's own 'webhook' field, not its input's");
+    }
+    if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(sub->input, "store"))) {
+        return core_err_set(e, CORE_EINVAL, "input.store",
+                            "'input.store: false' is for POST /v1/responses; a task is kept until "
+                            "its retention ends");
+    }
+    sub->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sub->input, "stream")) ||
+                  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sub->input, "background"));
+    return 0;
+}
+
+/*
  * Validates a POST /v1/tasks body's kind, input, model, priority and metadata into sub (borrowed
  * from body). The kind is parsed here, the one place a client names it, and compared as an enum
  * from then on. Returns 0, or the error code with e filled.
@@ -133,13 +163,15 @@ static int validate_create(struct api *a, const cJSON *body, struct api_submit *
         return core_err_set(e, CORE_EINVAL, NULL, "The request body must be a JSON object");
     }
     if (!cJSON_IsString(k)) {
-        return core_err_set(e, CORE_EINVAL, "kind",
-                            "'kind' is required and must be one of chat, embedding, image, video");
+        return core_err_set(
+            e, CORE_EINVAL, "kind",
+            "'kind' is required and must be one of chat, embedding, image, video, response");
     }
     kind = task_kind_parse(k->valuestring);
     if (kind < 0) {
         return core_err_set(e, CORE_EINVAL, "kind",
-                            "Unknown kind '%.64s': expected chat, embedding, image or video",
+                            "Unknown kind '%.64s': expected chat, embedding, image, video or "
+                            "response",
                             k->valuestring);
     }
     sub->kind = (enum task_kind)kind;
@@ -159,7 +191,7 @@ static int validate_create(struct api *a, const cJSON *body, struct api_submit *
         core_err_set_code(e, "model_not_found");
         return e->code;
     }
-    if (sub->model->kind != (enum task_kind)kind) {
+    if (!api_model_serves(sub->model, sub->kind)) {
         return core_err_set(e, CORE_EINVAL, "kind", "The model '%.128s' serves %s tasks, not %s",
                             m->valuestring, task_kind_name(sub->model->kind),
                             task_kind_name(sub->kind));
@@ -169,6 +201,9 @@ static int validate_create(struct api *a, const cJSON *body, struct api_submit *
         char param[sizeof(e->param) + 8];
         snprintf(param, sizeof(param), "input.%s", e->param);
         snprintf(e->param, sizeof(e->param), "%.*s", (int)sizeof(e->param) - 1, param);
+        return e->code;
+    }
+    if (sub->kind == TASK_KIND_RESPONSE && validate_response_task(sub, e) < 0) {
         return e->code;
     }
     if (p != NULL && (!cJSON_IsString(p) || (prio = task_priority_parse(p->valuestring)) < 0)) {
@@ -240,8 +275,12 @@ int api_validate_task(struct api *a, const char *tenant, const cJSON *item, stru
         }
         sub->deadline_ms = util_now_ms() + (int64_t)(deadline->valuedouble * 1000);
     }
-    if (webhook != NULL && (sub->webhook = api_validate_webhook(
-                                a, tenant, webhook, &api_task_webhook_events, e)) == NULL) {
+    /* a response task's deliveries are named response.* (core/lua/prelude.lua) */
+    if (webhook != NULL && (sub->webhook = api_validate_webhook(a, tenant, webhook,
+                                                                sub->kind == TASK_KIND_RESPONSE
+                                                                    ? &api_response_webhook_events
+                                                                    : &api_task_webhook_events,
+                                                                e)) == NULL) {
         return e->code;
     }
     return 0;

@@ -138,6 +138,20 @@ static void on_bulk_item(struct api_ctx *c, int outcome, redisReply *dup,
     }
 }
 
+/* A previous_response_id needs a read of that response before its task can be submitted: the
+ * single submit does it (api_response_expand); a bulk's items go out in one turn, so not here. */
+static int bulk_refuse(const struct api_submit *sub, struct core_err *e)
+{
+    const cJSON *prev = cJSON_GetObjectItemCaseSensitive(sub->input, "previous_response_id");
+
+    if (sub->kind == TASK_KIND_RESPONSE && prev != NULL && !cJSON_IsNull(prev)) {
+        return core_err_set(e, CORE_EINVAL, "input.previous_response_id",
+                            "A bulk submit cannot continue an earlier response; submit this task "
+                            "on its own");
+    }
+    return 0;
+}
+
 /*
  * Validates every item, reports bad ones by index, and submits each good one: the loop turn's
  * submits go to Redis in one SUBMIT call (API_SUBMIT_BATCH a call, sent back to back), so the
@@ -181,12 +195,13 @@ static void tasks_create_bulk(struct api *a, struct evhttp_request *req, const c
         int rc;
 
         core_err_clear(&e);
-        if (api_validate_task(a, tenant, item, &sub, &e) < 0) {
+        if (api_validate_task(a, tenant, item, &sub, &e) < 0 || bulk_refuse(&sub, &e) < 0) {
+            cJSON_Delete(sub.webhook);
             bulk_error(b, i++, &e);
             continue;
         }
         c = api_ctx_new(a, req, tenant);
-        if (c == NULL || util_random_id(TASK_ID_PREFIX, c->id, sizeof(c->id)) < 0) {
+        if (c == NULL || util_random_id(api_task_id_prefix(sub.kind), c->id, sizeof(c->id)) < 0) {
             api_ctx_free(c);
             cJSON_Delete(sub.webhook);
             core_err_set(&e, CORE_ENOMEM, NULL, "Out of memory");
@@ -210,6 +225,65 @@ static void tasks_create_bulk(struct api *a, struct evhttp_request *req, const c
     }
 }
 
+/*
+ * Submits the task of c->body (validated before, so validated again without surprise; input: the
+ * body's input, or a response's with its previous turn expanded, borrowed). c is the callback's
+ * from here, or freed after the error was answered.
+ */
+static void task_submit(struct api_ctx *c, const cJSON *input)
+{
+    struct api *a = c->api;
+    struct evhttp_request *req = c->req;
+    struct api_submit sub = {0};
+    struct core_err e;
+    bool bad = false;
+
+    core_err_clear(&e);
+    if (api_validate_task(a, c->tenant, c->body, &sub, &e) < 0) {
+        api_reply_err(a, req, &e);
+        goto fail;
+    }
+    sub.input = input;
+    sub.idem = api_idempotency_key(a, req, &bad);
+    if (bad) {
+        goto fail;
+    }
+    sub.raw = c->raw;
+    sub.raw_len = c->raw_len;
+    sub.render = API_RENDER_TEXT;
+    c->wait_ms = prefer_wait_ms(req);
+    sub.notify = c->wait_ms > 0;
+    if (c->wait_ms > 0 && api_wait(a, req, c->tenant, c->id, WAIT_TASK, c->wait_ms) < 0) {
+        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
+        goto fail;
+    }
+    if (api_submit(a, c, &sub, on_task_submitted, &e) < 0) {
+        if (c->wait_ms > 0) {
+            api_wait_cancel(a, c->id);
+        }
+        api_reply_err(a, req, &e);
+        goto fail;
+    }
+    cJSON_Delete(sub.webhook);
+    return; /* on_task_submitted owns c now */
+fail:
+    cJSON_Delete(sub.webhook);
+    api_ctx_free(c);
+}
+
+/* A response task's input with its previous turn expanded (or the error, answered). */
+static void on_task_expanded(struct api_ctx *c, cJSON *expanded, const struct core_err *err)
+{
+    if (expanded == NULL) {
+        api_reply_err(c->api, c->req, err);
+        api_ctx_free(c);
+        return;
+    }
+    /* kept with the request (the body stays as the client sent it, which is what was checked) */
+    c->task = expanded;
+    task_submit(c, expanded);
+}
+
 void api_tasks_create(struct api *a, struct evhttp_request *req, const char *tenant,
                       const char *arg)
 {
@@ -218,7 +292,7 @@ void api_tasks_create(struct api *a, struct evhttp_request *req, const char *ten
     size_t raw_len = 0;
     struct core_err e;
     struct api_ctx *c = NULL;
-    bool bad = false;
+    const cJSON *prev;
     cJSON *body = api_read_json(a, req, &raw, &raw_len);
     const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(body, "tasks");
 
@@ -227,42 +301,34 @@ void api_tasks_create(struct api *a, struct evhttp_request *req, const char *ten
     }
     if (cJSON_IsObject(body) && tasks != NULL) {
         tasks_create_bulk(a, req, tenant, tasks);
-        goto out;
+        cJSON_Delete(body);
+        return;
     }
     core_err_clear(&e);
     if (api_validate_task(a, tenant, body, &sub, &e) < 0) {
+        cJSON_Delete(sub.webhook);
         api_reply_err(a, req, &e);
-        goto out;
+        cJSON_Delete(body);
+        return;
     }
-    sub.idem = api_idempotency_key(a, req, &bad);
-    if (bad) {
-        goto out;
-    }
-    sub.raw = raw;
-    sub.raw_len = raw_len;
-    sub.render = API_RENDER_TEXT;
-    c = api_ctx_for_new_task(a, req, tenant);
+    cJSON_Delete(sub.webhook); /* validated again, and kept, by task_submit */
+    c = api_ctx_for_new_kind(a, req, tenant, sub.kind);
     if (c == NULL) {
-        goto out;
+        cJSON_Delete(body);
+        return;
     }
-    c->wait_ms = prefer_wait_ms(req);
-    sub.notify = c->wait_ms > 0;
-    if (c->wait_ms > 0 && api_wait(a, req, tenant, c->id, WAIT_TASK, c->wait_ms) < 0) {
-        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
-        goto out;
+    c->body = body;
+    c->raw = raw;
+    c->raw_len = raw_len;
+    prev = cJSON_GetObjectItemCaseSensitive(sub.input, "previous_response_id");
+    if (sub.kind != TASK_KIND_RESPONSE || prev == NULL || cJSON_IsNull(prev)) {
+        task_submit(c, sub.input);
+        return;
     }
-    if (api_submit(a, c, &sub, on_task_submitted, &e) < 0) {
-        if (c->wait_ms > 0) {
-            api_wait_cancel(a, c->id);
-        }
+    if (api_response_expand(a, c, sub.input, on_task_expanded, &e) < 0) {
         api_reply_err(a, req, &e);
-        goto out;
+        api_ctx_free(c);
     }
-    c = NULL; /* on_task_submitted owns it now */
-out:
-    api_ctx_free(c);
-    cJSON_Delete(sub.webhook);
-    cJSON_Delete(body);
 }
 
 /* ---- read --------------------------------------------------------------------------------- */
@@ -356,7 +422,7 @@ out:
 
 void api_tasks_list(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg)
 {
-    const struct api_list_spec spec = {20, a->cfg->limits.max_list_limit, TASK_ID_PREFIX, "task"};
+    const struct api_list_spec spec = {20, a->cfg->limits.max_list_limit, NULL, "task"};
     struct txn_list p = {.tenant = tenant, .scan_cap = API_LIST_SCAN_CAP};
     struct evkeyvalq params;
     const char *status;

@@ -10,6 +10,14 @@
  * a fast path, not the only one: each waiter also re-reads its task every couple of seconds and
  * after the subscription reconnects, so a message lost with a Redis restart costs latency, never
  * an answer.
+ *
+ * A streamed response task (WAIT_RESPONSE_STREAM) gets its typed Responses events the same way,
+ * each "c <id> <event>", written as `event:`/`data:` pairs in sequence order through the shared
+ * writer (api/responses_stream.c). The worker also keeps them in order in the task's events
+ * list, so nothing a lost message carried is lost to the client: an event that arrives after a
+ * gap, every re-read, and the task's end read the list from the next missing event. The reply
+ * ends at the terminal event; once the task is finished and nothing ended the stream (a response
+ * that did not stream, a cancel), its end is made from the stored response object.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +32,7 @@
 #include "core/keys.h"
 #include "core/log.h"
 #include "core/task.h"
+#include "core/txn_task.h"
 #include "core/util.h"
 
 #define WAITER_RECHECK_MS 2000
@@ -38,10 +47,17 @@ struct waiter {
     int64_t deadline_mono;
     int64_t wait_ms;
     struct event *timer;
-    bool checking; /* an HGETALL is in flight: it owns the waiter */
+    int reads; /* reads in flight (HGETALL, and LRANGE for a response stream): they hold it */
     bool answered;
     bool started; /* stream: the 200 and headers went out */
     long chunks;
+    bool forget;  /* the task is deleted once answered and finished (store: false) */
+    bool recheck; /* a check was asked for while reads were in flight */
+    /* WAIT_RESPONSE_STREAM: the events written so far, and the task's end once a read saw it */
+    struct api_rstream rs;
+    int final_status;  /* the terminal status the last read saw, or -1 */
+    char *final_text;  /* then: the response object (api_response_text) */
+    char *final_error; /* and the task's stored error */
 };
 
 static size_t bucket_of(const char *id)
@@ -76,16 +92,46 @@ static void unlink_waiter(struct waiter *w)
     w->next = NULL;
 }
 
-/* Marks the waiter answered and frees it unless a check still holds it. */
+/* Marks the waiter answered and frees it unless a read still holds it. */
 static void retire(struct waiter *w)
 {
     w->answered = true;
     unlink_waiter(w);
-    if (w->checking) {
+    if (w->reads > 0) {
         return;
     }
     event_free(w->timer);
+    cJSON_free(w->final_text);
+    free(w->final_error);
     free(w);
+}
+
+static void on_forgotten(const struct txn_deleted *d, const struct core_err *err, void *arg)
+{
+    char *id = arg;
+
+    if (err != NULL || d->result != TXN_DELETE_DELETED) {
+        log_warn("store: false response not deleted", "task=%s error=\"%s\"", id,
+                 err ? err->message : "not finished or not found");
+    }
+    free(id);
+}
+
+/*
+ * A finished task that asked not to be stored (store: false) is deleted now that its answer
+ * went out: one DELETE, whose answer nobody waits for (a failure is logged; the task then
+ * expires with its retention).
+ */
+static void forget_task(struct waiter *w)
+{
+    struct txn_delete p = {.id = w->id, .tenant = w->tenant};
+    char *id = w->forget ? strdup(w->id) : NULL;
+
+    if (id != NULL && txn_delete(w->api->store, &w->api->txn, &p, on_forgotten, id) < 0) {
+        log_warn("store: false response not deleted", "task=%s error=\"store unavailable\"", id);
+        free(id);
+    }
+    w->forget = false;
 }
 
 static void arm(struct waiter *w)
@@ -241,11 +287,11 @@ int api_failed_status(const char *error_json)
     return status;
 }
 
-/* The stored error as an OpenAI envelope with the status a synchronous caller should see (the
- * task ended in status, which is not completed, or completed without a result). */
-static void answer_failed(struct waiter *w, const redisReply *hash, enum task_status status)
+/* The stored error (JSON text, or NULL) as an OpenAI envelope with the status a synchronous
+ * caller should see (the task ended in status, which is not completed, or completed without a
+ * result). */
+static void answer_failed(struct waiter *w, const char *error, enum task_status status)
 {
-    const char *error = task_hash_get(hash, "error");
     cJSON *env = cJSON_CreateObject();
     cJSON *e = error ? cJSON_Parse(error) : NULL;
     int code = api_failed_status(error);
@@ -285,6 +331,7 @@ static void answer_result(struct waiter *w, const char *result, size_t len)
 {
     if (w->kind == WAIT_RESULT) {
         api_answer_result(w->api, w->req, w->id, result, len);
+        forget_task(w);
     } else {
         if (!w->started) {
             stream_start(w);
@@ -309,7 +356,8 @@ static void answer_final(struct waiter *w, const redisReply *hash, enum task_sta
         api_reply_json_text(w->api, w->req, 200,
                             api_task_text(w->api, w->req, w->id, hash, true, NULL));
     } else if (status != TASK_COMPLETED || result == NULL) {
-        answer_failed(w, hash, status);
+        answer_failed(w, task_hash_get(hash, "error"), status);
+        forget_task(w);
     } else {
         answer_result(w, result, strlen(result));
         return;
@@ -317,9 +365,33 @@ static void answer_final(struct waiter *w, const redisReply *hash, enum task_sta
     retire(w);
 }
 
+/*
+ * A response stream whose task is finished, its stored events written: ended by them, or made to
+ * end from the response object — unless nothing went out and the task did not complete, which is
+ * answered as an error with its status, as a plain request is (an SDK sees the refusal as one).
+ */
+static void response_stream_final(struct waiter *w)
+{
+    if (!w->rs.done) {
+        if (!w->rs.started && w->final_status != TASK_COMPLETED) {
+            w->rs.done = true;
+            answer_failed(w, w->final_error, (enum task_status)w->final_status);
+        } else {
+            api_rstream_finish(w->api, &w->rs, w->final_text);
+        }
+    }
+    forget_task(w);
+    retire(w);
+}
+
 static void answer_timeout(struct waiter *w, const redisReply *hash)
 {
-    if (w->kind == WAIT_TASK && hash != NULL) {
+    if (w->kind == WAIT_RESPONSE_STREAM && (w->rs.started || w->rs.done)) {
+        /* (done already: the answer went out at the terminal event; nothing is left to say) */
+        api_rstream_fail(w->api, &w->rs, "sync_timeout",
+                         "The response did not finish in time; it goes on: resume its stream "
+                         "with GET /v1/responses/{id}?stream=true&starting_after=N");
+    } else if (w->kind == WAIT_TASK && hash != NULL) {
         char loc[96];
         snprintf(loc, sizeof(loc), "/v1/tasks/%s", w->id);
         evhttp_add_header(evhttp_request_get_output_headers(w->req), "Location", loc);
@@ -340,17 +412,51 @@ static void answer_timeout(struct waiter *w, const redisReply *hash)
 
 /* ---- checks ------------------------------------------------------------------------------- */
 
+static void check(struct waiter *w);
+
+/* A response stream after its reads: ended when its task is, else waiting on (or timed out). */
+static void response_stream_next(struct waiter *w)
+{
+    if (w->final_status >= 0) {
+        response_stream_final(w);
+    } else if (w->rs.done && !w->forget) {
+        retire(w);
+    } else if (w->recheck) {
+        w->recheck = false;
+        check(w);
+    } else if (util_mono_ms() >= w->deadline_mono) {
+        answer_timeout(w, NULL);
+    } else {
+        arm(w);
+    }
+}
+
+/* After a check: a finished task is answered, an unfinished one waits on (or times out). */
 static void on_check(redisReply *reply, const struct core_err *err, void *arg)
 {
     struct waiter *w = arg;
     int status;
 
-    w->checking = false;
+    w->reads--;
     if (w->answered) {
         retire(w); /* answered meanwhile (cleanup): only the free was left */
         return;
     }
     status = err ? -1 : task_status_parse(task_hash_get(reply, "status"));
+    if (w->kind == WAIT_RESPONSE_STREAM) {
+        /* the events read next decide; keep what a finished task's end needs */
+        if (status >= 0 && task_status_is_terminal((enum task_status)status) &&
+            w->final_status < 0) {
+            const char *error = task_hash_get(reply, "error");
+            w->final_status = status;
+            w->final_text = api_response_text(w->id, reply);
+            w->final_error = error ? strdup(error) : NULL;
+        }
+        if (w->reads == 0) {
+            response_stream_next(w); /* no events read follows this one */
+        }
+        return;
+    }
     if (status >= 0 && task_status_is_terminal((enum task_status)status)) {
         answer_final(w, reply, (enum task_status)status);
     } else if (util_mono_ms() >= w->deadline_mono) {
@@ -360,17 +466,62 @@ static void on_check(redisReply *reply, const struct core_err *err, void *arg)
     }
 }
 
-static void check(struct waiter *w)
+/*
+ * A response stream's stored events from the next one it has not seen (read after the task's
+ * status, so a task the status read saw finished has them all): written, then the stream ended
+ * if the task is finished, or the wait goes on.
+ */
+static void on_stored_events(redisReply *reply, const struct core_err *err, void *arg)
 {
-    char key[API_KEY_MAX];
-    const char *argv[] = {"HGETALL", key};
+    struct waiter *w = arg;
 
-    if (w->checking || w->answered) {
+    w->reads--;
+    if (w->answered) {
+        retire(w);
         return;
     }
-    if (keyspace_key(store_keys(w->api->store), key, sizeof(key), KS_TASK, w->id) == 0 &&
+    for (size_t i = 0;
+         err == NULL && reply->type == REDIS_REPLY_ARRAY && i < reply->elements && !w->rs.done;
+         i++) {
+        const redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_STRING ||
+            api_rstream_event(w->api, &w->rs, e->str, e->len, false) < 0) {
+            api_rstream_fail(w->api, &w->rs, "stream_restarted",
+                             "The response's stream started again (a new attempt); read it with "
+                             "GET /v1/responses/{id}?stream=true");
+        }
+    }
+    response_stream_next(w);
+}
+
+/*
+ * Reads the task (and, for a response stream, after it its stored events from the next one not
+ * seen). A read already in flight answers for this one (a response stream reads again after it).
+ */
+static void check(struct waiter *w)
+{
+    const struct keyspace *ks = store_keys(w->api->store);
+    char key[API_KEY_MAX], ev_key[API_KEY_MAX], from[24];
+    const char *argv[] = {"HGETALL", key};
+    const char *ev_argv[] = {"LRANGE", ev_key, from, "-1"};
+    bool response = w->kind == WAIT_RESPONSE_STREAM;
+
+    if (w->answered) {
+        return;
+    }
+    if (w->reads > 0) {
+        w->recheck = response;
+        return;
+    }
+    snprintf(from, sizeof(from), "%lld", (long long)w->rs.seen_seq);
+    if (keyspace_key(ks, key, sizeof(key), KS_TASK, w->id) == 0 &&
+        keyspace_key(ks, ev_key, sizeof(ev_key), KS_EVENTS, w->id) == 0 &&
         store_command(w->api->store, on_check, w, 2, argv, NULL) == 0) {
-        w->checking = true;
+        w->reads++;
+        if (response && store_command(w->api->store, on_stored_events, w, 4, ev_argv, NULL) == 0) {
+            w->reads++;
+        }
+        /* a response stream whose LRANGE could not go out waits for the next check */
     } else if (util_mono_ms() >= w->deadline_mono) {
         answer_timeout(w, NULL);
     } else {
@@ -383,6 +534,33 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     check(arg);
+}
+
+/*
+ * A response stream's message: an event is written when it is the next one (one after a gap
+ * makes the waiter read the stored list); the task's end is read, with the events it may not
+ * have relayed yet. After the terminal event the reply has ended; a store: false task waits for
+ * its end to be deleted.
+ */
+static void on_response_message(struct waiter *w, const struct channel_msg *m)
+{
+    int rc;
+
+    if (m->kind != CHANNEL_CHUNK) {
+        check(w);
+        return;
+    }
+    rc = api_rstream_event(w->api, &w->rs, m->body, m->body_len, true);
+    if (rc == 2) {
+        check(w);
+    } else if (rc < 0) {
+        api_rstream_fail(w->api, &w->rs, "stream_restarted",
+                         "The response's stream started again (a new attempt); read it with GET "
+                         "/v1/responses/{id}?stream=true");
+    }
+    if (w->rs.done && !w->forget) {
+        retire(w);
+    }
 }
 
 /* A message on this process's channel (core/channel.h): "d <id>" (the task is terminal: read
@@ -403,7 +581,9 @@ static void on_message(const char *payload, size_t len, void *arg)
     if (w == NULL) {
         return;
     }
-    if (m.kind == CHANNEL_RESULT && w->kind != WAIT_TASK) {
+    if (w->kind == WAIT_RESPONSE_STREAM) {
+        on_response_message(w, &m);
+    } else if (m.kind == CHANNEL_RESULT && w->kind != WAIT_TASK) {
         answer_result(w, m.body, m.body_len);
     } else if (m.kind == CHANNEL_DONE || m.kind == CHANNEL_RESULT) {
         check(w); /* the task object (WAIT_TASK) is more than the result: read it */
@@ -451,6 +631,8 @@ int api_wait(struct api *a, struct evhttp_request *req, const char *tenant, cons
     w->req = req;
     w->tenant = tenant;
     w->kind = kind;
+    w->rs.req = req;
+    w->final_status = -1;
     w->wait_ms = wait_ms;
     w->deadline_mono = util_mono_ms() + wait_ms;
     snprintf(w->id, sizeof(w->id), "%s", id);
@@ -459,6 +641,14 @@ int api_wait(struct api *a, struct evhttp_request *req, const char *tenant, cons
     a->n_waiters++;
     arm(w);
     return 0;
+}
+
+void api_wait_forget(struct api *a, const char *id)
+{
+    struct waiter *w = find(a, id);
+    if (w) {
+        w->forget = true;
+    }
 }
 
 void api_wait_cancel(struct api *a, const char *id)
@@ -514,7 +704,9 @@ void api_waiters_cleanup(struct api *a)
     for (size_t b = 0; b < API_WAITER_BUCKETS; b++) {
         while (a->waiters[b]) {
             struct waiter *w = a->waiters[b];
-            if (w->started) {
+            if (w->kind == WAIT_RESPONSE_STREAM && (w->rs.started || w->rs.done)) {
+                api_rstream_end(&w->rs);
+            } else if (w->started) {
                 evhttp_send_reply_end(w->req);
             } else {
                 api_reply_error(a, w->req, CORE_EUNAVAILABLE, NULL, "shutting_down",

@@ -11,7 +11,6 @@
 
 #include "core/blobs.h"
 #include "core/task.h"
-#include "core/util.h"
 
 /* printf into out (cap bytes): 0, or -1 when it does not fit (out then ""). */
 static int path_fmt(char *out, size_t cap, const char *fmt, ...)
@@ -77,7 +76,7 @@ int artifact_blob_remove(const char *dir, const char *id)
     DIR *d;
     struct dirent *e;
 
-    if (!util_id_valid(TASK_ID_PREFIX, id)) {
+    if (!task_id_valid(id)) {
         errno = EINVAL;
         return -1;
     }

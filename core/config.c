@@ -352,11 +352,44 @@ static int parse_keys(struct config *cfg, const cJSON *root, struct core_err *er
     return 0;
 }
 
+/*
+ * providers.NAME.responses: whether the server has OpenAI's POST /responses, so response tasks
+ * are sent there as they are instead of being translated to chat completions. Only OpenAI's
+ * dialect has that endpoint, so it defaults to true there (OpenAI itself) and an
+ * OpenAI-compatible server that only has chat completions says false; any other dialect may only
+ * leave it out or say false. 0 or CORE_EINVAL naming the field.
+ */
+static int parse_provider_responses(struct config_provider *pr, const cJSON *p,
+                                    struct core_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, "responses");
+    bool openai = pr->dialect != NULL && strcmp(pr->dialect, "openai") == 0;
+    char field[160];
+
+    pr->responses = openai;
+    if (v == NULL) {
+        return 0;
+    }
+    snprintf(field, sizeof(field), "providers.%s.responses", p->string);
+    if (!cJSON_IsBool(v)) {
+        return core_err_set(err, CORE_EINVAL, field, "%s: must be true or false", field);
+    }
+    if (cJSON_IsTrue(v) && !openai) {
+        return core_err_set(err, CORE_EINVAL, field,
+                            "%s: only an openai provider has POST /responses (the %s dialect "
+                            "serves responses through its chat API)",
+                            field, pr->dialect);
+    }
+    pr->responses = cJSON_IsTrue(v);
+    return 0;
+}
+
 static int parse_providers(struct config *cfg, const cJSON *root, struct core_err *err)
 {
     const cJSON *providers = cJSON_GetObjectItemCaseSensitive(root, "providers");
     const cJSON *p;
     size_t i = 0;
+    int rc;
 
     if (!cJSON_IsObject(providers) || cJSON_GetArraySize(providers) == 0) {
         return core_err_set(err, CORE_EINVAL, "providers", "providers: must be a non-empty object");
@@ -386,9 +419,11 @@ static int parse_providers(struct config *cfg, const cJSON *root, struct core_er
             return core_err_set(err, CORE_EINVAL, field, "%s: must be an http(s) URL", field);
         }
         pr->base_url = strdup(base_url);
+        if ((rc = parse_provider_responses(pr, p, err)) < 0) {
+            return rc;
+        }
         snprintf(field, sizeof(field), "providers.%s.api_key", p->string);
         if (key != NULL) {
-            int rc;
             if (!cJSON_IsString(key)) {
                 return core_err_set(err, CORE_EINVAL, field, "%s: must be a string", field);
             }

@@ -9,6 +9,7 @@
 #ifndef SLUICE_CORE_CONFIG_H
 #define SLUICE_CORE_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/err.h"
@@ -29,6 +30,10 @@ struct config_provider {
     long timeout_ms;
     long poll_interval_ms;   /* long-running jobs: how often to ask the provider */
     long default_max_tokens; /* dialects that require max_tokens (anthropic); 0 = none */
+    /* The server has OpenAI's POST /responses: response tasks call it natively
+     * (adapter_target.responses_native) instead of going through chat completions. `responses`
+     * in the file; default true for dialect openai, only ever true for it. */
+    bool responses;
 };
 
 struct config_price {

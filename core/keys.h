@@ -24,7 +24,9 @@
  *   {sl}:whq                 zset   msg id → ms when the delivery's next attempt is due
  *   {sl}:delayed             zset   id → due ms (retries waiting for their backoff)
  *   {sl}:leases              zset   id → lease deadline ms (claimed tasks)
- *   {sl}:expiry              zset   "tenant|id" → ms when the finished task's hash expires
+ *   {sl}:expiry              zset   "tenant|id|status|stored bytes|artifact bytes" → ms when
+ *                                    the finished task's hash expires (TICK sweeps it then and
+ *                                    gives the counts back; DELETE makes it due at once: 0)
  *   {sl}:tn:<tenant>         zset   id → created ms (the tenant's list, newest first)
  *   {sl}:idem:<tenant>:<h>   string "<sha256 of body> <id>" for an Idempotency-Key (h = its hash)
  *   {sl}:polls               zset   id → ms when a parked long-running task is due for a poll
@@ -43,8 +45,9 @@
  *                                    blobs.url_key is not configured (SET NX by the first api)
  *   {sl}:ev:<id>             list   a streamed response task's Responses events (JSON text each,
  *                                    sequence_number order), appended by the worker as they are
- *                                    made, expiring with the task: GET /v1/responses/{id}?stream=
- *                                    true&starting_after=N replays them
+ *                                    made (each attempt starts it again), expiring an hour after
+ *                                    the task's retention; DELETE removes it: GET /v1/responses/
+ *                                    {id}?stream=true&starting_after=N replays them
  *   {sl}:api:<node>          channel one API process's waiters: "d <id>" (task finished),
  *                                    "c <id> <chunk>" (a streamed chat chunk)
  *   {sl}:wake                channel "work arrived" for idle workers

@@ -30,6 +30,7 @@
 #include "lua/wh_claim.lua.h"
 #include "lua/wh_done.lua.h"
 #include "lua/batch.lua.h"
+#include "lua/delete.lua.h"
 
 static const char *const bodies[SCRIPT_COUNT] = {
     [SCRIPT_SUBMIT] = lua_submit,   [SCRIPT_CLAIM] = lua_claim,
@@ -38,6 +39,7 @@ static const char *const bodies[SCRIPT_COUNT] = {
     [SCRIPT_LIST] = lua_list,       [SCRIPT_GET] = lua_get,
     [SCRIPT_METRICS] = lua_metrics, [SCRIPT_WH_CLAIM] = lua_wh_claim,
     [SCRIPT_WH_DONE] = lua_wh_done, [SCRIPT_BATCH] = lua_batch,
+    [SCRIPT_DELETE] = lua_delete,
 };
 
 struct scripts {

@@ -27,6 +27,7 @@ enum script_id {
     SCRIPT_WH_CLAIM,
     SCRIPT_WH_DONE,
     SCRIPT_BATCH,
+    SCRIPT_DELETE,
     SCRIPT_COUNT
 };
 
@@ -39,8 +40,8 @@ enum script_id {
 /* FINISH's arguments: FINISH_HEADER shared by every outcome of a call, then FINISH_GROUP per
  * outcome (core/lua/finish.lua names them; FINISH_GROUP_S is spliced into it). */
 #define FINISH_HEADER 6
-#define FINISH_GROUP 27
-#define FINISH_GROUP_S "27"
+#define FINISH_GROUP 28
+#define FINISH_GROUP_S "28"
 
 /* The scripts rendered for one keyspace: their sources and SHA-1s. */
 struct scripts;

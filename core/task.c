@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/task.h"
+#include "core/util.h"
 
 static const char *const priority_names[] = {"interactive", "normal", "batch"};
 static const char *const kind_names[TASK_KIND_COUNT] = {"chat", "embedding", "image", "video",
@@ -76,6 +77,12 @@ bool task_status_terminal(const char *status)
 bool task_status_known(const char *status)
 {
     return task_status_parse(status) >= 0;
+}
+
+bool task_id_valid(const char *id)
+{
+    return id != NULL &&
+           (util_id_valid(TASK_ID_PREFIX, id) || util_id_valid(TASK_RESPONSE_ID_PREFIX, id));
 }
 
 const char *task_hash_get(const redisReply *hash, const char *field)

@@ -8,6 +8,8 @@
  *
  *   tenant kind model status priority(0-2) created started completed expires (Unix ms)
  *   attempts max_attempts fence input result error last_error usage provider cost metadata
+ *   rstatus ("incomplete": a completed response task whose response stopped short; it names
+ *   the task's webhook event response.incomplete)
  */
 #ifndef SLUICE_CORE_TASK_H
 #define SLUICE_CORE_TASK_H
@@ -42,7 +44,17 @@ enum task_status {
 };
 
 #define TASK_ID_PREFIX "task_"
-#define TASK_ID_LEN (5 + 26)
+/* A response task's id (the Responses API names its objects "resp_…"; adapters/responses.h's
+ * RESPONSES_ID_PREFIX is the same text). */
+#define TASK_RESPONSE_ID_PREFIX "resp_"
+#define TASK_ID_LEN (5 + 26) /* either prefix (5 characters) + 26 random base32 characters */
+
+/*
+ * True when id is a task's id: TASK_ID_PREFIX or TASK_RESPONSE_ID_PREFIX, then 26 random base32
+ * characters (util_id_valid's alphabet). What every check of a task id outside the API's routes
+ * uses (blob folders, the artifact sweep), so a response task is a task everywhere. NULL: false.
+ */
+bool task_id_valid(const char *id);
 
 /* "interactive" → 0 …; -1 for an unknown name (or NULL). */
 int task_priority_parse(const char *name);

@@ -1,5 +1,6 @@
 /*
- * core/txn_task.c — the C side of SUBMIT, GET, LIST, CANCEL and METRICS (core/txn_task.h).
+ * core/txn_task.c — the C side of SUBMIT, GET, LIST, CANCEL, DELETE and METRICS
+ * (core/txn_task.h).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -146,14 +147,6 @@ int txn_submit_parse(const redisReply *reply, size_t n, struct txn_submitted *ou
     return 0;
 }
 
-/* The core_err of a reply a parser refused. */
-static const struct core_err *bad_reply(struct core_err *e, const char *script)
-{
-    core_err_clear(e);
-    core_err_set(e, CORE_EINTERNAL, NULL, "unexpected %s reply", script);
-    return e;
-}
-
 static void on_submit_reply(redisReply *reply, const struct core_err *err, void *arg)
 {
     struct txn_submit_call *call = arg;
@@ -163,7 +156,7 @@ static void on_submit_reply(redisReply *reply, const struct core_err *err, void 
     if (err != NULL) {
         call->cb(NULL, call->n, err, call->arg);
     } else if (txn_submit_parse(reply, call->n, res) < 0) {
-        call->cb(NULL, call->n, bad_reply(&bad, "SUBMIT"), call->arg);
+        call->cb(NULL, call->n, txn_bad_reply(&bad, "SUBMIT"), call->arg);
     } else {
         call->cb(res, call->n, NULL, call->arg);
     }
@@ -181,40 +174,6 @@ int txn_submit(struct store *s, const struct txn_args *a, struct txn_submit_call
     call->arg = arg;
     call->n = n;
     return txn_send(s, SCRIPT_SUBMIT, a, on_submit_reply, call);
-}
-
-/* ---- the read calls: a callback and its argument carried to the reply ---------------------- */
-
-struct read_call {
-    union {
-        txn_get_cb get;
-        txn_list_cb list;
-        txn_cancel_cb cancel;
-        txn_metrics_cb metrics;
-    } cb;
-    void *arg;
-};
-
-/* Sends script id with a's arguments, proto's callback waiting for the reply in a copy of it. */
-static int send_read(struct store *s, enum script_id id, const struct txn_args *a,
-                     store_cb on_reply, struct read_call proto)
-{
-    struct read_call *call;
-    int rc;
-
-    if (a->oom) {
-        return CORE_ENOMEM;
-    }
-    call = malloc(sizeof(*call));
-    if (call == NULL) {
-        return CORE_ENOMEM;
-    }
-    *call = proto;
-    rc = txn_send(s, id, a, on_reply, call);
-    if (rc < 0) {
-        free(call);
-    }
-    return rc;
 }
 
 /* ---- GET ----------------------------------------------------------------------------------- */
@@ -244,26 +203,23 @@ int txn_get_parse(const redisReply *reply, struct txn_got *out)
     return 0;
 }
 
-static void on_get_reply(redisReply *reply, const struct core_err *err, void *arg)
+static void deliver_get(redisReply *reply, const struct core_err *err, txn_fn cb, void *arg,
+                        int extra)
 {
-    struct read_call call = *(struct read_call *)arg;
     struct txn_got t;
     struct core_err bad;
 
-    free(arg);
-    if (err != NULL) {
-        call.cb.get(NULL, err, call.arg);
-    } else if (txn_get_parse(reply, &t) < 0) {
-        call.cb.get(NULL, bad_reply(&bad, "GET"), call.arg);
-    } else {
-        call.cb.get(&t, NULL, call.arg);
+    (void)extra;
+    if (err == NULL && txn_get_parse(reply, &t) < 0) {
+        err = txn_bad_reply(&bad, "GET");
     }
+    ((txn_get_cb)cb)(err ? NULL : &t, err, arg);
 }
 
 int txn_get(struct store *s, struct txn_args *a, const char *id, txn_get_cb cb, void *arg)
 {
     txn_get_build(a, store_keys(s), id);
-    return send_read(s, SCRIPT_GET, a, on_get_reply, (struct read_call){.cb.get = cb, .arg = arg});
+    return a->oom ? CORE_ENOMEM : txn_call(s, SCRIPT_GET, a, deliver_get, (txn_fn)cb, arg, 0);
 }
 
 /* ---- LIST ---------------------------------------------------------------------------------- */
@@ -316,28 +272,24 @@ void txn_listed_task(const struct txn_listed *l, size_t i, const char **id, cons
     *hash = l->reply->element[4 + 2 * i];
 }
 
-static void on_list_reply(redisReply *reply, const struct core_err *err, void *arg)
+static void deliver_list(redisReply *reply, const struct core_err *err, txn_fn cb, void *arg,
+                         int extra)
 {
-    struct read_call call = *(struct read_call *)arg;
     struct txn_listed l;
     struct core_err bad;
 
-    free(arg);
-    if (err != NULL) {
-        call.cb.list(NULL, err, call.arg);
-    } else if (txn_list_parse(reply, &l) < 0) {
-        call.cb.list(NULL, bad_reply(&bad, "LIST"), call.arg);
-    } else {
-        call.cb.list(&l, NULL, call.arg);
+    (void)extra;
+    if (err == NULL && txn_list_parse(reply, &l) < 0) {
+        err = txn_bad_reply(&bad, "LIST");
     }
+    ((txn_list_cb)cb)(err ? NULL : &l, err, arg);
 }
 
 int txn_list(struct store *s, struct txn_args *a, const struct txn_list *p, txn_list_cb cb,
              void *arg)
 {
     txn_list_build(a, store_keys(s), p);
-    return send_read(s, SCRIPT_LIST, a, on_list_reply,
-                     (struct read_call){.cb.list = cb, .arg = arg});
+    return a->oom ? CORE_ENOMEM : txn_call(s, SCRIPT_LIST, a, deliver_list, (txn_fn)cb, arg, 0);
 }
 
 /* ---- CANCEL -------------------------------------------------------------------------------- */
@@ -395,28 +347,86 @@ int txn_cancel_parse(const redisReply *reply, struct txn_cancelled *out)
     return 0;
 }
 
-static void on_cancel_reply(redisReply *reply, const struct core_err *err, void *arg)
+static void deliver_cancel(redisReply *reply, const struct core_err *err, txn_fn cb, void *arg,
+                           int extra)
 {
-    struct read_call call = *(struct read_call *)arg;
     struct txn_cancelled c;
     struct core_err bad;
 
-    free(arg);
-    if (err != NULL) {
-        call.cb.cancel(NULL, err, call.arg);
-    } else if (txn_cancel_parse(reply, &c) < 0) {
-        call.cb.cancel(NULL, bad_reply(&bad, "CANCEL"), call.arg);
-    } else {
-        call.cb.cancel(&c, NULL, call.arg);
+    (void)extra;
+    if (err == NULL && txn_cancel_parse(reply, &c) < 0) {
+        err = txn_bad_reply(&bad, "CANCEL");
     }
+    ((txn_cancel_cb)cb)(err ? NULL : &c, err, arg);
 }
 
 int txn_cancel(struct store *s, struct txn_args *a, const struct txn_cancel *p, txn_cancel_cb cb,
                void *arg)
 {
     txn_cancel_build(a, store_keys(s), p);
-    return send_read(s, SCRIPT_CANCEL, a, on_cancel_reply,
-                     (struct read_call){.cb.cancel = cb, .arg = arg});
+    return a->oom ? CORE_ENOMEM : txn_call(s, SCRIPT_CANCEL, a, deliver_cancel, (txn_fn)cb, arg, 0);
+}
+
+/* ---- DELETE -------------------------------------------------------------------------------- */
+
+/* KEYS: the task, the tenant's index, the task's events list, expiry. ARGV: id, tenant. */
+int txn_delete_build(struct txn_args *a, const struct keyspace *ks, const struct txn_delete *p)
+{
+    txn_args_reset(a);
+    txn_arg_key(a, ks, KS_TASK, p->id);
+    txn_arg_key(a, ks, KS_TENANT, p->tenant);
+    txn_arg_key(a, ks, KS_EVENTS, p->id);
+    txn_arg_key(a, ks, KS_EXPIRY, NULL);
+    a->nkeys = 4;
+    txn_arg(a, p->id);
+    txn_arg(a, p->tenant);
+    return a->oom ? CORE_ENOMEM : 0;
+}
+
+/* {"deleted"} | {"notfound"} | {"conflict", status}. */
+int txn_delete_parse(const redisReply *reply, struct txn_deleted *out)
+{
+    int status;
+
+    memset(out, 0, sizeof(*out));
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+        return -1;
+    }
+    if (is_word(reply->element[0], "deleted")) {
+        out->result = TXN_DELETE_DELETED;
+        return 0;
+    }
+    if (is_word(reply->element[0], "notfound")) {
+        out->result = TXN_DELETE_NOTFOUND;
+        return 0;
+    }
+    if (!is_word(reply->element[0], "conflict") || !is_type(reply, 1, REDIS_REPLY_STRING) ||
+        (status = task_status_parse(reply->element[1]->str)) < 0) {
+        return -1;
+    }
+    out->result = TXN_DELETE_CONFLICT;
+    out->status = (enum task_status)status;
+    return 0;
+}
+
+static void deliver_delete(redisReply *reply, const struct core_err *err, txn_fn cb, void *arg,
+                           int extra)
+{
+    struct txn_deleted d;
+    struct core_err bad;
+
+    (void)extra;
+    if (err == NULL && txn_delete_parse(reply, &d) < 0) {
+        err = txn_bad_reply(&bad, "DELETE");
+    }
+    ((txn_delete_cb)cb)(err ? NULL : &d, err, arg);
+}
+
+int txn_delete(struct store *s, struct txn_args *a, const struct txn_delete *p, txn_delete_cb cb,
+               void *arg)
+{
+    txn_delete_build(a, store_keys(s), p);
+    return a->oom ? CORE_ENOMEM : txn_call(s, SCRIPT_DELETE, a, deliver_delete, (txn_fn)cb, arg, 0);
 }
 
 /* ---- METRICS ------------------------------------------------------------------------------- */
@@ -505,24 +515,21 @@ void txn_metrics_dep(const struct txn_metrics *m, size_t i, struct txn_dep_state
     out->latency_ms = out->has_latency ? strtod(lat, NULL) : 0;
 }
 
-static void on_metrics_reply(redisReply *reply, const struct core_err *err, void *arg)
+static void deliver_metrics(redisReply *reply, const struct core_err *err, txn_fn cb, void *arg,
+                            int extra)
 {
-    struct read_call call = *(struct read_call *)arg;
     struct txn_metrics m;
     struct core_err bad;
 
-    free(arg);
-    if (err != NULL) {
-        call.cb.metrics(NULL, err, call.arg);
-    } else if (txn_metrics_parse(reply, &m) < 0) {
-        call.cb.metrics(NULL, bad_reply(&bad, "METRICS"), call.arg);
-    } else {
-        call.cb.metrics(&m, NULL, call.arg);
+    (void)extra;
+    if (err == NULL && txn_metrics_parse(reply, &m) < 0) {
+        err = txn_bad_reply(&bad, "METRICS");
     }
+    ((txn_metrics_cb)cb)(err ? NULL : &m, err, arg);
 }
 
 int txn_metrics(struct store *s, const struct txn_args *a, txn_metrics_cb cb, void *arg)
 {
-    return send_read(s, SCRIPT_METRICS, a, on_metrics_reply,
-                     (struct read_call){.cb.metrics = cb, .arg = arg});
+    return a->oom ? CORE_ENOMEM
+                  : txn_call(s, SCRIPT_METRICS, a, deliver_metrics, (txn_fn)cb, arg, 0);
 }

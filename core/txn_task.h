@@ -1,6 +1,7 @@
 /*
  * core/txn_task.h — the API's task transactions: SUBMIT (core/lua/submit.lua), GET (get.lua),
- * LIST (list.lua), CANCEL (cancel.lua) and METRICS (metrics.lua) (see core/txn.h for the layer).
+ * LIST (list.lua), CANCEL (cancel.lua), DELETE (delete.lua) and METRICS (metrics.lua) (see
+ * core/txn.h for the layer).
  *
  * Each script's argument layout and reply layout are written here and nowhere else in C: per
  * script a pure builder (a typed struct in, a struct txn_args out, keys named from a keyspace), a
@@ -227,6 +228,45 @@ typedef void (*txn_cancel_cb)(const struct txn_cancelled *c, const struct core_e
 
 /* Builds p into a (the caller's scratch) and sends it on s; the contract of txn_get. */
 int txn_cancel(struct store *s, struct txn_args *a, const struct txn_cancel *p, txn_cancel_cb cb,
+               void *arg);
+
+/* ---- DELETE: a client deletes a finished task --------------------------------------------- */
+
+/* One DELETE call. Strings borrowed until sent. */
+struct txn_delete {
+    const char *id;
+    const char *tenant; /* a task of another tenant is not found */
+};
+
+/* What DELETE did. */
+enum txn_delete_result {
+    TXN_DELETE_DELETED,  /* gone: its hash, its events list, its place in the tenant's list */
+    TXN_DELETE_NOTFOUND, /* no such task of this tenant */
+    TXN_DELETE_CONFLICT, /* not terminal (cancel it first), or held by its batch until the batch's
+                            output is written (terminal, see status) */
+};
+
+/* DELETE's answer. */
+struct txn_deleted {
+    enum txn_delete_result result;
+    enum task_status status; /* CONFLICT: the task's status (TASK_QUEUED for another answer) */
+};
+
+/*
+ * Builds p's DELETE into a (reset first). The task's stored and artifact bytes and its status
+ * gauge are given back, and its artifacts' folder removed, by the scheduler's next TICK (the
+ * sweep, as at the end of the retention: core/lua/delete.lua says how). 0 or CORE_ENOMEM.
+ */
+int txn_delete_build(struct txn_args *a, const struct keyspace *ks, const struct txn_delete *p);
+
+/* Parses a DELETE reply. 0, or -1 for a reply that is not one. */
+int txn_delete_parse(const redisReply *reply, struct txn_deleted *out);
+
+/* DELETE's callback: d parsed (borrowed for the call) and err NULL; or d NULL and err says why. */
+typedef void (*txn_delete_cb)(const struct txn_deleted *d, const struct core_err *err, void *arg);
+
+/* Builds p into a (the caller's scratch) and sends it on s; the contract of txn_get. */
+int txn_delete(struct store *s, struct txn_args *a, const struct txn_delete *p, txn_delete_cb cb,
                void *arg);
 
 /* ---- METRICS: what /metrics shows from Redis ---------------------------------------------- */

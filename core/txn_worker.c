@@ -23,6 +23,7 @@ static const char *const applied_names[TXN_APPLIED_UNKNOWN] = {
 static const char *const class_names[] = {"ok", "fail", "rate", "client", "none"};
 static const char *const mode_names[] = {"call", "poll"};
 static const char *const lease_names[TXN_LEASE_UNKNOWN] = {"ok", "cancelling", "lost"};
+static const char *const detail_names[TXN_DETAIL_COUNT] = {"", "incomplete"};
 
 #define NAMES(t) (sizeof(t) / sizeof((t)[0]))
 
@@ -89,6 +90,16 @@ const char *txn_lease_name(enum txn_lease l)
 int txn_lease_parse(const char *name)
 {
     return index_of(lease_names, NAMES(lease_names), name);
+}
+
+const char *txn_detail_name(enum txn_detail d)
+{
+    return name_of(detail_names, NAMES(detail_names), (int)d);
+}
+
+int txn_detail_parse(const char *name)
+{
+    return index_of(detail_names, NAMES(detail_names), name);
 }
 
 /* ---- shared ------------------------------------------------------------------------------ */
@@ -203,50 +214,25 @@ int txn_claim_unit(const struct txn_claim_reply *r, size_t i, struct txn_claimed
     return 0;
 }
 
-/* The caller's callback, carried through the store to the reply. */
-struct claim_call {
-    txn_claim_cb cb;
-    void *arg;
-};
-
-static void on_claim_reply(redisReply *reply, const struct core_err *err, void *arg)
+static void deliver_claim(redisReply *reply, const struct core_err *err, txn_fn cb, void *arg,
+                          int extra)
 {
-    struct claim_call call = *(struct claim_call *)arg;
     struct txn_claim_reply r;
     struct core_err bad;
 
-    free(arg);
-    if (err != NULL) {
-        call.cb(NULL, err, call.arg);
-    } else if (txn_claim_parse(reply, &r) < 0) {
-        core_err_clear(&bad);
-        core_err_set(&bad, CORE_EINTERNAL, NULL, "unexpected CLAIM reply");
-        call.cb(NULL, &bad, call.arg);
-    } else {
-        call.cb(&r, NULL, call.arg);
+    (void)extra;
+    if (err == NULL && txn_claim_parse(reply, &r) < 0) {
+        err = txn_bad_reply(&bad, "CLAIM");
     }
+    ((txn_claim_cb)cb)(err ? NULL : &r, err, arg);
 }
 
 int txn_claim(struct store *s, struct txn_args *a, const struct txn_claim *p, txn_claim_cb cb,
               void *arg)
 {
-    struct claim_call *call;
     int rc = txn_claim_build(a, store_keys(s), p);
 
-    if (rc < 0) {
-        return rc;
-    }
-    call = malloc(sizeof(*call));
-    if (call == NULL) {
-        return CORE_ENOMEM;
-    }
-    call->cb = cb;
-    call->arg = arg;
-    rc = txn_send(s, SCRIPT_CLAIM, a, on_claim_reply, call);
-    if (rc < 0) {
-        free(call);
-    }
-    return rc;
+    return rc < 0 ? rc : txn_call(s, SCRIPT_CLAIM, a, deliver_claim, (txn_fn)cb, arg, 0);
 }
 
 /* ---- EXTEND ------------------------------------------------------------------------------ */
@@ -380,7 +366,8 @@ static char *attempt_json(const struct txn_finish *h, const struct txn_outcome *
  * One outcome's FINISH_GROUP arguments, in the order finish.lua's each_outcome names them: task
  * key, id, fence, outcome, result, usage, provider, cost, error, retry at, up_id, job, progress,
  * queue_position, poll at, artifacts, took a slot, latency ms, class, pause until, remaining
- * requests, remaining tokens, tokens used, http status, avoid, attempt record, wake on slot.
+ * requests, remaining tokens, tokens used, http status, avoid, attempt record, wake on slot,
+ * detail.
  */
 static void add_outcome(struct txn_args *a, const struct keyspace *ks, const struct txn_finish *h,
                         const struct txn_outcome *o)
@@ -420,6 +407,7 @@ static void add_outcome(struct txn_args *a, const struct keyspace *ks, const str
     txn_arg(a, o->avoid ? "1" : "0");
     txn_arg_copy(a, attempt);
     txn_arg(a, o->wake_on_slot ? "1" : "0");
+    txn_arg(a, txn_detail_name(o->detail));
     cJSON_free(attempt);
 }
 

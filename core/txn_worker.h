@@ -73,6 +73,16 @@ enum txn_class { TXN_CLASS_OK, TXN_CLASS_FAIL, TXN_CLASS_RATE, TXN_CLASS_CLIENT,
 const char *txn_class_name(enum txn_class c);
 int txn_class_parse(const char *name);
 
+/*
+ * How a completed outcome's result ended, besides completing (FINISH stores it on the task as
+ * field `rstatus`, and the terminal transition names the webhook event by it): none, or
+ * incomplete (a response task whose response stopped short: its object's status "incomplete",
+ * e.g. max_output_tokens reached; the event is response.incomplete). NONE's name is "".
+ */
+enum txn_detail { TXN_DETAIL_NONE, TXN_DETAIL_INCOMPLETE, TXN_DETAIL_COUNT };
+const char *txn_detail_name(enum txn_detail d);
+int txn_detail_parse(const char *name);
+
 /* A claimed unit: a queued task's upstream call, or a poll of a parked long-running task. */
 enum txn_mode { TXN_MODE_CALL, TXN_MODE_POLL };
 const char *txn_mode_name(enum txn_mode m);
@@ -252,6 +262,7 @@ struct txn_outcome {
     int64_t tokens_used;        /* the attempt's real usage; -1: unknown */
     bool avoid;                 /* retry: steer the next attempt to another deployment */
     const struct txn_attempt *attempt; /* the attempt log's record; NULL: none (a poll) */
+    enum txn_detail detail;            /* completed: how the result ended (TXN_DETAIL_NONE) */
 };
 
 /*

@@ -490,8 +490,8 @@ void artifacts_sweep(struct worker *w, int max_entries)
         return;
     }
     while ((e = readdir(d)) != NULL && seen++ < max_entries) {
-        if (strncmp(e->d_name, "task_", 5) != 0) {
-            continue;
+        if (!task_id_valid(e->d_name)) {
+            continue; /* not a task's folder (files/, a stray name): never removed here */
         }
         if (blobs_artifact_dir(root, e->d_name, path, sizeof(path)) == 0 && stat(path, &st) == 0 &&
             S_ISDIR(st.st_mode) && st.st_mtime < cutoff) {

@@ -3,7 +3,8 @@
  * roles.
  *
  * worker.c runs the loop (claims, heartbeats, outcomes, stop); exec.c runs one job (an upstream
- * call, a stream, a poll, an upstream cancel); artifacts.c keeps the bytes of images and videos.
+ * call, a stream, a poll, an upstream cancel; a response task's call or typed event stream);
+ * artifacts.c keeps the bytes of images and videos.
  */
 #ifndef SLUICE_WORKER_INTERNAL_H
 #define SLUICE_WORKER_INTERNAL_H
@@ -12,6 +13,7 @@
 #include <stdint.h>
 
 #include "adapters/adapter.h"
+#include "adapters/responses.h"
 #include "core/config.h"
 #include "core/sse.h"
 #include "core/store.h"
@@ -72,6 +74,12 @@ struct job {
     bool stream_failed;
     bool want_usage; /* the client asked for its stream's usage chunk */
 
+    /* Streaming a response task: the Responses API's typed events (adapters/responses.h), each
+     * published to reply_to and appended to the task's events list ({tag}:ev:<id>). */
+    struct responses_stream *rstream;
+    long events_out;     /* events of this attempt sent out (published and appended) */
+    int64_t events_size; /* their bytes, capped (exec.c: EXEC_EVENTS_FACTOR) */
+
     /* Artifacts being kept (DONE media results). */
     struct adapter_result done;
     size_t artifact_next;
@@ -90,6 +98,7 @@ struct job {
     int queue_position;
     int64_t retry_at_ms;
     int64_t poll_at_ms;
+    enum txn_detail detail; /* completed: how the result ended (a response that is incomplete) */
 
     /* What the attempt taught about the deployment (FINISH updates its shared state). */
     enum txn_class class;

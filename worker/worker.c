@@ -144,6 +144,7 @@ static void job_outcome(const struct job *j, struct txn_outcome *o, struct txn_a
     o->remaining_tokens = j->remaining_tok;
     o->tokens_used = j->tokens_used;
     o->avoid = j->avoid;
+    o->detail = j->detail;
     if (called) {
         at->attempt = j->attempts;
         at->deployment = j->dep_index;

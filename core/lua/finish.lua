@@ -28,7 +28,8 @@
 --       class (ok | fail | rate | client | none), pause until ms, remaining requests, remaining
 --       tokens, tokens used, http status, avoid this deployment (0/1), attempt record JSON
 --       ("" none; one JSON object), wake other workers when the slot is returned (0/1: the
---       deployment has max_concurrency)
+--       deployment has max_concurrency), detail (completed: "incomplete" for a response that
+--       stopped short, "" none; kept as the task's `rstatus`, which names its webhook event)
 -- Returns one entry per outcome, in order: the outcome as applied, or "stale" (the attempt is no
 -- longer current: nothing written).
 local leases_key, delayed_key, polls_key = KEYS[1], KEYS[2], KEYS[3]
@@ -44,8 +45,8 @@ local function each_outcome(fn)
     a.task_key, a.id, a.fence, a.outcome, a.result, a.usage, a.provider, a.cost, a.error,
       a.retry_at, a.up_id, a.job, a.progress, a.queue_position, a.poll_at, a.artifacts,
       a.took_slot, a.latency_ms, a.class, a.pause_until, a.remaining_requests,
-      a.remaining_tokens, a.tokens_used, a.http_status, a.avoid, a.attempt, a.wake_on_slot =
-      unpack(ARGV, base, base + {{FINISH_GROUP_S}} - 1)
+      a.remaining_tokens, a.tokens_used, a.http_status, a.avoid, a.attempt, a.wake_on_slot,
+      a.detail = unpack(ARGV, base, base + {{FINISH_GROUP_S}} - 1)
     out[#out+1] = fn(a)
   end
   return out
@@ -210,7 +211,7 @@ local function finish_one(a)
   local ab = nil
   if outcome == 'completed' then
     put('result', a.result); put('progress', '100')
-    keep('artifacts', a.artifacts)
+    keep('artifacts', a.artifacts); keep('rstatus', a.detail)
     -- the kept artifacts' bytes count against the tenant until the task is swept (and its blob
     -- folder removed)
     if a.artifacts ~= '' then

@@ -98,6 +98,17 @@ local function webhook_event(k, id, event, now, wh)
 end
 local terminal_event = {completed = 'task.completed', failed = 'task.failed',
   cancelled = 'task.cancelled', expired = 'task.failed'}
+-- a response task's (kind response: the Responses API) carry OpenAI's names instead; a completed
+-- response that stopped short (`rstatus` incomplete, written by FINISH before this is asked) is
+-- response.incomplete
+local response_event = {completed = 'response.completed', failed = 'response.failed',
+  cancelled = 'response.cancelled', expired = 'response.failed'}
+local function terminal_event_name(k, status)
+  local f = redis.call('HMGET', k, 'kind', 'rstatus')
+  if f[1] ~= 'response' then return terminal_event[status] end
+  if status == 'completed' and f[2] == 'incomplete' then return 'response.incomplete' end
+  return response_event[status]
+end
 -- a batch whose submitted tasks are all finished (and whose expansion is over) is due for its
 -- runner: in_progress moves to finalizing; cancelling stays (the runner ends it)
 local function batch_check(bk, bid, now)
@@ -166,7 +177,10 @@ local function finalize(k, id, status, now, ret, tenant, known)
   elseif r then
     redis.call('PUBLISH', r, 'd ' .. id)
   end
-  webhook_event(k, id, terminal_event[status], now, known.webhook)
+  -- the event's name needs the task's kind: read only when the task has a webhook
+  local wh = known.webhook
+  if wh == nil then wh = redis.call('HGET', k, 'webhook') end
+  if wh then webhook_event(k, id, terminal_event_name(k, status), now, wh) end
 end
 local function cancelled_status(k)
   if redis.call('HGET', k, 'cancel_reason') == 'expired' then return 'expired' end

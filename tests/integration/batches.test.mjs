@@ -15,11 +15,11 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { Webhook } from 'standardwebhooks';
-import { Cluster, assertErrorEnvelope, freePort, sleep, waitFor } from './lib/harness.mjs';
+import { Cluster, assertErrorEnvelope, sleep, waitFor, startWebhookReceiver,
+} from './lib/harness.mjs';
 
 const BATCH_ID_RE = /^batch_[a-z2-7]{26}$/;
 const N = 10000;
@@ -52,22 +52,6 @@ async function download(openai, fileId) {
   return text.split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l));
 }
 
-async function startReceiver() {
-  const port = await freePort();
-  const seen = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => { body += c; });
-    req.on('end', () => {
-      seen.push({ headers: req.headers, body });
-      res.writeHead(200);
-      res.end();
-    });
-  });
-  await new Promise((r) => server.listen(port, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${port}/hook`, seen, close: () => new Promise((r) => server.close(r)) };
-}
-
 describe('batches', () => {
   const cl = new Cluster('batches');
   const secret = 'whsec_' + crypto.randomBytes(24).toString('base64');
@@ -80,7 +64,7 @@ describe('batches', () => {
   before(async () => {
     const redis = await cl.startRedis();
     mock = await cl.startMock({ seed: 7 });
-    receiver = await startReceiver();
+    receiver = await startWebhookReceiver();
     const sluice = await cl.startSluice('serve', await cl.configFor({
       redis, mock,
       overrides: {

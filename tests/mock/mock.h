@@ -324,7 +324,11 @@ extern const struct dialect dialect_fal;
 
 int openai_error(struct exchange *x, int status, const char *type, const char *message,
                  const char *code);
+/* openai_error with the envelope's `param` (NULL: null) naming the field at fault. */
+int openai_error_param(struct exchange *x, int status, const char *type, const char *message,
+                       const char *param, const char *code);
 int openai_chat(struct exchange *x);
+int openai_responses(struct exchange *x); /* responses.c */
 int openai_embeddings(struct exchange *x);
 int openai_images(struct exchange *x);
 int videos_create(struct exchange *x);

@@ -1,6 +1,6 @@
 /*
  * tests/mock/openai.c — the OpenAI dialect at /v1: chat completions (plain, streamed, tool
- * calls), embeddings and image generations. Videos are in videos.c.
+ * calls), embeddings and image generations. Videos are in videos.c, Responses in responses.c.
  *
  * Success answers are written with printf into evbuffers rather than built with cJSON: chat is
  * the benchmark baseline's hot path.
@@ -32,8 +32,8 @@ static const char *openai_error_type(int status)
     return status >= 500 ? "server_error" : "invalid_request_error";
 }
 
-int openai_error(struct exchange *x, int status, const char *type, const char *message,
-                 const char *code)
+int openai_error_param(struct exchange *x, int status, const char *type, const char *message,
+                       const char *param, const char *code)
 {
     struct evbuffer *out = mock_out_body(x);
     if (status == 429) {
@@ -42,14 +42,19 @@ int openai_error(struct exchange *x, int status, const char *type, const char *m
     evbuffer_drain(out, (size_t)-1);
     evbuffer_add_printf(out, "{\"error\":{\"message\":\"");
     mock_json_escape(out, message, strlen(message));
-    evbuffer_add_printf(out, "\",\"type\":\"%s\",\"param\":null,\"code\":",
-                        type != NULL ? type : openai_error_type(status));
-    if (code != NULL) {
-        evbuffer_add_printf(out, "\"%s\"}}", code);
-    } else {
-        evbuffer_add_printf(out, "null}}");
-    }
+    evbuffer_add_printf(
+        out, "\",\"type\":\"%s\",\"param\":", type != NULL ? type : openai_error_type(status));
+    mock_json_string(out, param);
+    evbuffer_add_printf(out, ",\"code\":");
+    mock_json_string(out, code);
+    evbuffer_add_printf(out, "}}");
     return status;
+}
+
+int openai_error(struct exchange *x, int status, const char *type, const char *message,
+                 const char *code)
+{
+    return openai_error_param(x, status, type, message, NULL, code);
 }
 
 static int openai_auth(struct exchange *x)

@@ -13,6 +13,7 @@
 
 const struct route mock_routes[] = {
     {EVHTTP_REQ_POST, "/v1/chat/completions", "openai.chat", &dialect_openai, 0, openai_chat},
+    {EVHTTP_REQ_POST, "/v1/responses", "openai.responses", &dialect_openai, 0, openai_responses},
     {EVHTTP_REQ_POST, "/v1/embeddings", "openai.embeddings", &dialect_openai, 0, openai_embeddings},
     {EVHTTP_REQ_POST, "/v1/images/generations", "openai.images", &dialect_openai, 0, openai_images},
     {EVHTTP_REQ_POST, "/v1/videos", "openai.videos.create", &dialect_openai, 0, videos_create},

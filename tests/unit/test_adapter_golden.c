@@ -15,8 +15,17 @@
  *   expected.json  {"result","usage","upstream_id","artifacts"}, {"pending":{...}} for a
  *                  long-running job, or {"error":{...}} (error fields left out are not checked)
  *   expected_chunks.json   streaming: the chunks stream_event must produce
+ *   expected_events.json   streaming response (kind "response"): the typed Responses events the
+ *                  responses_stream_* functions must produce, from response.created on (and, when
+ *                  the stream fails, the response.failed of responses_stream_fail last)
  *   pollN_request.json, pollN_reply.json, pollN_expected.json (N = 1..9), cancel_request.json
  *                  long-running jobs: the polls after a PENDING expected.json, and the cancel
+ * Kind "response" (target.json "kind": "response", "responses_native": true for an OpenAI
+ * deployment with POST /responses) runs the case through adapters/responses.h instead of the
+ * dialect's hooks: responses_build_request, responses_parse_response (response id
+ * GOLDEN_RESPONSE_ID, created GOLDEN_CREATED_S) and, with "stream": true in input.json and a
+ * reply.sse, the responses_stream_* functions; expected.json's result is the response object and
+ * its usage the chat-named usage the rest of sluice reads.
  * JSON is compared as JSON, not as text; an expected string "*" matches any value. Prints
  * `ok <dialect>/<case>` or `FAIL <dialect>/<case>: <why>` per case and `N passed, N failed` last.
  */
@@ -30,6 +39,7 @@
 #include <unistd.h>
 
 #include "adapters/adapter.h"
+#include "adapters/responses.h"
 #include "core/sse.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -38,6 +48,9 @@
 #define WHY_LEN 2048
 #define MAX_POLL_STEPS 9
 #define PATH_LEN 8448 /* a case directory (8192) and a file name */
+/* The response id and creation time every response case runs with. */
+#define GOLDEN_RESPONSE_ID "resp_abcdefghijklmnopqrstuvwxyz"
+#define GOLDEN_CREATED_S 1700000000LL
 
 static const struct {
     const char *name;
@@ -125,10 +138,14 @@ struct poll_state {
     cJSON *job;
 };
 
-/* One pass of a streaming case through the SSE parser and the dialect's stream_event. */
+/*
+ * One pass of a streaming case through the SSE parser and the dialect's stream_event (or, for a
+ * response case, responses_stream_event: then response is set and chunks holds the events).
+ */
 struct stream_run {
     struct golden_case *c;
     void *state;
+    struct responses_stream *response;
     cJSON *chunks;
     bool done;
     int rc;
@@ -943,7 +960,11 @@ static int on_event(const char *event, const char *data, size_t len, void *arg)
         return 1;
     }
     memcpy(copy, data, len);
-    s->rc = s->c->a->stream_event(s->state, event, copy, len, s->chunks, &s->done, &s->err);
+    if (s->response != NULL) {
+        s->rc = responses_stream_event(s->response, event, copy, len, s->chunks, &s->done, &s->err);
+    } else {
+        s->rc = s->c->a->stream_event(s->state, event, copy, len, s->chunks, &s->done, &s->err);
+    }
     free(copy);
     return s->rc != 0 ? 1 : 0;
 }
@@ -978,32 +999,17 @@ out:
     return ok;
 }
 
-/*
- * One pass of reply.sse, cut by split plan p, through the SSE parser and stream_event; then the
- * chunks, done, and the accumulated result (or the stream's error) against the expected files.
- */
-static bool run_stream_plan(struct golden_case *c, size_t p, const char *sse, size_t sse_len,
-                            const cJSON *want_chunks)
+/* Feeds sse (sse_len bytes) through the SSE parser to s, cut by split plan p. */
+static bool feed_split(struct golden_case *c, const char *stage, size_t p, const char *sse,
+                       size_t sse_len, struct stream_run *s)
 {
-    struct stream_run s;
     struct sse_parser *parser = sse_parser_new(MAX_DATA_FILE);
-    struct adapter_result res;
-    char stage[96];
     size_t at = 0;
     size_t step = 0;
     int frc = 0;
-    bool ok = false;
 
-    memset(&s, 0, sizeof(s));
-    memset(&res, 0, sizeof(res));
-    core_err_clear(&s.err);
-    s.c = c;
-    s.state = c->a->stream_new(&c->call);
-    s.chunks = cJSON_CreateArray();
-    snprintf(stage, sizeof(stage), "stream (split %s)", split_plans[p].name);
-    if (parser == NULL || s.state == NULL || s.chunks == NULL) {
-        fail(c, "%s: stream_new or setup returned NULL", stage);
-        goto out;
+    if (parser == NULL) {
+        return fail(c, "%s: out of memory", stage);
     }
     while (at < sse_len && frc == 0) {
         size_t n = split_plans[p].sizes[step];
@@ -1013,11 +1019,40 @@ static bool run_stream_plan(struct golden_case *c, size_t p, const char *sse, si
         if (n > sse_len - at) {
             n = sse_len - at;
         }
-        frc = sse_parser_feed(parser, sse + at, n, on_event, &s);
+        frc = sse_parser_feed(parser, sse + at, n, on_event, s);
         at += n;
     }
-    if (frc != 0 && s.rc == 0) {
-        fail(c, "%s: the SSE parser failed (%d)", stage, frc);
+    sse_parser_free(parser);
+    if (frc != 0 && s->rc == 0) {
+        return fail(c, "%s: the SSE parser failed (%d)", stage, frc);
+    }
+    return true;
+}
+
+/*
+ * One pass of reply.sse, cut by split plan p, through the SSE parser and stream_event; then the
+ * chunks, done, and the accumulated result (or the stream's error) against the expected files.
+ */
+static bool run_stream_plan(struct golden_case *c, size_t p, const char *sse, size_t sse_len,
+                            const cJSON *want_chunks)
+{
+    struct stream_run s;
+    struct adapter_result res;
+    char stage[96];
+    bool ok = false;
+
+    memset(&s, 0, sizeof(s));
+    memset(&res, 0, sizeof(res));
+    core_err_clear(&s.err);
+    s.c = c;
+    s.state = c->a->stream_new(&c->call);
+    s.chunks = cJSON_CreateArray();
+    snprintf(stage, sizeof(stage), "stream (split %s)", split_plans[p].name);
+    if (s.state == NULL || s.chunks == NULL) {
+        fail(c, "%s: stream_new or setup returned NULL", stage);
+        goto out;
+    }
+    if (!feed_split(c, stage, p, sse, sse_len, &s)) {
         goto out;
     }
     if (s.rc != 0) {
@@ -1065,7 +1100,6 @@ out:
     if (s.state != NULL) {
         c->a->stream_free(s.state);
     }
-    sse_parser_free(parser);
     cJSON_Delete(s.chunks);
     adapter_result_cleanup(&res);
     return ok;
@@ -1098,6 +1132,129 @@ static bool run_stream(struct golden_case *c)
     return ok;
 }
 
+/*
+ * Checks that events' sequence numbers run 0, 1, 2, ... whatever expected_events.json says (a
+ * "*" there would not catch a gap).
+ */
+static bool check_sequence(struct golden_case *c, const char *stage, const cJSON *events)
+{
+    const cJSON *ev;
+    int want = 0;
+
+    cJSON_ArrayForEach(ev, events)
+    {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(ev, "sequence_number");
+        if (!cJSON_IsNumber(n) || n->valuedouble != want) {
+            return fail(c, "%s: event %d has sequence_number %g", stage, want,
+                        cJSON_IsNumber(n) ? n->valuedouble : -1.0);
+        }
+        want++;
+    }
+    return true;
+}
+
+/*
+ * One pass of a response case's reply.sse, cut by split plan p, through responses_stream_start /
+ * _event (and _fail when the stream fails); the events against expected_events.json, then the
+ * result (responses_stream_result) or the error against expected.json.
+ */
+static bool run_response_stream_plan(struct golden_case *c, size_t p, const char *sse,
+                                     size_t sse_len, const cJSON *want_events)
+{
+    struct stream_run s;
+    struct adapter_result res;
+    char stage[96];
+    bool ok = false;
+
+    memset(&s, 0, sizeof(s));
+    memset(&res, 0, sizeof(res));
+    core_err_clear(&s.err);
+    s.c = c;
+    s.response = responses_stream_new(c->a, &c->call, GOLDEN_RESPONSE_ID, GOLDEN_CREATED_S);
+    s.chunks = cJSON_CreateArray();
+    snprintf(stage, sizeof(stage), "response stream (split %s)", split_plans[p].name);
+    if (s.response == NULL || s.chunks == NULL) {
+        fail(c, "%s: responses_stream_new or setup returned NULL", stage);
+        goto out;
+    }
+    if (responses_stream_start(s.response, s.chunks) != 0) {
+        fail(c, "%s: responses_stream_start failed", stage);
+        goto out;
+    }
+    if (!feed_split(c, stage, p, sse, sse_len, &s)) {
+        goto out;
+    }
+    if (s.rc != 0) {
+        if (cJSON_GetObjectItemCaseSensitive(c->expected, "error") == NULL) {
+            fail(c, "%s: responses_stream_event failed: %s (%s)", stage, s.err.message,
+                 code_name(s.rc));
+            goto out;
+        }
+        if (!check_error(c, stage, s.rc, &s.err, c->expected)) {
+            goto out;
+        }
+        if (responses_stream_fail(s.response, &s.err, s.chunks) != 0) {
+            fail(c, "%s: responses_stream_fail failed", stage);
+            goto out;
+        }
+        ok = check_sequence(c, stage, s.chunks) && want_events != NULL &&
+             json_equal(c, "events", s.chunks, want_events);
+        if (!ok && want_events == NULL) {
+            fail(c, "expected_events.json is missing");
+        }
+        goto out;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(c->expected, "error") != NULL) {
+        fail(c, "%s: the stream succeeded, want an error", stage);
+        goto out;
+    }
+    if (want_events == NULL) {
+        fail(c, "expected_events.json is missing");
+        goto out;
+    }
+    if (!check_sequence(c, stage, s.chunks) || !json_equal(c, "events", s.chunks, want_events)) {
+        goto out;
+    }
+    if (!s.done) {
+        fail(c, "%s: the stream ended without done", stage);
+        goto out;
+    }
+    if (responses_stream_result(s.response, &res) != 0) {
+        fail(c, "%s: responses_stream_result failed", stage);
+        goto out;
+    }
+    ok = check_done(c, stage, &res, c->expected);
+out:
+    responses_stream_free(s.response);
+    cJSON_Delete(s.chunks);
+    adapter_result_cleanup(&res);
+    return ok;
+}
+
+static bool run_response_stream(struct golden_case *c)
+{
+    cJSON *want_events = NULL;
+    char *sse = NULL;
+    size_t sse_len = 0;
+    bool missing = false;
+    bool ok = true;
+
+    sse = case_slurp(c, "reply.sse", &sse_len);
+    if (sse == NULL) {
+        return fail(c, "reply.sse cannot be read");
+    }
+    want_events = load_json(c->dir, "expected_events.json", &missing);
+    if (want_events == NULL && !missing) {
+        ok = fail(c, "expected_events.json is not valid JSON");
+    }
+    for (size_t p = 0; ok && p < ARRAY_LEN(split_plans); p++) {
+        ok = run_response_stream_plan(c, p, sse, sse_len, want_events);
+    }
+    cJSON_Delete(want_events);
+    free(sse);
+    return ok;
+}
+
 static bool run_case(struct golden_case *c)
 {
     const struct adapter *a = c->a;
@@ -1122,6 +1279,8 @@ static bool run_case(struct golden_case *c)
     c->target.model = json_str(c->target_json, "model");
     max_tokens = cJSON_GetObjectItemCaseSensitive(c->target_json, "default_max_tokens");
     c->target.default_max_tokens = cJSON_IsNumber(max_tokens) ? (long)max_tokens->valuedouble : 0;
+    c->target.responses_native =
+        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->target_json, "responses_native"));
     kind = json_str(c->target_json, "kind");
     op = adapter_op_from_kind(kind ? kind : "chat");
     if (op < 0) {
@@ -1131,8 +1290,8 @@ static bool run_case(struct golden_case *c)
     c->call.op = (enum adapter_op)op;
     c->call.input = c->input;
     c->call.target = &c->target;
-    c->call.stream =
-        op == ADAPTER_OP_CHAT && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->input, "stream"));
+    c->call.stream = (op == ADAPTER_OP_CHAT || op == ADAPTER_OP_RESPONSE) &&
+                     cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->input, "stream"));
     if (has_sse && !c->call.stream) {
         return fail(c, "reply.sse given but the call does not stream");
     }
@@ -1140,7 +1299,11 @@ static bool run_case(struct golden_case *c)
         return fail(c, "dialect %s has no build_request/parse_response", a->name);
     }
     core_err_clear(&err);
-    rc = a->build_request(&c->call, &c->req, &err);
+    if (op == ADAPTER_OP_RESPONSE) {
+        rc = responses_build_request(a, &c->call, &c->req, &err);
+    } else {
+        rc = a->build_request(&c->call, &c->req, &err);
+    }
     if (!check_built(c, "build_request", rc, &err, &c->req, c->request)) {
         return false;
     }
@@ -1154,11 +1317,16 @@ static bool run_case(struct golden_case *c)
     }
     if (has_sse && reply.resp.transport == ADAPTER_TRANSPORT_OK && reply.resp.status >= 200 &&
         reply.resp.status <= 299) {
-        ok = run_stream(c);
+        ok = op == ADAPTER_OP_RESPONSE ? run_response_stream(c) : run_stream(c);
         goto out;
     }
     core_err_clear(&err);
-    rc = a->parse_response(&c->call, &reply.resp, &c->res, &err);
+    if (op == ADAPTER_OP_RESPONSE) {
+        rc = responses_parse_response(a, &c->call, GOLDEN_RESPONSE_ID, GOLDEN_CREATED_S,
+                                      &reply.resp, &c->res, &err);
+    } else {
+        rc = a->parse_response(&c->call, &reply.resp, &c->res, &err);
+    }
     if (!check_outcome(c, "parse_response", rc, &err, &c->res, c->expected)) {
         goto out;
     }

@@ -2,7 +2,8 @@
  * Unit tests of core/config: defaults, env secrets, and errors that name the field; access
  * settings (quotas, admin keys, metrics_listen, blobs.allow_hosts); the artifact URL settings:
  * blobs.url_key (a secret of 16-256 bytes), blobs.url_ttl_s (1 s .. 7 days, default 3600) and
- * public_base_url (an http(s) URL without query or fragment, kept without its trailing '/').
+ * public_base_url (an http(s) URL without query or fragment, kept without its trailing '/');
+ * providers.NAME.responses (whether response tasks call POST /responses natively).
  */
 #include <stdlib.h>
 
@@ -66,7 +67,53 @@ static void test_ok(void)
     CHECK_STR(config_tenant_for_key(cfg, "tenant-key-123"), "acme");
     CHECK(config_tenant_for_key(cfg, "tenant-key-124") == NULL);
     CHECK(config_tenant_for_key(cfg, "") == NULL);
+    CHECK(cfg->providers[0].responses); /* an openai provider has POST /responses by default */
     config_free(cfg);
+}
+
+/*
+ * providers.NAME.responses: true by default for dialect openai only; an OpenAI-compatible server
+ * says false; another dialect may say false or nothing, never true; a non-boolean is refused.
+ */
+static void test_provider_responses(void)
+{
+    static const struct {
+        const char *provider; /* the provider object's members */
+        int want;             /* responses as parsed; -1: refused, naming the field */
+    } cases[] = {
+        {"\"dialect\": \"openai\"", 1},
+        {"\"dialect\": \"openai\", \"responses\": true", 1},
+        {"\"dialect\": \"openai\", \"responses\": false", 0},
+        {"\"dialect\": \"anthropic\"", 0},
+        {"\"dialect\": \"gemini\", \"responses\": false", 0},
+        {"\"dialect\": \"anthropic\", \"responses\": true", -1},
+        {"\"dialect\": \"openai\", \"responses\": 1", -1},
+        {"\"dialect\": \"openai\", \"responses\": \"false\"", -1},
+    };
+    char text[1024], msg[512];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct config *cfg = NULL;
+        struct core_err err;
+        snprintf(text, sizeof(text),
+                 "{\"keys\": [{\"key\": \"longenoughkey\", \"tenant\": \"a\"}], \"providers\": "
+                 "{\"p\": {%s, \"base_url\": \"http://x/v1\"}}, \"models\": {\"m\": "
+                 "{\"kind\": \"chat\", \"deployments\": [{\"provider\": \"p\", \"model\": "
+                 "\"x\"}]}}}",
+                 cases[i].provider);
+        if (cases[i].want < 0) {
+            CHECK_STR(parse_err(text, msg, sizeof(msg)), "providers.p.responses");
+            CHECK(strstr(msg, "providers.p.responses") != NULL);
+            continue;
+        }
+        CHECK(config_parse(text, &cfg, &err) == 0);
+        if (cfg == NULL) {
+            fprintf(stderr, "case %zu: %s\n", i, err.message);
+            continue;
+        }
+        CHECK(cfg->providers[0].responses == (cases[i].want == 1));
+        config_free(cfg);
+    }
 }
 
 static void test_errors(void)
@@ -203,6 +250,7 @@ static void test_example_file(void)
         return;
     }
     CHECK(config_model_find(cfg, "gpt-4o-mini") != NULL);
+    CHECK(cfg->providers[0].responses);
     CHECK(cfg->worker.concurrency == 256);
     CHECK(cfg->batches.lease_ms == 60000 && cfg->batches.window_s == 86400);
     CHECK(cfg->files.max_lines == 50000);
@@ -311,6 +359,7 @@ int main(void)
     unsetenv("TEST_SLUICE_UNSET");
     test_ok();
     test_errors();
+    test_provider_responses();
     test_example_file();
     setenv("TEST_ADMIN_KEY", "admin-key-0123456789", 1);
     test_access();

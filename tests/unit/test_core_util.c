@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "adapters/responses.h"
 #include "core/blobs.h"
 #include "core/err.h"
 #include "core/task.h"
@@ -553,6 +556,57 @@ static void test_blob_paths(void)
     CHECK(artifact_blob_remove("/nonexistent", "task_aaaaaaaaaaaaaaaaaaaaaaaaa7") == 0);
 }
 
+/* A task id is "task_" or "resp_" (a response task) + 26 base32 characters; nothing else. */
+static void test_task_ids(void)
+{
+    char a[64];
+
+    CHECK_STR(TASK_RESPONSE_ID_PREFIX, RESPONSES_ID_PREFIX);
+    CHECK(util_random_id(TASK_ID_PREFIX, a, sizeof(a)) == 0);
+    CHECK(strlen(a) == TASK_ID_LEN);
+    CHECK(task_id_valid(a));
+    CHECK(util_random_id(TASK_RESPONSE_ID_PREFIX, a, sizeof(a)) == 0);
+    CHECK(strlen(a) == TASK_ID_LEN);
+    CHECK(task_id_valid(a));
+    CHECK(task_id_valid("resp_aaaaaaaaaaaaaaaaaaaaaaaaa7"));
+    CHECK(!task_id_valid("resp_aaaaaaaaaaaaaaaaaaaaaaaaa"));   /* 25 characters */
+    CHECK(!task_id_valid("resp_aaaaaaaaaaaaaaaaaaaaaaaaa7a")); /* 27 */
+    CHECK(!task_id_valid("resp_AAAAAAAAAAAAAAAAAAAAAAAAA7"));
+    CHECK(!task_id_valid("file_aaaaaaaaaaaaaaaaaaaaaaaaa7"));
+    CHECK(!task_id_valid("batch_aaaaaaaaaaaaaaaaaaaaaaaaa7"));
+    CHECK(!task_id_valid("resp_/../aaaaaaaaaaaaaaaaaaaaaa"));
+    CHECK(!task_id_valid(""));
+    CHECK(!task_id_valid(NULL));
+}
+
+/* A response task's blob folder is removed like any task's; a name that is no task id is not. */
+static void test_blob_remove_ids(void)
+{
+    char root[] = "/tmp/sluice-util-XXXXXX", dir[128], file[160];
+    const char *ids[] = {"resp_aaaaaaaaaaaaaaaaaaaaaaaaa7", "task_aaaaaaaaaaaaaaaaaaaaaaaaa7"};
+    struct stat st;
+
+    CHECK(mkdtemp(root) != NULL);
+    for (size_t i = 0; i < 2; i++) {
+        FILE *fp;
+        CHECK(blobs_artifact_dir(root, ids[i], dir, sizeof(dir)) == 0);
+        CHECK(mkdir(dir, 0750) == 0);
+        CHECK(artifact_blob_path(root, ids[i], 0, file, sizeof(file)) == 0);
+        CHECK((fp = fopen(file, "w")) != NULL);
+        if (fp) {
+            fclose(fp);
+        }
+        CHECK(artifact_blob_remove(root, ids[i]) == 0);
+        CHECK(stat(dir, &st) != 0);
+    }
+    snprintf(dir, sizeof(dir), "%s/resp_x", root);
+    CHECK(mkdir(dir, 0750) == 0);
+    CHECK(artifact_blob_remove(root, "resp_x") == -1);
+    CHECK(stat(dir, &st) == 0);
+    rmdir(dir);
+    CHECK(rmdir(root) == 0);
+}
+
 static void test_fmt(void)
 {
     char b[24];
@@ -657,5 +711,7 @@ int main(void)
     test_task_new_text();
     test_fmt();
     test_blob_paths();
+    test_task_ids();
+    test_blob_remove_ids();
     return check_done();
 }

@@ -945,6 +945,34 @@ export function makeDialectConfig({ redisUrl, mockRoot, listenPort, blobsDir, po
   return deepMerge(base, overrides);
 }
 
+/**
+ * The chat alias `chat-compat` of the Responses tests: an OpenAI-compatible server that has only
+ * chat completions (provider `compat`, dialect openai, `responses: false`), so response tasks on
+ * it are translated to chat like any other dialect's. compatChatOverrides(mockRoot) is the part
+ * to deep-merge into a makeDialectConfig / dialectConfigFor config (on the same mock's /v1).
+ */
+export const COMPAT_CHAT = {
+  alias: 'chat-compat', kind: 'chat', provider: 'compat', model: 'compat-chat-model',
+  price: { input_per_mtok: 0.5, output_per_mtok: 1.5 }, routes: ['openai.chat'],
+};
+
+export function compatChatOverrides(mockRoot, { timeoutMs = 10000 } = {}) {
+  return {
+    providers: {
+      [COMPAT_CHAT.provider]: {
+        dialect: 'openai', base_url: mockRoot + DIALECT_PREFIX.openai, api_key: 'env:SLUICE_TEST_MOCK_KEY',
+        timeout_ms: timeoutMs, responses: false,
+      },
+    },
+    models: {
+      [COMPAT_CHAT.alias]: {
+        kind: COMPAT_CHAT.kind, strategy: 'ordered',
+        deployments: [{ provider: COMPAT_CHAT.provider, model: COMPAT_CHAT.model, price: { ...COMPAT_CHAT.price } }],
+      },
+    },
+  };
+}
+
 /** Sums a by_route object over route names. */
 export function routeCount(byRoute, routes) {
   return routes.reduce((n, r) => n + (byRoute?.[r] ?? 0), 0);
@@ -1371,4 +1399,22 @@ export function assertAccepted(res, baseUrl) {
   const loc = res.headers.location;
   assert.ok(loc === want || (baseUrl && loc === baseUrl + want), `Location should be ${want}, got ${loc}`);
   return task;
+}
+
+/** A receiver of webhook deliveries on a free loopback port that answers 200 and keeps each
+ * delivery's headers and body in `seen`. */
+export async function startWebhookReceiver() {
+  const port = await freePort();
+  const seen = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      seen.push({ headers: req.headers, body });
+      res.writeHead(200);
+      res.end();
+    });
+  });
+  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${port}/hook`, seen, close: () => new Promise((r) => server.close(r)) };
 }
