@@ -12,7 +12,7 @@
 #include "core/util.h"
 
 #define CLAIM_HEADER 2 /* CLAIM's reply: wait ms, the aliases missing their routing, then units */
-#define CLAIM_UNIT 15  /* fields per claimed unit */
+#define CLAIM_UNIT 16  /* fields per claimed unit */
 
 /* ---- names ------------------------------------------------------------------------------- */
 
@@ -211,6 +211,7 @@ int txn_claim_unit(const struct txn_claim_reply *r, size_t i, struct txn_claimed
     u->dep = f[12]->type == REDIS_REPLY_STRING ? atoi(f[12]->str) : 0;
     u->stream = strcmp(str_or_empty(f[13]), "1") == 0;
     u->reply_to = str_or_empty(f[14]);
+    u->created_ms = strtoll(str_or_empty(f[15]), NULL, 10);
     return 0;
 }
 

@@ -131,6 +131,7 @@ struct txn_claimed {
     int dep;              /* the deployment's index in the alias (CLAIM's pick, or the poll's) */
     bool stream;          /* the client streams the answer */
     const char *reply_to; /* the API channel waiting on the task ("" none) */
+    int64_t created_ms;   /* when the task was created (Unix ms; 0 when absent) */
 };
 
 /*

@@ -76,10 +76,11 @@ static char *cost_json(const struct config_deployment *dep, const cJSON *usage)
     return s;
 }
 
-/* The second the response object of a response task's attempt is dated (its created_at). */
+/* The second a response task's object is dated (its created_at): when the task was created, as
+ * the queued object the API answered showed; the attempt's start for a task without it. */
 static int64_t response_created_s(const struct job *j)
 {
-    return j->started_wall_ms / 1000;
+    return (j->created_ms > 0 ? j->created_ms : j->started_wall_ms) / 1000;
 }
 
 /* How a response object ended besides completing: incomplete when its status says so. */

@@ -47,9 +47,10 @@ struct job {
     char *model;
     enum task_kind kind; /* TASK_KIND_COUNT: a kind this build does not know */
     char *input_text;
-    char *up_id;    /* the upstream job's id, for polls */
-    char *job_text; /* the dialect's saved job state, for polls */
-    char *reply_to; /* the API process waiting on this task, for streams */
+    char *up_id;        /* the upstream job's id, for polls */
+    char *job_text;     /* the dialect's saved job state, for polls */
+    char *reply_to;     /* the API process waiting on this task, for streams */
+    int64_t created_ms; /* when the task was created (Unix ms; 0 unknown) */
     int dep_index;
 
     /* Resolved when the job starts. */

@@ -316,6 +316,7 @@ static struct job *job_from_claim(struct worker *w, const struct txn_claimed *u)
     j->dep_index = u->dep;
     j->stream = u->stream;
     j->reply_to = strdup(u->reply_to);
+    j->created_ms = u->created_ms;
     j->next = w->jobs;
     if (w->jobs) {
         w->jobs->prev = j;

@@ -13,8 +13,8 @@
 --       limit), 7 error JSON for a task whose routing.max_cost no deployment meets, 8 retention ms
 -- Returns {wait_ms (-1: nothing waiting on capacity), the aliases whose routing is missing from
 -- Redis (comma-separated, "" when none: their tasks wait until a worker publishes it again), then
--- 15 per unit: id, fence, attempts, max_attempts, tenant, model, kind, input, mode, status, up_id,
--- job, dep, stream, reply_to}.
+-- 16 per unit: id, fence, attempts, max_attempts, tenant, model, kind, input, mode, status, up_id,
+-- job, dep, stream, reply_to, created (ms)}.
 local leases_key, polls_key = KEYS[1], KEYS[2]
 local now_ms, lease_ms, n_arg, seed, burst_ms, pace_arg, impossible_error, ret_ms =
   unpack(ARGV, 1, 8)
@@ -38,29 +38,30 @@ local leases = {}
 local function note_wait(ms)
   if ms > 0 and (wait < 0 or ms < wait) then wait = math.ceil(ms) end
 end
--- one unit of the reply (its 15 fields), leased
+-- one unit of the reply (its 16 fields), leased
 local function put(id, fence, mode, f)
   local o = #out
   out[o+1] = id; out[o+2] = tostring(fence); out[o+3] = f[1]; out[o+4] = f[2]
   out[o+5] = f[3]; out[o+6] = f[4]; out[o+7] = f[5]; out[o+8] = f[6]; out[o+9] = mode
   out[o+10] = f[7]; out[o+11] = f[8] or ''; out[o+12] = f[9] or ''
   out[o+13] = f[10] or ''; out[o+14] = f[11] or ''; out[o+15] = f[12] or ''
+  out[o+16] = f[13] or ''
   leases[#leases+1] = deadline; leases[#leases+1] = id
   got = got + 1
 end
 local function emit(id, k, mode, fence)
   put(id, fence, mode, redis.call('HMGET', k, 'attempts', 'max_attempts', 'tenant', 'model',
-    'kind', 'input', 'status', 'up_id', 'job', 'dep', 'stream', 'reply_to'))
+    'kind', 'input', 'status', 'up_id', 'job', 'dep', 'stream', 'reply_to', 'created'))
 end
 -- what a queued task's claim needs, in one read
 local function fetch(k)
   local v = redis.call('HMGET', k, 'status', 'model', 'est', 'routing', 'avoid', 'attempts',
     'max_attempts', 'tenant', 'kind', 'input', 'up_id', 'job', 'stream', 'reply_to', 'fence',
-    'started', 'webhook', 'queue_position')
+    'started', 'webhook', 'queue_position', 'created')
   return {status = v[1], model = v[2], est = v[3], routing = v[4], avoid = v[5],
     attempts = v[6], max_attempts = v[7], tenant = v[8], kind = v[9], input = v[10],
     up_id = v[11], job = v[12], stream = v[13], reply_to = v[14], fence = v[15],
-    started = v[16], webhook = v[17], queue_position = v[18]}
+    started = v[16], webhook = v[17], queue_position = v[18], created = v[19]}
 end
 -- a deployment's state with its buckets refilled to now; wait = ms until it can take one
 local function dep_state(alias, i, d, est)
@@ -198,7 +199,7 @@ local function claim(id, k, f, dep, p)
   stat('status|in_progress', 1)
   if not f.started and f.webhook then webhook_event(k, id, 'task.started', now) end
   put(id, fence, 'call', {tostring(attempts), f.max_attempts, f.tenant, f.model, f.kind,
-    f.input, 'in_progress', f.up_id, f.job, tostring(dep), f.stream, f.reply_to})
+    f.input, 'in_progress', f.up_id, f.job, tostring(dep), f.stream, f.reply_to, f.created})
 end
 for p = 0, 2 do
   local ring = '{{KS_RING}}' .. p

@@ -431,6 +431,7 @@ describe('the Responses API through the official OpenAI SDK', () => {
         const done = await pollResponse(r.id, ['completed', 'failed', 'cancelled', 'incomplete']);
         assertFinished(done, { alias });
         assert.equal(done.id, r.id);
+        assert.equal(done.created_at, r.created_at, 'created_at is the task\'s creation, queued or done');
         assert.equal(done.background, true);
         assert.equal(done.output_text, expectedMockReply(text));
         await oneUpstream(alias, text);

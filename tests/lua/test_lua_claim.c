@@ -66,10 +66,10 @@ static void test_claim_one(struct fx *f)
     fx_routing(f, "m", FX_ROUTING_OPEN);
     submit(f, "task_a", "t1", "m", TASK_PRIO_NORMAL);
     r = fx_claim(f, FX_NOW, 10);
-    /* the reply as the script writes it: the wait, the aliases without routing, then 15 fields a
+    /* the reply as the script writes it: the wait, the aliases without routing, then 16 fields a
        unit (id, fence, attempts, max_attempts, tenant, model, kind, input, mode, status, up_id,
-       job, dep, stream, reply_to) */
-    CHECK(r != NULL && r->elements == 2 + 15);
+       job, dep, stream, reply_to, created) */
+    CHECK(r != NULL && r->elements == 2 + 16);
     CHECK(fx_elem_int(r, 0) == -1);
     CHECK_STR(fx_elem(r, 1), "");
     CHECK_STR(fx_elem(r, 2), "task_a");
@@ -87,6 +87,7 @@ static void test_claim_one(struct fx *f)
     CHECK_STR(fx_elem(r, 14), "0");
     CHECK_STR(fx_elem(r, 15), "");
     CHECK_STR(fx_elem(r, 16), "");
+    CHECK(fx_elem(r, 17) != NULL && strtoll(fx_elem(r, 17), NULL, 10) == FX_NOW);
     /* and as a worker reads it */
     CHECK(txn_claim_parse(r, &c) == 0);
     CHECK(c.wait_ms == -1);
@@ -108,6 +109,7 @@ static void test_claim_one(struct fx *f)
     CHECK(u.dep == 0);
     CHECK(!u.stream);
     CHECK_STR(u.reply_to, "");
+    CHECK(u.created_ms == FX_NOW);
     freeReplyObject(r);
     CHECK_FIELD(f, "task_a", "status", "in_progress");
     CHECK_FIELD(f, "task_a", "attempts", "1");
