@@ -7,7 +7,8 @@
  * model's app root ({base_url}/{owner}/{app}/requests/{id}...) is the fallback when they are
  * missing or point at a host other than the deployment's, since every call carries the API key.
  * What it shares with replicate (reading the client's body, judging URLs, the finished result) is
- * in media.c.
+ * in media.c. An image edit sends its images as data: URIs in the fields the model takes them
+ * (fal_edit_inputs).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -90,10 +91,70 @@ static bool fal_model_ok(const char *s)
     return segments >= 2;
 }
 
+/*
+ * Where a model takes an edit's images, by model id prefix (the first match wins; the last row
+ * is every other model). fal's image-to-image and edit endpoints take one image as image_url, or
+ * a list as image_urls; the mask, when the model inpaints, as mask_url. Each takes a data: URI
+ * where it takes a URL, so the task's own bytes go up inline and no public URL of sluice is
+ * needed.
+ */
+static const struct {
+    const char *prefix;
+    const char *image_field;
+    bool list;              /* image_field is an array of URLs */
+    const char *mask_field; /* NULL: the model takes no mask */
+} fal_edit_inputs[] = {
+    {"fal-ai/nano-banana/edit", "image_urls", true, NULL},
+    {"fal-ai/gemini-25-flash-image/edit", "image_urls", true, NULL},
+    {"fal-ai/flux-pro/kontext/multi", "image_urls", true, NULL},
+    {"", "image_url", false, "mask_url"},
+};
+
 /* A request id as fal writes them (a UUID): letters, digits and '-', bounded. */
 static bool fal_id_ok(const char *s)
 {
     return adapter_id_ok(s, FAL_MAX_ID, "-");
+}
+
+/*
+ * An edit's images and mask into the submit body o, in the fields the model takes them
+ * (fal_edit_inputs). A model of one image refuses several, and one without a mask field a mask:
+ * dropping either would edit something else than the client asked. Returns 0, or a negative
+ * code with err filled.
+ */
+static int fal_edit_fields(const struct adapter_target *t, const struct media_input *in, cJSON *o,
+                           struct core_err *err)
+{
+    size_t row = 0;
+    cJSON *list;
+    bool ok;
+
+    while (strncmp(t->model, fal_edit_inputs[row].prefix, strlen(fal_edit_inputs[row].prefix)) !=
+           0) {
+        row++; /* the last row's empty prefix matches every model */
+    }
+    if (!fal_edit_inputs[row].list && in->n_images > 1) {
+        return core_err_set(err, CORE_EINVAL, "image",
+                            "the fal model %.200s takes one image to edit, not %zu", t->model,
+                            in->n_images);
+    }
+    if (in->mask != NULL && fal_edit_inputs[row].mask_field == NULL) {
+        return core_err_set(err, CORE_EINVAL, "mask", "the fal model %.200s takes no mask",
+                            t->model);
+    }
+    if (fal_edit_inputs[row].list) {
+        list = cJSON_AddArrayToObject(o, fal_edit_inputs[row].image_field);
+        ok = list != NULL;
+        for (size_t i = 0; ok && i < in->n_images; i++) {
+            ok = cJSON_AddItemToArray(list, cJSON_CreateString(in->images[i]));
+        }
+    } else {
+        ok = cJSON_AddStringToObject(o, fal_edit_inputs[row].image_field, in->images[0]) != NULL;
+    }
+    if (ok && in->mask != NULL) {
+        ok = cJSON_AddStringToObject(o, fal_edit_inputs[row].mask_field, in->mask) != NULL;
+    }
+    return ok ? 0 : adapter_oom(err);
 }
 
 /* The submit body: the prompt and the OpenAI fields that have a common fal name. */
@@ -152,6 +213,9 @@ static int fal_build_request(const struct adapter_call *call, struct adapter_req
         goto out;
     }
     body = fal_body(call, &in);
+    if (body != NULL && in.n_images > 0 && (rc = fal_edit_fields(t, &in, body, err)) != 0) {
+        goto out;
+    }
     rc =
         media_submit_finish(&fal_media, t, adapter_url_join(t->base_url, t->model), body, out, err);
 out:

@@ -1,10 +1,12 @@
 /*
  * adapters/gemini.c — Google's Gemini generateContent dialect (the Gemini Developer API,
- * generativelanguage.googleapis.com/v1beta). Chat only: the client's OpenAI chat body becomes a
+ * generativelanguage.googleapis.com/v1beta). Chat: the client's OpenAI chat body becomes a
  * GenerateContentRequest, the reply (whole, or streamed as server-sent events with alt=sse) becomes
  * OpenAI's chat.completion or chat.completion.chunk objects, and Google's error envelope
  * {"error":{"code","message","status","details"}} becomes sluice's error with the gRPC status name
- * as its type and code. The request mapping is in gemini_request.c.
+ * as its type and code. The request mapping is in gemini_request.c. Video tasks (Veo, a
+ * long-running operation: the only polled kind, so build_poll and parse_poll are Veo's) are in
+ * gemini_video.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +135,9 @@ static int gemini_build_request(const struct adapter_call *call, struct adapter_
     cJSON *body = NULL;
     int rc = 0;
 
+    if (call->op == ADAPTER_OP_VIDEO) {
+        return gemini_video_build_request(call, out, err);
+    }
     memset(out, 0, sizeof(*out));
     core_err_clear(err);
     if (call->op != ADAPTER_OP_CHAT) {
@@ -210,8 +215,7 @@ static int64_t gemini_retry_info_ms(const cJSON *error)
  * resp->status: the shared HTTP rules, then Google's status name as type and code and as the
  * judge of retryability, and RetryInfo's delay when no retry-after header named a wait.
  */
-static int gemini_error(const struct adapter_response *resp, const cJSON *root,
-                        struct core_err *err)
+int gemini_http_error(const struct adapter_response *resp, const cJSON *root, struct core_err *err)
 {
     const cJSON *env = gemini_error_root(root);
     const cJSON *error = cJSON_GetObjectItemCaseSensitive(env, "error");
@@ -535,13 +539,16 @@ static int gemini_parse_response(const struct adapter_call *call,
     int pos = 0;
     int rc = 0;
 
+    if (call->op == ADAPTER_OP_VIDEO) {
+        return gemini_video_parse_response(call, resp, out, err);
+    }
     memset(out, 0, sizeof(*out));
     core_err_clear(err);
     if (call->op != ADAPTER_OP_CHAT) {
         rc = gemini_unsupported(call->op, err);
         goto out;
     }
-    if ((rc = adapter_reply_root(resp, gemini_error, &root, err)) != 0) {
+    if ((rc = adapter_reply_root(resp, gemini_http_error, &root, err)) != 0) {
         goto out;
     }
     cands = cJSON_GetObjectItemCaseSensitive(root, "candidates");
@@ -811,7 +818,7 @@ static int gemini_stream_event(void *state, const char *event, const char *data,
         if (cJSON_IsNumber(code) && code->valuedouble >= 400 && code->valuedouble < 600) {
             r.status = (int)code->valuedouble;
         }
-        rc = gemini_error(&r, root, err);
+        rc = gemini_http_error(&r, root, err);
         goto out;
     }
     if (!cJSON_IsObject(root)) {
@@ -872,6 +879,8 @@ const struct adapter adapter_gemini = {
     .name = "gemini",
     .build_request = gemini_build_request,
     .parse_response = gemini_parse_response,
+    .build_poll = gemini_video_build_poll,
+    .parse_poll = gemini_video_parse_poll,
     .stream_new = gemini_stream_new,
     .stream_event = gemini_stream_event,
     .stream_free = gemini_stream_free,

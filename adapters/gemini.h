@@ -1,7 +1,7 @@
 /*
  * adapters/gemini.h — internal to the gemini dialect, split by concept: gemini.c (the vtable, the
- * HTTP request, replies and streams, errors and usage) and gemini_request.c (an OpenAI chat body
- * as a GenerateContentRequest).
+ * HTTP request, replies and streams, errors and usage), gemini_request.c (an OpenAI chat body
+ * as a GenerateContentRequest) and gemini_video.c (video tasks on Veo's long-running operations).
  *
  * The field policy (dialect.h): every top-level field of a client's chat body is honoured,
  * translated or refused with a 400 naming it. gemini_request.c's gemini_fields table lists the
@@ -17,6 +17,7 @@
 
 #include <cJSON.h>
 
+#include "adapters/adapter.h"
 #include "core/err.h"
 
 /* Gemini's candidateCount is 1-8: n past it is refused, a streamed candidate past it too. */
@@ -46,5 +47,27 @@ int gemini_oom(struct core_err *err);
  * Caller frees; NULL on OOM.
  */
 char *gemini_text(const cJSON *parts, bool *any);
+
+/*
+ * Fills err from a Google error envelope (root, borrowed, may be NULL or not an envelope) in a
+ * non-2xx reply: adapter_http_error's rules, Google's status name as type, code and judge of
+ * retryability, RetryInfo's delay. Returns the negative code (adapter_http_error_fn).
+ */
+int gemini_http_error(const struct adapter_response *resp, const cJSON *root, struct core_err *err);
+
+/*
+ * Video tasks (gemini_video.c), with adapter.h's contracts for the hooks of the same name:
+ * build_request for ADAPTER_OP_VIDEO, parse_response of its reply, and the operation's polls
+ * (build_poll, parse_poll), which serve video tasks only.
+ */
+int gemini_video_build_request(const struct adapter_call *call, struct adapter_request *out,
+                               struct core_err *err);
+int gemini_video_parse_response(const struct adapter_call *call,
+                                const struct adapter_response *resp, struct adapter_result *out,
+                                struct core_err *err);
+int gemini_video_build_poll(const struct adapter_call *call, struct adapter_request *out,
+                            struct core_err *err);
+int gemini_video_parse_poll(const struct adapter_call *call, const struct adapter_response *resp,
+                            struct adapter_result *out, struct core_err *err);
 
 #endif

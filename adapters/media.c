@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 
 #include "adapters/dialect.h"
 #include "adapters/media.h"
@@ -36,6 +37,16 @@ static const struct {
 } media_types[] = {
     {"png", "image/png"},   {"jpg", "image/jpeg"}, {"jpeg", "image/jpeg"},
     {"webp", "image/webp"}, {"gif", "image/gif"},  {"mp4", "video/mp4"},
+};
+
+/* The image types an edit's files may have, as a data: URI names them. */
+static const struct {
+    const char *mime;
+    const char *ext;
+} media_edit_types[] = {
+    {"image/png", "png"},
+    {"image/jpeg", "jpg"},
+    {"image/webp", "webp"},
 };
 
 static bool media_given(const cJSON *o, const char *key)
@@ -109,6 +120,111 @@ static int media_read_seconds(const cJSON *input, double *out)
     return 0;
 }
 
+int media_data_uri_parse(const char *s, struct media_data_uri *out)
+{
+    static const char b64set[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n;
+    size_t pad;
+
+    memset(out, 0, sizeof(*out));
+    if (s == NULL || strncmp(s, "data:", 5) != 0) {
+        return -1;
+    }
+    s += 5;
+    for (size_t i = 0; i < ARRAY_LEN(media_edit_types); i++) {
+        size_t m = strlen(media_edit_types[i].mime);
+        if (strncasecmp(s, media_edit_types[i].mime, m) == 0 &&
+            strncmp(s + m, ";base64,", 8) == 0) {
+            out->mime = media_edit_types[i].mime;
+            out->ext = media_edit_types[i].ext;
+            s += m + 8;
+            break;
+        }
+    }
+    if (out->mime == NULL) {
+        return -1;
+    }
+    n = strspn(s, b64set);
+    pad = strspn(s + n, "=");
+    if (s[n + pad] != '\0' || pad > 2 || n + pad == 0 || (n + pad) % 4 != 0) {
+        return -1;
+    }
+    out->b64 = s;
+    out->b64_len = n + pad;
+    return 0;
+}
+
+/* EVP_DecodeBlock writes whole 3-byte groups: the padding's zero bytes are taken off after. */
+unsigned char *media_data_uri_decode(const struct media_data_uri *u, size_t *len)
+{
+    size_t cap = u->b64_len / 4 * 3;
+    unsigned char *bytes;
+    int n;
+
+    if (u->b64_len == 0 || u->b64_len % 4 != 0 || u->b64_len > INT32_MAX) {
+        return NULL;
+    }
+    bytes = malloc(cap > 0 ? cap : 1);
+    if (bytes == NULL) {
+        return NULL;
+    }
+    n = EVP_DecodeBlock(bytes, (const unsigned char *)u->b64, (int)u->b64_len);
+    if (n < 0 || (size_t)n != cap) {
+        free(bytes);
+        return NULL;
+    }
+    *len = cap - (u->b64[u->b64_len - 1] == '=') - (u->b64[u->b64_len - 2] == '=');
+    return bytes;
+}
+
+/*
+ * The edit form of an image body: "edit": true with "image" (data: URIs, 1 to
+ * MEDIA_MAX_EDIT_IMAGES) and an optional "mask" (one). Without "edit", neither may be given: a
+ * generation that silently dropped the client's image would answer something else than asked.
+ */
+static int media_read_edit(const cJSON *input, struct media_input *in, struct core_err *err)
+{
+    const cJSON *edit = cJSON_GetObjectItemCaseSensitive(input, "edit");
+    const cJSON *images = cJSON_GetObjectItemCaseSensitive(input, "image");
+    const cJSON *mask = cJSON_GetObjectItemCaseSensitive(input, "mask");
+    struct media_data_uri u;
+    const cJSON *v;
+
+    if (edit != NULL && !cJSON_IsNull(edit) && !cJSON_IsBool(edit)) {
+        return core_err_set(err, CORE_EINVAL, "edit", "edit must be true or false");
+    }
+    if (!cJSON_IsTrue(edit)) {
+        if (media_given(input, "image") || media_given(input, "mask")) {
+            return core_err_set(err, CORE_EINVAL, media_given(input, "image") ? "image" : "mask",
+                                "image and mask are only taken by the edit form (\"edit\": true)");
+        }
+        return 0;
+    }
+    if (!cJSON_IsArray(images) || cJSON_GetArraySize(images) < 1 ||
+        cJSON_GetArraySize(images) > MEDIA_MAX_EDIT_IMAGES) {
+        return core_err_set(err, CORE_EINVAL, "image",
+                            "an edit needs image: 1 to %d data: URIs of PNG, JPEG or WEBP images",
+                            MEDIA_MAX_EDIT_IMAGES);
+    }
+    cJSON_ArrayForEach(v, images)
+    {
+        if (!cJSON_IsString(v) || media_data_uri_parse(v->valuestring, &u) != 0) {
+            return core_err_set(err, CORE_EINVAL, "image",
+                                "image must hold data: URIs of PNG, JPEG or WEBP images "
+                                "(data:image/png;base64,...)");
+        }
+        in->images[in->n_images++] = v->valuestring;
+    }
+    if (mask != NULL && !cJSON_IsNull(mask)) {
+        if (!cJSON_IsString(mask) || media_data_uri_parse(mask->valuestring, &u) != 0) {
+            return core_err_set(err, CORE_EINVAL, "mask",
+                                "mask must be a data: URI of a PNG, JPEG or WEBP image");
+        }
+        in->mask = mask->valuestring;
+    }
+    return 0;
+}
+
 bool media_op_ok(enum adapter_op op)
 {
     return op == ADAPTER_OP_IMAGE || op == ADAPTER_OP_VIDEO;
@@ -175,7 +291,7 @@ static int media_read_input(const struct adapter_call *call, const char *dialect
         }
         in->output_format = format->valuestring;
     }
-    return 0;
+    return media_read_edit(input, in, err);
 }
 
 int media_submit_begin(const struct media_dialect *d, const struct adapter_call *call,

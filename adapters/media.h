@@ -2,7 +2,8 @@
  * adapters/media.h — what the long-running media dialects (replicate, fal) share, internal to
  * adapters/: reading an OpenAI image or video body, mapping sizes to aspect ratios, judging the
  * URLs a provider hands back, and turning a finished job into OpenAI's images response or video
- * object with one download per file.
+ * object with one download per file. The data: URIs of an image edit's files are read here too,
+ * for every dialect that edits (openai as well) and for the api's check of the edit form.
  */
 #ifndef SLUICE_ADAPTER_MEDIA_H
 #define SLUICE_ADAPTER_MEDIA_H
@@ -14,11 +15,12 @@
 #include "core/err.h"
 
 /* Bounds on what a client's request or a provider's reply can make a media dialect do. */
-#define MEDIA_MAX_N 10         /* images per task, as OpenAI allows */
-#define MEDIA_MAX_SIDE 16384   /* pixels per side of a requested size */
-#define MEDIA_MAX_SECONDS 3600 /* a requested video length */
-#define MEDIA_MAX_OUTPUTS 16   /* outputs of one job kept as artifacts; the rest are dropped */
-#define MEDIA_MAX_URL 8192     /* a provider URL we keep or fetch */
+#define MEDIA_MAX_N 10           /* images per task, as OpenAI allows */
+#define MEDIA_MAX_SIDE 16384     /* pixels per side of a requested size */
+#define MEDIA_MAX_SECONDS 3600   /* a requested video length */
+#define MEDIA_MAX_OUTPUTS 16     /* outputs of one job kept as artifacts; the rest are dropped */
+#define MEDIA_MAX_URL 8192       /* a provider URL we keep or fetch */
+#define MEDIA_MAX_EDIT_IMAGES 16 /* input images of one edit, as OpenAI's gpt-image models take */
 
 /* What a client asked of a media task, read from its OpenAI-shaped body. Strings are borrowed. */
 struct media_input {
@@ -28,7 +30,32 @@ struct media_input {
     int height;
     const char *output_format; /* NULL when not given */
     double seconds;            /* video length; < 0 when not given */
+    /* An image edit ("edit": true): the input images, data: URIs (media_data_uri), at least one. */
+    const char *images[MEDIA_MAX_EDIT_IMAGES];
+    size_t n_images;  /* 0: not an edit */
+    const char *mask; /* a data: URI; NULL when not given */
 };
+
+/* A data: URI of an image as an edit carries it, split. Slices borrow from the URI. */
+struct media_data_uri {
+    const char *mime; /* "image/png", "image/jpeg" or "image/webp"; static storage */
+    const char *ext;  /* "png", "jpg", "webp": a filename's extension; static storage */
+    const char *b64;  /* the base64 payload, not NUL-terminated */
+    size_t b64_len;
+};
+
+/*
+ * Reads s as "data:<image type>;base64,<payload>" with a PNG, JPEG or WEBP type and a payload of
+ * base64 characters (with padding, length a multiple of 4, non-empty). Returns 0 with out filled,
+ * or -1 when s is no such URI.
+ */
+int media_data_uri_parse(const char *s, struct media_data_uri *out);
+
+/*
+ * Decodes a parsed data: URI's payload. Returns the bytes (caller frees) with *len set, or NULL
+ * on OOM or a payload that is not base64.
+ */
+unsigned char *media_data_uri_decode(const struct media_data_uri *u, size_t *len);
 
 /* One file a finished job produced. Strings are borrowed from the reply. */
 struct media_output {

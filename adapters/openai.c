@@ -1,22 +1,31 @@
 /*
  * adapters/openai.c — the OpenAI-compatible dialect: OpenAI itself and every server that speaks its
- * API. Chat (plain or streamed), embeddings, image generation, and video generation as a
- * long-running job (submit, poll, cancel, then the MP4 fetched from /videos/{id}/content).
+ * API. Chat (plain or streamed), embeddings, image generation, image edits (the edit form's data:
+ * URIs sent as the multipart form /images/edits takes), and video generation as a long-running
+ * job (submit, poll, cancel, then the MP4 fetched from /videos/{id}/content).
  * Bodies pass through with the alias replaced by the deployment's model, so parameters sluice does
  * not know yet still reach the provider; replies are already OpenAI-shaped and pass through too,
  * but for embedding vectors, which come back in the encoding the client asked for
  * (openai_embedding.c).
  */
+#define _GNU_SOURCE /* memmem */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "adapters/dialect.h"
+#include "adapters/media.h"
 #include "adapters/openai.h"
 
 #define OPENAI_MAX_IMAGES 128 /* more images in one reply is not a reply we believe */
 #define OPENAI_MAX_ID_LEN 200 /* a video id spliced into a URL path */
+/* An edit's multipart body: the task's input bounds it already (the api's body limit), this
+ * bounds what the adapter builds whatever the input. */
+#define OPENAI_MAX_EDIT_BYTES (64u * 1024u * 1024u)
+#define OPENAI_MAX_EDIT_PARTS 64 /* text fields and files of one edit */
 
 struct openai_op;
 
@@ -50,8 +59,16 @@ struct openai_stream {
  */
 static const char *const openai_chat_dropped[] = {"stream", "stream_options"};
 
-/* Image fields that ask for a stream of partial images, which sluice does not relay. */
-static const char *const openai_image_dropped[] = {"stream", "partial_images"};
+/* Image fields that ask for a stream of partial images, which sluice does not relay, and sluice's
+ * own mark of the edit form (false here). */
+static const char *const openai_image_dropped[] = {"stream", "partial_images", "edit"};
+
+/*
+ * Fields of an edit's input that are not sent as text parts: the files go as file parts, the
+ * model is the deployment's, and edit is sluice's own mark.
+ */
+static const char *const openai_edit_skipped[] = {"image", "mask",   "edit",
+                                                  "model", "stream", "partial_images"};
 
 /* The fields of a video submission OpenAI takes, passed through as the client sent them. */
 static const char *const openai_video_fields[] = {"prompt", "seconds", "size", "input_reference"};
@@ -267,6 +284,264 @@ static int openai_add_headers(const struct adapter_target *t, struct adapter_req
     return 0;
 }
 
+/* One part of an edit's multipart body. data points at text, at bytes owned by the part, or
+ * into the input. */
+struct openai_part {
+    const char *name;
+    char filename[32]; /* "" for a text part */
+    const char *type;  /* a file's content type */
+    const char *data;
+    size_t len;
+    char *owned; /* freed with the part */
+};
+
+struct openai_form {
+    struct openai_part parts[OPENAI_MAX_EDIT_PARTS];
+    size_t n;
+};
+
+static void openai_form_cleanup(struct openai_form *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->parts[i].owned);
+    }
+    f->n = 0;
+}
+
+/* The next free part, or NULL when the form is full. */
+static struct openai_part *openai_form_add(struct openai_form *f, const char *name)
+{
+    struct openai_part *p;
+
+    if (f->n >= OPENAI_MAX_EDIT_PARTS) {
+        return NULL;
+    }
+    p = &f->parts[f->n++];
+    memset(p, 0, sizeof(*p));
+    p->name = name;
+    return p;
+}
+
+/* A file part from a data: URI (its bytes decoded). Returns 0 or a negative code with err. */
+static int openai_form_file(struct openai_form *f, const char *name, const char *uri,
+                            const char *stem, size_t index, struct core_err *err)
+{
+    struct media_data_uri u;
+    struct openai_part *p;
+    size_t len = 0;
+
+    if (media_data_uri_parse(uri, &u) != 0) {
+        return core_err_set(err, CORE_EINVAL, strcmp(stem, "mask") == 0 ? "mask" : "image",
+                            "%s must be a data: URI of a PNG, JPEG or WEBP image", stem);
+    }
+    if ((p = openai_form_add(f, name)) == NULL) {
+        return core_err_set(err, CORE_EINVAL, "image", "an edit has more than %d parts",
+                            OPENAI_MAX_EDIT_PARTS);
+    }
+    p->owned = (char *)media_data_uri_decode(&u, &len);
+    if (p->owned == NULL) {
+        return adapter_oom(err);
+    }
+    p->data = p->owned;
+    p->len = len;
+    p->type = u.mime;
+    if (index == 0) {
+        snprintf(p->filename, sizeof(p->filename), "%s.%s", stem, u.ext);
+    } else {
+        snprintf(p->filename, sizeof(p->filename), "%s_%zu.%s", stem, index, u.ext);
+    }
+    return 0;
+}
+
+/*
+ * The text parts: every field of the input but the skipped ones, strings as they are, numbers
+ * and booleans as JSON writes them (as the SDK sends n: "2"), the model the deployment's. An
+ * object or array has no form encoding OpenAI reads and is refused.
+ */
+static int openai_form_texts(const struct adapter_call *call, struct openai_form *f,
+                             struct core_err *err)
+{
+    struct openai_part *p = openai_form_add(f, "model");
+    const cJSON *v;
+
+    if (p == NULL) {
+        return adapter_oom(err);
+    }
+    p->data = call->target->model;
+    p->len = strlen(p->data);
+    cJSON_ArrayForEach(v, call->input)
+    {
+        bool skipped = cJSON_IsNull(v);
+        for (size_t i = 0; !skipped && i < ARRAY_LEN(openai_edit_skipped); i++) {
+            skipped = strcmp(v->string, openai_edit_skipped[i]) == 0;
+        }
+        if (skipped) {
+            continue;
+        }
+        if (strlen(v->string) > 64 ||
+            v->string[strspn(v->string, "abcdefghijklmnopqrstuvwxyz"
+                                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.[]")] != '\0') {
+            /* a part's name goes into its header between quotes: no quote, CR or LF gets there */
+            return core_err_set(err, CORE_EINVAL, NULL,
+                                "an image edit's field names are letters, digits, _ - . [ ] "
+                                "(at most 64)");
+        }
+        if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
+            return core_err_set(err, CORE_EINVAL, v->string,
+                                "%.64s cannot be sent in an image edit's form", v->string);
+        }
+        if ((p = openai_form_add(f, v->string)) == NULL) {
+            return core_err_set(err, CORE_EINVAL, NULL, "an edit has more than %d parts",
+                                OPENAI_MAX_EDIT_PARTS);
+        }
+        if (cJSON_IsString(v)) {
+            p->data = v->valuestring;
+        } else if ((p->owned = cJSON_PrintUnformatted(v)) == NULL) {
+            return adapter_oom(err);
+        } else {
+            p->data = p->owned;
+        }
+        p->len = strlen(p->data);
+    }
+    return 0;
+}
+
+/*
+ * The boundary: "sluice-" and the hex SHA-256 of every part's bytes, so the same task builds the
+ * same body (adapters are pure) and no part holds it but by a hash collision, which is checked.
+ */
+static int openai_form_boundary(const struct openai_form *f, char *out, size_t cap,
+                                struct core_err *err)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+    size_t at;
+
+    for (size_t i = 0; ok && i < f->n; i++) {
+        ok = EVP_DigestUpdate(ctx, f->parts[i].data, f->parts[i].len) == 1;
+    }
+    ok = ok && EVP_DigestFinal_ex(ctx, md, &md_len) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) {
+        return adapter_oom(err);
+    }
+    at = (size_t)snprintf(out, cap, "sluice-");
+    for (unsigned int i = 0; i < 20 && at + 2 < cap; i++) {
+        at += (size_t)snprintf(out + at, cap - at, "%02x", md[i]);
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        if (memmem(f->parts[i].data, f->parts[i].len, out, strlen(out)) != NULL) {
+            return core_err_set(err, CORE_EINTERNAL, NULL, "an edit's part holds its boundary");
+        }
+    }
+    return 0;
+}
+
+/* The multipart/form-data body of the parts into out, bounded by OPENAI_MAX_EDIT_BYTES. */
+static int openai_form_body(const struct openai_form *f, const char *boundary,
+                            struct adapter_request *out, struct core_err *err)
+{
+    size_t cap = strlen(boundary) + 8;
+    size_t at = 0;
+
+    for (size_t i = 0; i < f->n; i++) {
+        size_t head = strlen(boundary) + strlen(f->parts[i].name) + sizeof(f->parts[i].filename) +
+                      (f->parts[i].type ? strlen(f->parts[i].type) : 0) + 128;
+        if (f->parts[i].len > OPENAI_MAX_EDIT_BYTES || cap > OPENAI_MAX_EDIT_BYTES) {
+            return core_err_set(err, CORE_ETOOLARGE, "image",
+                                "an image edit's body is larger than %u bytes",
+                                OPENAI_MAX_EDIT_BYTES);
+        }
+        cap += head + f->parts[i].len;
+    }
+    if (cap > OPENAI_MAX_EDIT_BYTES) {
+        return core_err_set(err, CORE_ETOOLARGE, "image",
+                            "an image edit's body is larger than %u bytes", OPENAI_MAX_EDIT_BYTES);
+    }
+    if ((out->body = malloc(cap + 1)) == NULL) {
+        return adapter_oom(err);
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        const struct openai_part *p = &f->parts[i];
+        if (p->filename[0] != '\0') {
+            at += (size_t)snprintf(out->body + at, cap - at,
+                                   "--%s\r\nContent-Disposition: form-data; name=\"%s\"; "
+                                   "filename=\"%s\"\r\nContent-Type: %s\r\n\r\n",
+                                   boundary, p->name, p->filename, p->type);
+        } else {
+            at += (size_t)snprintf(out->body + at, cap - at,
+                                   "--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n",
+                                   boundary, p->name);
+        }
+        memcpy(out->body + at, p->data, p->len);
+        at += p->len;
+        memcpy(out->body + at, "\r\n", 2);
+        at += 2;
+    }
+    at += (size_t)snprintf(out->body + at, cap + 1 - at, "--%s--\r\n", boundary);
+    out->body_len = at;
+    return 0;
+}
+
+/*
+ * An image edit ("edit": true): POST {base}/images/edits as multipart/form-data, as OpenAI takes
+ * it — the input's fields as text parts, each image a file part ("image", or "image[]" each when
+ * there are several, as the SDK names them), the mask one more.
+ */
+static int openai_edit_request(const struct adapter_call *call, struct adapter_request *out,
+                               struct core_err *err)
+{
+    const cJSON *images = cJSON_GetObjectItemCaseSensitive(call->input, "image");
+    const cJSON *mask = cJSON_GetObjectItemCaseSensitive(call->input, "mask");
+    const struct adapter_target *t = call->target;
+    int n = cJSON_GetArraySize(images);
+    struct openai_form *f = calloc(1, sizeof(*f));
+    char boundary[64];
+    int rc = 0;
+
+    if (f == NULL) {
+        return adapter_oom(err);
+    }
+    if (!cJSON_IsArray(images) || n < 1 || n > MEDIA_MAX_EDIT_IMAGES) {
+        rc = core_err_set(err, CORE_EINVAL, "image",
+                          "an edit needs image: 1 to %d data: URIs of PNG, JPEG or WEBP images",
+                          MEDIA_MAX_EDIT_IMAGES);
+        goto out;
+    }
+    if ((rc = openai_form_texts(call, f, err)) != 0) {
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *uri = cJSON_GetStringValue(cJSON_GetArrayItem(images, i));
+        if ((rc = openai_form_file(f, n > 1 ? "image[]" : "image", uri, "image", (size_t)i, err)) !=
+            0) {
+            goto out;
+        }
+    }
+    if (mask != NULL && !cJSON_IsNull(mask) &&
+        (rc = openai_form_file(f, "mask", cJSON_GetStringValue(mask), "mask", 0, err)) != 0) {
+        goto out;
+    }
+    if ((rc = openai_form_boundary(f, boundary, sizeof(boundary), err)) != 0 ||
+        (rc = openai_form_body(f, boundary, out, err)) != 0) {
+        goto out;
+    }
+    snprintf(out->method, sizeof(out->method), "POST");
+    out->url = adapter_url_join(t->base_url, "images/edits");
+    if (out->url == NULL ||
+        adapter_request_add_key(out, "Authorization: Bearer ", t->api_key) != 0 ||
+        adapter_request_add_header(out, "Content-Type: multipart/form-data; boundary=%s",
+                                   boundary) != 0) {
+        rc = adapter_oom(err);
+    }
+out:
+    openai_form_cleanup(f);
+    free(f);
+    return rc;
+}
+
 static int openai_build_request(const struct adapter_call *call, struct adapter_request *out,
                                 struct core_err *err)
 {
@@ -281,8 +556,15 @@ static int openai_build_request(const struct adapter_call *call, struct adapter_
         rc = openai_unsupported(call->op, err);
         goto out;
     }
-    if ((rc = adapter_target_check(t, err)) != 0 || (rc = openai_check_input(call, op, err)) != 0 ||
-        (rc = op->body(call, &body, err)) != 0) {
+    if ((rc = adapter_target_check(t, err)) != 0 || (rc = openai_check_input(call, op, err)) != 0) {
+        goto out;
+    }
+    if (op->op == ADAPTER_OP_IMAGE &&
+        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(call->input, "edit"))) {
+        rc = openai_edit_request(call, out, err);
+        goto out;
+    }
+    if ((rc = op->body(call, &body, err)) != 0) {
         goto out;
     }
     if (adapter_request_set_json(out, "POST", adapter_url_join(t->base_url, op->path), body) != 0 ||

@@ -6,7 +6,8 @@
  * (urls.get, urls.cancel) are kept as the job state and used verbatim; the documented
  * /predictions/{id} layout under base_url is the fallback when they are missing or point at a
  * host other than the deployment's, since every poll carries the API key. What it shares with
- * fal (reading the client's body, judging URLs, the finished result) is in media.c.
+ * fal (reading the client's body, judging URLs, the finished result) is in media.c. An image edit
+ * sends its image (one) and mask as data: URIs in input.image and input.mask.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -121,6 +122,14 @@ static cJSON *replicate_input(const struct adapter_call *call, const struct medi
         ok = cJSON_AddStringToObject(o, "aspect_ratio",
                                      media_aspect_ratio(in->width, in->height)) != NULL;
     }
+    /* an edit: Replicate's image models take the image to edit (and an inpainting mask) as URIs,
+     * data: URIs included */
+    if (ok && in->n_images > 0) {
+        ok = cJSON_AddStringToObject(o, "image", in->images[0]) != NULL;
+    }
+    if (ok && in->mask != NULL) {
+        ok = cJSON_AddStringToObject(o, "mask", in->mask) != NULL;
+    }
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -142,6 +151,11 @@ static int replicate_build_request(const struct adapter_call *call, struct adapt
 
     rc = media_submit_begin(&replicate_media, call, &in, out, err);
     if (rc != 0) {
+        goto out;
+    }
+    if (in.n_images > 1) {
+        rc = core_err_set(err, CORE_EINVAL, "image",
+                          "the replicate dialect takes one image to edit, not %zu", in.n_images);
         goto out;
     }
     path = replicate_create_path(t->model, &version, &bad);

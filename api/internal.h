@@ -315,6 +315,10 @@ void api_compat_embeddings(struct api *a, struct evhttp_request *req, const char
                            const char *arg);
 void api_compat_images(struct api *a, struct evhttp_request *req, const char *tenant,
                        const char *arg);
+/* POST /v1/images/edits (images_edit.c): the SDK's multipart form as the image kind's edit form,
+ * then the path of api_compat_images. */
+void api_images_edits(struct api *a, struct evhttp_request *req, const char *tenant,
+                      const char *arg);
 void api_models_list(struct api *a, struct evhttp_request *req, const char *tenant,
                      const char *arg);
 void api_models_get(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg);

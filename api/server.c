@@ -61,6 +61,7 @@ static const struct route routes[] = {
      API_ROUTE_JSON},
     {EVHTTP_REQ_POST, "/v1/embeddings", api_compat_embeddings, true, API_ROUTE_JSON},
     {EVHTTP_REQ_POST, "/v1/images/generations", api_compat_images, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_POST, "/v1/images/edits", api_images_edits, true, API_ROUTE_JSON},
     {EVHTTP_REQ_POST, "/v1/videos", api_videos_create, true, API_ROUTE_JSON},
     {EVHTTP_REQ_GET, "/v1/videos/*", api_videos_get, true, API_ROUTE_JSON},
     {EVHTTP_REQ_GET, "/v1/videos/*/content", api_videos_content, true, API_ROUTE_JSON},

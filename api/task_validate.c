@@ -10,6 +10,7 @@
 
 #include <event2/http.h>
 
+#include "adapters/media.h"
 #include "adapters/responses.h"
 #include "api/internal.h"
 #include "core/task.h"
@@ -65,6 +66,58 @@ static int validate_embedding(const cJSON *input, struct core_err *e)
     return 0;
 }
 
+/* One data: URI of an edit's file: a PNG, JPEG or WEBP image in base64. */
+static bool edit_uri_ok(const cJSON *v)
+{
+    struct media_data_uri u;
+    return cJSON_IsString(v) && media_data_uri_parse(v->valuestring, &u) == 0;
+}
+
+/*
+ * The image kind's edit form: "edit": true, "image" an array of 1 to MEDIA_MAX_EDIT_IMAGES data:
+ * URIs, "mask" one more or absent. image and mask without "edit": true are refused, since a
+ * generation would silently drop them.
+ */
+static int validate_image_edit(const cJSON *input, struct core_err *e)
+{
+    const cJSON *edit = cJSON_GetObjectItemCaseSensitive(input, "edit");
+    const cJSON *image = cJSON_GetObjectItemCaseSensitive(input, "image");
+    const cJSON *mask = cJSON_GetObjectItemCaseSensitive(input, "mask");
+    const cJSON *v;
+
+    if (edit != NULL && !cJSON_IsNull(edit) && !cJSON_IsBool(edit)) {
+        return core_err_set(e, CORE_EINVAL, "edit", "'edit' must be a boolean");
+    }
+    if (!cJSON_IsTrue(edit)) {
+        if (image != NULL || mask != NULL) {
+            return core_err_set(e, CORE_EINVAL, image != NULL ? "image" : "mask",
+                                "'image' and 'mask' are only taken by the edit form "
+                                "(\"edit\": true)");
+        }
+        return 0;
+    }
+    if (!cJSON_IsArray(image) || cJSON_GetArraySize(image) < 1 ||
+        cJSON_GetArraySize(image) > MEDIA_MAX_EDIT_IMAGES) {
+        return core_err_set(e, CORE_EINVAL, "image",
+                            "'image' must be an array of 1 to %d data: URIs of PNG, JPEG or "
+                            "WEBP images",
+                            MEDIA_MAX_EDIT_IMAGES);
+    }
+    cJSON_ArrayForEach(v, image)
+    {
+        if (!edit_uri_ok(v)) {
+            return core_err_set(e, CORE_EINVAL, "image",
+                                "'image' items must be data: URIs of PNG, JPEG or WEBP images "
+                                "(data:image/png;base64,...)");
+        }
+    }
+    if (mask != NULL && !edit_uri_ok(mask)) {
+        return core_err_set(e, CORE_EINVAL, "mask",
+                            "'mask' must be a data: URI of a PNG, JPEG or WEBP image");
+    }
+    return 0;
+}
+
 /* An image or video input: a prompt, and for images at most 10 of them. */
 static int validate_media(const cJSON *input, bool image, struct core_err *e)
 {
@@ -79,7 +132,7 @@ static int validate_media(const cJSON *input, bool image, struct core_err *e)
          n->valuedouble != (double)(int)n->valuedouble)) {
         return core_err_set(e, CORE_EINVAL, "n", "'n' must be an integer between 1 and 10");
     }
-    return 0;
+    return image ? validate_image_edit(input, e) : 0;
 }
 
 int api_validate_task_input(enum task_kind kind, const cJSON *input, struct core_err *e)

@@ -129,6 +129,11 @@ int fal_submit(struct exchange *x)
         cJSON_Delete(root);
         return fal_envelope(x, 422, "dict_type", "Input should be a valid dictionary", 0);
     }
+    static const char *const edit_fields[] = {"image_url", "image_urls", "mask_url"};
+    if (mock_edit_uris(x, root, edit_fields, sizeof(edit_fields) / sizeof(edit_fields[0])) != 0) {
+        cJSON_Delete(root);
+        return fal_envelope(x, 422, "value_error", "mock: a data: URI that does not decode", 0);
+    }
     mock_cap(x, 0, model, sizeof(model));
     struct job *j = jobs_add(x->m, JOB_FAL, model);
     const char *prompt = mock_json_str(root, "prompt", NULL);

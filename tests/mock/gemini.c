@@ -7,6 +7,8 @@
  * the answer), responseLogprobs and logprobs (a logprobsResult per candidate, one token per word),
  * responseMimeType application/json (the answer is a sample of responseJsonSchema, else
  * {"reply": <the echo>}) and maxOutputTokens (MAX_TOKENS).
+ * Veo: models/{model}:predictLongRunning starts an operation (a JOB_VIDEO job, timed by job_ms),
+ * polled at models/{model}/operations/{id}; its video is served at files/{id}:download.
  */
 #include <stdio.h>
 #include <string.h>
@@ -489,4 +491,149 @@ out:
     cJSON_free(g.json);
     cJSON_Delete(root);
     return status;
+}
+
+/* ---- Veo: predictLongRunning, its operations and the file download ---- */
+
+/* Veo's aspect ratios; any other is refused as Google does. */
+static bool veo_ratio_ok(const char *r)
+{
+    return strcmp(r, "16:9") == 0 || strcmp(r, "9:16") == 0;
+}
+
+/* The operation of GET .../models/{model}/operations/{id} (caps 0 and 1), or NULL. */
+static struct job *veo_find(struct exchange *x)
+{
+    char model[256];
+    struct job *j;
+    if (x->n_caps < 2) {
+        return NULL;
+    }
+    j = jobs_find(x->m, JOB_VIDEO, x->cap[1].s, x->cap[1].n);
+    mock_cap(x, 0, model, sizeof(model));
+    return j != NULL && j->video && strcmp(j->model, model) == 0 ? j : NULL;
+}
+
+/*
+ * POST /gemini/v1beta/models/{model}:predictLongRunning: {instances: [{prompt}], parameters:
+ * {aspectRatio?, durationSeconds?, resolution?}} → {name: "models/{model}/operations/{id}"}. The
+ * operation runs for the job_ms switch; "mock:fail" in the prompt makes it end with an error.
+ */
+int gemini_predict_long_running(struct exchange *x)
+{
+    char model[256];
+    cJSON *root = mock_body_json(x);
+    const cJSON *inst = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "instances"), 0);
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "parameters");
+    const char *prompt = mock_json_str(inst, "prompt", NULL);
+    const char *ratio = mock_json_str(params, "aspectRatio", NULL);
+    const cJSON *secs = cJSON_GetObjectItemCaseSensitive(params, "durationSeconds");
+    const char *bad = NULL;
+    struct job *j;
+
+    if (prompt == NULL || prompt[0] == '\0') {
+        bad = "instances[0].prompt is required.";
+    } else if (ratio != NULL && !veo_ratio_ok(ratio)) {
+        bad = "aspectRatio must be 16:9 or 9:16.";
+    } else if (secs != NULL &&
+               (!cJSON_IsNumber(secs) || secs->valuedouble < 1 || secs->valuedouble > 60 ||
+                secs->valuedouble != (double)(int)secs->valuedouble)) {
+        bad = "durationSeconds must be a whole number of seconds.";
+    }
+    if (bad != NULL) {
+        cJSON_Delete(root);
+        return gemini_envelope(x, 400, NULL, bad, NULL);
+    }
+    mock_cap(x, 0, model, sizeof(model));
+    j = jobs_add(x->m, JOB_VIDEO, model);
+    if (j == NULL || jobs_set(&j->prompt, prompt, MOCK_PROMPT_KEEP) < 0) {
+        cJSON_Delete(root);
+        return gemini_envelope(x, 503, NULL, "mock: job store full", NULL);
+    }
+    j->video = true;
+    j->fail = jobs_prompt_fails(prompt);
+    if (cJSON_IsNumber(secs)) {
+        snprintf(j->seconds, sizeof(j->seconds), "%d", (int)secs->valuedouble);
+    }
+    snprintf(j->size, sizeof(j->size), "%s", ratio != NULL ? ratio : "16:9");
+    cJSON_Delete(root);
+    struct evbuffer *out = mock_out_body(x);
+    evbuffer_add_printf(out, "{\"name\":\"models/");
+    mock_json_escape(out, j->model, strlen(j->model));
+    evbuffer_add_printf(out, "/operations/%s\"}", j->id);
+    return 200;
+}
+
+/*
+ * GET /gemini/v1beta/models/{model}/operations/{id}: {name} while it runs; then done with an error
+ * (mock:fail) or with generatedSamples[0].video.uri at this mock's files/{id}:download (the
+ * artifact_url switch replaces it), as the Gemini API names its files.
+ */
+int gemini_operation_get(struct exchange *x)
+{
+    struct job *j = veo_find(x);
+    struct job_view v;
+    char origin[300];
+    if (j == NULL) {
+        return gemini_envelope(x, 404, NULL, "Operation not found.", NULL);
+    }
+    jobs_view(j, mock_monotonic_ms(), &v);
+    struct evbuffer *out = mock_out_body(x);
+    evbuffer_add_printf(out, "{\"name\":\"models/");
+    mock_json_escape(out, j->model, strlen(j->model));
+    evbuffer_add_printf(out, "/operations/%s\"", j->id);
+    if (v.phase == PHASE_QUEUED || v.phase == PHASE_RUNNING) {
+        evbuffer_add_printf(out, "}");
+        return 200;
+    }
+    if (v.phase != PHASE_DONE) {
+        evbuffer_add_printf(out, ",\"done\":true,\"error\":{\"code\":13,\"message\":\"mock: "
+                                 "generation failed (the prompt asked for mock:fail)\"}}");
+        return 200;
+    }
+    evbuffer_add_printf(out, ",\"done\":true,\"response\":{\"@type\":\"type.googleapis.com/"
+                             "google.ai.generativelanguage.v1beta.PredictLongRunningResponse\","
+                             "\"generateVideoResponse\":{\"generatedSamples\":[{\"video\":{"
+                             "\"uri\":");
+    if (x->m->config.artifact_url != NULL) {
+        mock_json_string(out, x->m->config.artifact_url);
+    } else {
+        mock_origin(x, origin, sizeof(origin));
+        evbuffer_add_printf(out, "\"");
+        mock_json_escape(out, origin, strlen(origin));
+        evbuffer_add_printf(out, "/gemini/v1beta/files/%s:download?alt=media\"", j->id);
+    }
+    evbuffer_add_printf(out, "}}]}}}");
+    return 200;
+}
+
+/*
+ * GET /gemini/v1beta/files/{id}:download: the video's bytes, the same as /_mock/blob/{id}.mp4, to
+ * callers with the key (the dialect's auth has run). The content_redirect switch answers 302 to
+ * it instead, as Google's download does to its storage host.
+ */
+int gemini_file_download(struct exchange *x)
+{
+    struct job *j = x->n_caps >= 1 ? jobs_find(x->m, JOB_VIDEO, x->cap[0].s, x->cap[0].n) : NULL;
+    struct job_view v;
+    char name[96];
+    const char *type;
+    if (j == NULL || !j->video) {
+        return gemini_envelope(x, 404, NULL, "File not found.", NULL);
+    }
+    jobs_view(j, mock_monotonic_ms(), &v);
+    if (v.phase != PHASE_DONE) {
+        return gemini_envelope(x, 404, NULL, "File not found.", NULL);
+    }
+    if (x->m->config.content_redirect != NULL) {
+        mock_out_header(x, "Location", x->m->config.content_redirect);
+        return 302;
+    }
+    snprintf(name, sizeof(name), "%s.mp4", j->id);
+    type = blob_render(mock_out_body(x), name);
+    if (type == NULL) {
+        return gemini_envelope(x, 500, NULL, "mock: could not render the file", NULL);
+    }
+    mock_out_header(x, "Content-Type", type);
+    return 200;
 }

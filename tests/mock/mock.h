@@ -331,6 +331,19 @@ int openai_chat(struct exchange *x);
 int openai_responses(struct exchange *x); /* responses.c */
 int openai_embeddings(struct exchange *x);
 int openai_images(struct exchange *x);
+/* Image edits (openai.c): POST /v1/images/edits, and the files any edit brought. */
+int openai_images_edits(struct exchange *x);
+/* Remembers a file an edit brought (route and request from x) for GET /_mock/edits. */
+void mock_edit_record(struct exchange *x, const char *field, const unsigned char *bytes,
+                      size_t len);
+int mock_edits_get(struct exchange *x);
+/* The bytes of a "data:image/...;base64,..." URI (caller frees), or NULL when it is none. */
+unsigned char *mock_data_uri_decode(const char *uri, size_t *len);
+/*
+ * Records the data: URIs in obj's fields (strings, or arrays of strings; other URLs are passed
+ * over) as an edit's files. Returns 0, or -1 for a data: URI that does not decode.
+ */
+int mock_edit_uris(struct exchange *x, const cJSON *obj, const char *const *fields, size_t n);
 int videos_create(struct exchange *x);
 int videos_get(struct exchange *x);
 int videos_content(struct exchange *x);
@@ -338,6 +351,9 @@ int videos_delete(struct exchange *x);
 int anthropic_messages(struct exchange *x);
 int gemini_generate(struct exchange *x);
 int gemini_stream(struct exchange *x);
+int gemini_predict_long_running(struct exchange *x); /* Veo, as JOB_VIDEO jobs */
+int gemini_operation_get(struct exchange *x);
+int gemini_file_download(struct exchange *x);
 int replicate_create_model(struct exchange *x);
 int replicate_create(struct exchange *x);
 int replicate_get(struct exchange *x);

@@ -1,15 +1,20 @@
 /*
  * tests/mock/openai.c — the OpenAI dialect at /v1: chat completions (plain, streamed, tool
- * calls), embeddings and image generations. Videos are in videos.c, Responses in responses.c.
+ * calls), embeddings, image generations and edits. Videos are in videos.c, Responses in
+ * responses.c. The image files an edit brings (here as multipart, at fal and Replicate as data:
+ * URIs) are recorded for GET /_mock/edits, so a test can check the bytes that arrived.
  *
  * Success answers are written with printf into evbuffers rather than built with cJSON: chat is
  * the benchmark baseline's hot path.
  */
+#define _GNU_SOURCE /* memmem */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <openssl/evp.h>
 
 #include "tests/mock/mock.h"
 
@@ -582,9 +587,8 @@ int openai_embeddings(struct exchange *x)
  * POST /v1/images/generations: n PNGs, as b64_json or as URLs of /_mock/blob/img_<seq>_<i>.png
  * (the same bytes either way). gpt-image models default to b64_json and report usage.
  */
-int openai_images(struct exchange *x)
+static int images_reply(struct exchange *x, cJSON *root)
 {
-    cJSON *root = mock_body_json(x);
     const char *prompt = mock_json_str(root, "prompt", NULL);
     const char *model = mock_json_str(root, "model", "dall-e-2");
     bool gpt_image = strncmp(model, "gpt-image", 9) == 0;
@@ -643,4 +647,235 @@ int openai_images(struct exchange *x)
     }
     cJSON_Delete(root);
     return 200;
+}
+
+/* POST /v1/images/generations */
+int openai_images(struct exchange *x)
+{
+    return images_reply(x, mock_body_json(x));
+}
+
+/* ---- image edits: the files received ---- */
+
+#define EDITS_KEEP 32                     /* files remembered, the newest */
+#define EDITS_MAX_BYTES (8 * 1024 * 1024) /* a file longer than this is remembered by length */
+
+/*
+ * The files edits brought, newest last. A file-level ring rather than a field of struct mock:
+ * only the image routes of three dialects write it and only GET /_mock/edits reads it.
+ */
+static struct edit_file {
+    unsigned long long seq; /* the request's x->seq */
+    char route[32];
+    char field[32];
+    unsigned char *bytes; /* NULL past EDITS_MAX_BYTES */
+    size_t len;
+} edits[EDITS_KEEP];
+static size_t edits_next;
+static size_t edits_count;
+
+void mock_edit_record(struct exchange *x, const char *field, const unsigned char *bytes, size_t len)
+{
+    struct edit_file *e = &edits[edits_next];
+    free(e->bytes);
+    *e = (struct edit_file){.seq = x->seq, .len = len};
+    snprintf(e->route, sizeof(e->route), "%s", x->route != NULL ? x->route->name : "");
+    snprintf(e->field, sizeof(e->field), "%s", field);
+    if (len <= EDITS_MAX_BYTES && (e->bytes = malloc(len > 0 ? len : 1)) != NULL) {
+        memcpy(e->bytes, bytes, len);
+    }
+    edits_next = (edits_next + 1) % EDITS_KEEP;
+    edits_count += edits_count < EDITS_KEEP;
+}
+
+/* GET /_mock/edits: {"data": [{seq, route, field, len, b64}]}, oldest first. */
+int mock_edits_get(struct exchange *x)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *data = cJSON_AddArrayToObject(o, "data");
+    struct evbuffer *b64 = evbuffer_new();
+    for (size_t i = 0; b64 != NULL && i < edits_count; i++) {
+        const struct edit_file *e =
+            &edits[(edits_next + EDITS_KEEP - edits_count + i) % EDITS_KEEP];
+        cJSON *item = cJSON_CreateObject();
+        cJSON_AddNumberToObject(item, "seq", (double)e->seq);
+        cJSON_AddStringToObject(item, "route", e->route);
+        cJSON_AddStringToObject(item, "field", e->field);
+        cJSON_AddNumberToObject(item, "len", (double)e->len);
+        if (e->bytes != NULL) {
+            evbuffer_drain(b64, (size_t)-1);
+            mock_base64(b64, e->bytes, e->len);
+            evbuffer_add(b64, "", 1);
+            cJSON_AddStringToObject(item, "b64", (const char *)evbuffer_pullup(b64, -1));
+        } else {
+            cJSON_AddNullToObject(item, "b64");
+        }
+        cJSON_AddItemToArray(data, item);
+    }
+    if (b64 != NULL) {
+        evbuffer_free(b64);
+    }
+    return mock_out_json(x, 200, o);
+}
+
+unsigned char *mock_data_uri_decode(const char *uri, size_t *len)
+{
+    const char *comma = uri != NULL ? strchr(uri, ',') : NULL;
+    size_t n;
+    unsigned char *bytes;
+
+    if (comma == NULL || strncmp(uri, "data:image/", 11) != 0 || (size_t)(comma - uri) < 7 ||
+        strncmp(comma - 7, ";base64", 7) != 0) {
+        return NULL;
+    }
+    n = strlen(comma + 1);
+    if (n == 0 || n % 4 != 0 || n > (size_t)INT32_MAX || (bytes = malloc(n / 4 * 3)) == NULL) {
+        return NULL;
+    }
+    if (EVP_DecodeBlock(bytes, (const unsigned char *)comma + 1, (int)n) != (int)(n / 4 * 3)) {
+        free(bytes);
+        return NULL;
+    }
+    *len = n / 4 * 3 - (comma[n] == '=') - (comma[n - 1] == '=');
+    return bytes;
+}
+
+int mock_edit_uris(struct exchange *x, const cJSON *obj, const char *const *fields, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, fields[i]);
+        const cJSON *list = cJSON_IsArray(v) ? v : NULL;
+        const cJSON *item;
+        cJSON_ArrayForEach(item, list)
+        {
+            const char *uri = cJSON_GetStringValue(item);
+            if (uri != NULL && strncmp(uri, "data:", 5) == 0) {
+                size_t len = 0;
+                unsigned char *bytes = mock_data_uri_decode(uri, &len);
+                if (bytes == NULL) {
+                    return -1;
+                }
+                mock_edit_record(x, fields[i], bytes, len);
+                free(bytes);
+            }
+        }
+        if (cJSON_IsString(v) && strncmp(v->valuestring, "data:", 5) == 0) {
+            size_t len = 0;
+            unsigned char *bytes = mock_data_uri_decode(v->valuestring, &len);
+            if (bytes == NULL) {
+                return -1;
+            }
+            mock_edit_record(x, fields[i], bytes, len);
+            free(bytes);
+        }
+    }
+    return 0;
+}
+
+/*
+ * The parts of a multipart/form-data body, one call of cb each (name and filename as C strings,
+ * filename "" for a text part). Returns 0, or -1 when the body does not parse.
+ */
+static int form_parse(struct exchange *x,
+                      int (*cb)(struct exchange *x, const char *name, const char *filename,
+                                const char *data, size_t len, void *arg),
+                      void *arg)
+{
+    const char *ct = mock_in_header(x, "Content-Type");
+    const char *b = ct != NULL ? strstr(ct, "boundary=") : NULL;
+    char delim[96];
+    const char *p, *end = x->body + x->body_len;
+
+    if (b == NULL || x->body == NULL) {
+        return -1;
+    }
+    b += 9;
+    size_t blen = strcspn(b, "; ");
+    if (blen > 0 && b[0] == '"') {
+        b++;
+        blen = strcspn(b, "\"");
+    }
+    if (blen == 0 || blen > 70) {
+        return -1;
+    }
+    int dlen = snprintf(delim, sizeof(delim), "\r\n--%.*s", (int)blen, b);
+    if (x->body_len < (size_t)dlen - 2 || memcmp(x->body, delim + 2, (size_t)dlen - 2) != 0) {
+        return -1;
+    }
+    p = x->body + dlen - 2;
+    for (;;) {
+        if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+            return 0; /* the closing delimiter */
+        }
+        if (end - p < 2 || p[0] != '\r' || p[1] != '\n') {
+            return -1;
+        }
+        p += 2;
+        const char *hend = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
+        const char *next =
+            hend ? memmem(hend + 4, (size_t)(end - hend - 4), delim, (size_t)dlen) : NULL;
+        if (next == NULL) {
+            return -1;
+        }
+        char head[1024], name[64] = "", filename[128] = "";
+        snprintf(head, sizeof(head), "%.*s", (int)(hend - p), p);
+        const char *n = strstr(head, " name=\"");
+        const char *f = strstr(head, "filename=\"");
+        if (n != NULL) {
+            snprintf(name, sizeof(name), "%.*s", (int)strcspn(n + 7, "\""), n + 7);
+        }
+        if (f != NULL) {
+            snprintf(filename, sizeof(filename), "%.*s", (int)strcspn(f + 10, "\""), f + 10);
+            if (filename[0] == '\0') {
+                snprintf(filename, sizeof(filename), "file");
+            }
+        }
+        if (cb(x, name, filename, hend + 4, (size_t)(next - hend - 4), arg) != 0) {
+            return -1;
+        }
+        p = next + dlen;
+    }
+}
+
+/* A part of an edit: files recorded, text fields into the JSON body images_reply reads. */
+static int edit_part(struct exchange *x, const char *name, const char *filename, const char *data,
+                     size_t len, void *arg)
+{
+    cJSON *root = arg;
+    if (filename[0] != '\0') {
+        if (strcmp(name, "image") == 0 || strcmp(name, "image[]") == 0) {
+            cJSON_AddTrueToObject(root, "mock_has_image");
+        }
+        mock_edit_record(x, name, (const unsigned char *)data, len);
+        return 0;
+    }
+    char value[512];
+    snprintf(value, sizeof(value), "%.*s", (int)(len < 511 ? len : 511), data);
+    cJSON_DeleteItemFromObjectCaseSensitive(root, name);
+    if (strcmp(name, "n") == 0) {
+        cJSON_AddNumberToObject(root, name, atoi(value));
+    } else {
+        cJSON_AddStringToObject(root, name, value);
+    }
+    return 0;
+}
+
+/*
+ * POST /v1/images/edits: multipart, as OpenAI takes it. The files are recorded (GET
+ * /_mock/edits); the answer is that of a generation of the same fields.
+ */
+int openai_images_edits(struct exchange *x)
+{
+    cJSON *root = cJSON_CreateObject();
+    if (root == NULL || form_parse(x, edit_part, root) != 0) {
+        cJSON_Delete(root);
+        return openai_error(x, 400, NULL, "mock: the body is not multipart/form-data", NULL);
+    }
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "mock_has_image"))) {
+        cJSON_Delete(root);
+        return openai_error_param(x, 400, NULL, "Missing required parameter: 'image'.", "image",
+                                  NULL);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "mock_has_image");
+    return images_reply(x, root);
 }

@@ -225,6 +225,11 @@ static int prediction_create(struct exchange *x, const cJSON *root, const char *
     if (!cJSON_IsObject(input)) {
         return replicate_error(x, 422, NULL, "- input: input is required", NULL);
     }
+    static const char *const edit_fields[] = {"image", "mask"};
+    if (mock_edit_uris(x, input, edit_fields, sizeof(edit_fields) / sizeof(edit_fields[0])) != 0) {
+        return replicate_error(x, 422, NULL, "- input.image: a data: URI that does not decode",
+                               NULL);
+    }
     struct job *j = jobs_add(x->m, JOB_REPLICATE, model);
     if (j == NULL) {
         return replicate_error(x, 503, NULL, "mock: job store full", NULL);

@@ -901,6 +901,8 @@ export const DIALECT_MODELS = {
     price: { per_video_second: 0.05 }, routes: ['replicate.create_model', 'replicate.create'] },
   'video-fal': { kind: 'video', provider: 'fal', model: 'fal-ai/kling-video',
     price: { per_video_second: 0.07 }, routes: ['fal.submit'] },
+  'video-gemini': { kind: 'video', provider: 'gemini', model: 'veo-3.0-generate-001',
+    price: { per_video_second: 0.4 }, routes: ['gemini.videos.create'] },
 };
 
 /** The mock's path prefix of each dialect (the provider's base_url is mock root + prefix). */
