@@ -657,33 +657,17 @@ void adapter_accum_free(struct adapter_accum *a)
 /* Appends a delta's string to t (a non-string delta is ignored), within the accum's byte cap. */
 static int accum_text_add(struct adapter_accum *a, struct accum_text *t, const cJSON *delta)
 {
-    size_t n;
+    int rc;
 
     if (!cJSON_IsString(delta)) {
         return 0;
     }
-    n = strlen(delta->valuestring);
-    if (n > ADAPTER_MAX_REPLY_BYTES - a->bytes) {
-        return CORE_ETOOLARGE;
+    rc = adapter_text_append(&t->p, &t->len, &t->cap, delta->valuestring,
+                             strlen(delta->valuestring), &a->bytes);
+    if (rc == 0) {
+        t->set = true;
     }
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 64;
-        char *grown;
-        while (cap < t->len + n + 1) {
-            cap *= 2;
-        }
-        grown = realloc(t->p, cap);
-        if (grown == NULL) {
-            return CORE_ENOMEM;
-        }
-        t->p = grown;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->len, delta->valuestring, n + 1);
-    t->len += n;
-    t->set = true;
-    a->bytes += n;
-    return 0;
+    return rc;
 }
 
 /* *slot = a copy of the delta's string, unless a value was already kept or it is not one. */

@@ -77,6 +77,30 @@ cJSON *adapter_tool_call_json(int index, const char *id, const char *name, const
 }
 
 /* Two passes, measure then copy, so a long conversation's text is allocated once. */
+int adapter_text_append(char **p, size_t *len, size_t *cap, const char *add, size_t n, size_t *used)
+{
+    if (n > ADAPTER_MAX_REPLY_BYTES - *used) {
+        return CORE_ETOOLARGE;
+    }
+    if (*len + n + 1 > *cap) {
+        size_t grown_cap = *cap ? *cap : 64;
+        char *grown;
+        while (grown_cap < *len + n + 1) {
+            grown_cap *= 2;
+        }
+        if ((grown = realloc(*p, grown_cap)) == NULL) {
+            return CORE_ENOMEM;
+        }
+        *p = grown;
+        *cap = grown_cap;
+    }
+    memcpy(*p + *len, add, n);
+    (*p)[*len + n] = '\0';
+    *len += n;
+    *used += n;
+    return 0;
+}
+
 char *adapter_text_join(const cJSON *arr, const char *sep, bool (*keep)(const cJSON *elem),
                         bool *any)
 {

@@ -47,6 +47,14 @@ cJSON *adapter_tool_call_json(int index, const char *id, const char *name, const
  * that keep (NULL: all) accepts; elements without a text string are skipped. *any tells whether
  * one counted. Caller frees; "" when none did, NULL on OOM.
  */
+/*
+ * Appends add (n bytes) to the growing text *p (*len bytes, *cap allocated; NUL-terminated after),
+ * counting n against *used, which may not pass ADAPTER_MAX_REPLY_BYTES (the cap a stream's held
+ * text has). 0, CORE_ETOOLARGE (nothing appended) or CORE_ENOMEM.
+ */
+int adapter_text_append(char **p, size_t *len, size_t *cap, const char *add, size_t n,
+                        size_t *used);
+
 char *adapter_text_join(const cJSON *arr, const char *sep, bool (*keep)(const cJSON *elem),
                         bool *any);
 

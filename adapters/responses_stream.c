@@ -100,27 +100,7 @@ static bool in_list(const char *s, const char *const *list, size_t n)
 /* Appends s to t, within the stream's byte cap. Returns 0, CORE_ETOOLARGE or CORE_ENOMEM. */
 static int text_add(struct responses_stream *s, struct stream_text *t, const char *add)
 {
-    size_t n = strlen(add);
-
-    if (n > ADAPTER_MAX_REPLY_BYTES - s->bytes) {
-        return CORE_ETOOLARGE;
-    }
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 64;
-        char *grown;
-        while (cap < t->len + n + 1) {
-            cap *= 2;
-        }
-        if ((grown = realloc(t->p, cap)) == NULL) {
-            return CORE_ENOMEM;
-        }
-        t->p = grown;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->len, add, n + 1);
-    t->len += n;
-    s->bytes += n;
-    return 0;
+    return adapter_text_append(&t->p, &t->len, &t->cap, add, strlen(add), &s->bytes);
 }
 
 static const char *text_of(const struct stream_text *t)
