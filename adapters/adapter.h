@@ -88,6 +88,10 @@ struct adapter_call {
     bool stream;             /* chat only: relay the provider's stream */
     const char *upstream_id; /* polls and cancels; NULL otherwise */
     const cJSON *job;        /* polls and cancels: the dialect's saved job state; may be NULL */
+    /* build_request of a long-running job: the URL the provider should call when the job ends
+     * (api/provider_callbacks.c; a dialect with a per-request callback field sends it, the others
+     * ignore it). NULL: none, the job is polled only. */
+    const char *callback_url;
 };
 
 /* Where a call left the task. */

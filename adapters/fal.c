@@ -8,13 +8,15 @@
  * missing or point at a host other than the deployment's, since every call carries the API key.
  * What it shares with replicate (reading the client's body, judging URLs, the finished result) is
  * in media.c. An image edit sends its images as data: URIs in the fields the model takes them
- * (fal_edit_inputs).
+ * (fal_edit_inputs); a video's reference image (input_reference) goes as image_url.
  */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <curl/curl.h>
 
 #include "adapters/dialect.h"
 #include "adapters/media.h"
@@ -186,12 +188,41 @@ static cJSON *fal_body(const struct adapter_call *call, const struct media_input
             ok = cJSON_AddStringToObject(o, "aspect_ratio",
                                          media_aspect_ratio(in->width, in->height)) != NULL;
         }
+        /* image-to-video: fal's video models take the first frame as image_url, a data: URI
+         * where they take a URL */
+        if (ok && in->reference != NULL) {
+            ok = cJSON_AddStringToObject(o, "image_url", in->reference) != NULL;
+        }
     }
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
     }
     return o;
+}
+
+/*
+ * The queue submit URL: url (taken), with fal's fal_webhook query parameter (the callback URL,
+ * percent-encoded) when callback is set, so the queue POSTs the result there when the request
+ * ends. NULL when out of memory (url freed).
+ */
+static char *fal_submit_url(char *url, const char *callback)
+{
+    char *esc = NULL;
+    char *out = NULL;
+    size_t n;
+
+    if (url == NULL || callback == NULL) {
+        return url;
+    }
+    esc = curl_easy_escape(NULL, callback, 0);
+    n = esc ? strlen(url) + strlen(esc) + sizeof("?fal_webhook=") : 0;
+    if (esc != NULL && (out = malloc(n)) != NULL) {
+        snprintf(out, n, "%s%cfal_webhook=%s", url, strchr(url, '?') ? '&' : '?', esc);
+    }
+    curl_free(esc);
+    free(url);
+    return out;
 }
 
 static int fal_build_request(const struct adapter_call *call, struct adapter_request *out,
@@ -216,8 +247,9 @@ static int fal_build_request(const struct adapter_call *call, struct adapter_req
     if (body != NULL && in.n_images > 0 && (rc = fal_edit_fields(t, &in, body, err)) != 0) {
         goto out;
     }
-    rc =
-        media_submit_finish(&fal_media, t, adapter_url_join(t->base_url, t->model), body, out, err);
+    rc = media_submit_finish(
+        &fal_media, t, fal_submit_url(adapter_url_join(t->base_url, t->model), call->callback_url),
+        body, out, err);
 out:
     cJSON_Delete(body);
     if (rc != 0) {

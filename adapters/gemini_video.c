@@ -2,7 +2,8 @@
  * adapters/gemini_video.c — Veo: video tasks on the Gemini dialect, as a long-running operation.
  *
  * A task is submitted to POST {base_url}/models/{model}:predictLongRunning with {instances:
- * [{prompt}], parameters: {aspectRatio, durationSeconds, resolution}}; the reply names an
+ * [{prompt, image?}], parameters: {aspectRatio, durationSeconds, resolution}} (image: the
+ * reference image's bytes, from input_reference's data: URI); the reply names an
  * operation ("models/veo-3.0-generate-001/operations/abc123"), which is the task's upstream id and
  * is polled with GET {base_url}/{name} until "done". A done operation carries either "error" (a
  * google.rpc.Status) or response.generateVideoResponse.generatedSamples[0].video.uri, the file,
@@ -143,6 +144,32 @@ static int gemini_video_params(const struct media_input *in, cJSON *params, stru
     return ok ? 0 : gemini_oom(err);
 }
 
+/*
+ * Image-to-video: instances[0].image = {bytesBase64Encoded, mimeType} from a data: URI. The
+ * Gemini API takes the image's bytes only (Vertex's gcsUri is not a URL a client hands us), so a
+ * URL is refused naming input_reference rather than dropped into a text-to-video.
+ */
+static int gemini_video_image(const struct media_input *in, cJSON *instance, struct core_err *err)
+{
+    struct media_data_uri u;
+    cJSON *image;
+
+    if (in->reference == NULL) {
+        return 0;
+    }
+    if (media_data_uri_parse(in->reference, &u) != 0) {
+        return core_err_set(err, CORE_EUNPROCESSABLE, "input_reference",
+                            "the gemini dialect (Veo) takes the image's bytes: send "
+                            "input_reference as a file or a data: URI, not a URL");
+    }
+    image = cJSON_AddObjectToObject(instance, "image");
+    if (image == NULL || cJSON_AddStringToObject(image, "bytesBase64Encoded", u.b64) == NULL ||
+        cJSON_AddStringToObject(image, "mimeType", u.mime) == NULL) {
+        return gemini_oom(err);
+    }
+    return 0;
+}
+
 int gemini_video_build_request(const struct adapter_call *call, struct adapter_request *out,
                                struct core_err *err)
 {
@@ -164,7 +191,8 @@ int gemini_video_build_request(const struct adapter_call *call, struct adapter_r
         rc = gemini_oom(err);
         goto out;
     }
-    if ((rc = gemini_video_params(&in, params, err)) != 0) {
+    if ((rc = gemini_video_image(&in, instance, err)) != 0 ||
+        (rc = gemini_video_params(&in, params, err)) != 0) {
         goto out;
     }
     if (cJSON_GetArraySize(params) == 0) {

@@ -39,14 +39,20 @@ static const struct {
     {"webp", "image/webp"}, {"gif", "image/gif"},  {"mp4", "video/mp4"},
 };
 
-/* The image types an edit's files may have, as a data: URI names them. */
+/*
+ * The image types an edit's files and a video's reference image may have, as a data: URI names
+ * them, with the leading bytes (magic at offset magic_at) that identify a file of the type.
+ */
 static const struct {
     const char *mime;
     const char *ext;
+    const char *magic;
+    size_t magic_len;
+    size_t magic_at;
 } media_edit_types[] = {
-    {"image/png", "png"},
-    {"image/jpeg", "jpg"},
-    {"image/webp", "webp"},
+    {"image/png", "png", "\x89PNG\r\n\x1a\n", 8, 0},
+    {"image/jpeg", "jpg", "\xff\xd8\xff", 3, 0},
+    {"image/webp", "webp", "WEBP", 4, 8}, /* "RIFF" <size> "WEBP" */
 };
 
 static bool media_given(const cJSON *o, const char *key)
@@ -177,6 +183,64 @@ unsigned char *media_data_uri_decode(const struct media_data_uri *u, size_t *len
     return bytes;
 }
 
+const char *media_image_type(const char *content_type, size_t content_type_len, const char *data,
+                             size_t len)
+{
+    const char *semi = content_type ? memchr(content_type, ';', content_type_len) : NULL;
+    size_t n = semi ? (size_t)(semi - content_type) : content_type ? content_type_len : 0;
+
+    while (n > 0 && content_type[n - 1] == ' ') {
+        n--;
+    }
+    for (size_t i = 0; n > 0 && i < ARRAY_LEN(media_edit_types); i++) {
+        if (strlen(media_edit_types[i].mime) == n &&
+            strncasecmp(content_type, media_edit_types[i].mime, n) == 0) {
+            return media_edit_types[i].mime;
+        }
+    }
+    for (size_t i = 0; data != NULL && i < ARRAY_LEN(media_edit_types); i++) {
+        if (len >= media_edit_types[i].magic_at + media_edit_types[i].magic_len &&
+            memcmp(data + media_edit_types[i].magic_at, media_edit_types[i].magic,
+                   media_edit_types[i].magic_len) == 0) {
+            return media_edit_types[i].mime;
+        }
+    }
+    return NULL;
+}
+
+char *media_data_uri_encode(const char *mime, const char *data, size_t len)
+{
+    size_t head = strlen("data:;base64,") + strlen(mime);
+    size_t b64 = (len + 2) / 3 * 4;
+    char *uri;
+
+    if (len > (size_t)INT32_MAX / 2 || (uri = malloc(head + b64 + 1)) == NULL) {
+        return NULL;
+    }
+    snprintf(uri, head + 1, "data:%s;base64,", mime);
+    EVP_EncodeBlock((unsigned char *)uri + head, (const unsigned char *)data, (int)len);
+    return uri;
+}
+
+/* A data: URI is taken only whole and well-formed: a provider would reject it later, or worse
+ * render from a prefix of it. */
+int media_reference_check(const cJSON *v, struct core_err *err)
+{
+    struct media_data_uri u;
+
+    if (v == NULL || cJSON_IsNull(v)) {
+        return 0;
+    }
+    if (cJSON_IsString(v) &&
+        (media_data_uri_parse(v->valuestring, &u) == 0 ||
+         (strncmp(v->valuestring, "data:", 5) != 0 && media_url_fetchable(v->valuestring)))) {
+        return 0;
+    }
+    return core_err_set(err, CORE_EINVAL, "input_reference",
+                        "input_reference must be a PNG, JPEG or WEBP image: a file, a data: URI "
+                        "(data:image/png;base64,...) or an http(s) URL");
+}
+
 /*
  * The edit form of an image body: "edit": true with "image" (data: URIs, 1 to
  * MEDIA_MAX_EDIT_IMAGES) and an optional "mask" (one). Without "edit", neither may be given: a
@@ -232,12 +296,13 @@ bool media_op_ok(enum adapter_op op)
 
 /*
  * Fields the dialect cannot express are refused rather than dropped when dropping would change
- * what the client gets (input_reference turns an image-to-video task into text-to-video); quality
+ * what the client gets (a dialect that cannot send a video's input_reference in the form given
+ * refuses it rather than make a text-to-video); quality
  * and style only tune the result and are ignored. response_format is sluice's to honour (the api
  * answers the kept images as URLs or b64_json), so it is only checked here.
  */
-static int media_read_input(const struct adapter_call *call, const char *dialect,
-                            struct media_input *in, struct core_err *err)
+static int media_read_input(const struct adapter_call *call, struct media_input *in,
+                            struct core_err *err)
 {
     const cJSON *input = call->input;
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(input, "n");
@@ -266,10 +331,11 @@ static int media_read_input(const struct adapter_call *call, const char *dialect
                                 "seconds must be a positive number of seconds up to %d",
                                 MEDIA_MAX_SECONDS);
         }
-        if (media_given(input, "input_reference")) {
-            return core_err_set(err, CORE_EUNPROCESSABLE, "input_reference",
-                                "input_reference is not supported by the %s dialect yet", dialect);
+        if (media_reference_check(cJSON_GetObjectItemCaseSensitive(input, "input_reference"),
+                                  err) != 0) {
+            return err->code;
         }
+        in->reference = adapter_json_str(input, "input_reference");
         return 0;
     }
     if (n != NULL && !cJSON_IsNull(n)) {
@@ -307,7 +373,7 @@ int media_submit_begin(const struct media_dialect *d, const struct adapter_call 
     if ((rc = adapter_target_check(call->target, err)) != 0) {
         return rc;
     }
-    return media_read_input(call, d->name, in, err);
+    return media_read_input(call, in, err);
 }
 
 int media_submit_finish(const struct media_dialect *d, const struct adapter_target *t, char *url,

@@ -34,6 +34,9 @@ struct media_input {
     const char *images[MEDIA_MAX_EDIT_IMAGES];
     size_t n_images;  /* 0: not an edit */
     const char *mask; /* a data: URI; NULL when not given */
+    /* A video's reference image (input_reference): a data: URI (media_data_uri) or an http(s)
+     * URL; NULL when not given. */
+    const char *reference;
 };
 
 /* A data: URI of an image as an edit carries it, split. Slices borrow from the URI. */
@@ -56,6 +59,28 @@ int media_data_uri_parse(const char *s, struct media_data_uri *out);
  * on OOM or a payload that is not base64.
  */
 unsigned char *media_data_uri_decode(const struct media_data_uri *u, size_t *len);
+
+/*
+ * The image type of a file: content_type (len bytes, parameters after ';' ignored) when it names
+ * PNG, JPEG or WEBP, else what the leading bytes of data are (the SDK sends
+ * application/octet-stream for bytes without a type). Returns "image/png", "image/jpeg" or
+ * "image/webp" (static storage), or NULL when neither says so. Nothing need be NUL-terminated.
+ */
+const char *media_image_type(const char *content_type, size_t content_type_len, const char *data,
+                             size_t len);
+
+/*
+ * "data:<mime>;base64,<data in base64>". Caller frees; NULL on OOM or len past INT32_MAX / 2.
+ */
+char *media_data_uri_encode(const char *mime, const char *data, size_t len);
+
+/*
+ * Checks a video's input_reference (v, borrowed; NULL or null: absent): a string holding a data:
+ * URI of a PNG, JPEG or WEBP image (media_data_uri_parse) or an http(s) URL
+ * (media_url_fetchable). Returns 0, or CORE_EINVAL with err naming input_reference. The api
+ * checks a task's input with it; the dialects read the same field through media_submit_begin.
+ */
+int media_reference_check(const cJSON *v, struct core_err *err);
 
 /* One file a finished job produced. Strings are borrowed from the reply. */
 struct media_output {

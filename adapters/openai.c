@@ -2,7 +2,8 @@
  * adapters/openai.c — the OpenAI-compatible dialect: OpenAI itself and every server that speaks its
  * API. Chat (plain or streamed), embeddings, image generation, image edits (the edit form's data:
  * URIs sent as the multipart form /images/edits takes), and video generation as a long-running
- * job (submit, poll, cancel, then the MP4 fetched from /videos/{id}/content).
+ * job (submit, poll, cancel, then the MP4 fetched from /videos/{id}/content); a video's reference
+ * image (input_reference) is sent as the multipart form /videos takes with a file.
  * Bodies pass through with the alias replaced by the deployment's model, so parameters sluice does
  * not know yet still reach the provider; replies are already OpenAI-shaped and pass through too,
  * but for embedding vectors, which come back in the encoding the client asked for
@@ -222,7 +223,8 @@ static int openai_chat_body(const struct adapter_call *call, cJSON **out, struct
     return 0;
 }
 
-/* {model, prompt, seconds?, size?, input_reference?}: the fields OpenAI's /videos takes. */
+/* {model, prompt, seconds?, size?}: the fields OpenAI's /videos takes as JSON (a reference image
+ * goes as multipart: openai_video_form_request). */
 static int openai_video_body(const struct adapter_call *call, cJSON **out, struct core_err *err)
 {
     cJSON *body = cJSON_CreateObject();
@@ -322,7 +324,11 @@ static struct openai_part *openai_form_add(struct openai_form *f, const char *na
     return p;
 }
 
-/* A file part from a data: URI (its bytes decoded). Returns 0 or a negative code with err. */
+/*
+ * A file part from a data: URI (its bytes decoded), named stem.<ext> (stem_<index>.<ext> past the
+ * first); a refused URI names stem as the field ("image", "mask", "input_reference"). Returns 0
+ * or a negative code with err.
+ */
 static int openai_form_file(struct openai_form *f, const char *name, const char *uri,
                             const char *stem, size_t index, struct core_err *err)
 {
@@ -331,7 +337,7 @@ static int openai_form_file(struct openai_form *f, const char *name, const char 
     size_t len = 0;
 
     if (media_data_uri_parse(uri, &u) != 0) {
-        return core_err_set(err, CORE_EINVAL, strcmp(stem, "mask") == 0 ? "mask" : "image",
+        return core_err_set(err, CORE_EINVAL, stem,
                             "%s must be a data: URI of a PNG, JPEG or WEBP image", stem);
     }
     if ((p = openai_form_add(f, name)) == NULL) {
@@ -486,6 +492,33 @@ static int openai_form_body(const struct openai_form *f, const char *boundary,
 }
 
 /*
+ * The parts of f sent as multipart/form-data: a boundary no part holds, the body, POST
+ * {base}/path with the key and the Content-Type naming the boundary. Shared by image edits and
+ * videos with a reference image. f is borrowed; out's fields are the caller's to clean up.
+ */
+static int openai_form_request(const struct adapter_target *t, const char *path,
+                               const struct openai_form *f, struct adapter_request *out,
+                               struct core_err *err)
+{
+    char boundary[64];
+    int rc;
+
+    if ((rc = openai_form_boundary(f, boundary, sizeof(boundary), err)) != 0 ||
+        (rc = openai_form_body(f, boundary, out, err)) != 0) {
+        return rc;
+    }
+    snprintf(out->method, sizeof(out->method), "POST");
+    out->url = adapter_url_join(t->base_url, path);
+    if (out->url == NULL ||
+        adapter_request_add_key(out, "Authorization: Bearer ", t->api_key) != 0 ||
+        adapter_request_add_header(out, "Content-Type: multipart/form-data; boundary=%s",
+                                   boundary) != 0) {
+        return adapter_oom(err);
+    }
+    return 0;
+}
+
+/*
  * An image edit ("edit": true): POST {base}/images/edits as multipart/form-data, as OpenAI takes
  * it — the input's fields as text parts, each image a file part ("image", or "image[]" each when
  * there are several, as the SDK names them), the mask one more.
@@ -495,10 +528,8 @@ static int openai_edit_request(const struct adapter_call *call, struct adapter_r
 {
     const cJSON *images = cJSON_GetObjectItemCaseSensitive(call->input, "image");
     const cJSON *mask = cJSON_GetObjectItemCaseSensitive(call->input, "mask");
-    const struct adapter_target *t = call->target;
     int n = cJSON_GetArraySize(images);
     struct openai_form *f = calloc(1, sizeof(*f));
-    char boundary[64];
     int rc = 0;
 
     if (f == NULL) {
@@ -524,18 +555,65 @@ static int openai_edit_request(const struct adapter_call *call, struct adapter_r
         (rc = openai_form_file(f, "mask", cJSON_GetStringValue(mask), "mask", 0, err)) != 0) {
         goto out;
     }
-    if ((rc = openai_form_boundary(f, boundary, sizeof(boundary), err)) != 0 ||
-        (rc = openai_form_body(f, boundary, out, err)) != 0) {
+    rc = openai_form_request(call->target, "images/edits", f, out, err);
+out:
+    openai_form_cleanup(f);
+    free(f);
+    return rc;
+}
+
+/*
+ * A video with a reference image: POST {base}/videos as multipart/form-data, as OpenAI takes
+ * input_reference — the model and the other fields of openai_video_fields as text parts, the
+ * image (a data: URI) as the file part input_reference. OpenAI takes the image as a file only,
+ * so a URL is refused naming the field rather than sent to be rejected or ignored.
+ */
+static int openai_video_form_request(const struct adapter_call *call, const char *reference,
+                                     struct adapter_request *out, struct core_err *err)
+{
+    const struct adapter_target *t = call->target;
+    struct openai_form *f = calloc(1, sizeof(*f));
+    struct openai_part *p;
+    int rc = 0;
+
+    if (f == NULL) {
+        return adapter_oom(err);
+    }
+    if (strncmp(reference, "data:", 5) != 0) {
+        rc = core_err_set(err, CORE_EUNPROCESSABLE, "input_reference",
+                          "the openai dialect sends input_reference as a file: give a file or a "
+                          "data: URI, not a URL");
         goto out;
     }
-    snprintf(out->method, sizeof(out->method), "POST");
-    out->url = adapter_url_join(t->base_url, "images/edits");
-    if (out->url == NULL ||
-        adapter_request_add_key(out, "Authorization: Bearer ", t->api_key) != 0 ||
-        adapter_request_add_header(out, "Content-Type: multipart/form-data; boundary=%s",
-                                   boundary) != 0) {
-        rc = adapter_oom(err);
+    p = openai_form_add(f, "model");
+    p->data = t->model;
+    p->len = strlen(t->model);
+    for (size_t i = 0; i < ARRAY_LEN(openai_video_fields); i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(call->input, openai_video_fields[i]);
+        if (v == NULL || cJSON_IsNull(v) ||
+            strcmp(openai_video_fields[i], "input_reference") == 0) {
+            continue;
+        }
+        if (!cJSON_IsString(v) && !cJSON_IsNumber(v)) {
+            rc = core_err_set(err, CORE_EINVAL, openai_video_fields[i],
+                              "%s must be a string or a number", openai_video_fields[i]);
+            goto out;
+        }
+        p = openai_form_add(f, openai_video_fields[i]);
+        if (cJSON_IsString(v)) {
+            p->data = v->valuestring;
+        } else if ((p->owned = cJSON_PrintUnformatted(v)) == NULL) {
+            rc = adapter_oom(err);
+            goto out;
+        } else {
+            p->data = p->owned;
+        }
+        p->len = strlen(p->data);
     }
+    if ((rc = openai_form_file(f, "input_reference", reference, "input_reference", 0, err)) != 0) {
+        goto out;
+    }
+    rc = openai_form_request(t, "videos", f, out, err);
 out:
     openai_form_cleanup(f);
     free(f);
@@ -545,6 +623,7 @@ out:
 static int openai_build_request(const struct adapter_call *call, struct adapter_request *out,
                                 struct core_err *err)
 {
+    const cJSON *reference = NULL;
     const struct openai_op *op = openai_op_find(call->op);
     const struct adapter_target *t = call->target;
     cJSON *body = NULL;
@@ -563,6 +642,16 @@ static int openai_build_request(const struct adapter_call *call, struct adapter_
         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(call->input, "edit"))) {
         rc = openai_edit_request(call, out, err);
         goto out;
+    }
+    if (op->op == ADAPTER_OP_VIDEO) {
+        reference = cJSON_GetObjectItemCaseSensitive(call->input, "input_reference");
+        if ((rc = media_reference_check(reference, err)) != 0) {
+            goto out;
+        }
+        if (cJSON_IsString(reference)) {
+            rc = openai_video_form_request(call, reference->valuestring, out, err);
+            goto out;
+        }
     }
     if ((rc = op->body(call, &body, err)) != 0) {
         goto out;

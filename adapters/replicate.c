@@ -7,7 +7,8 @@
  * /predictions/{id} layout under base_url is the fallback when they are missing or point at a
  * host other than the deployment's, since every poll carries the API key. What it shares with
  * fal (reading the client's body, judging URLs, the finished result) is in media.c. An image edit
- * sends its image (one) and mask as data: URIs in input.image and input.mask.
+ * sends its image (one) and mask as data: URIs in input.image and input.mask; a video's reference
+ * image (input_reference) goes in the model's first-frame field (replicate_reference_inputs).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -103,6 +104,32 @@ static char *replicate_create_path(const char *model, const char **version, bool
     return path;
 }
 
+/*
+ * Where a video model takes its reference image (input_reference), by model prefix (the first
+ * match wins; the last row is every other model): Replicate's video models name their first
+ * frame differently, and each takes a URI, data: URIs included.
+ */
+static const struct {
+    const char *prefix;
+    const char *field;
+} replicate_reference_inputs[] = {
+    {"minimax/", "first_frame_image"},
+    {"kwaivgi/kling", "start_image"},
+    {"", "image"},
+};
+
+/* The input field of the deployment's model for a video's reference image. */
+static const char *replicate_reference_field(const char *model)
+{
+    size_t row = 0;
+
+    while (strncmp(model, replicate_reference_inputs[row].prefix,
+                   strlen(replicate_reference_inputs[row].prefix)) != 0) {
+        row++; /* the last row's empty prefix matches every model */
+    }
+    return replicate_reference_inputs[row].field;
+}
+
 /* The prediction's input: the prompt and the OpenAI fields that have a common Replicate name. */
 static cJSON *replicate_input(const struct adapter_call *call, const struct media_input *in)
 {
@@ -130,11 +157,33 @@ static cJSON *replicate_input(const struct adapter_call *call, const struct medi
     if (ok && in->mask != NULL) {
         ok = cJSON_AddStringToObject(o, "mask", in->mask) != NULL;
     }
+    if (ok && in->reference != NULL) {
+        ok = cJSON_AddStringToObject(o, replicate_reference_field(call->target->model),
+                                     in->reference) != NULL;
+    }
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
     }
     return o;
+}
+
+/*
+ * A prediction that calls back when it ends: Replicate POSTs the prediction to "webhook" for the
+ * events in "webhook_events_filter"; only "completed" (succeeded, failed or canceled) is asked
+ * for, since a callback only makes the task due for its poll. False when out of memory.
+ */
+static bool replicate_add_webhook(cJSON *body, const char *url)
+{
+    cJSON *events = cJSON_AddArrayToObject(body, "webhook_events_filter");
+    cJSON *completed = cJSON_CreateString("completed");
+
+    if (events == NULL || completed == NULL) {
+        cJSON_Delete(completed);
+        return false;
+    }
+    cJSON_AddItemToArray(events, completed);
+    return cJSON_AddStringToObject(body, "webhook", url) != NULL;
 }
 
 static int replicate_build_request(const struct adapter_call *call, struct adapter_request *out,
@@ -174,6 +223,10 @@ static int replicate_build_request(const struct adapter_call *call, struct adapt
     }
     cJSON_AddItemToObject(body, "input", input);
     input = NULL;
+    if (call->callback_url != NULL && !replicate_add_webhook(body, call->callback_url)) {
+        rc = core_err_set(err, CORE_ENOMEM, NULL, "out of memory building the request");
+        goto out;
+    }
     rc = media_submit_finish(&replicate_media, t, adapter_url_join(t->base_url, path), body, out,
                              err);
 out:

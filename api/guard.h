@@ -107,6 +107,10 @@ enum api_route_body {
     API_ROUTE_JSON = 0, /* read whole, at most limits.max_body_bytes */
     API_ROUTE_UPLOAD,   /* POST /v1/files: streamed to disk by the guard */
     API_ROUTE_NO_BODY,  /* evhttp reads no body for the method (HEAD, methods it does not know) */
+    API_ROUTE_SIGNED,   /* no bearer key, a body all the same: the handler authenticates it by its
+                         * signature (provider callbacks, api/provider_callbacks.h); read whole,
+                         * at most API_CALLBACK_BODY_MAX, and only for a callback URL sluice
+                         * handed out (else answered on its headers alone) */
 };
 
 struct api_route_info {

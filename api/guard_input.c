@@ -18,6 +18,7 @@
 #include "api/files.h"
 #include "api/guard_internal.h"
 #include "api/internal.h"
+#include "api/provider_callbacks.h"
 #include "core/log.h"
 
 #define GUARD_KEY_MAX 1024
@@ -421,6 +422,10 @@ static bool read_head(struct api_guard_conn *c, struct evbuffer *src, struct evb
         return true;
     }
     api_route_classify(h.method, h.method_len, h.target, h.path_len, &route);
+    if (route.body == API_ROUTE_SIGNED &&
+        !api_provider_callback_accepts(cfg, h.target, h.path_len)) {
+        route.body = API_ROUTE_NO_BODY; /* no such callback: 404 on the headers alone */
+    }
     has_body = h.chunked || h.content_length > 0;
     if (route.auth || (has_body && route.body != API_ROUTE_NO_BODY)) {
         tenant = tenant_of(c, &h, &key_given);
@@ -445,7 +450,7 @@ static bool read_head(struct api_guard_conn *c, struct evbuffer *src, struct evb
         handed_on(c);
         return true;
     }
-    if (route.body == API_ROUTE_NO_BODY || tenant == NULL) {
+    if (route.body == API_ROUTE_NO_BODY || (tenant == NULL && route.body != API_ROUTE_SIGNED)) {
         /* no body may come here: evhttp answers on the headers alone, and the connection closes */
         add_head(dst, head, &h,
                  HTTP_HEAD_STRIP_LENGTH | HTTP_HEAD_STRIP_EXPECT | HTTP_HEAD_STRIP_CONNECTION);
@@ -456,7 +461,8 @@ static bool read_head(struct api_guard_conn *c, struct evbuffer *src, struct evb
         c->state = C_DROP;
         return true;
     }
-    if (h.content_length > cfg->limits.max_body_bytes) {
+    if (h.content_length >
+        (route.body == API_ROUTE_SIGNED ? API_CALLBACK_BODY_MAX : cfg->limits.max_body_bytes)) {
         refuse(c, src, dst, R_BODY_TOO_LARGE, h.content_length);
         return true;
     }

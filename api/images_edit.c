@@ -18,29 +18,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
-#include <openssl/evp.h>
 
 #include "adapters/media.h"
 #include "api/internal.h"
 #include "core/multipart.h"
 
 #define EDIT_MAX_FIELD_NAME 64
-
-/* The image types an edit's file may have: a part's Content-Type, or its leading bytes. */
-static const struct {
-    const char *mime;
-    const char *magic;
-    size_t magic_len;
-    size_t magic_at; /* offset of magic in the file */
-} edit_types[] = {
-    {"image/png", "\x89PNG\r\n\x1a\n", 8, 0},
-    {"image/jpeg", "\xff\xd8\xff", 3, 0},
-    {"image/webp", "WEBP", 4, 8}, /* "RIFF" <size> "WEBP" */
-};
 
 /* The form's fields that carry files, and the input field each becomes. */
 static const struct {
@@ -69,55 +55,11 @@ static int edit_refuse(struct edit_form *f, int code, const char *param, const c
     return 1;
 }
 
-/*
- * A file's type: the part's Content-Type when it names an image type we take, else what its
- * leading bytes are (the SDK sends application/octet-stream for a Buffer without a type). NULL
- * when neither is a PNG, JPEG or WEBP image. The part's slices are not NUL-terminated.
- */
-static const char *edit_file_type(const struct multipart_part *p)
-{
-    const char *semi = p->content_type ? memchr(p->content_type, ';', p->content_type_len) : NULL;
-    size_t n = semi ? (size_t)(semi - p->content_type) : p->content_type ? p->content_type_len : 0;
-
-    while (n > 0 && p->content_type[n - 1] == ' ') {
-        n--;
-    }
-    for (size_t i = 0; n > 0 && i < sizeof(edit_types) / sizeof(edit_types[0]); i++) {
-        if (strlen(edit_types[i].mime) == n &&
-            strncasecmp(p->content_type, edit_types[i].mime, n) == 0) {
-            return edit_types[i].mime;
-        }
-    }
-    for (size_t i = 0; i < sizeof(edit_types) / sizeof(edit_types[0]); i++) {
-        if (p->len >= edit_types[i].magic_at + edit_types[i].magic_len &&
-            memcmp(p->data + edit_types[i].magic_at, edit_types[i].magic,
-                   edit_types[i].magic_len) == 0) {
-            return edit_types[i].mime;
-        }
-    }
-    return NULL;
-}
-
-/* "data:<mime>;base64,<bytes in base64>". Caller frees; NULL on OOM or a file past INT_MAX. */
-static char *edit_data_uri(const char *mime, const char *data, size_t len)
-{
-    size_t head = strlen("data:;base64,") + strlen(mime);
-    size_t b64 = (len + 2) / 3 * 4;
-    char *uri;
-
-    if (len > (size_t)INT32_MAX / 2 || (uri = malloc(head + b64 + 1)) == NULL) {
-        return NULL;
-    }
-    snprintf(uri, head + 1, "data:%s;base64,", mime);
-    EVP_EncodeBlock((unsigned char *)uri + head, (const unsigned char *)data, (int)len);
-    return uri;
-}
-
 /* One file part: image (one of several) or mask, into the input as a data: URI. */
 static int edit_on_file(struct edit_form *f, const char *input_field,
                         const struct multipart_part *p)
 {
-    const char *mime = edit_file_type(p);
+    const char *mime = media_image_type(p->content_type, p->content_type_len, p->data, p->len);
     char *uri;
     bool ok;
 
@@ -129,7 +71,7 @@ static int edit_on_file(struct edit_form *f, const char *input_field,
         cJSON_GetArraySize(f->images) >= MEDIA_MAX_EDIT_IMAGES) {
         return edit_refuse(f, CORE_EINVAL, "image", "Too many images to edit (at most 16)");
     }
-    if ((uri = edit_data_uri(mime, p->data, p->len)) == NULL) {
+    if ((uri = media_data_uri_encode(mime, p->data, p->len)) == NULL) {
         return edit_refuse(f, CORE_ENOMEM, input_field, "Out of memory");
     }
     if (strcmp(input_field, "image") == 0) {

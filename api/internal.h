@@ -39,6 +39,7 @@ struct api {
     uint64_t responses[6];                      /* by status class: 1xx..5xx, index 0 unused */
     uint64_t tasks_accepted;
     struct batch_runner *batches;  /* carries batches through their life (api/batch_runner.c) */
+    struct pipe_runner *pipelines; /* moves pipelines on (api/pipeline_runner.c) */
     struct api_rfollow *followers; /* GET /v1/responses/{id}?stream=true in progress */
     struct event *submit_ev;       /* sends the loop turn's queued submits (activated, not added) */
     struct api_ctx *submit_head, *submit_tail;
@@ -107,6 +108,8 @@ struct api_submit {
     enum api_render render; /* how the accepted task is rendered for the answer */
     const char *batch_id;   /* a batch's line: c->id is derived from it (api_batch_task_id) */
     const char *custom_id;
+    const char *pipeline_id; /* a pipeline's step: c->id is derived from it (api/pipelines.h) */
+    const char *step;
 };
 
 /* ---- task_submit.c: the loop turn's submits, one SUBMIT call (core/txn_task.h) ---- */

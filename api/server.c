@@ -14,9 +14,11 @@
 
 #include "adapters/responses.h"
 #include "api/batches.h"
+#include "api/pipelines.h"
 #include "api/files.h"
 #include "api/guard.h"
 #include "api/internal.h"
+#include "api/provider_callbacks.h"
 #include "core/json_in.h"
 #include "core/log.h"
 #include "core/task.h"
@@ -74,6 +76,10 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/v1/batches", api_batches_list, true, API_ROUTE_JSON},
     {EVHTTP_REQ_GET, "/v1/batches/*", api_batches_get, true, API_ROUTE_JSON},
     {EVHTTP_REQ_POST, "/v1/batches/*/cancel", api_batches_cancel, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_POST, "/v1/pipelines", api_pipelines_create, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/pipelines", api_pipelines_list, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/pipelines/*", api_pipelines_get, true, API_ROUTE_JSON},
+    {EVHTTP_REQ_POST, "/v1/pipelines/*/cancel", api_pipelines_cancel, true, API_ROUTE_JSON},
     {EVHTTP_REQ_GET, "/v1/models", api_models_list, true, API_ROUTE_JSON},
     {EVHTTP_REQ_GET, "/v1/models/*", api_models_get, true, API_ROUTE_JSON},
     /* the admin surface: the handlers check the admin key themselves */
@@ -81,6 +87,8 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/v1/admin/models/*", api_admin_models_get, false, API_ROUTE_JSON},
     /* an image's capability URL: the signature in the query is the credential */
     {EVHTTP_REQ_GET, "/v1/artifacts/*/*", api_artifacts_get, false, API_ROUTE_JSON},
+    /* no key: the handler authenticates the provider's signature (api/provider_callbacks.h) */
+    {EVHTTP_REQ_POST, "/v1/provider_callbacks/*/*", api_provider_callback, false, API_ROUTE_SIGNED},
     {EVHTTP_REQ_GET, "/healthz", api_health_live, false, API_ROUTE_JSON},
     {EVHTTP_REQ_GET, "/readyz", api_health_ready, false, API_ROUTE_JSON},
     {EVHTTP_REQ_GET, "/metrics", api_health_metrics, false, API_ROUTE_JSON},
@@ -588,6 +596,12 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
         api_free(a);
         return NULL;
     }
+    a->pipelines = pipe_runner_new(a);
+    if (a->pipelines == NULL) {
+        core_err_set(err, CORE_ENOMEM, NULL, "cannot start the pipeline runner");
+        api_free(a);
+        return NULL;
+    }
     api_artifacts_init(a);
     log_info("listening", "addr=%s:%d max_connections=%ld", cfg->listen_host, cfg->listen_port,
              cfg->limits.max_connections);
@@ -603,6 +617,7 @@ void api_stop(struct api *a)
     }
     if (a) {
         batch_runner_stop(a->batches);
+        pipe_runner_stop(a->pipelines);
         api_responses_follow_cleanup(a);
     }
 }
@@ -618,6 +633,7 @@ void api_free(struct api *a)
         return;
     }
     batch_runner_free(a->batches);
+    pipe_runner_free(a->pipelines);
     /* submits still queued (freed within the loop turn that queued them): dropped unanswered */
     while (a->submit_head) {
         struct api_ctx *c = a->submit_head;

@@ -28,7 +28,7 @@ _Static_assert(API_SUBMIT_BATCH <= TXN_SUBMIT_MAX, "a SUBMIT call holds API_SUBM
  */
 struct api_pending_submit {
     struct txn_submit t;
-    char *input, *meta, *routing, *webhook, *batch_id, *custom_id;
+    char *input, *meta, *routing, *webhook, *batch_id, *custom_id, *pipeline_id, *step;
     char idem_hash[65], body_hash[65];
 };
 
@@ -43,6 +43,8 @@ void api_pending_submit_free(struct api_pending_submit *p)
     cJSON_free(p->webhook);
     free(p->batch_id);
     free(p->custom_id);
+    free(p->pipeline_id);
+    free(p->step);
     free(p);
 }
 
@@ -303,6 +305,8 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
     p->webhook = s->webhook ? cJSON_PrintUnformatted(s->webhook) : NULL;
     p->batch_id = dup_opt(s->batch_id, &oom);
     p->custom_id = dup_opt(s->custom_id, &oom);
+    p->pipeline_id = dup_opt(s->pipeline_id, &oom);
+    p->step = dup_opt(s->step, &oom);
     if (s->render == API_RENDER_TEXT) {
         c->task_text = task_new_text(c->id, task_kind_name(kind), s->model->alias, s->prio, now,
                                      a->cfg->tasks.max_attempts, p->meta);
@@ -338,6 +342,8 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
         .webhook = p->webhook,
         .batch_id = p->batch_id,
         .custom_id = p->custom_id,
+        .pipeline_id = p->pipeline_id,
+        .step = p->step,
         .max_queued = config_max_queued(a->cfg, c->tenant),
         .max_stored_bytes = quota->max_stored_bytes,
         .max_artifact_bytes = quota->max_artifact_bytes,

@@ -132,7 +132,9 @@ static int validate_media(const cJSON *input, bool image, struct core_err *e)
          n->valuedouble != (double)(int)n->valuedouble)) {
         return core_err_set(e, CORE_EINVAL, "n", "'n' must be an integer between 1 and 10");
     }
-    return image ? validate_image_edit(input, e) : 0;
+    return image ? validate_image_edit(input, e)
+                 : media_reference_check(cJSON_GetObjectItemCaseSensitive(input, "input_reference"),
+                                         e);
 }
 
 int api_validate_task_input(enum task_kind kind, const cJSON *input, struct core_err *e)

@@ -3,9 +3,11 @@
  * task (GET /v1/tasks/{id}/content).
  *
  * A video is a task of kind "video" whose id is the task id: POST /v1/videos creates it (JSON, or
- * multipart/form-data as the official SDK sends), GET /v1/videos/{id} renders the task as
- * OpenAI's video object, GET /v1/videos/{id}/content sends the MP4 the worker kept. The bytes of
- * any kept artifact go out through api_send_artifact (also behind the signed URLs of images).
+ * multipart/form-data as the official SDK sends; a reference image, input_reference, is kept in
+ * the input as a data: URI or an http(s) URL, whichever form it came in), GET /v1/videos/{id}
+ * renders the task as OpenAI's video object, GET /v1/videos/{id}/content sends the MP4 the worker
+ * kept. The bytes of any kept artifact go out through api_send_artifact (also behind the signed
+ * URLs of images).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "adapters/media.h"
 #include "api/internal.h"
 #include "core/blobs.h"
 #include "core/keys.h"
@@ -116,18 +119,57 @@ cJSON *api_video_json(const char *id, const redisReply *hash)
 
 /* ---- POST /v1/videos ---------------------------------------------------------------------- */
 
+/* The form as it is read; the first refusal stops the parse. */
 struct form {
     cJSON *input;
-    int error;
+    int error;           /* 0, or the core code of the refusal */
+    const char *param;   /* static: the field the refusal names */
+    const char *message; /* static */
 };
 
-/* Text fields become the input object's fields; seconds stays a string as OpenAI sends it. A
- * file part (input_reference) is not carried yet. */
+static int form_refuse(struct form *f, int code, const char *param, const char *message)
+{
+    f->error = code;
+    f->param = param;
+    f->message = message;
+    return 1;
+}
+
+/*
+ * The reference image's file part: its bytes kept in the input as a data: URI of the type its
+ * Content-Type names or its leading bytes show (PNG, JPEG, WEBP), so the task is self-contained
+ * (a retry, a failover or a restart needs nothing but the task).
+ */
+static int on_reference_file(struct form *f, const struct multipart_part *p)
+{
+    const char *mime = media_image_type(p->content_type, p->content_type_len, p->data, p->len);
+    char *uri;
+    bool ok;
+
+    if (mime == NULL) {
+        return form_refuse(f, CORE_EINVAL, "input_reference",
+                           "input_reference is not a PNG, JPEG or WEBP image");
+    }
+    if ((uri = media_data_uri_encode(mime, p->data, p->len)) == NULL) {
+        return form_refuse(f, CORE_ENOMEM, "input_reference", "Out of memory");
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(f->input, "input_reference");
+    ok = cJSON_AddStringToObject(f->input, "input_reference", uri) != NULL;
+    free(uri);
+    return ok ? 0 : form_refuse(f, CORE_ENOMEM, "input_reference", "Out of memory");
+}
+
+/*
+ * Text fields become the input object's fields; seconds stays a string as OpenAI sends it. The
+ * file part input_reference is the reference image; the SDK sends the object form
+ * ({image_url}) as the text part input_reference[image_url], kept as input_reference itself.
+ */
 static int on_part(const struct multipart_part *p, void *arg)
 {
     struct form *f = arg;
     char name[64];
     char *value;
+    bool ok;
 
     if (p->name_len == 0 || p->name_len >= sizeof(name)) {
         return 0;
@@ -135,17 +177,27 @@ static int on_part(const struct multipart_part *p, void *arg)
     memcpy(name, p->name, p->name_len);
     name[p->name_len] = '\0';
     if (p->filename != NULL) {
-        f->error = 1;
-        return 1;
+        return strcmp(name, "input_reference") == 0
+                   ? on_reference_file(f, p)
+                   : form_refuse(f, CORE_EINVAL, "input_reference",
+                                 "The only file a video takes is input_reference");
+    }
+    if (strcmp(name, "input_reference[file_id]") == 0) {
+        return form_refuse(f, CORE_EUNPROCESSABLE, "input_reference",
+                           "input_reference.file_id is not supported: send the image as a file, "
+                           "a data: URI or an http(s) URL");
+    }
+    if (strcmp(name, "input_reference[image_url]") == 0) {
+        snprintf(name, sizeof(name), "input_reference");
     }
     value = strndup(p->data, p->len);
     if (value == NULL) {
-        return 1;
+        return form_refuse(f, CORE_ENOMEM, NULL, "Out of memory");
     }
     cJSON_DeleteItemFromObjectCaseSensitive(f->input, name);
-    cJSON_AddStringToObject(f->input, name, value);
+    ok = cJSON_AddStringToObject(f->input, name, value) != NULL;
     free(value);
-    return 0;
+    return ok ? 0 : form_refuse(f, CORE_ENOMEM, NULL, "Out of memory");
 }
 
 static cJSON *read_video_body(struct api *a, struct evhttp_request *req, const char **raw,
@@ -168,10 +220,13 @@ static cJSON *read_video_body(struct api *a, struct evhttp_request *req, const c
     }
     *raw = (const char *)evbuffer_pullup(in, -1);
     f.input = cJSON_CreateObject();
+    if (f.input == NULL) {
+        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
+        return NULL;
+    }
     if (multipart_parse(*raw ? *raw : "", *raw_len, boundary, on_part, &f) != 0) {
-        if (f.error) {
-            api_reply_error(a, req, CORE_EUNPROCESSABLE, "input_reference", NULL,
-                            "File parts (input_reference) are not supported yet");
+        if (f.error != 0) {
+            api_reply_error(a, req, f.error, f.param, NULL, "%s", f.message);
         } else {
             api_reply_error(a, req, CORE_EINVAL, NULL, "invalid_multipart",
                             "The multipart/form-data body is malformed");
@@ -180,6 +235,71 @@ static cJSON *read_video_body(struct api *a, struct evhttp_request *req, const c
         return NULL;
     }
     return f.input;
+}
+
+/*
+ * A JSON body's input_reference in the form the task keeps it: a string (a data: URI or an
+ * http(s) URL). The object forms {"image_url": "..."} (the SDK's ImageInputReferenceParam) and
+ * {"url": "..."} become that string; file_id is not served. Then the string is checked
+ * (media_reference_check). Returns 0, or a negative code with e filled.
+ */
+static int video_reference_normalize(cJSON *body, struct core_err *e)
+{
+    cJSON *ref = cJSON_GetObjectItemCaseSensitive(body, "input_reference");
+    const cJSON *url;
+
+    if (cJSON_IsObject(ref)) {
+        url = cJSON_GetObjectItemCaseSensitive(ref, "image_url");
+        if (url == NULL) {
+            url = cJSON_GetObjectItemCaseSensitive(ref, "url");
+        }
+        if (url == NULL && cJSON_GetObjectItemCaseSensitive(ref, "file_id") != NULL) {
+            return core_err_set(e, CORE_EUNPROCESSABLE, "input_reference",
+                                "input_reference.file_id is not supported: send the image as a "
+                                "file, a data: URI or an http(s) URL");
+        }
+        if (!cJSON_IsString(url)) {
+            return core_err_set(e, CORE_EINVAL, "input_reference",
+                                "input_reference must be a string, or an object with image_url");
+        }
+        cJSON *copy = cJSON_CreateString(url->valuestring);
+        if (copy == NULL ||
+            !cJSON_ReplaceItemInObjectCaseSensitive(body, "input_reference", copy)) {
+            cJSON_Delete(copy);
+            return core_err_set(e, CORE_ENOMEM, NULL, "Out of memory");
+        }
+        ref = copy;
+    }
+    return media_reference_check(ref, e);
+}
+
+/*
+ * The input as the task keeps it, the reference image in base64 included, is held to the body
+ * limit: it is what every later step (Redis, the worker, the provider's request) carries.
+ * Returns 0, or -1 after answering the error itself.
+ */
+static int video_input_fits(struct api *a, struct evhttp_request *req, const cJSON *input)
+{
+    char *text;
+    size_t len;
+
+    if (cJSON_GetObjectItemCaseSensitive(input, "input_reference") == NULL) {
+        return 0;
+    }
+    if ((text = cJSON_PrintUnformatted(input)) == NULL) {
+        api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
+        return -1;
+    }
+    len = strlen(text);
+    free(text);
+    if (len > (size_t)a->cfg->limits.max_body_bytes) {
+        api_reply_error(a, req, CORE_ETOOLARGE, "input_reference", "request_too_large",
+                        "The video's input, the reference image in base64, takes %zu bytes, more "
+                        "than the limit of %ld bytes",
+                        len, a->cfg->limits.max_body_bytes);
+        return -1;
+    }
+    return 0;
 }
 
 static void on_video_submitted(struct api_ctx *c, int outcome, redisReply *dup,
@@ -231,8 +351,12 @@ void api_videos_create(struct api *a, struct evhttp_request *req, const char *te
     if (sub.model == NULL) {
         goto out;
     }
-    if (api_validate_task_input(TASK_KIND_VIDEO, body, &e) < 0) {
+    if (video_reference_normalize(body, &e) < 0 ||
+        api_validate_task_input(TASK_KIND_VIDEO, body, &e) < 0) {
         api_reply_err(a, req, &e);
+        goto out;
+    }
+    if (video_input_fits(a, req, body) < 0) {
         goto out;
     }
     sub.kind = TASK_KIND_VIDEO;

@@ -40,6 +40,11 @@ int artifact_blob_path(const char *dir, const char *id, size_t index, char *out,
     return path_fmt(out, cap, "%s/%s/%zu", dir, id, index);
 }
 
+int blobs_input_path(const char *dir, const char *id, size_t k, char *out, size_t cap)
+{
+    return path_fmt(out, cap, "%s/%s/in%zu", dir, id, k);
+}
+
 int blobs_files_dir(const char *dir, char *out, size_t cap)
 {
     return path_fmt(out, cap, "%s/" BLOBS_FILES_DIR, dir);

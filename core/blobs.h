@@ -8,6 +8,13 @@
  *                                      serves them, the scheduler removes the folder with the task)
  *   <dir>/<task id>/<index>            artifact index of the task (images, a video)
  *   <dir>/<task id>/<index>.part.XXXXXX  one being written (mkstemp), renamed when complete
+ *   <dir>/<task id>/in<k>              input k of a pipeline's task: an earlier step's artifact,
+ *                                      linked here by the pipeline runner before the task exists;
+ *                                      its input names it with the token
+ *                                      "sluice-input:<k>:<content type>", which the worker
+ *                                      replaces with a data: URI of the bytes (worker/inputs.c).
+ *                                      A task reads only its own folder, so a token in a client's
+ *                                      own input names nothing of another task.
  *   <dir>/files/                       the Files API's bytes (api/files.c)
  *   <dir>/files/<file id>              one file's bytes (its hash's "path" names it)
  *   <dir>/files/tmp_<random>.part      a file being written (an upload, a batch's output)
@@ -40,6 +47,12 @@ int artifact_blob_path(const char *dir, const char *id, size_t index, char *out,
  * folder), or -1 with errno set.
  */
 int artifact_blob_remove(const char *dir, const char *id);
+
+#define BLOBS_INPUT_TOKEN "sluice-input:" /* a task input's stand-in for its input file */
+#define BLOBS_INPUT_MAX 64                /* input files one task may have */
+
+/* Where input k of task id is kept: "<dir>/<id>/in<k>". */
+int blobs_input_path(const char *dir, const char *id, size_t k, char *out, size_t cap);
 
 /* The Files API's folder: "<dir>/files". */
 int blobs_files_dir(const char *dir, char *out, size_t cap);

@@ -50,6 +50,10 @@ static const struct num_option num_options[] = {
     OPT("batches", batches.lease_ms, "lease_ms", 1000, 3600000, 60000),
     OPT("batches", batches.poll_ms, "poll_ms", 50, 60000, 500),
     OPT("batches", batches.window_s, "window_s", 1, 30L * 86400, 86400),
+    OPT("pipelines", pipelines.max_steps, "max_steps", 1, 256, 32),
+    OPT("pipelines", pipelines.max_fan_out, "max_fan_out", 1, 10000, 100),
+    OPT("pipelines", pipelines.lease_ms, "lease_ms", 1000, 3600000, 60000),
+    OPT("pipelines", pipelines.poll_ms, "poll_ms", 10, 60000, 200),
     OPT("tasks", tasks.max_attempts, "max_attempts", 1, 100, 3),
     OPT("tasks", tasks.lease_ms, "lease_ms", 500, 3600000, 30000),
     OPT("tasks", tasks.retention_s, "retention_s", 1, 365L * 86400, 86400),
@@ -221,15 +225,16 @@ const char *config_get_string(const cJSON *obj, const char *key)
 }
 
 /*
- * public_base_url: an http(s) URL without query or fragment, kept without a trailing '/', so an
- * artifact URL is base + "/v1/artifacts/...". Absent: the api uses each request's Host header.
+ * public_base_url and callback_base_url (field names which): an http(s) URL with a host, no
+ * credentials, query or fragment, kept in *slot without a trailing '/', so a URL under it is
+ * base + "/v1/...". public_base_url absent: the api uses each request's Host header;
+ * callback_base_url absent: providers are not asked for callbacks.
  */
-static int parse_public_base_url(struct config *cfg, const cJSON *root, struct core_err *err)
+static int parse_base_url(const cJSON *root, const char *field, char **slot, struct core_err *err)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "public_base_url");
-    const char *field = "public_base_url";
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, field);
     CURLU *u = NULL;
-    char *host = NULL, *query = NULL, *fragment = NULL;
+    char *host = NULL, *query = NULL, *fragment = NULL, *user = NULL;
     size_t len;
     int rc = 0;
 
@@ -251,17 +256,19 @@ static int parse_public_base_url(struct config *cfg, const cJSON *root, struct c
     if (len >= ARTIFACT_URL_BASE_MAX || curl_url_set(u, CURLUPART_URL, v->valuestring, 0) != 0 ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != 0 ||
         curl_url_get(u, CURLUPART_QUERY, &query, 0) == 0 ||
-        curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0) == 0) {
+        curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0) == 0 ||
+        curl_url_get(u, CURLUPART_USER, &user, 0) == 0) {
         rc = core_err_set(err, CORE_EINVAL, field,
-                          "%s: must be a URL with a host and no query or fragment, shorter "
-                          "than %d bytes",
+                          "%s: must be a URL with a host and no credentials, query or fragment, "
+                          "shorter than %d bytes",
                           field, ARTIFACT_URL_BASE_MAX);
         goto out;
     }
-    if ((cfg->public_base_url = strndup(v->valuestring, len)) == NULL) {
+    if ((*slot = strndup(v->valuestring, len)) == NULL) {
         rc = core_err_set(err, CORE_ENOMEM, field, "out of memory");
     }
 out:
+    curl_free(user);
     curl_free(host);
     curl_free(query);
     curl_free(fragment);
@@ -384,6 +391,86 @@ static int parse_provider_responses(struct config_provider *pr, const cJSON *p,
     return 0;
 }
 
+/*
+ * providers.NAME.webhook_secret: the Standard Webhooks secret ("whsec_<base64>", or "env:NAME"
+ * holding one) the provider signs its callbacks with. Kept decoded only; the text is wiped.
+ */
+static int parse_provider_webhook_secret(struct config_provider *pr, const cJSON *p,
+                                         struct core_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, "webhook_secret");
+    char field[160];
+    char *secret = NULL;
+    int rc;
+
+    if (v == NULL || cJSON_IsNull(v)) {
+        return 0;
+    }
+    snprintf(field, sizeof(field), "providers.%s.webhook_secret", p->string);
+    if (strcmp(pr->dialect, "fal") == 0) {
+        return core_err_set(err, CORE_EINVAL, field,
+                            "%s: fal does not sign its callbacks with a shared secret; list fal's "
+                            "ED25519 public keys (its JWKS `x` values) in "
+                            "providers.%s.webhook_public_keys instead",
+                            field, p->string);
+    }
+    if (!cJSON_IsString(v)) {
+        return core_err_set(err, CORE_EINVAL, field, "%s: must be a string", field);
+    }
+    if ((rc = config_resolve_secret(v->valuestring, field, &secret, err)) < 0) {
+        return rc;
+    }
+    rc = webhook_key_parse(secret, &pr->webhook_key);
+    OPENSSL_cleanse(secret, strlen(secret));
+    free(secret);
+    if (rc < 0) {
+        return core_err_set(err, CORE_EINVAL, field, "%s: %s", field, webhook_strerror(rc));
+    }
+    pr->has_webhook_key = true;
+    return 0;
+}
+
+/*
+ * providers.NAME.webhook_public_keys: 1..FAL_SIGN_KEYS_MAX ED25519 public keys (fal's JWKS `x`,
+ * base64url or base64 of 32 bytes) that verify a fal provider's callbacks. Only dialect fal has
+ * them: the others sign with a webhook_secret. Public keys are no secret, so no "env:" form.
+ */
+static int parse_provider_public_keys(struct config_provider *pr, const cJSON *p,
+                                      struct core_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, "webhook_public_keys");
+    const cJSON *k;
+    char field[160];
+
+    if (v == NULL || cJSON_IsNull(v)) {
+        return 0;
+    }
+    snprintf(field, sizeof(field), "providers.%s.webhook_public_keys", p->string);
+    if (strcmp(pr->dialect, "fal") != 0) {
+        return core_err_set(err, CORE_EINVAL, field,
+                            "%s: only a fal provider has public keys (the %s dialect signs with "
+                            "webhook_secret)",
+                            field, pr->dialect);
+    }
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1 ||
+        cJSON_GetArraySize(v) > FAL_SIGN_KEYS_MAX) {
+        return core_err_set(err, CORE_EINVAL, field,
+                            "%s: must be an array of 1 to %d ED25519 public keys (fal's JWKS `x`)",
+                            field, FAL_SIGN_KEYS_MAX);
+    }
+    cJSON_ArrayForEach(k, v)
+    {
+        if (!cJSON_IsString(k) ||
+            fal_sign_key_parse(k->valuestring, &pr->fal_keys[pr->n_fal_keys]) < 0) {
+            return core_err_set(err, CORE_EINVAL, field, "%s[%zu]: %s", field, pr->n_fal_keys,
+                                fal_sign_strerror(FAL_SIGN_EKEY));
+        }
+        pr->n_fal_keys++;
+    }
+    pr->has_webhook_key = true;
+    return 0;
+}
+
 static int parse_providers(struct config *cfg, const cJSON *root, struct core_err *err)
 {
     const cJSON *providers = cJSON_GetObjectItemCaseSensitive(root, "providers");
@@ -419,7 +506,9 @@ static int parse_providers(struct config *cfg, const cJSON *root, struct core_er
             return core_err_set(err, CORE_EINVAL, field, "%s: must be an http(s) URL", field);
         }
         pr->base_url = strdup(base_url);
-        if ((rc = parse_provider_responses(pr, p, err)) < 0) {
+        if ((rc = parse_provider_responses(pr, p, err)) < 0 ||
+            (rc = parse_provider_webhook_secret(pr, p, err)) < 0 ||
+            (rc = parse_provider_public_keys(pr, p, err)) < 0) {
             return rc;
         }
         snprintf(field, sizeof(field), "providers.%s.api_key", p->string);
@@ -835,7 +924,8 @@ int config_parse(const char *text, struct config **out, struct core_err *err)
     }
     cfg->log_level = xstrdup(level ? level : "info");
     if ((rc = parse_blobs(cfg, root, err)) < 0 ||
-        (rc = parse_public_base_url(cfg, root, err)) < 0) {
+        (rc = parse_base_url(root, "public_base_url", &cfg->public_base_url, err)) < 0 ||
+        (rc = parse_base_url(root, "callback_base_url", &cfg->callback_base_url, err)) < 0) {
         goto out;
     }
     if ((rc = parse_numbers(cfg, root, err)) < 0 || (rc = parse_keys(cfg, root, err)) < 0 ||
@@ -906,6 +996,7 @@ void config_free(struct config *cfg)
             OPENSSL_cleanse(p->api_key, strlen(p->api_key));
         }
         free(p->api_key);
+        webhook_key_clear(&p->webhook_key);
     }
     for (size_t i = 0; i < cfg->n_models; i++) {
         struct config_model *m = &cfg->models[i];
@@ -933,6 +1024,7 @@ void config_free(struct config *cfg)
     }
     free(cfg->blobs.url_key);
     free(cfg->public_base_url);
+    free(cfg->callback_base_url);
     config_access_free(cfg);
     for (size_t i = 0; i < cfg->webhooks.n_secrets; i++) {
         webhook_key_clear(&cfg->webhooks.secrets[i].key);

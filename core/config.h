@@ -15,6 +15,7 @@
 #include "core/err.h"
 #include "core/netaddr.h"
 #include "core/task.h"
+#include "core/fal_sign.h"
 #include "core/webhook_sign.h"
 
 struct config_key {
@@ -34,6 +35,17 @@ struct config_provider {
      * (adapter_target.responses_native) instead of going through chat completions. `responses`
      * in the file; default true for dialect openai, only ever true for it. */
     bool responses;
+    /* The provider's job-completion callbacks can be verified, so with callback_base_url set a
+     * long-running job's submit asks for one (api/provider_callbacks.c): true when it has
+     * webhook_key or, for dialect fal, fal_keys. */
+    bool has_webhook_key;
+    /* providers.NAME.webhook_secret ("whsec_<base64>", or "env:NAME" holding one): the provider
+     * signs its callbacks with it (Standard Webhooks). Refused for dialect fal. */
+    struct webhook_key webhook_key;
+    /* providers.NAME.webhook_public_keys (dialect fal only): fal's JWKS `x` values, the ED25519
+     * keys its callbacks are signed with (core/fal_sign.h); n_fal_keys of them. */
+    struct fal_sign_key fal_keys[FAL_SIGN_KEYS_MAX];
+    size_t n_fal_keys;
 };
 
 struct config_price {
@@ -156,10 +168,21 @@ struct config_batches {
     long window_s; /* what completion_window "24h" means (shorter only for tests) */
 };
 
+/* Pipelines (api/pipelines.c, api/pipeline_runner.c). */
+struct config_pipelines {
+    long max_steps;   /* steps one pipeline may have */
+    long max_fan_out; /* tasks one for_each step may make */
+    long lease_ms;    /* a runner's hold on a pipeline; a dead runner's pipeline resumes after it */
+    long poll_ms;     /* how often an idle runner looks for due pipelines */
+};
+
 struct config {
     char *listen_host;
     int listen_port;
     char *public_base_url; /* how clients reach the api ("https://host[/prefix]"); may be NULL */
+    /* How providers reach the api for their job callbacks ("https://host[:port][/prefix]", no
+     * trailing '/'); NULL: no provider is asked for one, every long-running job is polled. */
+    char *callback_base_url;
     char *redis_host;
     int redis_port;
     int redis_db;
@@ -182,6 +205,7 @@ struct config {
     struct config_blobs blobs;
     struct config_files files;
     struct config_batches batches;
+    struct config_pipelines pipelines;
     struct config_breaker breaker;
     struct config_webhooks webhooks;
     struct config_quota default_quota; /* quotas.default_*: every tenant's unless overridden */

@@ -43,6 +43,13 @@
  *                                    (0: now); claiming it moves it a lease ahead
  *   {sl}:artifact_url_key    string the random key artifact URLs are signed with when
  *                                    blobs.url_key is not configured (SET NX by the first api)
+ *   {sl}:p:<pipeline id>     hash   a pipeline: tenant, status, spec (its steps as sent), priority,
+ *                                    webhook, metadata, deadline, and per step <field>:<step id>
+ *                                    (st status, n tasks, ok/bad finished tasks, t0/t1 times,
+ *                                    err), the usage (u:<name>) and cost summed by finalize
+ *   {sl}:pn:<tenant>         zset   pipeline id → created ms (the tenant's pipelines, newest first)
+ *   {sl}:pw                  zset   pipeline id → ms when a pipeline runner should next look at
+ *                                    it (0: now); claiming it moves it a lease ahead
  *   {sl}:ev:<id>             list   a streamed response task's Responses events (JSON text each,
  *                                    sequence_number order), appended by the worker as they are
  *                                    made (each attempt starts it again), expiring an hour after
@@ -85,6 +92,9 @@
 #define KS_BATCHES_TENANT "bn:"
 #define KS_BATCH_WORK "bw"
 #define KS_ARTIFACT_URL_KEY "artifact_url_key"
+#define KS_PIPE "p:"
+#define KS_PIPES_TENANT "pn:"
+#define KS_PIPE_WORK "pw"
 #define KS_EVENTS "ev:" /* a streamed response's typed events, in order (a list; see below) */
 #define KS_CHANNEL_API "api:"
 #define KS_CHANNEL_WAKE "wake"

@@ -31,6 +31,8 @@
 #include "lua/wh_done.lua.h"
 #include "lua/batch.lua.h"
 #include "lua/delete.lua.h"
+#include "lua/pipe.lua.h"
+#include "lua/nudge.lua.h"
 
 static const char *const bodies[SCRIPT_COUNT] = {
     [SCRIPT_SUBMIT] = lua_submit,   [SCRIPT_CLAIM] = lua_claim,
@@ -39,7 +41,8 @@ static const char *const bodies[SCRIPT_COUNT] = {
     [SCRIPT_LIST] = lua_list,       [SCRIPT_GET] = lua_get,
     [SCRIPT_METRICS] = lua_metrics, [SCRIPT_WH_CLAIM] = lua_wh_claim,
     [SCRIPT_WH_DONE] = lua_wh_done, [SCRIPT_BATCH] = lua_batch,
-    [SCRIPT_DELETE] = lua_delete,
+    [SCRIPT_DELETE] = lua_delete,   [SCRIPT_PIPE] = lua_pipe,
+    [SCRIPT_NUDGE] = lua_nudge,
 };
 
 struct scripts {

@@ -320,20 +320,14 @@ static size_t text_len(const char *s)
     return s ? strlen(s) : 0;
 }
 
-/*
- * The stored artifact list with each item's content URL: {index, content_type, bytes, url}; the
- * url is sluice's, not the provider's, so it does not expire with the provider's. NULL when the
- * list is not a JSON array (then the key is not shown), or on OOM. Caller frees. cJSON here: a
- * media task's few artifacts, never the accept path.
- */
-static char *artifacts_text(const char *id, const char *json)
+cJSON *task_artifacts_json(const char *id, const char *json)
 {
     cJSON *list = json ? cJSON_Parse(json) : NULL;
     cJSON *a;
-    char *text = NULL;
 
     if (!cJSON_IsArray(list)) {
-        goto out;
+        cJSON_Delete(list);
+        return NULL;
     }
     cJSON_ArrayForEach(a, list)
     {
@@ -343,8 +337,16 @@ static char *artifacts_text(const char *id, const char *json)
                  cJSON_IsNumber(index) ? (int)index->valuedouble : 0);
         cJSON_AddStringToObject(a, "url", url);
     }
-    text = cJSON_PrintUnformatted(list);
-out:
+    return list;
+}
+
+/* task_artifacts_json as text (NULL: not shown). Caller frees. cJSON here: a media task's few
+ * artifacts, never the accept path. */
+static char *artifacts_text(const char *id, const char *json)
+{
+    cJSON *list = task_artifacts_json(id, json);
+    char *text = list ? cJSON_PrintUnformatted(list) : NULL;
+
     cJSON_Delete(list);
     return text;
 }

@@ -166,6 +166,14 @@ void task_view_new(struct task_view *v, const char *id, const char *kind, const 
  */
 char *task_view_render(const struct task_view *v);
 
+/*
+ * A stored artifact list (JSON text, borrowed) of task id with each item's content URL added:
+ * {index, content_type, bytes, url}; the url is sluice's (GET /v1/tasks/{id}/content?index=i),
+ * not the provider's, so it does not expire with the provider's. NULL when json is not a JSON
+ * array, or on OOM. Caller frees.
+ */
+cJSON *task_artifacts_json(const char *id, const char *json);
+
 /* The task object of an HGETALL reply as JSON text. Caller frees; NULL on OOM or when the hash is
  * empty. */
 char *task_render_hash(const char *id, const redisReply *hash);

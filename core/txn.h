@@ -10,6 +10,7 @@
  *   core/txn_sched.h    TICK                                 (the scheduler's sweep)
  *   core/txn_webhook.h  WH_CLAIM, WH_DONE                    (webhook deliveries)
  *   core/txn_batch.h    BATCH                                (the Batch API's records)
+ *   core/txn_pipe.h     PIPE                                 (pipelines)
  *
  * Each family offers, per script, a pure builder (a struct in, a struct txn_args out, keys named
  * from a keyspace), a pure parser (a redisReply in, a struct out), and the asynchronous call that

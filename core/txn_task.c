@@ -37,7 +37,8 @@ void txn_submit_begin(struct txn_args *a, const struct keyspace *ks)
  * SUBMIT_GROUP arguments in submit_one's order (core/lua/submit.lua): task key, tenant index key,
  * idempotency key, id, tenant, kind, model, priority, now, max_attempts, input, metadata, use
  * idempotency, body sha256, idempotency ttl, reply_to, stream, deadline, estimated tokens, routing,
- * queued quota, webhook, batch id, custom_id, stored-bytes quota, artifact-bytes quota. Without an
+ * queued quota, webhook, batch id, custom_id, stored-bytes quota, artifact-bytes quota, pipeline
+ * id, step id. Without an
  * Idempotency-Key the idempotency key is "<tenant>:-" and the body hash "" (neither is read).
  */
 int txn_submit_add(struct txn_args *a, const struct keyspace *ks, const struct txn_submit *t)
@@ -80,6 +81,8 @@ int txn_submit_add(struct txn_args *a, const struct keyspace *ks, const struct t
     txn_arg(a, t->custom_id);
     txn_arg_i64(a, t->max_stored_bytes);
     txn_arg_i64(a, t->max_artifact_bytes);
+    txn_arg(a, t->pipeline_id);
+    txn_arg(a, t->pipeline_id ? t->step : NULL);
     if (!a->oom && a->n - n0 != SUBMIT_GROUP) {
         a->oom = 1; /* this builder and core/scripts.h's SUBMIT_GROUP disagree: never send it */
         return CORE_EINTERNAL;

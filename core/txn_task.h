@@ -60,6 +60,10 @@ struct txn_submit {
     const char *webhook;   /* its {url, events}, JSON text, or NULL */
     const char *batch_id;  /* the batch whose line it is, or NULL */
     const char *custom_id; /* the line's custom_id (only with batch_id), or NULL */
+    /* the pipeline whose step it runs, or NULL (then its id is derived from the pipeline, the
+     * step and its place in the step, and a submit sent again finds it: DUP), and the step id */
+    const char *pipeline_id;
+    const char *step;
     /* the tenant's quotas: queued tasks, stored bytes, artifact bytes (image and video tasks) */
     int64_t max_queued;
     int64_t max_stored_bytes;

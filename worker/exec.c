@@ -15,8 +15,10 @@
 
 #include "core/log.h"
 #include "adapters/ratelimit.h"
+#include "core/blobs.h"
 #include "core/channel.h"
 #include "core/keys.h"
+#include "core/txn_callback.h"
 #include "core/util.h"
 #include "worker/internal.h"
 
@@ -765,6 +767,11 @@ static int resolve(struct job *j, struct core_err *e)
     if (j->input == NULL) {
         return core_err_set(e, CORE_EINTERNAL, "input", "stored input is not JSON");
     }
+    /* a pipeline's task: its input files go in as data: URIs (worker/inputs.c) */
+    if (strstr(j->input_text, BLOBS_INPUT_TOKEN) != NULL &&
+        inputs_inline(j->w, j->id, j->input, e) < 0) {
+        return e->code;
+    }
     if (j->job_text && j->job_text[0]) {
         j->job_json = cJSON_Parse(j->job_text);
     }
@@ -782,6 +789,27 @@ static int resolve(struct job *j, struct core_err *e)
     j->call.upstream_id = j->up_id && j->up_id[0] ? j->up_id : NULL;
     j->call.job = j->job_json;
     return 0;
+}
+
+/*
+ * build_request for a call. When the deployment's provider signs callbacks (webhook_secret) and
+ * callback_base_url is set, the call carries this task's callback URL, so a long-running job's
+ * submit asks the provider to call back when it ends (api/provider_callbacks.c makes the poll due
+ * then); the URL is borrowed only while the request is built.
+ */
+static int exec_build_submit(struct job *j, struct adapter_request *req, struct core_err *e)
+{
+    char url[TXN_CALLBACK_URL_SIZE];
+    int rc;
+
+    if (j->dep->provider->has_webhook_key && j->w->cfg->callback_base_url != NULL &&
+        txn_callback_url(url, sizeof(url), j->w->cfg->callback_base_url, j->dep->provider->name,
+                         j->id) == 0) {
+        j->call.callback_url = url;
+    }
+    rc = j->adapter->build_request(&j->call, req, e);
+    j->call.callback_url = NULL;
+    return rc;
 }
 
 void exec_start(struct job *j)
@@ -828,7 +856,7 @@ void exec_start(struct job *j)
         exec_stream(j);
         return;
     }
-    if (j->adapter->build_request(&j->call, &req, &e) < 0) {
+    if (exec_build_submit(j, &req, &e) < 0) {
         exec_fail(j, &e);
         return;
     }

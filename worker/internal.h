@@ -186,6 +186,13 @@ struct webhooks *webhooks_new(struct worker *w);
 void webhooks_stop(struct webhooks *wh);
 void webhooks_free(struct webhooks *wh);
 
+/*
+ * inputs.c: replaces every input-file token ("sluice-input:<k>:<type>", core/blobs.h) in input
+ * (task id's parsed input, modified in place) with a data: URI of the file's bytes. 0, or -1 with e
+ * set (a missing or unreadable file: CORE_EUNPROCESSABLE; past blobs.max_bytes: CORE_ETOOLARGE).
+ */
+int inputs_inline(struct worker *w, const char *id, cJSON *input, struct core_err *e);
+
 /* worker.c: writes the job's outcome with the FINISH script (and keeps it until Redis took it). */
 void worker_job_report(struct job *j);
 

@@ -41,11 +41,7 @@ local op_args = {
   done = {'status', 'output_file', 'error_file', 'webhook_body', 'event', 'errors'},
   release = {'ret_ms'},
 }
-local a, rest = {}, {}
-local names = op_args[op] or {}
-for i = 4, #ARGV do
-  if i - 3 <= #names then a[names[i - 3]] = ARGV[i] else rest[#rest+1] = ARGV[i] end
-end
+local a, rest = op_arguments(op_args[op], 4)
 
 local secs = math.floor(now / 1000)
 local function owned(tenant)
@@ -173,20 +169,7 @@ elseif op == 'done' then
   if a.error_file ~= '' then redis.call('HSET', bk, 'error_file_id', a.error_file) end
   if a.errors ~= '' then redis.call('HSET', bk, 'errors', a.errors) end
   redis.call('ZREM', work, id)
-  local wh = redis.call('HGET', bk, 'webhook')
-  if wh and a.webhook_body ~= '' then
-    local w = cjson.decode(wh)
-    for _, e in ipairs(w.events) do
-      if e == a.event then
-        local did = 'msg_' .. string.sub(id, 7) .. '_' .. redis.call('HINCRBY', bk, 'wh_seq', 1)
-        local dk = '{{KS_DELIVERY}}' .. did
-        redis.call('HSET', dk, 'task', id, 'tenant', redis.call('HGET', bk, 'tenant'),
-          'event', e, 'url', w.url, 'attempts', 0, 'created', now, 'body', a.webhook_body)
-        redis.call('PEXPIRE', dk, 172800000)
-        redis.call('ZADD', '{{KS_WEBHOOK_QUEUE}}', now, did)
-      end
-    end
-  end
+  body_event(bk, id, #'batch_', a.event, a.webhook_body, now)
   return {'ok'}
 elseif op == 'release' then
   local ret = tonumber(a.ret_ms)

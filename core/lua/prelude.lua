@@ -16,6 +16,17 @@
 -- (cmake/embed_lua.cmake) and the store replaces the mark with its keyspace's prefix "{<tag>}:"
 -- (core/scripts.c), so the layout is written once, in keys.h, and the tag is a parameter.
 local T = '{{KS_TASK}}'
+-- a script of several ops (BATCH, PIPE): ARGV from first on, named by names (the op's argument
+-- names, nil: none) into a table; what follows them (field, value pairs, ids) in a list
+local function op_arguments(names, first)
+  local a, rest = {}, {}
+  names = names or {}
+  for i = first, #ARGV do
+    local k = i - first + 1
+    if k <= #names then a[names[k]] = ARGV[i] else rest[#rest+1] = ARGV[i] end
+  end
+  return a, rest
+end
 local STATS = '{{KS_STATS}}'
 local function num(x, d) return tonumber(x) or d end
 -- the /metrics counters: a script that moves many tasks sets ACC to a table and sums its moves
@@ -96,6 +107,25 @@ local function webhook_event(k, id, event, now, wh)
   redis.call('PEXPIRE', dk, 172800000)
   redis.call('ZADD', '{{KS_WEBHOOK_QUEUE}}', now, did)
 end
+-- an event of an object that is not a task (a batch, a pipeline: key k, id id, the prefix of id
+-- dropped from the delivery id) whose body the caller rendered: queued like a task's, if the
+-- object's webhook asked for event; the delivery's `body` is sent as it is
+local function body_event(k, id, prefix_len, event, body, now)
+  local wh = redis.call('HGET', k, 'webhook')
+  if not wh or body == '' then return end
+  local w = cjson.decode(wh)
+  for _, e in ipairs(w.events) do
+    if e == event then
+      local seq = redis.call('HINCRBY', k, 'wh_seq', 1)
+      local did = 'msg_' .. string.sub(id, prefix_len + 1) .. '_' .. seq
+      local dk = '{{KS_DELIVERY}}' .. did
+      redis.call('HSET', dk, 'task', id, 'tenant', redis.call('HGET', k, 'tenant'),
+        'event', e, 'url', w.url, 'attempts', 0, 'created', now, 'body', body)
+      redis.call('PEXPIRE', dk, 172800000)
+      redis.call('ZADD', '{{KS_WEBHOOK_QUEUE}}', now, did)
+    end
+  end
+end
 local terminal_event = {completed = 'task.completed', failed = 'task.failed',
   cancelled = 'task.cancelled', expired = 'task.failed'}
 -- a response task's (kind response: the Responses API) carry OpenAI's names instead; a completed
@@ -123,6 +153,54 @@ local function batch_check(bk, bid, now)
     redis.call('ZADD', '{{KS_BATCH_WORK}}', 0, bid)
   end
   return true
+end
+-- a pipeline's task is counted on its pipeline when it ends: `ok:<step>` or `bad:<step>` (with
+-- the step's first error kept in `err:<step>`), its usage and cost added to the pipeline's sums,
+-- and the pipeline made due for its runner — unless a runner holds it (`leased` in the future):
+-- then `dirty` tells that runner to look again at the end of its pass. This is the atomic step
+-- that advances a pipeline: a runner starts the next steps from these counts.
+-- known: pipe and pstep (false: none; nil: read here), error, usage and cost as just written
+local function pipe_count(k, status, now, known)
+  local p, step = known.pipe, known.pstep
+  if p == nil then
+    local f = redis.call('HMGET', k, 'pipe', 'pstep')
+    p, step = f[1], f[2]
+  end
+  if not p or not step then return end
+  local pk = '{{KS_PIPE}}' .. p
+  if redis.call('EXISTS', pk) == 0 then return end
+  if status == 'completed' then
+    redis.call('HINCRBY', pk, 'ok:' .. step, 1)
+  else
+    redis.call('HINCRBY', pk, 'bad:' .. step, 1)
+    local e = known.error
+    if not e or e == '' then e = redis.call('HGET', k, 'error') end
+    if not e or e == '' then
+      e = cjson.encode({message = 'task ' .. status, type = 'server_error', code = 'task_' .. status})
+    end
+    redis.call('HSETNX', pk, 'err:' .. step, e)
+  end
+  if known.usage and known.usage ~= '' then
+    local ok, u = pcall(cjson.decode, known.usage)
+    if ok and type(u) == 'table' then
+      for name, v in pairs(u) do
+        if type(v) == 'number' then redis.call('HINCRBYFLOAT', pk, 'u:' .. name, v) end
+      end
+    end
+  end
+  if known.cost and known.cost ~= '' then
+    local ok, c = pcall(cjson.decode, known.cost)
+    if ok and type(c) == 'table' and type(c.amount) == 'number' then
+      redis.call('HINCRBYFLOAT', pk, 'cost', c.amount)
+      if type(c.currency) == 'string' then redis.call('HSET', pk, 'cur', c.currency) end
+    end
+  end
+  if num(redis.call('HGET', pk, 'leased'), 0) > now then
+    redis.call('HSET', pk, 'dirty', '1')
+  else
+    -- due now, unless it was due earlier (then it keeps its place in line)
+    redis.call('ZADD', '{{KS_PIPE_WORK}}', 'LT', now, p)
+  end
 end
 -- the one way a task becomes terminal; a batch's task is counted on its batch and kept until the
 -- batch's output is written (BATCH release starts its retention). known (optional): the task's
@@ -177,6 +255,7 @@ local function finalize(k, id, status, now, ret, tenant, known)
   elseif r then
     redis.call('PUBLISH', r, 'd ' .. id)
   end
+  pipe_count(k, status, now, known)
   -- the event's name needs the task's kind: read only when the task has a webhook
   local wh = known.webhook
   if wh == nil then wh = redis.call('HGET', k, 'webhook') end

@@ -10,12 +10,14 @@
 --       idempotency ttl ms, reply_to channel ("" none), stream (0/1), deadline ms ("" none),
 --       estimated tokens, routing JSON ("" none), the tenant's quota of queued tasks, webhook
 --       JSON {url, events} ("" none), batch id ("" none), custom_id, the tenant's quota of stored
---       bytes, the tenant's quota of artifact bytes (image and video tasks are refused past it)
+--       bytes, the tenant's quota of artifact bytes (image and video tasks are refused past it),
+--       pipeline id ("" none), the pipeline's step id
 -- Stored bytes: a task's input counts against its tenant from SUBMIT (its result from FINISH)
 -- until the scheduler forgets the task (`sb|<tenant>` in the stats hash, `sb` on the task, and
 -- the expiry index member carries the task's total so the sweep can give it back).
 -- A batch's task has an id derived from its batch and line, so a runner that submits a chunk
--- again (after a crash) finds the task there: {"dup", id, hash}, nothing created twice.
+-- again (after a crash) finds the task there: {"dup", id, hash}, nothing created twice; so has a
+-- pipeline's task (from its pipeline, step and place in the step).
 -- Returns one entry per task, in order: {"ok"} | {"dup", id, hash} | {"conflict"} |
 -- {"quota", queued} | {"storage", stored bytes} | {"artifacts", artifact bytes}.
 local wake_channel = ARGV[1]
@@ -35,8 +37,8 @@ local queued, lists, list_order, rings, index, index_order = {}, {}, {}, {}, {},
 local stored = {}
 local function submit_one(task_key, index_key, idem_key, id, tenant, kind, model, prio, now,
     max_attempts, input, metadata, use_idem, body_hash, idem_ttl, reply_to, stream, deadline,
-    est, routing, max_queued, webhook, batch, custom_id, max_stored, max_artifacts)
-  if batch ~= '' and redis.call('EXISTS', task_key) == 1 then
+    est, routing, max_queued, webhook, batch, custom_id, max_stored, max_artifacts, pipe, pstep)
+  if (batch ~= '' or pipe ~= '') and redis.call('EXISTS', task_key) == 1 then
     return {'dup', id, redis.call('HGETALL', task_key)}
   end
   if use_idem == '1' then
@@ -70,6 +72,7 @@ local function submit_one(task_key, index_key, idem_key, id, tenant, kind, model
   opt('routing', routing); opt('webhook', webhook); opt('batch', batch)
   if stream == '1' then opt('stream', '1') end
   if batch ~= '' then opt('custom_id', custom_id) end
+  if pipe ~= '' then opt('pipe', pipe); opt('pstep', pstep) end
   redis.call('HSET', task_key, unpack(h))
   if deadline ~= '' then redis.call('ZADD', '{{KS_DEADLINES}}', deadline, id) end
   local member = tenant .. '|' .. model

@@ -13,7 +13,9 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { Cluster, DIALECT_MODELS, mockRequests, recordedBody, parseMetrics, ADMIN_KEY, openaiClient } from './lib/harness.mjs';
+import {
+  Cluster, DIALECT_MODELS, mockRequests, recordedBody, parseMetrics, ADMIN_KEY, openaiClient, sdkErr,
+} from './lib/harness.mjs';
 
 const CHAT_ALIASES = ['chat-openai', 'chat-anthropic', 'chat-gemini'];
 const CALL_ID_RE = /^call_[A-Za-z0-9]{24}$/;
@@ -67,10 +69,6 @@ function satisfies(value, schema, where = '$') {
     default:
       break;
   }
-}
-
-function sdkErr(e) {
-  return `${e?.constructor?.name} status=${e?.status} ${String(e?.message).slice(0, 300)}`;
 }
 
 describe('drop-in correctness through the official SDK', () => {

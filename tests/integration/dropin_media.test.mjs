@@ -20,10 +20,11 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import OpenAI from 'openai';
-import { Cluster, assertErrorEnvelope, client, freePort, randomTaskId, waitFor, openaiClient } from './lib/harness.mjs';
+import {
+  Cluster, PNG_MAGIC, assertErrorEnvelope, client, freePort, randomTaskId, sdkErr, waitFor, openaiClient,
+} from './lib/harness.mjs';
 
 const JOB_MS = 300; // the mock's upstream job duration (Replicate, fal)
-const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const URL_KEY = `url-key-${crypto.randomBytes(16).toString('hex')}`;
 const FLOATS_MODEL = 'text-embedding-3-small mock:floats'; // the mock ignores encoding_format
 const ARTIFACT_URL_RE = /^(https?:\/\/[^/]+(?:\/[^?]*)?)\/v1\/artifacts\/(task_[a-z2-7]{26})\/(\d+)\?expires=(\d+)&sig=([A-Za-z0-9_-]{43})$/;
@@ -42,10 +43,6 @@ const EXTRA_MODELS = {
   'embed-floats': { kind: 'embedding', strategy: 'ordered',
     deployments: [{ provider: 'openai', model: FLOATS_MODEL, price: { input_per_mtok: 0.02 } }] },
 };
-
-function sdkErr(e) {
-  return `${e?.constructor?.name} status=${e?.status} ${String(e?.message).slice(0, 300)}`;
-}
 
 /** base64url HMAC-SHA256 of "<id>/<index>/<expires>", as sluice signs artifact URLs. */
 function sign(key, id, index, expires) {

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import OpenAI, { toFile } from 'openai';
-import { Cluster, assertErrorEnvelope, sendLargeBody, sleep } from './lib/harness.mjs';
+import { Cluster, assertErrorEnvelope, sdkErr, sendLargeBody, sleep } from './lib/harness.mjs';
 
 const FILE_ID_RE = /^file_[a-z2-7]{26}$/;
 const MAX_LINES = 10000; // files.max_lines in this file's config
@@ -35,11 +35,6 @@ function jsonl(n) {
   let s = '';
   for (let i = 0; i < n; i++) s += batchLine(i);
   return s;
-}
-
-/** The SDK's error as a short string for assertion messages. */
-function sdkErr(e) {
-  return `${e?.constructor?.name} status=${e?.status} ${String(e?.message).slice(0, 300)}`;
 }
 
 /** Awaits p, expecting the SDK to throw an APIError with `status`; returns the error. */

@@ -11,28 +11,16 @@
 // Needs `npm ci` in tests/integration first (the SDK is the one npm dependency).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import OpenAI, { toFile } from 'openai';
-import { Cluster, openaiClient } from './lib/harness.mjs';
+import { Cluster, PNG_MAGIC, pngBytes, sdkErr } from './lib/harness.mjs';
 
 const JOB_MS = 200; // the mock's upstream job duration (Replicate, fal)
-const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-/** A PNG-looking file: the signature, then bytes unique to this call (NULs and CRLFs included). */
-function pngBytes(tag) {
-  return Buffer.concat([PNG_MAGIC, Buffer.from([0, 0, 0, 13, 0x0d, 0x0a, 0x2d, 0x2d]), Buffer.from(tag),
-    crypto.randomBytes(512)]);
-}
 
 const ALIASES = {
   'image-openai': { route: 'openai.images.edits', field: 'image', maskField: 'mask' },
   'image-fal': { route: 'fal.submit', field: 'image_url', maskField: 'mask_url' },
   'image-replicate': { route: 'replicate.create_model', field: 'image', maskField: 'mask' },
 };
-
-function sdkErr(e) {
-  return `${e?.constructor?.name} status=${e?.status} ${String(e?.message).slice(0, 300)}`;
-}
 
 describe('image edits through the OpenAI SDK and the edit form', () => {
   const cl = new Cluster('image_edits');
@@ -56,11 +44,9 @@ describe('image edits through the OpenAI SDK and the edit form', () => {
   }
 
   before(async () => {
-    const redis = await cl.startRedis();
-    mock = await cl.startMock({ jobMs: JOB_MS });
-    sluice = await cl.startSluice('serve', await cl.dialectConfigFor({ redis, mock, pollIntervalMs: 100 }));
-    api = cl.client(sluice.baseUrl, cl.keys.alpha);
-    openai = openaiClient(OpenAI, { apiKey: cl.keys.alpha, baseURL: `${sluice.baseUrl}/v1`, maxRetries: 0 });
+    ({ mock, sluice, api, openai } = await cl.startSdkStack(OpenAI, {
+      mock: { jobMs: JOB_MS }, pollIntervalMs: 100, sdk: { maxRetries: 0 },
+    }));
   });
   after(() => cl.stop());
 

@@ -10,15 +10,14 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import {
-  Cluster, DIALECT_MODELS, ADMIN_KEY, TASK_ID_RE, MOCK_REPLY_PREFIX, expectedMockReply, routeCount, sleep,
-  openaiClient,
+  Cluster, DIALECT_MODELS, ADMIN_KEY, TASK_ID_RE, MOCK_REPLY_PREFIX, PNG_MAGIC, expectedMockReply, routeCount,
+  sdkErr, sleep,
 } from './lib/harness.mjs';
 
 const CHAT_ALIASES = ['chat-openai', 'chat-anthropic', 'chat-gemini'];
 const IMAGE_ALIASES = ['image-openai', 'image-replicate', 'image-fal'];
 const VIDEO_ALIASES = ['video-openai', 'video-replicate', 'video-fal'];
 const JOB_MS = 1500; // the mock's upstream job duration (videos, Replicate, fal)
-const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 const WEATHER_TOOL = {
   type: 'function',
@@ -33,11 +32,6 @@ function closeTo(a, b, what) {
   assert.ok(Math.abs(a - b) <= Math.max(1e-9, Math.abs(b) * 0.01), `${what}: ${a} should be ${b}`);
 }
 
-/** The SDK's error as a short string for assertion messages. */
-function sdkErr(e) {
-  return `${e?.constructor?.name} status=${e?.status} ${String(e?.message).slice(0, 300)}`;
-}
-
 describe('the official OpenAI SDK against sluice', () => {
   const cl = new Cluster('openai_sdk');
   let mock;
@@ -46,12 +40,9 @@ describe('the official OpenAI SDK against sluice', () => {
   let openai;
 
   before(async () => {
-    const redis = await cl.startRedis();
-    mock = await cl.startMock({ jobMs: JOB_MS });
-    sluice = await cl.startSluice('serve', await cl.dialectConfigFor({ redis, mock, pollIntervalMs: 200 }));
-    api = cl.client(sluice.baseUrl, cl.keys.alpha);
-    // The drop-in promise: only the key and the base URL differ from talking to OpenAI.
-    openai = openaiClient(OpenAI, { apiKey: cl.keys.alpha, baseURL: `${sluice.baseUrl}/v1` });
+    // The drop-in promise: the SDK client gets only the key and the base URL, nothing else that
+    // differs from talking to OpenAI.
+    ({ mock, sluice, api, openai } = await cl.startSdkStack(OpenAI, { mock: { jobMs: JOB_MS }, pollIntervalMs: 200 }));
   });
   after(() => cl.stop());
 

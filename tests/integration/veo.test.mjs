@@ -18,8 +18,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import {
-  Cluster, DIALECT_MODELS, TASK_ID_RE, mockRequests, recordedBody, recordedHeader, routeCount, sleep,
-  openaiClient,
+  Cluster, DIALECT_MODELS, TASK_ID_RE, mockRequests, recordedBody, recordedHeader, routeCount, sdkErr,
+  sleep,
 } from './lib/harness.mjs';
 
 const JOB_MS = 1500; // the mock's operation duration
@@ -27,23 +27,14 @@ const ALIAS = 'video-gemini';
 const MODEL = DIALECT_MODELS[ALIAS].model;
 const SUBMIT_PATH = `/gemini/v1beta/models/${MODEL}:predictLongRunning`;
 
-function sdkErr(e) {
-  return `${e?.constructor?.name} status=${e?.status} ${String(e?.message).slice(0, 300)}`;
-}
-
 describe('Veo (Gemini long-running video) behind /v1/videos', () => {
   const cl = new Cluster('veo');
   let mock;
-  let sluice;
   let api;
   let openai;
 
   before(async () => {
-    const redis = await cl.startRedis();
-    mock = await cl.startMock({ jobMs: JOB_MS });
-    sluice = await cl.startSluice('serve', await cl.dialectConfigFor({ redis, mock, pollIntervalMs: 200 }));
-    api = cl.client(sluice.baseUrl, cl.keys.alpha);
-    openai = openaiClient(OpenAI, { apiKey: cl.keys.alpha, baseURL: `${sluice.baseUrl}/v1` });
+    ({ mock, api, openai } = await cl.startSdkStack(OpenAI, { mock: { jobMs: JOB_MS }, pollIntervalMs: 200 }));
   });
   after(() => cl.stop());
 

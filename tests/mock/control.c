@@ -377,6 +377,7 @@ int control_stats(struct exchange *x)
         cJSON_AddNumberToObject(by_path, "(unmatched)", (double)m->unmatched);
         cJSON_AddNumberToObject(by_route, "(unmatched)", (double)m->unmatched);
     }
+    cJSON_AddNumberToObject(o, "webhooks_sent", (double)m->webhooks_sent);
     cJSON *last = cJSON_AddArrayToObject(o, "last_requests");
     const struct ring *r = &m->ring;
     for (size_t i = 0; i < r->count; i++) {

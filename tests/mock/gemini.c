@@ -11,7 +11,10 @@
  * polled at models/{model}/operations/{id}; its video is served at files/{id}:download.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "tests/mock/mock.h"
 
@@ -515,9 +518,35 @@ static struct job *veo_find(struct exchange *x)
 }
 
 /*
- * POST /gemini/v1beta/models/{model}:predictLongRunning: {instances: [{prompt}], parameters:
- * {aspectRatio?, durationSeconds?, resolution?}} → {name: "models/{model}/operations/{id}"}. The
- * operation runs for the job_ms switch; "mock:fail" in the prompt makes it end with an error.
+ * Veo's first frame, instances[0].image = {bytesBase64Encoded, mimeType}, decoded into r.
+ * Returns 0, or -1 when either is missing or the bytes are not base64.
+ */
+static int veo_image_read(const cJSON *image, struct mock_video_ref *r)
+{
+    const char *b64 = mock_json_str(image, "bytesBase64Encoded", NULL);
+    const char *mime = mock_json_str(image, "mimeType", NULL);
+    size_t n = b64 != NULL ? strlen(b64) : 0;
+
+    memset(r, 0, sizeof(*r));
+    if (n == 0 || n % 4 != 0 || n > (size_t)INT32_MAX || mime == NULL ||
+        (r->bytes = malloc(n / 4 * 3)) == NULL) {
+        return -1;
+    }
+    if (EVP_DecodeBlock(r->bytes, (const unsigned char *)b64, (int)n) != (int)(n / 4 * 3)) {
+        return -1;
+    }
+    r->present = true;
+    r->len = n / 4 * 3 - (b64[n - 1] == '=') - (b64[n - 2] == '=');
+    snprintf(r->content_type, sizeof(r->content_type), "%s", mime);
+    return 0;
+}
+
+/*
+ * POST /gemini/v1beta/models/{model}:predictLongRunning: {instances: [{prompt, image?}],
+ * parameters: {aspectRatio?, durationSeconds?, resolution?}} → {name:
+ * "models/{model}/operations/{id}"}. The operation runs for the job_ms switch; "mock:fail" in the
+ * prompt makes it end with an error. An image (the first frame) is recorded for GET
+ * /_mock/video_inputs.
  */
 int gemini_predict_long_running(struct exchange *x)
 {
@@ -528,6 +557,7 @@ int gemini_predict_long_running(struct exchange *x)
     const char *prompt = mock_json_str(inst, "prompt", NULL);
     const char *ratio = mock_json_str(params, "aspectRatio", NULL);
     const cJSON *secs = cJSON_GetObjectItemCaseSensitive(params, "durationSeconds");
+    const cJSON *image = cJSON_GetObjectItemCaseSensitive(inst, "image");
     const char *bad = NULL;
     struct job *j;
 
@@ -544,12 +574,22 @@ int gemini_predict_long_running(struct exchange *x)
         cJSON_Delete(root);
         return gemini_envelope(x, 400, NULL, bad, NULL);
     }
+    struct mock_video_ref ref = {0};
+    if (image != NULL && veo_image_read(image, &ref) < 0) {
+        cJSON_Delete(root);
+        mock_video_ref_cleanup(&ref);
+        return gemini_envelope(x, 400, NULL,
+                               "instances[0].image needs bytesBase64Encoded (base64) and mimeType.",
+                               NULL);
+    }
     mock_cap(x, 0, model, sizeof(model));
     j = jobs_add(x->m, JOB_VIDEO, model);
     if (j == NULL || jobs_set(&j->prompt, prompt, MOCK_PROMPT_KEEP) < 0) {
         cJSON_Delete(root);
+        mock_video_ref_cleanup(&ref);
         return gemini_envelope(x, 503, NULL, "mock: job store full", NULL);
     }
+    mock_video_ref_record("gemini", j->id, &ref);
     j->video = true;
     j->fail = jobs_prompt_fails(prompt);
     if (cJSON_IsNumber(secs)) {

@@ -15,6 +15,7 @@
 
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <openssl/crypto.h>
 
 #include "tests/mock/mock.h"
 
@@ -127,6 +128,9 @@ static void usage(FILE *out)
                  "  --stream-chunk-ms N   pause N ms between the events of a stream\n"
                  "  --record N            keep the last N requests for /_mock/stats (default 50)\n"
                  "  --seed N              seed of --error-rate's generator (default 1)\n"
+                 "  --webhook-secret S    sign Replicate webhooks with S (whsec_<base64>)\n"
+                 "  --fal-webhook-key K   sign fal webhooks with the ED25519 seed K (hex or "
+                 "base64)\n"
                  "  --help                this text\n"
                  "See tests/mock/README.md for the endpoints.\n");
 }
@@ -137,6 +141,8 @@ static const struct option long_options[] = {
     {"api-key", required_argument, NULL, 'k'},
     {"record", required_argument, NULL, 'r'},
     {"seed", required_argument, NULL, 's'},
+    {"webhook-secret", required_argument, NULL, 'w'},
+    {"fal-webhook-key", required_argument, NULL, 'f'},
     {"help", no_argument, NULL, 'h'},
     {"latency-ms", required_argument, NULL, 'c'},
     {"error-rate", required_argument, NULL, 'c'},
@@ -188,6 +194,19 @@ static int parse_args(struct mock *m, int argc, char **argv, const char **listen
                 fprintf(stderr, "sluice-mock: --seed wants an unsigned integer\n");
                 return -1;
             }
+        } else if (opt == 'w') {
+            free(m->webhook_secret);
+            if (strncmp(optarg, "whsec_", 6) != 0 || (m->webhook_secret = strdup(optarg)) == NULL) {
+                fprintf(stderr, "sluice-mock: --webhook-secret wants whsec_<base64>\n");
+                return -1;
+            }
+        } else if (opt == 'f') {
+            if (fal_webhook_key_parse(optarg, m->fal_webhook_key) < 0) {
+                fprintf(stderr, "sluice-mock: --fal-webhook-key wants a 32-byte ED25519 seed "
+                                "(64 hex digits or base64)\n");
+                return -1;
+            }
+            m->has_fal_webhook_key = true;
         } else if (opt == 'c') {
             if (config_set_flag(&m->startup, long_options[index].name, optarg) < 0) {
                 return -1;
@@ -217,6 +236,8 @@ static void mock_cleanup(struct mock *m)
     if (m->sig_int != NULL) {
         event_free(m->sig_int);
     }
+    replicate_hooks_cleanup(m);
+    fal_hooks_cleanup(m);
     jobs_cleanup(m);
     if (m->base != NULL) {
         event_base_free(m->base);
@@ -226,6 +247,8 @@ static void mock_cleanup(struct mock *m)
     config_cleanup(&m->config);
     config_cleanup(&m->startup);
     free(m->api_key);
+    free(m->webhook_secret);
+    OPENSSL_cleanse(m->fal_webhook_key, sizeof(m->fal_webhook_key));
     free(m->filler);
 }
 

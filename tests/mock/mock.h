@@ -6,7 +6,9 @@
  * (routes.c); provider routes (those with a dialect) are counted, recorded, passed through the
  * fault chain (faults.c) and answered by the route's handler (openai.c, anthropic.c, gemini.c,
  * videos.c, replicate.c, fal.c). Answers that must wait (latency, hang, Prefer: wait) or that
- * stream slowly are parked by reply.c until a timer fires or the client goes away.
+ * stream slowly are parked by reply.c until a timer fires or the client goes away. Provider
+ * webhooks (Replicate's, fal's) are timed and POSTed by hooks.c; each dialect writes its own body
+ * and signature.
  *
  * A dialect is one `const struct dialect`: how it authenticates and how its errors look. The
  * fault chain, recording and stats work for every route without knowing the dialect.
@@ -49,8 +51,9 @@
 #define MOCK_MAX_N 10                 /* images per request */
 #define MOCK_EMBED_DIMS 8             /* default embedding length */
 #define MOCK_EMBED_DIMS_MAX 4096
-#define MOCK_PNG_SIDE 64     /* blobs: PNG width and height */
-#define MOCK_MP4_BYTES 65536 /* blobs: MP4 size */
+#define MOCK_PNG_SIDE 64            /* blobs: PNG width and height */
+#define MOCK_MP4_BYTES 65536        /* blobs: MP4 size */
+#define MOCK_VIDEO_INPUTS_KEEP 1000 /* reference images of video submissions remembered */
 
 /* What a fault or handler returns instead of a status: not answered yet, or answered by "never". */
 enum { ANSWER_PASS = 0, ANSWER_HANG = 1, ANSWER_RESET = 2 };
@@ -179,6 +182,15 @@ struct mock {
     struct ring ring;
     struct job_store jobs;
     char *filler; /* MOCK_FILLER_BYTES of 'x' for huge_body_bytes; made on first use */
+    /* --webhook-secret ("whsec_<base64>"): Replicate predictions created with a loopback
+     * `webhook` POST themselves there when they end, signed with it; NULL: never sent */
+    char *webhook_secret;
+    struct mock_hook *hooks; /* the webhooks waiting for their job's end, any dialect (hooks.c) */
+    /* --fal-webhook-key (a 32-byte ED25519 seed): fal requests submitted with a loopback
+     * `fal_webhook` POST their result there when they end, signed fal's way; unset: never sent */
+    bool has_fal_webhook_key;
+    unsigned char fal_webhook_key[32];
+    unsigned long long webhooks_sent; /* Replicate's and fal's */
 };
 
 /* ---- util.c: output, JSON, text, time ---- */
@@ -344,6 +356,29 @@ unsigned char *mock_data_uri_decode(const char *uri, size_t *len);
  * over) as an edit's files. Returns 0, or -1 for a data: URI that does not decode.
  */
 int mock_edit_uris(struct exchange *x, const cJSON *obj, const char *const *fields, size_t n);
+/*
+ * A video submission's reference image (input_reference) as a mock endpoint received it: decoded
+ * bytes (a data: URI or a file part) or a URL. Recorded, once the job has its id, for GET
+ * /_mock/video_inputs (videos.c), so a test can check the exact bytes a video step was given.
+ */
+struct mock_video_ref {
+    bool present;
+    unsigned char *bytes; /* owned; NULL for a URL */
+    size_t len;
+    char content_type[64]; /* "" when the provider's request named none */
+    char *url;             /* owned; NULL for bytes */
+};
+/*
+ * Reads s (NULL: absent): a data:image/...;base64 URI is decoded, an http(s) URL kept. Returns 0,
+ * or -1 for a data: URI that does not decode (or OOM). r is the caller's to record or clean up.
+ */
+int mock_video_ref_read(const char *s, struct mock_video_ref *r);
+/* Records r (when present) for job of dialect ("openai", "fal", "replicate", "gemini") and frees
+ * it. At most MOCK_VIDEO_INPUTS_KEEP, the newest, are kept. */
+void mock_video_ref_record(const char *dialect, const char *job, struct mock_video_ref *r);
+void mock_video_ref_cleanup(struct mock_video_ref *r);
+int mock_video_inputs_get(struct exchange *x);    /* GET /_mock/video_inputs */
+int mock_video_inputs_delete(struct exchange *x); /* DELETE /_mock/video_inputs */
 int videos_create(struct exchange *x);
 int videos_get(struct exchange *x);
 int videos_content(struct exchange *x);
@@ -357,6 +392,13 @@ int gemini_file_download(struct exchange *x);
 int replicate_create_model(struct exchange *x);
 int replicate_create(struct exchange *x);
 int replicate_get(struct exchange *x);
+/* Drops the webhooks still waiting (at exit). */
+void replicate_hooks_cleanup(struct mock *m);
+/* Drops fal's webhooks still waiting (at exit). */
+void fal_hooks_cleanup(struct mock *m);
+/* --fal-webhook-key's text (64 hex digits, or base64/base64url of 32 bytes) into seed (32 bytes).
+ * 0 or -1. */
+int fal_webhook_key_parse(const char *text, unsigned char *seed);
 int replicate_cancel(struct exchange *x);
 int fal_submit(struct exchange *x);
 int fal_status(struct exchange *x);
@@ -403,5 +445,24 @@ void jobs_view(const struct job *j, int64_t mono_ms, struct job_view *v);
 int jobs_set(char **field, const char *s, size_t max);
 /* True when s contains "mock:fail". */
 bool jobs_prompt_fails(const char *s);
+
+/* ---- hooks.c: provider webhooks (Replicate's `webhook`, fal's `fal_webhook`) ---- */
+
+/*
+ * A dialect's part of a webhook: writes the body for ended job j (its URLs under origin) into
+ * body and adds the dialect's signature headers to headers (Host and Content-Type are added for
+ * it). All arguments borrowed. 0, or -1 to send nothing (no key, OpenSSL failed).
+ */
+typedef int (*mock_hook_write_fn)(struct mock *m, const struct job *j, const char *origin,
+                                  struct evbuffer *body, struct evkeyvalq *headers);
+/*
+ * Arms a webhook of job j for url (already percent-decoded): http to a loopback host only (a
+ * test's sluice), POSTed once with write_body's body and headers a little after j ends. 0; 1 when
+ * url is not a loopback http URL; -1 on OOM.
+ */
+int mock_hook_add(struct exchange *x, const struct job *j, const char *url,
+                  mock_hook_write_fn write_body);
+/* Drops the webhooks of kind still waiting (at exit). */
+void mock_hooks_cleanup(struct mock *m, enum job_kind kind);
 
 #endif

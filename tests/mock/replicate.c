@@ -2,12 +2,19 @@
  * tests/mock/replicate.c — Replicate predictions at /replicate/v1: create (by model or by
  * version, with Prefer: wait), poll, cancel. Output URLs point at /_mock/blob, or at the
  * artifact_url switch when it is set. Errors are problem details: {"title","detail","status"}.
+ * A video model's first frame (first_frame_image, start_image or image) is recorded for GET
+ * /_mock/video_inputs.
  */
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/http.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "tests/mock/mock.h"
 
@@ -120,13 +127,11 @@ static void prediction_logs(struct evbuffer *out, int progress)
     evbuffer_add_printf(out, "\"");
 }
 
-/* The prediction object as of mono_ms (later than now for a Prefer: wait answer). */
-static void prediction_json(struct exchange *x, const struct job *j, int64_t mono_ms)
+/* The prediction object as of mono_ms into out, its URLs under origin. */
+static void prediction_write(struct evbuffer *out, const struct mock *m, const char *origin,
+                             const struct job *j, int64_t mono_ms)
 {
-    struct evbuffer *out = mock_out_body(x);
     struct job_view v;
-    char origin[300];
-    mock_origin(x, origin, sizeof(origin));
     jobs_view(j, mono_ms, &v);
     evbuffer_add_printf(out, "{\"id\":\"%s\",\"model\":", j->id);
     mock_json_string(out, j->model);
@@ -141,17 +146,17 @@ static void prediction_json(struct exchange *x, const struct job *j, int64_t mon
     evbuffer_add_printf(out, ",\"output\":");
     if (v.phase != PHASE_DONE) {
         evbuffer_add_printf(out, "null");
-    } else if (x->m->config.artifact_url != NULL) {
+    } else if (m->config.artifact_url != NULL) {
         /* the artifact_url switch: every output is that URL, verbatim */
         if (j->video) {
-            mock_json_string(out, x->m->config.artifact_url);
+            mock_json_string(out, m->config.artifact_url);
         } else {
             evbuffer_add(out, "[", 1);
             for (int i = 0; i < j->n; i++) {
                 if (i > 0) {
                     evbuffer_add(out, ",", 1);
                 }
-                mock_json_string(out, x->m->config.artifact_url);
+                mock_json_string(out, m->config.artifact_url);
             }
             evbuffer_add(out, "]", 1);
         }
@@ -192,6 +197,95 @@ static void prediction_json(struct exchange *x, const struct job *j, int64_t mon
     evbuffer_add_printf(out, "}");
 }
 
+/* The prediction object as of mono_ms (later than now for a Prefer: wait answer). */
+static void prediction_json(struct exchange *x, const struct job *j, int64_t mono_ms)
+{
+    char origin[300];
+    mock_origin(x, origin, sizeof(origin));
+    prediction_write(mock_out_body(x), x->m, origin, j, mono_ms);
+}
+
+/* ---- webhooks: a prediction created with `webhook` POSTs itself there when it ends ---- */
+
+void replicate_hooks_cleanup(struct mock *m)
+{
+    mock_hooks_cleanup(m, JOB_REPLICATE);
+}
+
+/*
+ * "v1,<base64 HMAC-SHA256 of id.timestamp.body>" with the key of secret ("whsec_<base64>") into
+ * out (at least 64 bytes), as Standard Webhooks (and Replicate) sign. -1 when the secret does not
+ * decode or OpenSSL fails.
+ */
+static int hook_sign(const char *secret, const char *msg_id, long long ts,
+                     const unsigned char *body, size_t len, char *out, size_t out_size)
+{
+    unsigned char key[256], mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    const char *b64 = secret + 6;
+    size_t b64_len = strlen(b64);
+    char head[160];
+    int head_len = snprintf(head, sizeof(head), "%s.%lld.", msg_id, ts);
+    int key_len;
+    unsigned char *msg;
+
+    if (b64_len == 0 || b64_len % 4 != 0 || b64_len / 4 * 3 > sizeof(key) || head_len < 0 ||
+        (size_t)head_len >= sizeof(head) || out_size < 4 + 4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1) {
+        return -1;
+    }
+    key_len = EVP_DecodeBlock(key, (const unsigned char *)b64, (int)b64_len);
+    if (key_len < 0) {
+        return -1;
+    }
+    key_len -= (b64[b64_len - 1] == '=') + (b64[b64_len - 2] == '=');
+    msg = malloc((size_t)head_len + len + 1);
+    if (msg != NULL) {
+        memcpy(msg, head, (size_t)head_len);
+        if (len > 0) {
+            memcpy(msg + head_len, body, len);
+        }
+    }
+    int ok = msg != NULL &&
+             HMAC(EVP_sha256(), key, key_len, msg, (size_t)head_len + len, mac, &mac_len) != NULL;
+    free(msg);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (!ok) {
+        return -1;
+    }
+    memcpy(out, "v1,", 3);
+    EVP_EncodeBlock((unsigned char *)out + 3, mac, (int)mac_len);
+    return 0;
+}
+
+/*
+ * Replicate's part of a webhook (a mock_hook_write_fn): the prediction as of now, signed the
+ * Standard Webhooks way (webhook-id msg_mock_hook_<n>, webhook-timestamp, webhook-signature).
+ * Sends nothing without --webhook-secret.
+ */
+static int replicate_hook_write(struct mock *m, const struct job *j, const char *origin,
+                                struct evbuffer *body, struct evkeyvalq *headers)
+{
+    char msg_id[64], ts[24], sig[128];
+    long long now_s = mock_wall_ms() / 1000;
+
+    if (m->webhook_secret == NULL) {
+        return -1;
+    }
+    snprintf(msg_id, sizeof(msg_id), "msg_mock_hook_%llu", m->webhooks_sent + 1);
+    snprintf(ts, sizeof(ts), "%lld", now_s);
+    prediction_write(body, m, origin, j, mock_monotonic_ms());
+    size_t len = evbuffer_get_length(body);
+    const unsigned char *bytes = evbuffer_pullup(body, (ev_ssize_t)len);
+    if (bytes == NULL ||
+        hook_sign(m->webhook_secret, msg_id, now_s, bytes, len, sig, sizeof(sig)) != 0) {
+        return -1;
+    }
+    evhttp_add_header(headers, "webhook-id", msg_id);
+    evhttp_add_header(headers, "webhook-timestamp", ts);
+    evhttp_add_header(headers, "webhook-signature", sig);
+    return 0;
+}
+
 /* A deterministic 64-hex version id for a model, like Replicate's. */
 static void version_of(const char *model, char *buf, size_t len)
 {
@@ -230,10 +324,25 @@ static int prediction_create(struct exchange *x, const cJSON *root, const char *
         return replicate_error(x, 422, NULL, "- input.image: a data: URI that does not decode",
                                NULL);
     }
+    /* a video model's first frame, in the field its model names it, for /_mock/video_inputs */
+    static const char *const ref_fields[] = {"first_frame_image", "start_image", "image"};
+    const char *ref_text = NULL;
+    for (size_t i = 0; strstr(model, "video") != NULL && ref_text == NULL &&
+                       i < sizeof(ref_fields) / sizeof(ref_fields[0]);
+         i++) {
+        ref_text = mock_json_str(input, ref_fields[i], NULL);
+    }
+    struct mock_video_ref ref;
+    if (mock_video_ref_read(ref_text, &ref) < 0) {
+        mock_video_ref_cleanup(&ref);
+        return replicate_error(x, 422, NULL, "- input: the first frame does not decode", NULL);
+    }
     struct job *j = jobs_add(x->m, JOB_REPLICATE, model);
     if (j == NULL) {
+        mock_video_ref_cleanup(&ref);
         return replicate_error(x, 503, NULL, "mock: job store full", NULL);
     }
+    mock_video_ref_record("replicate", j->id, &ref);
     char *text = cJSON_PrintUnformatted(input);
     const char *prompt = mock_json_str(input, "prompt", NULL);
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(input, "num_outputs");
@@ -259,6 +368,17 @@ static int prediction_create(struct exchange *x, const cJSON *root, const char *
     }
     j->fail = jobs_prompt_fails(prompt);
     j->video = strstr(model, "video") != NULL;
+    const char *webhook = mock_json_str(root, "webhook", NULL);
+    if (webhook != NULL && x->m->webhook_secret != NULL) {
+        int hrc = mock_hook_add(x, j, webhook, replicate_hook_write);
+        if (hrc != 0) {
+            jobs_remove(x->m, j);
+            return hrc > 0
+                       ? replicate_error(x, 422, NULL,
+                                         "- webhook: the mock calls only http loopback URLs", NULL)
+                       : replicate_error(x, 500, NULL, "mock: out of memory", NULL);
+        }
+    }
     long wait = prefer_wait_ms(x);
     if (wait > 0) {
         x->hold_ms = wait < j->duration_ms ? wait : j->duration_ms;

@@ -55,6 +55,9 @@ const struct route mock_routes[] = {
     {EVHTTP_REQ_POST, "/_mock/reset", "mock.reset", NULL, 0, control_reset},
     {EVHTTP_REQ_GET, "/_mock/blob/*", "mock.blob", NULL, 0, control_blob},
     {EVHTTP_REQ_GET, "/_mock/edits", "mock.edits", NULL, 0, mock_edits_get},
+    {EVHTTP_REQ_GET, "/_mock/video_inputs", "mock.video_inputs", NULL, 0, mock_video_inputs_get},
+    {EVHTTP_REQ_DELETE, "/_mock/video_inputs", "mock.video_inputs", NULL, 0,
+     mock_video_inputs_delete},
 };
 const size_t mock_n_routes = sizeof(mock_routes) / sizeof(mock_routes[0]);
 _Static_assert(sizeof(mock_routes) / sizeof(mock_routes[0]) <= MOCK_MAX_ROUTES,

@@ -5,7 +5,8 @@
  * name, and runs each case. tests/data/README.md is the full description of the files; in short:
  *   input.json     the client's OpenAI request body ("stream": true makes a chat call stream)
  *   target.json    {"provider","base_url","api_key","model"}, optionally "kind" (chat, embedding,
- *                  image, video; default chat) and "default_max_tokens"
+ *                  image, video; default chat), "default_max_tokens" and "callback_url"
+ *                  (call->callback_url: the provider callback a long-running submit asks for)
  *   request.json   the exact upstream request {"method","url","headers","body"} with the api key
  *                  written as ***, or {"error":{...}} when build_request must refuse the input
  *   reply.json     {"status","headers","body","transport","transport_msg","now_ms"}; a string body
@@ -1290,6 +1291,7 @@ static bool run_case(struct golden_case *c)
     c->call.op = (enum adapter_op)op;
     c->call.input = c->input;
     c->call.target = &c->target;
+    c->call.callback_url = json_str(c->target_json, "callback_url");
     c->call.stream = (op == ADAPTER_OP_CHAT || op == ADAPTER_OP_RESPONSE) &&
                      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->input, "stream"));
     if (has_sse && !c->call.stream) {

@@ -3,7 +3,10 @@
  * settings (quotas, admin keys, metrics_listen, blobs.allow_hosts); the artifact URL settings:
  * blobs.url_key (a secret of 16-256 bytes), blobs.url_ttl_s (1 s .. 7 days, default 3600) and
  * public_base_url (an http(s) URL without query or fragment, kept without its trailing '/');
- * providers.NAME.responses (whether response tasks call POST /responses natively).
+ * providers.NAME.responses (whether response tasks call POST /responses natively);
+ * providers.NAME.webhook_secret (a Standard Webhooks secret, literal or "env:NAME") and
+ * callback_base_url (an http(s) URL with a host, no credentials, query or fragment, kept without
+ * its trailing '/').
  */
 #include <stdlib.h>
 
@@ -352,6 +355,174 @@ static void test_blobs_errors(void)
     }
 }
 
+#define TEST_WHSEC "whsec_a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=" /* 32 bytes of 'k' */
+
+/* A provider's webhook secret (literal or from the environment) and callback_base_url. */
+static void test_provider_webhooks(void)
+{
+    static const struct {
+        const char *secret; /* the webhook_secret member, "" for none */
+        const char *base;   /* the callback_base_url member, "" for none */
+        const char *want;   /* callback_base_url as kept; NULL: none */
+    } ok[] = {
+        {"", "", NULL},
+        {"\"webhook_secret\": \"" TEST_WHSEC "\"", "", NULL},
+        {"\"webhook_secret\": \"env:TEST_PROVIDER_WHSEC\"",
+         "\"callback_base_url\": \"http://127.0.0.1:8080\"", "http://127.0.0.1:8080"},
+        {"\"webhook_secret\": null", "\"callback_base_url\": \"https://hooks.example.com/sl//\"",
+         "https://hooks.example.com/sl"},
+    };
+    char text[1024];
+
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        struct config *cfg = NULL;
+        struct core_err err;
+        snprintf(text, sizeof(text),
+                 "{\"keys\": [{\"key\": \"longenoughkey\", \"tenant\": \"a\"}], \"providers\": "
+                 "{\"p\": {\"dialect\": \"replicate\", \"base_url\": \"http://x/v1\"%s%s}}, "
+                 "\"models\": {\"m\": {\"kind\": \"image\", \"deployments\": [{\"provider\": "
+                 "\"p\", \"model\": \"x\"}]}}%s%s}",
+                 ok[i].secret[0] ? ", " : "", ok[i].secret, ok[i].base[0] ? ", " : "", ok[i].base);
+        CHECK(config_parse(text, &cfg, &err) == 0);
+        if (cfg == NULL) {
+            fprintf(stderr, "case %zu: %s\n", i, err.message);
+            continue;
+        }
+        if (strstr(ok[i].secret, "whsec") != NULL || strstr(ok[i].secret, "env:") != NULL) {
+            CHECK(cfg->providers[0].has_webhook_key);
+            CHECK(cfg->providers[0].webhook_key.len == 32);
+            CHECK(cfg->providers[0].webhook_key.bytes[0] == 'k' &&
+                  cfg->providers[0].webhook_key.bytes[31] == 'k');
+        } else {
+            CHECK(!cfg->providers[0].has_webhook_key);
+        }
+        if (ok[i].want == NULL) {
+            CHECK(cfg->callback_base_url == NULL);
+        } else {
+            CHECK(cfg->callback_base_url != NULL &&
+                  strcmp(cfg->callback_base_url, ok[i].want) == 0);
+        }
+        config_free(cfg);
+    }
+}
+
+/* Bad webhook_secret and callback_base_url values: each error names its field. */
+static void test_provider_webhooks_errors(void)
+{
+    static const struct {
+        const char *secret; /* the webhook_secret member, "" for none */
+        const char *base;   /* the callback_base_url member, "" for none */
+        const char *param;
+    } cases[] = {
+        {"\"webhook_secret\": \"not-a-secret\"", "", "providers.p.webhook_secret"},
+        {"\"webhook_secret\": \"whsec_a2tra2tra2s=\"", "", "providers.p.webhook_secret"},
+        {"\"webhook_secret\": \"whsec_!!!\"", "", "providers.p.webhook_secret"},
+        {"\"webhook_secret\": \"env:TEST_PROVIDER_WHSEC_UNSET\"", "", "providers.p.webhook_secret"},
+        {"\"webhook_secret\": 7", "", "providers.p.webhook_secret"},
+        {"", "\"callback_base_url\": \"ftp://x\"", "callback_base_url"},
+        {"", "\"callback_base_url\": \"127.0.0.1:8080\"", "callback_base_url"},
+        {"", "\"callback_base_url\": \"https://x/?a=1\"", "callback_base_url"},
+        {"", "\"callback_base_url\": \"https://x/#f\"", "callback_base_url"},
+        {"", "\"callback_base_url\": \"https://u:p@x\"", "callback_base_url"},
+        {"", "\"callback_base_url\": \"https://\"", "callback_base_url"},
+        {"", "\"callback_base_url\": true", "callback_base_url"},
+    };
+    char text[1024], msg[512];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(text, sizeof(text),
+                 "{\"keys\": [{\"key\": \"longenoughkey\", \"tenant\": \"a\"}], \"providers\": "
+                 "{\"p\": {\"dialect\": \"replicate\", \"base_url\": \"http://x/v1\"%s%s}}, "
+                 "\"models\": {\"m\": {\"kind\": \"image\", \"deployments\": [{\"provider\": "
+                 "\"p\", \"model\": \"x\"}]}}%s%s}",
+                 cases[i].secret[0] ? ", " : "", cases[i].secret, cases[i].base[0] ? ", " : "",
+                 cases[i].base);
+        CHECK_STR(parse_err(text, msg, sizeof(msg)), cases[i].param);
+        CHECK(strstr(msg, cases[i].param) != NULL);
+        CHECK(strstr(msg, "a2tra2tr") == NULL); /* the secret is never echoed */
+    }
+}
+
+/* RFC 8032 test 1's public key as a JWKS `x` (base64url) and as standard base64. */
+#define TEST_FAL_X "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+#define TEST_FAL_X_STD "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+
+/* A config of one provider p of dialect with the extra members, and a model on it, into text. */
+static void provider_text(char *text, size_t size, const char *dialect, const char *members)
+{
+    snprintf(text, size,
+             "{\"keys\": [{\"key\": \"longenoughkey\", \"tenant\": \"a\"}], \"providers\": "
+             "{\"p\": {\"dialect\": \"%s\", \"base_url\": \"http://x/v1\"%s%s}}, "
+             "\"models\": {\"m\": {\"kind\": \"image\", \"deployments\": [{\"provider\": "
+             "\"p\", \"model\": \"x\"}]}}, \"callback_base_url\": \"http://127.0.0.1:8080\"}",
+             dialect, members[0] ? ", " : "", members);
+}
+
+/* fal's webhook_public_keys: kept decoded; a fal provider without them asks for no callback. */
+static void test_provider_fal_keys(void)
+{
+    char text[1024];
+    struct config *cfg = NULL;
+    struct core_err err;
+
+    provider_text(text, sizeof(text), "fal",
+                  "\"webhook_public_keys\": [\"" TEST_FAL_X "\", \"" TEST_FAL_X_STD "\"]");
+    CHECK(config_parse(text, &cfg, &err) == 0);
+    if (cfg != NULL) {
+        CHECK(cfg->providers[0].has_webhook_key);
+        CHECK(cfg->providers[0].n_fal_keys == 2);
+        CHECK(cfg->providers[0].fal_keys[0].bytes[0] == 0xd7 &&
+              cfg->providers[0].fal_keys[0].bytes[31] == 0x1a);
+        CHECK(memcmp(cfg->providers[0].fal_keys[0].bytes, cfg->providers[0].fal_keys[1].bytes,
+                     FAL_SIGN_KEY_LEN) == 0);
+        CHECK(cfg->providers[0].webhook_key.len == 0);
+    } else {
+        fprintf(stderr, "fal keys: %s\n", err.message);
+    }
+    config_free(cfg);
+    cfg = NULL;
+    provider_text(text, sizeof(text), "fal", "\"webhook_public_keys\": null");
+    CHECK(config_parse(text, &cfg, &err) == 0);
+    CHECK(cfg != NULL && !cfg->providers[0].has_webhook_key && cfg->providers[0].n_fal_keys == 0);
+    config_free(cfg);
+}
+
+/* Refused: a webhook_secret on fal (the message says what to use), public keys on another dialect,
+ * keys that are not 32 bytes of base64(url), an empty or too long list. */
+static void test_provider_fal_keys_errors(void)
+{
+    static const struct {
+        const char *dialect;
+        const char *members;
+        const char *says; /* a phrase the message must hold */
+    } cases[] = {
+        {"fal", "\"webhook_secret\": \"" TEST_WHSEC "\"", "webhook_public_keys"},
+        {"fal", "\"webhook_secret\": \"env:TEST_PROVIDER_WHSEC\"", "shared secret"},
+        {"replicate", "\"webhook_public_keys\": [\"" TEST_FAL_X "\"]", "only a fal provider"},
+        {"fal", "\"webhook_public_keys\": []", "1 to 8"},
+        {"fal", "\"webhook_public_keys\": \"" TEST_FAL_X "\"", "1 to 8"},
+        {"fal", "\"webhook_public_keys\": [\"abc\"]", "32 bytes"},
+        {"fal", "\"webhook_public_keys\": [\"" TEST_FAL_X "\", 7]", "[1]"},
+        {"fal", "\"webhook_public_keys\": [\"" TEST_WHSEC "\"]", "32 bytes"},
+        {"fal",
+         "\"webhook_public_keys\": [\"" TEST_FAL_X "\", \"" TEST_FAL_X "\", \"" TEST_FAL_X
+         "\", \"" TEST_FAL_X "\", \"" TEST_FAL_X "\", \"" TEST_FAL_X "\", \"" TEST_FAL_X
+         "\", \"" TEST_FAL_X "\", \"" TEST_FAL_X "\"]",
+         "1 to 8"},
+    };
+    char text[1536], msg[512];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *param = strstr(cases[i].members, "webhook_secret") != NULL
+                                ? "providers.p.webhook_secret"
+                                : "providers.p.webhook_public_keys";
+        provider_text(text, sizeof(text), cases[i].dialect, cases[i].members);
+        CHECK_STR(parse_err(text, msg, sizeof(msg)), param);
+        CHECK_MSG(strstr(msg, cases[i].says) != NULL, "case %zu: %s", i, msg);
+        CHECK(strstr(msg, "a2tra2tr") == NULL); /* a secret is never echoed */
+    }
+}
+
 int main(void)
 {
     setenv("TEST_SLUICE_KEY", "tenant-key-123", 1);
@@ -370,5 +541,11 @@ int main(void)
     test_blobs_defaults();
     test_blobs_set();
     test_blobs_errors();
+    setenv("TEST_PROVIDER_WHSEC", TEST_WHSEC, 1);
+    unsetenv("TEST_PROVIDER_WHSEC_UNSET");
+    test_provider_webhooks();
+    test_provider_webhooks_errors();
+    test_provider_fal_keys();
+    test_provider_fal_keys_errors();
     return check_done();
 }

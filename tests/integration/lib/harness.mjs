@@ -34,6 +34,23 @@ export function openaiClient(OpenAIClass, opts) {
   return client;
 }
 
+/** An SDK error as a short string for assertion messages: class, status and message. */
+export function sdkErr(e) {
+  return `${e?.constructor?.name} status=${e?.status} ${String(e?.message).slice(0, 300)}`;
+}
+
+/** The eight bytes every PNG file starts with. */
+export const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/**
+ * A PNG-looking file for upload tests: the signature, then bytes unique to this call (tag and
+ * `randomLen` random bytes, with NULs and CRLFs a multipart parser must carry through).
+ */
+export function pngBytes(tag, randomLen = 512) {
+  return Buffer.concat([PNG_MAGIC, Buffer.from([0, 0, 0, 13, 0x0d, 0x0a, 0x2d, 0x2d]), Buffer.from(tag),
+    crypto.randomBytes(randomLen)]);
+}
+
 /** The admin bearer key of every test config (admin_keys): /metrics and the admin views. */
 export const ADMIN_KEY = `sk-test-admin-${crypto.randomBytes(12).toString('hex')}`;
 
@@ -567,6 +584,21 @@ export class Cluster {
       timeoutMs,
       overrides,
     });
+  }
+
+  /**
+   * The stack of an SDK test: redis-server, sluice-mock (`mock` are its startMock options),
+   * `sluice serve` on dialectConfigFor (with pollIntervalMs), a native client and an official
+   * OpenAI SDK client (OpenAIClass, through openaiClient; `sdk` adds to its options), both with the
+   * alpha key and sluice's base URL. Returns { redis, mock, sluice, api, openai }.
+   */
+  async startSdkStack(OpenAIClass, { mock: mockOpts = {}, pollIntervalMs, sdk = {} } = {}) {
+    const redis = await this.startRedis();
+    const mock = await this.startMock(mockOpts);
+    const sluice = await this.startSluice('serve', await this.dialectConfigFor({ redis, mock, pollIntervalMs }));
+    const api = this.client(sluice.baseUrl, this.keys.alpha);
+    const openai = openaiClient(OpenAIClass, { apiKey: this.keys.alpha, baseURL: `${sluice.baseUrl}/v1`, ...sdk });
+    return { redis, mock, sluice, api, openai };
   }
 
   /**
