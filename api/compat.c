@@ -52,6 +52,13 @@ const struct config_model *api_model_for_kind(struct api *a, struct evhttp_reque
                         task_kind_name(m->kind), task_kind_name(kind));
         return NULL;
     }
+    if (!api_key_allows(a->req_key, m)) { /* a key limited to other aliases (api/keys.h) */
+        struct core_err e;
+        core_err_clear(&e);
+        api_key_model_check(a->req_key, m, "model", &e);
+        api_reply_err(a, req, &e);
+        return NULL;
+    }
     return m;
 }
 

@@ -462,7 +462,8 @@ void api_guard_free(struct api_guard *g)
     }
 }
 
-bool api_guard_tenant(struct api *a, struct evhttp_request *req, const char **tenant)
+bool api_guard_tenant(struct api *a, struct evhttp_request *req, const char **tenant,
+                      const struct api_key_ref **key)
 {
     struct api_guard *g = api_guard_of(a);
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
@@ -473,6 +474,7 @@ bool api_guard_tenant(struct api *a, struct evhttp_request *req, const char **te
     }
     g->handoff_bev = NULL;
     *tenant = g->handoff_tenant;
+    *key = g->handoff_key;
     return true;
 }
 

@@ -53,6 +53,7 @@
 
 struct api;
 struct api_guard;
+struct api_key_ref;
 struct api_upload;
 
 /*
@@ -81,10 +82,12 @@ void api_guard_answer(struct api *a, struct evhttp_request *req, const char *ten
 
 /*
  * The tenant the guard found for req's key, when req is the request it just handed to evhttp and
- * its key was checked: true with *tenant set (NULL: a key no tenant has), so that on_request need
- * not hash the key a second time. False otherwise: authenticate as usual.
+ * its key was checked: true with *tenant set (NULL: a key no tenant has) and *key its identity
+ * (api/keys.h; NULL with the tenant), so that on_request need not hash the key a second time.
+ * False otherwise: authenticate as usual.
  */
-bool api_guard_tenant(struct api *a, struct evhttp_request *req, const char **tenant);
+bool api_guard_tenant(struct api *a, struct evhttp_request *req, const char **tenant,
+                      const struct api_key_ref **key);
 
 /*
  * The finished upload a guarded POST /v1/files names (the value of its API_UPLOAD_HEADER): the

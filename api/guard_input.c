@@ -104,6 +104,7 @@ void api_guard_request_reset(struct api_guard_conn *c)
     c->body_bytes = 0;
     c->window_bytes = 0;
     c->tenant = NULL;
+    c->key = NULL;
     c->key_checked = false;
     if (c->held != NULL) {
         evbuffer_drain(c->held, evbuffer_get_length(c->held));
@@ -210,16 +211,21 @@ static size_t scan_head(struct api_guard_conn *c, struct evbuffer *src, size_t l
 }
 
 /*
- * The tenant of the bearer key in the request's Authorization, or NULL; *given: a key was sent.
- * config_tenant_for_key hashes the key (SHA-256, a twentieth of an accepted task's instructions),
- * so a connection remembers its last Authorization value and tenant: a client sends the same
- * one on every request of a keep-alive connection. The comparison is against what this same
- * connection sent before, so its timing tells the client nothing it did not send itself.
+ * The identity of the bearer key in the request's Authorization when it is a usable key (its
+ * tenant: ->tenant), or NULL; *given: a key was sent. api_keys_auth hashes the key (SHA-256, a
+ * twentieth of an accepted task's instructions), so a connection remembers its last
+ * Authorization value and identity: a client sends the same one on every request of a
+ * keep-alive connection. The comparison is against what this same connection sent before, so
+ * its timing tells the client nothing it did not send itself. The memory is dropped when the
+ * keys' table changed since (a key created or revoked anywhere: api/keys.h), and a remembered
+ * identity is checked again for its expiry and revocation on every request.
  */
-static const char *tenant_of(struct api_guard_conn *c, const struct http_head *h, bool *given)
+static const struct api_key_ref *tenant_of(struct api_guard_conn *c, const struct http_head *h,
+                                           bool *given)
 {
-    char key[GUARD_KEY_MAX];
-    size_t n;
+    struct api_keys *keys = c->g->api->keys;
+    int64_t now_s = util_now_ms() / 1000;
+    uint64_t gen = api_keys_gen(keys);
 
     *given = h->authorization != NULL && h->authorization_len > 7 &&
              strncasecmp(h->authorization, "Bearer ", 7) == 0;
@@ -227,19 +233,46 @@ static const char *tenant_of(struct api_guard_conn *c, const struct http_head *h
         return NULL;
     }
     if (c->key_cache_len > 0 && c->key_cache_len == h->authorization_len &&
-        memcmp(c->key_cache, h->authorization, c->key_cache_len) == 0) {
-        return c->key_cache_tenant;
+        c->key_cache_gen == gen && memcmp(c->key_cache, h->authorization, c->key_cache_len) == 0) {
+        return api_key_ref_usable(c->key_cache_ref, now_s) ? c->key_cache_ref : NULL;
+    }
+    if (h->authorization_len - 7 >= GUARD_KEY_MAX) {
+        return NULL;
+    }
+    c->key_cache_ref =
+        api_keys_auth(keys, c->g->cfg, h->authorization + 7, h->authorization_len - 7, now_s);
+    c->key_cache_gen = gen;
+    c->key_cache_len = h->authorization_len <= sizeof(c->key_cache) ? h->authorization_len : 0;
+    memcpy(c->key_cache, h->authorization, c->key_cache_len);
+    return c->key_cache_ref;
+}
+
+/* Whether path (path_len bytes) is on the admin surface, /v1/admin/... */
+static bool is_admin_path(const char *path, size_t path_len)
+{
+    static const char prefix[] = "/v1/admin/";
+
+    return path_len > sizeof(prefix) - 1 && memcmp(path, prefix, sizeof(prefix) - 1) == 0;
+}
+
+/* Whether the request's bearer key is one of the config's admin keys (hashed and compared as
+ * api_admin_authorized does; only for a body to the admin surface, never on the task path). */
+static bool admin_key_of(const struct config *cfg, const struct http_head *h)
+{
+    char key[GUARD_KEY_MAX];
+    size_t n;
+
+    if (h->authorization == NULL || h->authorization_len <= 7 ||
+        strncasecmp(h->authorization, "Bearer ", 7) != 0) {
+        return false;
     }
     n = h->authorization_len - 7;
     if (n >= sizeof(key)) {
-        return NULL;
+        return false;
     }
     memcpy(key, h->authorization + 7, n);
     key[n] = '\0';
-    c->key_cache_tenant = config_tenant_for_key(c->g->cfg, key);
-    c->key_cache_len = h->authorization_len <= sizeof(c->key_cache) ? h->authorization_len : 0;
-    memcpy(c->key_cache, h->authorization, c->key_cache_len);
-    return c->key_cache_tenant;
+    return config_is_admin_key(cfg, key);
 }
 
 /*
@@ -252,6 +285,7 @@ static void handed_on(struct api_guard_conn *c)
     c->state = C_AWAIT;
     c->g->handoff_bev = c->key_checked ? c->bev : NULL;
     c->g->handoff_tenant = c->tenant;
+    c->g->handoff_key = c->key;
 }
 
 static bool write_continue(struct api_guard_conn *c)
@@ -373,7 +407,7 @@ static bool read_head(struct api_guard_conn *c, struct evbuffer *src, struct evb
     struct api_route_info route;
     struct http_head h;
     const char *head, *tenant = NULL;
-    bool key_given = false, has_body;
+    bool key_given = false, has_body, admin;
     int rc;
 
     if (c->deadline_ms == 0) {
@@ -428,7 +462,8 @@ static bool read_head(struct api_guard_conn *c, struct evbuffer *src, struct evb
     }
     has_body = h.chunked || h.content_length > 0;
     if (route.auth || (has_body && route.body != API_ROUTE_NO_BODY)) {
-        tenant = tenant_of(c, &h, &key_given);
+        c->key = tenant_of(c, &h, &key_given);
+        tenant = c->key ? c->key->tenant : NULL;
         c->tenant = tenant;
         c->key_checked = true;
     }
@@ -436,6 +471,9 @@ static bool read_head(struct api_guard_conn *c, struct evbuffer *src, struct evb
         refuse(c, src, dst, key_given ? R_KEY_INVALID : R_KEY_MISSING, 0);
         return true;
     }
+    /* the admin surface takes bodies (PUT a budget, POST a key) with an admin key, no tenant's */
+    admin = tenant == NULL && key_given && has_body && route.known && !route.auth &&
+            is_admin_path(h.target, h.path_len) && admin_key_of(cfg, &h);
     if (route.known && route.body == API_ROUTE_UPLOAD) {
         return start_upload(c, src, dst, head, &h); /* with or without a body */
     }
@@ -450,7 +488,8 @@ static bool read_head(struct api_guard_conn *c, struct evbuffer *src, struct evb
         handed_on(c);
         return true;
     }
-    if (route.body == API_ROUTE_NO_BODY || (tenant == NULL && route.body != API_ROUTE_SIGNED)) {
+    if (route.body == API_ROUTE_NO_BODY ||
+        (tenant == NULL && !admin && route.body != API_ROUTE_SIGNED)) {
         /* no body may come here: evhttp answers on the headers alone, and the connection closes */
         add_head(dst, head, &h,
                  HTTP_HEAD_STRIP_LENGTH | HTTP_HEAD_STRIP_EXPECT | HTTP_HEAD_STRIP_CONNECTION);

@@ -78,6 +78,7 @@ struct api_guard {
     /* the request just handed to evhttp, and the tenant the guard found for its key */
     const struct bufferevent *handoff_bev;
     const char *handoff_tenant;
+    const struct api_key_ref *handoff_key; /* and its identity (api/keys.h) */
     uint64_t next_upload;
     /* connections holding a finished upload for api_files_create */
     struct api_guard_conn *uploads;
@@ -120,17 +121,20 @@ struct api_guard_conn {
     struct evbuffer *held; /* C_BODY: what evhttp gets once the body is complete */
     char *head_copy;       /* a chunked body's or an upload's head, without framing lines */
     size_t head_copy_len;
-    const char *tenant; /* of the request's key, when key_checked (borrowed from the config) */
+    const char *tenant; /* of the request's key, when key_checked (borrowed: api/keys.h) */
+    const struct api_key_ref *key; /* the key's identity, when tenant is set */
     bool key_checked;
     bool client_close; /* the request asked for its connection to close */
     bool http10;
     struct api_upload *upload;
     uint64_t upload_id;
     struct api_guard_conn *next_upload; /* in g->uploads once finished */
-    /* the connection's last Authorization value and its tenant (tenant_of) */
+    /* the connection's last Authorization value and its identity (tenant_of), found at the
+     * keys' table generation key_cache_gen */
     char key_cache[GUARD_KEY_CACHE];
     size_t key_cache_len;
-    const char *key_cache_tenant;
+    const struct api_key_ref *key_cache_ref;
+    uint64_t key_cache_gen;
 };
 
 /* True once evhttp freed the connection (bufferevent_free clears every callback). */

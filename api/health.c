@@ -68,6 +68,7 @@ enum family {
     F_WEBHOOKS,
     F_NOROUTING,
     F_USAGE,
+    F_CACHE,
     F_COUNT
 };
 
@@ -85,6 +86,7 @@ static const struct {
     [F_WEBHOOKS] = {"sluice_webhook_attempts_total", "counter"},
     [F_NOROUTING] = {"sluice_routing_missing_total", "counter"},
     [F_USAGE] = {"sluice_tenant_storage_bytes", "gauge"},
+    [F_CACHE] = {"sluice_cache_requests_total", "counter"},
 };
 
 /* The stats fields of a tenant's stored bytes, by what they store (sluice_tenant_storage_bytes). */
@@ -213,6 +215,11 @@ static void stat_line(struct metrics_page *pg, const struct config *cfg, const c
     } else if (sscanf(name, "norouting|%127s", a) == 1) {
         evbuffer_add_printf(pg->fam[F_NOROUTING], "sluice_routing_missing_total{model=\"%s\"} %s\n",
                             a, value);
+    } else if (sscanf(name, "cache|%31s", c) == 1) {
+        /* SUBMIT's response-cache lookups: hit, miss (it leads), join (it waits for the
+         * leader: single-flight), bypass (Cache-Control: no-cache) */
+        evbuffer_add_printf(pg->fam[F_CACHE], "sluice_cache_requests_total{outcome=\"%s\"} %s\n", c,
+                            value);
     } else if (sscanf(name, "webhooks|%31s", c) == 1) {
         evbuffer_add_printf(pg->fam[F_WEBHOOKS],
                             "sluice_webhook_attempts_total{outcome=\"%s\"} %s\n", c, value);

@@ -11,6 +11,7 @@
 #include <cJSON.h>
 
 #include "api/api.h"
+#include "api/keys.h"
 #include "core/artifact_url.h"
 #include "core/keys.h"
 #include "core/task.h"
@@ -46,6 +47,10 @@ struct api {
     struct txn_args txn; /* the arguments of every script call: built, sent, then reset */
     unsigned char url_key[ARTIFACT_URL_KEY_MAX]; /* signs artifact URLs (api/artifacts.c) */
     size_t url_key_len;                          /* 0 until known */
+    struct api_keys *keys; /* the bearer keys this process accepts (api/keys.h) */
+    /* the key of the request being dispatched (on_request sets it around the handler's call;
+     * NULL outside it, and for a request without a key): api_ctx_new copies it */
+    const struct api_key_ref *req_key;
 };
 
 /* Submits per SUBMIT call (see api_submit; at most core/txn_task.h's TXN_SUBMIT_MAX). */
@@ -65,7 +70,8 @@ typedef void (*api_submit_cb)(struct api_ctx *c, int outcome, redisReply *dup,
 struct api_ctx {
     struct api *api;
     struct evhttp_request *req;
-    const char *tenant; /* borrowed from the config */
+    const char *tenant;            /* borrowed from the config (or interned: api/keys.h) */
+    const struct api_key_ref *key; /* the request's key (NULL: none), valid for the process */
     char id[64];
     char orig_id[64]; /* the id a submit proposed, when an idempotent replay named another */
     cJSON *task;      /* a task rendered before the round trip (submit), owned */
@@ -326,6 +332,31 @@ void api_models_list(struct api *a, struct evhttp_request *req, const char *tena
                      const char *arg);
 void api_models_get(struct api *a, struct evhttp_request *req, const char *tenant, const char *arg);
 /* The admin view of the models (providers, upstream models, routing): admin key only. */
+/* api/admin_keys.c: POST /v1/admin/keys, GET /v1/admin/keys, POST /v1/admin/keys/{id}/revoke
+ * (admin keys only). */
+void api_admin_keys_create(struct api *a, struct evhttp_request *req, const char *tenant,
+                           const char *arg);
+void api_admin_keys_list(struct api *a, struct evhttp_request *req, const char *tenant,
+                         const char *arg);
+void api_admin_keys_revoke(struct api *a, struct evhttp_request *req, const char *tenant,
+                           const char *arg);
+/*
+ * api/budgets.c: a budget as a client writes it ({"limits": [{"window", "max_usd"}], "policy"})
+ * checked, in its stored form: {"policy", "limits": [{"window", "ms", "max" (nano-USD),
+ * "max_usd"}]} (a tenant's by PUT, a key's by POST /v1/admin/keys). Returns it (caller frees) or
+ * NULL with e filled.
+ */
+cJSON *api_budget_cfg(const struct config *cfg, const cJSON *body, struct core_err *e);
+/* A stored budget (JSON text, borrowed) as the client wrote it: {"limits": [{"window",
+ * "max_usd"}], "policy"}. Caller frees; NULL when it is not a stored budget. */
+cJSON *api_budget_public(const char *stored);
+/* api/budgets.c: GET, PUT, DELETE /v1/admin/tenants/{tenant}/budget (arg: the tenant). */
+void api_budgets_get(struct api *a, struct evhttp_request *req, const char *tenant,
+                     const char *arg);
+void api_budgets_put(struct api *a, struct evhttp_request *req, const char *tenant,
+                     const char *arg);
+void api_budgets_delete(struct api *a, struct evhttp_request *req, const char *tenant,
+                        const char *arg);
 void api_admin_models_list(struct api *a, struct evhttp_request *req, const char *tenant,
                            const char *arg);
 void api_admin_models_get(struct api *a, struct evhttp_request *req, const char *tenant,

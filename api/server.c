@@ -19,6 +19,7 @@
 #include "api/guard.h"
 #include "api/internal.h"
 #include "api/provider_callbacks.h"
+#include "api/usage.h"
 #include "core/json_in.h"
 #include "core/log.h"
 #include "core/task.h"
@@ -47,6 +48,9 @@ struct route {
     bool auth;
     enum api_route_body body;
 };
+
+static void usage_route(struct api *a, struct evhttp_request *req, const char *tenant,
+                        const char *arg);
 
 static const struct route routes[] = {
     {EVHTTP_REQ_POST, "/v1/tasks", api_tasks_create, true, API_ROUTE_JSON},
@@ -81,10 +85,18 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/v1/pipelines/*", api_pipelines_get, true, API_ROUTE_JSON},
     {EVHTTP_REQ_POST, "/v1/pipelines/*/cancel", api_pipelines_cancel, true, API_ROUTE_JSON},
     {EVHTTP_REQ_GET, "/v1/models", api_models_list, true, API_ROUTE_JSON},
+    /* a tenant's key, or an admin key (any tenant): usage_route authenticates */
+    {EVHTTP_REQ_GET, "/v1/usage", usage_route, false, API_ROUTE_JSON},
     {EVHTTP_REQ_GET, "/v1/models/*", api_models_get, true, API_ROUTE_JSON},
     /* the admin surface: the handlers check the admin key themselves */
     {EVHTTP_REQ_GET, "/v1/admin/models", api_admin_models_list, false, API_ROUTE_JSON},
     {EVHTTP_REQ_GET, "/v1/admin/models/*", api_admin_models_get, false, API_ROUTE_JSON},
+    {EVHTTP_REQ_POST, "/v1/admin/keys", api_admin_keys_create, false, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/admin/keys", api_admin_keys_list, false, API_ROUTE_JSON},
+    {EVHTTP_REQ_POST, "/v1/admin/keys/*/revoke", api_admin_keys_revoke, false, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/admin/tenants/*/budget", api_budgets_get, false, API_ROUTE_JSON},
+    {EVHTTP_REQ_PUT, "/v1/admin/tenants/*/budget", api_budgets_put, false, API_ROUTE_JSON},
+    {EVHTTP_REQ_DELETE, "/v1/admin/tenants/*/budget", api_budgets_delete, false, API_ROUTE_JSON},
     /* an image's capability URL: the signature in the query is the credential */
     {EVHTTP_REQ_GET, "/v1/artifacts/*/*", api_artifacts_get, false, API_ROUTE_JSON},
     /* no key: the handler authenticates the provider's signature (api/provider_callbacks.h) */
@@ -304,6 +316,7 @@ struct api_ctx *api_ctx_new(struct api *a, struct evhttp_request *req, const cha
     c->api = a;
     c->req = req;
     c->tenant = tenant;
+    c->key = req != NULL ? a->req_key : NULL;
     a->in_flight++;
     return c;
 }
@@ -465,25 +478,47 @@ cJSON *api_read_json(struct api *a, struct evhttp_request *req, const char **raw
 }
 
 /*
- * Bearer authentication: the key's tenant, or NULL after answering 401. Keys are compared as
- * SHA-256 hashes in constant time (config_tenant_for_key).
+ * Bearer authentication: the key's identity (api/keys.h: its tenant and what it may use), or NULL
+ * after answering 401 (a revoked or expired key as an unknown one).
  */
-static const char *authenticate(struct api *a, struct evhttp_request *req)
+static const struct api_key_ref *authenticate(struct api *a, struct evhttp_request *req)
 {
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    const char *tenant;
+    const struct api_key_ref *key;
 
     if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0 || h[7] == '\0') {
         api_reply_error(a, req, CORE_EAUTH, NULL, "missing_api_key",
                         "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'");
         return NULL;
     }
-    tenant = config_tenant_for_key(a->cfg, h + 7);
-    if (tenant == NULL) {
+    key = api_keys_auth(a->keys, a->cfg, h + 7, strlen(h + 7), util_now_ms() / 1000);
+    if (key == NULL) {
         api_reply_error(a, req, CORE_EAUTH, NULL, "invalid_api_key", "Incorrect API key provided");
         return NULL;
     }
-    return tenant;
+    return key;
+}
+
+/* GET /v1/usage: an admin key (api/admin.c) reads any tenant's usage, any other key is a
+ * tenant's, authenticated as on every tenant route. */
+static void usage_route(struct api *a, struct evhttp_request *req, const char *tenant,
+                        const char *arg)
+{
+    const struct api_key_ref *key = NULL;
+
+    if (api_admin_authorized(a, req)) {
+        api_usage_get(a, req, NULL, arg);
+        return;
+    }
+    if (!api_guard_tenant(a, req, &tenant, &key) || tenant == NULL) {
+        if ((key = authenticate(a, req)) == NULL) {
+            return;
+        }
+        tenant = key->tenant;
+    }
+    a->req_key = key;
+    api_usage_get(a, req, tenant, arg);
+    a->req_key = NULL;
 }
 
 /* The one evhttp callback: match the route table, then authenticate, then dispatch. */
@@ -515,13 +550,19 @@ static void on_request(struct evhttp_request *req, void *arg)
             continue;
         }
         const char *tenant = NULL;
+        const struct api_key_ref *key = NULL;
         /* the connection guard checked the key already, unless this request is not the one it
          * just handed on */
-        if (r->auth && (!api_guard_tenant(a, req, &tenant) || tenant == NULL) &&
-            (tenant = authenticate(a, req)) == NULL) {
-            return;
+        if (r->auth && (!api_guard_tenant(a, req, &tenant, &key) || tenant == NULL)) {
+            if ((key = authenticate(a, req)) == NULL) {
+                return;
+            }
+            tenant = key->tenant;
         }
+        /* the handler runs now: what it starts copies the key (api_ctx_new) */
+        a->req_key = r->auth ? key : NULL;
         r->handler(a, req, tenant, id);
+        a->req_key = NULL;
         return;
     }
     if (path_known) {
@@ -585,6 +626,11 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
         return NULL;
     }
     api_guard_listen(srv->guard, a->listener);
+    if ((a->keys = api_keys_new(a)) == NULL) {
+        core_err_set(err, CORE_ENOMEM, NULL, "cannot make the table of API keys");
+        api_free(a);
+        return NULL;
+    }
     if (api_waiters_init(a) < 0) {
         core_err_set(err, CORE_ENOMEM, NULL, "cannot subscribe for task notifications");
         api_free(a);
@@ -603,6 +649,7 @@ struct api *api_new(struct event_base *base, const struct config *cfg, struct st
         return NULL;
     }
     api_artifacts_init(a);
+    api_usage_init(a);
     log_info("listening", "addr=%s:%d max_connections=%ld", cfg->listen_host, cfg->listen_port,
              cfg->limits.max_connections);
     return a;
@@ -646,6 +693,8 @@ void api_free(struct api *a)
     api_waiters_cleanup(a);
     api_responses_follow_cleanup(a);
     evhttp_free(a->http);
+    api_keys_free(a->keys);
+    a->keys = NULL;
     api_guard_free(api_guard_of(a)); /* freed with its last connection, if any is left */
     free((struct api_server *)a);
 }

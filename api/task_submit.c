@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/cache.h"
 #include "api/internal.h"
 #include "core/log.h"
 #include "core/task.h"
@@ -30,6 +31,7 @@ struct api_pending_submit {
     struct txn_submit t;
     char *input, *meta, *routing, *webhook, *batch_id, *custom_id, *pipeline_id, *step;
     char idem_hash[65], body_hash[65];
+    char cache[API_CACHE_ARG_MAX]; /* SUBMIT's cache argument (api/cache.h), "" none */
 };
 
 void api_pending_submit_free(struct api_pending_submit *p)
@@ -114,6 +116,13 @@ static void submit_answered(struct api_ctx *c, const struct txn_submitted *r)
                      (long long)r->count,
                      (long long)config_quota_for(cfg, c->tenant)->max_artifact_bytes);
         core_err_set_code(&e, "storage_quota_exceeded");
+        break;
+    case TXN_SUBMIT_BUDGET:
+        core_err_set(&e, CORE_EQUOTA, NULL,
+                     "Your tenant's budget is spent for this window; it resets in %lld s",
+                     (long long)((r->count + 999) / 1000));
+        core_err_set_code(&e, "budget_exceeded");
+        e.retry_after_ms = r->count;
         break;
     case TXN_SUBMIT_CONFLICT:
         core_err_set(&e, CORE_ECONFLICT, "Idempotency-Key",
@@ -317,6 +326,14 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
         api_pending_submit_free(p);
         return core_err_set(err, CORE_ENOMEM, NULL, "Out of memory");
     }
+    /* the response cache: a client's own task only (a batch's or a pipeline's lines are not
+     * looked up); nothing is hashed for an alias without a cache */
+    if (s->model->cache_ttl_s > 0 && s->batch_id == NULL && s->pipeline_id == NULL &&
+        api_cache_arg(s->model, c->tenant, quota->max_cache_bytes, kind, s->input, c->req, p->cache,
+                      err) < 0) {
+        api_pending_submit_free(p);
+        return err->code;
+    }
     if (s->idem) { /* the body's hash matters only to an Idempotency-Key */
         util_sha256_hex(s->raw ? s->raw : "", s->raw_len, p->body_hash);
         util_sha256_hex(s->idem, strlen(s->idem), p->idem_hash);
@@ -347,6 +364,8 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
         .max_queued = config_max_queued(a->cfg, c->tenant),
         .max_stored_bytes = quota->max_stored_bytes,
         .max_artifact_bytes = quota->max_artifact_bytes,
+        .cache = p->cache,
+        .key_id = c->key ? c->key->id : NULL,
     };
     /* Queued for the end of this loop turn: the turn's submits go to Redis in one SUBMIT call
      * (activated events run after those already active, so the turn's other requests first). */

@@ -316,6 +316,12 @@ int api_validate_task(struct api *a, const char *tenant, const cJSON *item, stru
     if (validate_create(a, item, sub, e) < 0) {
         return e->code;
     }
+    /* the request's key may be limited to some aliases (api/keys.h); a's req_key is the key of
+     * the request being dispatched, checked when it is this tenant's */
+    if (a->req_key != NULL && strcmp(a->req_key->tenant, tenant) == 0 &&
+        api_key_model_check(a->req_key, sub->model, "input.model", e) < 0) {
+        return e->code;
+    }
     sub->routing = cJSON_GetObjectItemCaseSensitive(item, "routing");
     if (sub->routing != NULL && validate_routing(sub->routing, e) < 0) {
         return e->code;

@@ -167,8 +167,78 @@ static void stream_start(struct waiter *w)
     w->started = true;
 }
 
-/* A completion replayed as chunks, for a stream whose live chunks never came (a dialect that
- * cannot stream, or chunks lost with a Redis blip). */
+/* The bytes of one replayed content chunk at most: a piece ends after a space past half of it,
+ * else at the limit, never inside a UTF-8 sequence. */
+#define REPLAY_PIECE_MAX 48
+
+/* A chat.completion.chunk's head from completion: id, object, created, model. Caller frees. */
+static cJSON *chunk_head(const cJSON *completion)
+{
+    cJSON *chunk = cJSON_CreateObject();
+
+    cJSON_AddItemToObject(
+        chunk, "id", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(completion, "id"), true));
+    cJSON_AddStringToObject(chunk, "object", "chat.completion.chunk");
+    cJSON_AddItemToObject(
+        chunk, "created",
+        cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(completion, "created"), true));
+    cJSON_AddItemToObject(
+        chunk, "model",
+        cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(completion, "model"), true));
+    return chunk;
+}
+
+/* One chunk of completion's choice index (a number item, borrowed) with delta (taken) and
+ * finish_reason (borrowed; NULL: null), written to the stream. */
+static void replay_chunk(struct waiter *w, const cJSON *completion, const cJSON *index,
+                         cJSON *delta, const cJSON *finish_reason)
+{
+    cJSON *chunk = chunk_head(completion);
+    cJSON *arr, *c;
+    char *text;
+
+    arr = cJSON_AddArrayToObject(chunk, "choices");
+    c = cJSON_CreateObject();
+    cJSON_AddItemToArray(arr, c);
+    cJSON_AddItemToObject(c, "index", index ? cJSON_Duplicate(index, true) : cJSON_CreateNumber(0));
+    cJSON_AddItemToObject(c, "delta", delta);
+    cJSON_AddItemToObject(c, "finish_reason",
+                          finish_reason ? cJSON_Duplicate(finish_reason, true)
+                                        : cJSON_CreateNull());
+    adapter_chunk_normalize(chunk, NULL);
+    text = cJSON_PrintUnformatted(chunk);
+    if (text) {
+        sse_write(w, text, strlen(text));
+    }
+    cJSON_free(text);
+    cJSON_Delete(chunk);
+}
+
+/* The length of the next piece of s (n bytes left, n > 0) to replay as one chunk. */
+static size_t replay_piece(const char *s, size_t n)
+{
+    size_t end = n < REPLAY_PIECE_MAX ? n : REPLAY_PIECE_MAX;
+
+    if (end == n) {
+        return n;
+    }
+    for (size_t i = end; i > REPLAY_PIECE_MAX / 2; i--) {
+        if (s[i - 1] == ' ') {
+            return i;
+        }
+    }
+    while (end > 1 && ((unsigned char)s[end] & 0xC0) == 0x80) {
+        end--; /* not inside a UTF-8 sequence */
+    }
+    return end;
+}
+
+/*
+ * A completion replayed as a stream, as OpenAI streams one, for a stream whose live chunks never
+ * came (a cached answer, a dialect that cannot stream, chunks lost with a Redis blip): per
+ * choice a role chunk, its content in pieces, its tool calls, then a chunk with its
+ * finish_reason; the usage chunk when asked for.
+ */
 static void stream_synthesize(struct waiter *w, const cJSON *completion)
 {
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(completion, "choices");
@@ -177,31 +247,25 @@ static void stream_synthesize(struct waiter *w, const cJSON *completion)
 
     cJSON_ArrayForEach(ch, choices)
     {
+        const cJSON *index = cJSON_GetObjectItemCaseSensitive(ch, "index");
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(ch, "message");
         const cJSON *calls = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls");
-        cJSON *chunk = cJSON_CreateObject();
-        cJSON *arr, *c, *delta;
-        char *text;
+        const char *content =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "content"));
+        cJSON *delta = cJSON_CreateObject();
 
-        cJSON_AddItemToObject(
-            chunk, "id", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(completion, "id"), true));
-        cJSON_AddStringToObject(chunk, "object", "chat.completion.chunk");
-        cJSON_AddItemToObject(
-            chunk, "created",
-            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(completion, "created"), true));
-        cJSON_AddItemToObject(
-            chunk, "model",
-            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(completion, "model"), true));
-        arr = cJSON_AddArrayToObject(chunk, "choices");
-        c = cJSON_CreateObject();
-        cJSON_AddItemToArray(arr, c);
-        cJSON_AddItemToObject(c, "index",
-                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(ch, "index"), true));
-        delta = cJSON_AddObjectToObject(c, "delta");
         cJSON_AddStringToObject(delta, "role", "assistant");
-        cJSON_AddItemToObject(
-            delta, "content",
-            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(msg, "content"), true));
+        cJSON_AddStringToObject(delta, "content", "");
+        replay_chunk(w, completion, index, delta, NULL);
+        for (size_t off = 0, n = content ? strlen(content) : 0; off < n;) {
+            size_t k = replay_piece(content + off, n - off);
+            char *piece = strndup(content + off, k);
+            delta = cJSON_CreateObject();
+            cJSON_AddStringToObject(delta, "content", piece ? piece : "");
+            free(piece);
+            replay_chunk(w, completion, index, delta, NULL);
+            off += k;
+        }
         if (cJSON_IsArray(calls)) {
             cJSON *tc = cJSON_Duplicate(calls, true);
             cJSON *one;
@@ -210,31 +274,16 @@ static void stream_synthesize(struct waiter *w, const cJSON *completion)
             {
                 cJSON_AddNumberToObject(one, "index", i++);
             }
+            delta = cJSON_CreateObject();
             cJSON_AddItemToObject(delta, "tool_calls", tc);
+            replay_chunk(w, completion, index, delta, NULL);
         }
-        cJSON_AddItemToObject(
-            c, "finish_reason",
-            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(ch, "finish_reason"), true));
-        adapter_chunk_normalize(chunk, NULL);
-        text = cJSON_PrintUnformatted(chunk);
-        if (text) {
-            sse_write(w, text, strlen(text));
-        }
-        cJSON_free(text);
-        cJSON_Delete(chunk);
+        replay_chunk(w, completion, index, cJSON_CreateObject(),
+                     cJSON_GetObjectItemCaseSensitive(ch, "finish_reason"));
     }
     if (cJSON_IsObject(usage) && w->kind == WAIT_STREAM_USAGE) {
-        cJSON *chunk = cJSON_CreateObject();
+        cJSON *chunk = chunk_head(completion);
         char *text;
-        cJSON_AddItemToObject(
-            chunk, "id", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(completion, "id"), true));
-        cJSON_AddStringToObject(chunk, "object", "chat.completion.chunk");
-        cJSON_AddItemToObject(
-            chunk, "created",
-            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(completion, "created"), true));
-        cJSON_AddItemToObject(
-            chunk, "model",
-            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(completion, "model"), true));
         cJSON_AddArrayToObject(chunk, "choices");
         cJSON_AddItemToObject(chunk, "usage", cJSON_Duplicate(usage, true));
         text = cJSON_PrintUnformatted(chunk);

@@ -50,6 +50,9 @@ static const struct num_option num_options[] = {
     OPT("batches", batches.lease_ms, "lease_ms", 1000, 3600000, 60000),
     OPT("batches", batches.poll_ms, "poll_ms", 50, 60000, 500),
     OPT("batches", batches.window_s, "window_s", 1, 30L * 86400, 86400),
+    OPT("budgets", budgets.hour_s, "hour_s", 1, 3600, 3600),
+    OPT("budgets", budgets.day_s, "day_s", 1, 86400, 86400),
+    OPT("usage", usage.retention_days, "retention_days", 1, 3650, 90),
     OPT("pipelines", pipelines.max_steps, "max_steps", 1, 256, 32),
     OPT("pipelines", pipelines.max_fan_out, "max_fan_out", 1, 10000, 100),
     OPT("pipelines", pipelines.lease_ms, "lease_ms", 1000, 3600000, 60000),
@@ -78,6 +81,8 @@ static const struct num_option num_options[] = {
         20L << 30),
     OPT("quotas", default_quota.max_artifact_bytes, "default_max_artifact_bytes", 1024, 1L << 44,
         20L << 30),
+    OPT("quotas", default_quota.max_cache_bytes, "default_max_cache_bytes", 1024, 1L << 40,
+        256L << 20),
     OPT(NULL, redis_timeout_ms, "redis_timeout_ms", 10, 600000, 2000),
 };
 
@@ -641,6 +646,50 @@ static int parse_deployment(struct config *cfg, struct config_deployment *d, con
     return parse_price(&d->price, cJSON_GetObjectItemCaseSensitive(obj, "price"), field, err);
 }
 
+/* The longest a cached response may live: 30 days. */
+#define CONFIG_CACHE_TTL_MAX_S (30L * 86400)
+
+/*
+ * models.ALIAS.cache: absent (no cache), or {ttl_s: 1 s to 30 days, scope?: a string of 1 to 64
+ * characters that every tenant shares the alias's entries under}, on a chat or embedding alias
+ * (a chat alias serves Responses too). Image and video aliases are refused: their answers are
+ * the artifacts kept in the blob folder of the task that made them, which a cached answer of
+ * another task could not name.
+ */
+static int parse_model_cache(struct config_model *mo, const cJSON *c, struct core_err *err)
+{
+    const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(c, "ttl_s");
+    const cJSON *scope = cJSON_GetObjectItemCaseSensitive(c, "scope");
+    char field[160];
+
+    if (c == NULL || cJSON_IsNull(c)) {
+        return 0;
+    }
+    snprintf(field, sizeof(field), "models.%s.cache", mo->alias);
+    if (!cJSON_IsObject(c) || (mo->kind != TASK_KIND_CHAT && mo->kind != TASK_KIND_EMBEDDING)) {
+        return core_err_set(err, CORE_EINVAL, field,
+                            "%s: must be an object {ttl_s, scope?} on a chat or embedding alias",
+                            field);
+    }
+    if (!cJSON_IsNumber(ttl) || ttl->valuedouble < 1 || ttl->valuedouble > CONFIG_CACHE_TTL_MAX_S) {
+        return core_err_set(err, CORE_EINVAL, field, "%s.ttl_s: must be a number from 1 to %ld",
+                            field, CONFIG_CACHE_TTL_MAX_S);
+    }
+    mo->cache_ttl_s = (long)ttl->valuedouble;
+    if (scope != NULL) {
+        if (!cJSON_IsString(scope) || scope->valuestring[0] == '\0' ||
+            strlen(scope->valuestring) > 64) {
+            return core_err_set(err, CORE_EINVAL, field,
+                                "%s.scope: must be a string of 1 to 64 characters", field);
+        }
+        mo->cache_scope = strdup(scope->valuestring);
+        if (mo->cache_scope == NULL) {
+            return core_err_set(err, CORE_ENOMEM, field, "out of memory");
+        }
+    }
+    return 0;
+}
+
 static int parse_models(struct config *cfg, const cJSON *root, struct core_err *err)
 {
     const cJSON *models = cJSON_GetObjectItemCaseSensitive(root, "models");
@@ -663,6 +712,7 @@ static int parse_models(struct config *cfg, const cJSON *root, struct core_err *
         const cJSON *deps = cJSON_GetObjectItemCaseSensitive(m, "deployments");
         const cJSON *d;
         size_t j = 0;
+        int crc;
 
         mo->alias = strdup(m->string);
         cfg->n_models = ++i;
@@ -679,6 +729,10 @@ static int parse_models(struct config *cfg, const cJSON *root, struct core_err *
                                 "%s: must be one of cost, latency, weighted, ordered", field);
         }
         mo->strategy = strdup(strategy ? strategy : "ordered");
+        crc = parse_model_cache(mo, cJSON_GetObjectItemCaseSensitive(m, "cache"), err);
+        if (crc < 0) {
+            return crc;
+        }
         snprintf(field, sizeof(field), "models.%s.deployments", m->string);
         if (!cJSON_IsArray(deps) || cJSON_GetArraySize(deps) == 0) {
             return core_err_set(err, CORE_EINVAL, field, "%s: must be a non-empty array", field);
@@ -1006,6 +1060,7 @@ void config_free(struct config *cfg)
         free(m->deployments);
         free(m->alias);
         free(m->strategy);
+        free(m->cache_scope);
     }
     free(cfg->keys);
     free(cfg->providers);

@@ -69,6 +69,11 @@ struct config_model {
     char *strategy;      /* cost | latency | weighted | ordered */
     struct config_deployment *deployments;
     size_t n_deployments;
+    /* the exact response cache (api/cache.c): 0 off, else how long an entry lives (1 s to 30
+     * days); scope NULL: each tenant its own entries, else the string every tenant shares them
+     * under (tenants that trust each other's answers) */
+    long cache_ttl_s;
+    char *cache_scope;
 };
 
 struct config_limits {
@@ -139,6 +144,7 @@ struct config_quota {
     long max_files;          /* files kept (Files API) */
     long max_file_bytes;     /* bytes of those files */
     long max_artifact_bytes; /* bytes of kept image and video artifacts */
+    long max_cache_bytes;    /* bytes of cached responses (least recently used evicted past it) */
 };
 
 struct config_tenant_quota {
@@ -166,6 +172,18 @@ struct config_batches {
     long lease_ms; /* a runner's hold on a batch; a dead runner's batch resumes after it */
     long poll_ms;  /* how often an idle runner looks for due batches */
     long window_s; /* what completion_window "24h" means (shorter only for tests) */
+};
+
+/* Budgets (api/budgets.c): what a budget's "hour" and "day" windows mean, in seconds (shorter only
+ * for tests); "month" is the calendar month (UTC). */
+struct config_budgets {
+    long hour_s;
+    long day_s;
+};
+
+/* Usage analytics (api/usage.c): how long the hourly usage counters are kept, in days. */
+struct config_usage {
+    long retention_days;
 };
 
 /* Pipelines (api/pipelines.c, api/pipeline_runner.c). */
@@ -206,6 +224,8 @@ struct config {
     struct config_files files;
     struct config_batches batches;
     struct config_pipelines pipelines;
+    struct config_budgets budgets;
+    struct config_usage usage;
     struct config_breaker breaker;
     struct config_webhooks webhooks;
     struct config_quota default_quota; /* quotas.default_*: every tenant's unless overridden */

@@ -26,6 +26,7 @@ static const struct {
     {"max_file_bytes", offsetof(struct config_quota, max_file_bytes), 1024, 17592186044416.0},
     {"max_artifact_bytes", offsetof(struct config_quota, max_artifact_bytes), 1024,
      17592186044416.0},
+    {"max_cache_bytes", offsetof(struct config_quota, max_cache_bytes), 1024, 1099511627776.0},
 };
 
 /*

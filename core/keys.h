@@ -50,6 +50,42 @@
  *   {sl}:pn:<tenant>         zset   pipeline id → created ms (the tenant's pipelines, newest first)
  *   {sl}:pw                  zset   pipeline id → ms when a pipeline runner should next look at
  *                                    it (0: now); claiming it moves it a lease ahead
+ *   {sl}:bud:<subject>       hash   a budget: cfg (JSON: policy and limits, each with its window's
+ *                                    length and its cap in micro-USD); subject "t:<tenant>" or
+ *                                    "k:<key id>" (core/lua/prelude.lua, budget.lua)
+ *   {sl}:bu:<subject>:<window>:<start ms>  string  micro-USD used in one window of a limit:
+ *                                    admitted tasks' estimates, moved to their real cost when they
+ *                                    end; expires a day after the window
+ *   {sl}:c:<key>             hash   a cached response (key: the SHA-256 hex of scope, alias, kind
+ *                                    and the canonical request; api/cache.c): r result, u usage,
+ *                                    n bytes, t the tenant whose bytes it counts in; PEXPIRE its
+ *                                    TTL (core/lua/prelude.lua cache_end writes it, SUBMIT reads)
+ *   {sl}:cf:<key>            string the id of the task computing key's response (the leader);
+ *                                    read with the task's status: a finished leader is none
+ *   {sl}:cw:<leader id>      list   the followers: tasks of the same key that wait for the leader,
+ *                                    queued but never enqueued (single-flight)
+ *   {sl}:cl:<tenant>         zset   "<key>:<bytes>" → last use ms: the tenant's cached entries,
+ *                                    least recently used evicted first past its max_cache_bytes
+ *   {sl}:cb:<tenant>         string the bytes of the tenant's entries in cl (expired ones included
+ *                                    until evicted)
+ *   {sl}:u:<tenant>:<hour s> hash   usage counters of the tasks that ended in one hour (its start,
+ *                                    Unix s): "<alias>|<provider>|<key>|<metric>" → count (in/out
+ *                                    tokens, cost micro-USD, hit; <o><i>: tasks of outcome o (c, f,
+ *                                    x) in latency bucket i), added by finalize (usage_count in
+ *                                    core/lua/prelude.lua); expires usage.retention_days + a day
+ *                                    after the hour (core/lua/usage.lua reads it)
+ *   {sl}:ut:<hour s>         set    the tenants with a usage hash for that hour (same expiry)
+ *   {sl}:ucfg                string usage.retention_days in seconds, written by every api process
+ *                                    when it connects (finalize reads it when it makes a new hour's
+ *                                    hash; absent: 90 days)
+ *   {sl}:ak:<key id>         hash   an API key kept as data (core/lua/keys.lua): id, tenant,
+ *                                    name, sha (hex SHA-256 of the secret; the secret is never
+ *                                    stored), models (JSON list of aliases, absent: any), created
+ *                                    and expires (Unix s, absent: never), revoked (Unix s, once),
+ *                                    budget (JSON, read by the budget code)
+ *   {sl}:akh                 hash   sha → key id: how a bearer key is found
+ *   {sl}:akv                 string the keys' version, bumped by every create and revoke: api
+ *                                    processes poll it (api/keys.c), load the keys when it moved
  *   {sl}:ev:<id>             list   a streamed response task's Responses events (JSON text each,
  *                                    sequence_number order), appended by the worker as they are
  *                                    made (each attempt starts it again), expiring an hour after
@@ -95,6 +131,19 @@
 #define KS_PIPE "p:"
 #define KS_PIPES_TENANT "pn:"
 #define KS_PIPE_WORK "pw"
+#define KS_BUDGET "bud:"
+#define KS_BUDGET_USED "bu:"
+#define KS_CACHE "c:"
+#define KS_CACHE_FLIGHT "cf:"
+#define KS_CACHE_WAIT "cw:"
+#define KS_CACHE_LRU "cl:"
+#define KS_CACHE_BYTES "cb:"
+#define KS_USAGE "u:"
+#define KS_USAGE_TENANTS "ut:"
+#define KS_USAGE_CFG "ucfg"
+#define KS_API_KEY "ak:"
+#define KS_API_KEY_SHA "akh"
+#define KS_API_KEY_VERSION "akv"
 #define KS_EVENTS "ev:" /* a streamed response's typed events, in order (a list; see below) */
 #define KS_CHANNEL_API "api:"
 #define KS_CHANNEL_WAKE "wake"

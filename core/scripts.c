@@ -33,6 +33,9 @@
 #include "lua/delete.lua.h"
 #include "lua/pipe.lua.h"
 #include "lua/nudge.lua.h"
+#include "lua/budget.lua.h"
+#include "lua/usage.lua.h"
+#include "lua/keys.lua.h"
 
 static const char *const bodies[SCRIPT_COUNT] = {
     [SCRIPT_SUBMIT] = lua_submit,   [SCRIPT_CLAIM] = lua_claim,
@@ -42,7 +45,8 @@ static const char *const bodies[SCRIPT_COUNT] = {
     [SCRIPT_METRICS] = lua_metrics, [SCRIPT_WH_CLAIM] = lua_wh_claim,
     [SCRIPT_WH_DONE] = lua_wh_done, [SCRIPT_BATCH] = lua_batch,
     [SCRIPT_DELETE] = lua_delete,   [SCRIPT_PIPE] = lua_pipe,
-    [SCRIPT_NUDGE] = lua_nudge,
+    [SCRIPT_NUDGE] = lua_nudge,     [SCRIPT_BUDGET] = lua_budget,
+    [SCRIPT_USAGE] = lua_usage,     [SCRIPT_API_KEYS] = lua_keys,
 };
 
 struct scripts {

@@ -30,14 +30,17 @@ enum script_id {
     SCRIPT_DELETE,
     SCRIPT_PIPE,
     SCRIPT_NUDGE,
+    SCRIPT_BUDGET,
+    SCRIPT_USAGE,
+    SCRIPT_API_KEYS,
     SCRIPT_COUNT
 };
 
 /* SUBMIT's arguments: SUBMIT_HEADER, then SUBMIT_GROUP per task (core/lua/submit.lua names
  * them; SUBMIT_GROUP_S is spliced into it). */
 #define SUBMIT_HEADER 1
-#define SUBMIT_GROUP 28
-#define SUBMIT_GROUP_S "28"
+#define SUBMIT_GROUP 30
+#define SUBMIT_GROUP_S "30"
 
 /* FINISH's arguments: FINISH_HEADER shared by every outcome of a call, then FINISH_GROUP per
  * outcome (core/lua/finish.lua names them; FINISH_GROUP_S is spliced into it). */

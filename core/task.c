@@ -160,6 +160,7 @@ int task_view_from_hash(struct task_view *v, const char *id, const redisReply *h
         .metadata = task_hash_get(hash, "metadata"),
         .queue_position_now = TASK_VIEW_NONE,
         .eta_seconds = TASK_VIEW_NONE,
+        .cached = task_hash_get(hash, "cached") != NULL,
     };
     if (v->webhook != NULL) {
         v->webhook_attempts = task_hash_get(hash, "webhook_log") ?: "[]";
@@ -195,8 +196,8 @@ void task_view_new(struct task_view *v, const char *id, const char *kind, const 
 /*
  * Room for everything of a task object but its strings and stored texts: every key with its
  * quotes, colon and comma (368 bytes), the ten numbers (at most 23 bytes each, as
- * "-9.2233720368547758e+18"), a null for each of the eight stored texts that may be empty, and
- * the closing brace: 632 at most.
+ * "-9.2233720368547758e+18"), a null for each of the eight stored texts that may be empty,
+ * ",\"cached\":true" (14) and the closing brace: 646 at most.
  */
 #define TASK_RENDER_FIXED 768
 
@@ -410,6 +411,9 @@ char *task_view_render(const struct task_view *v)
     }
     p = put_text_or_null(PUT_LIT(p, ",\"usage\":"), v->usage);
     p = put_text_or_null(PUT_LIT(p, ",\"cost\":"), v->cost);
+    if (v->cached) {
+        p = PUT_LIT(p, ",\"cached\":true");
+    }
     if (arts) {
         p = put_text(PUT_LIT(p, ",\"artifacts\":"), arts);
     }

@@ -10,6 +10,7 @@
  *   attempts max_attempts fence input result error last_error usage provider cost metadata
  *   rstatus ("incomplete": a completed response task whose response stopped short; it names
  *   the task's webhook event response.incomplete)
+ *   cached ("1": completed from the response cache, api/cache.c)
  */
 #ifndef SLUICE_CORE_TASK_H
 #define SLUICE_CORE_TASK_H
@@ -141,6 +142,8 @@ struct task_view {
     /* What GET /v1/tasks/{id} adds after metadata (TASK_VIEW_NONE: not shown). */
     int64_t queue_position_now;
     int64_t eta_seconds;
+    /* answered from the response cache (the hash's `cached`): "cached": true after cost */
+    bool cached;
 };
 
 /*

@@ -11,6 +11,10 @@
  *   core/txn_webhook.h  WH_CLAIM, WH_DONE                    (webhook deliveries)
  *   core/txn_batch.h    BATCH                                (the Batch API's records)
  *   core/txn_pipe.h     PIPE                                 (pipelines)
+ *   core/txn_callback.h NUDGE                                (providers' job callbacks)
+ *   core/txn_keys.h     API_KEYS                             (keys as data)
+ *   core/txn_budget.h   BUDGET                               (budgets' admin view)
+ *   core/txn_usage.h    USAGE                                (usage analytics)
  *
  * Each family offers, per script, a pure builder (a struct in, a struct txn_args out, keys named
  * from a keyspace), a pure parser (a redisReply in, a struct out), and the asynchronous call that

@@ -38,7 +38,7 @@ void txn_submit_begin(struct txn_args *a, const struct keyspace *ks)
  * idempotency key, id, tenant, kind, model, priority, now, max_attempts, input, metadata, use
  * idempotency, body sha256, idempotency ttl, reply_to, stream, deadline, estimated tokens, routing,
  * queued quota, webhook, batch id, custom_id, stored-bytes quota, artifact-bytes quota, pipeline
- * id, step id. Without an
+ * id, step id, cache ("" none), key id ("" none). Without an
  * Idempotency-Key the idempotency key is "<tenant>:-" and the body hash "" (neither is read).
  */
 int txn_submit_add(struct txn_args *a, const struct keyspace *ks, const struct txn_submit *t)
@@ -83,6 +83,8 @@ int txn_submit_add(struct txn_args *a, const struct keyspace *ks, const struct t
     txn_arg_i64(a, t->max_artifact_bytes);
     txn_arg(a, t->pipeline_id);
     txn_arg(a, t->pipeline_id ? t->step : NULL);
+    txn_arg(a, t->cache);
+    txn_arg(a, t->key_id);
     if (!a->oom && a->n - n0 != SUBMIT_GROUP) {
         a->oom = 1; /* this builder and core/scripts.h's SUBMIT_GROUP disagree: never send it */
         return CORE_EINTERNAL;
@@ -103,9 +105,10 @@ static const char *const submit_words[] = {
     [TXN_SUBMIT_QUOTA] = "quota",
     [TXN_SUBMIT_STORAGE] = "storage",
     [TXN_SUBMIT_ARTIFACTS] = "artifacts",
+    [TXN_SUBMIT_BUDGET] = "budget",
 };
 
-/* {"ok"} | {"dup", id, hash} | {"conflict"} | {"quota"|"storage"|"artifacts", number}. */
+/* {"ok"} | {"dup", id, hash} | {"conflict"} | {"quota"|"storage"|"artifacts"|"budget", number}. */
 static int submitted_parse(const redisReply *r, struct txn_submitted *out)
 {
     size_t k = 0;

@@ -68,6 +68,12 @@ struct txn_submit {
     int64_t max_queued;
     int64_t max_stored_bytes;
     int64_t max_artifact_bytes;
+    /* the response cache's argument (api/cache.h api_cache_arg: "<r|w> <key> <ttl ms> <max
+     * bytes>"), or NULL: the task does not use the cache */
+    const char *cache;
+    /* the id of the key that submitted the task (api/keys.h: a Redis key's id, or
+     * "cfg:<tenant>:<index>"), or NULL: none (a batch's or a pipeline's runner) */
+    const char *key_id;
 };
 
 /* What SUBMIT did with one task. */
@@ -78,6 +84,7 @@ enum txn_submit_result {
     TXN_SUBMIT_QUOTA,     /* the tenant has max_queued tasks queued */
     TXN_SUBMIT_STORAGE,   /* the input would pass the tenant's max_stored_bytes */
     TXN_SUBMIT_ARTIFACTS, /* the tenant keeps max_artifact_bytes of images and videos already */
+    TXN_SUBMIT_BUDGET,    /* the tenant's budget (policy reject) is used up: count = ms to reset */
 };
 
 /* One task's answer. dup_id and dup_hash are borrowed from the reply. */

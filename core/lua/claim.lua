@@ -6,7 +6,9 @@
 -- only when a deployment of its model is healthy and has budget now (requests, tokens, calls in
 -- flight), picked by the alias's strategy (or the task's narrower routing); the budget is taken in
 -- the same step. A task that finds no capacity stays at the head of its tenant's list; the reply
--- says how long until capacity returns, so the worker sleeps rather than spins.
+-- says how long until capacity returns, so the worker sleeps rather than spins. A task whose
+-- tenant or key has a budget reserves its estimated cost in the budget's windows in the same
+-- step, or waits (at the head of its list) until a window has room.
 -- KEYS: 1 leases, 2 polls
 -- ARGV: 1 now ms, 2 lease ms, 3 n, 4 random seed, 5 burst ms, 6 pace (share of a deployment's
 --       rpm and tpm that sluice uses: a little under 1, so arrival jitter does not meet the
@@ -57,11 +59,34 @@ end
 local function fetch(k)
   local v = redis.call('HMGET', k, 'status', 'model', 'est', 'routing', 'avoid', 'attempts',
     'max_attempts', 'tenant', 'kind', 'input', 'up_id', 'job', 'stream', 'reply_to', 'fence',
-    'started', 'webhook', 'queue_position', 'created')
+    'started', 'webhook', 'queue_position', 'created', 'key', 'bres')
   return {status = v[1], model = v[2], est = v[3], routing = v[4], avoid = v[5],
     attempts = v[6], max_attempts = v[7], tenant = v[8], kind = v[9], input = v[10],
     up_id = v[11], job = v[12], stream = v[13], reply_to = v[14], fence = v[15],
-    started = v[16], webhook = v[17], queue_position = v[18], created = v[19]}
+    started = v[16], webhook = v[17], queue_position = v[18], created = v[19], key = v[20],
+    reserved = v[21]}
+end
+-- Budgets (the prelude says what they hold): each subject's budget and each window counter are
+-- read once per call, then kept in memory as this call moves them.
+local bcfg, bused = {}, {}
+-- Reserves nano (nano-USD, the task's estimated cost) in every window of the task's tenant's
+-- and key's budgets: the counters it went to, space-separated ("" when it has none); or nil, the
+-- ms until the last full window ends and whose budget is full: "tenant" (then the tenant's every
+-- task waits) or "key" (only that key's).
+local function budget_take(tenant, key, nano)
+  local subjects = {'t:' .. tenant}
+  if key and key ~= '' then subjects[2] = 'k:' .. key end
+  local take, wait, whose = {}, nil, nil
+  for i, subj in ipairs(subjects) do
+    local c = budget_of(subj, bcfg)
+    local w = c and budget_windows(subj, c, nano, now, bused, take)
+    if w then
+      if wait == nil or w > wait then wait = w end
+      if whose == nil then whose = i == 1 and 'tenant' or 'key' end
+    end
+  end
+  if wait then return nil, wait, whose end
+  return budget_reserve(take, nano, now, bused)
 end
 -- a deployment's state with its buckets refilled to now; wait = ms until it can take one
 local function dep_state(alias, i, d, est)
@@ -157,6 +182,18 @@ local function admit(alias, f)
   end
   local st = best_st
   local d = r.deps[best + 1]
+  -- the tenant's and key's budgets: the estimate (tokens both ways at the deployment's prices, an
+  -- image, 8 s of video) is reserved now, or the task waits for its window
+  local nano = budget_estimate(d, est)
+  -- (a task of a "reject" budget reserved when it was submitted: that reservation is this one)
+  if not f.reserved then
+    local counters, bwait, whose = budget_take(f.tenant, f.key, nano)
+    if counters == nil then
+      note_wait(bwait)
+      return nil, whose == 'key' and 'keybudget' or 'budget'
+    end
+    if counters ~= '' then f.bres, f.bwin = nano, counters end
+  end
   -- charged in the cache exactly as the store would hold it; written back at the end
   local s = st.s
   s[1] = d.rpm > 0 and st.rt - 1 or st.rt
@@ -192,6 +229,7 @@ local function claim(id, k, f, dep, p)
       'in_progress', 'inq', '0', 'started', now_ms)
   end
   if f.queue_position then redis.call('HDEL', k, 'queue_position') end
+  if f.bres then redis.call('HSET', k, 'bres', f.bres, 'bwin', f.bwin) end
   stat('depth|' .. f.model .. '|' .. p, -1)
   stat('depthp|' .. p, -1)
   stat('tq|' .. f.tenant, -1)
@@ -233,9 +271,9 @@ for p = 0, 2 do
         redis.call('HSET', k, 'error', impossible_error)
         finalize(k, id, 'failed', now, tonumber(ret_ms), tenant)
         idle = 0
-      elseif dep == nil and why == 'own' then
-        -- the head waits for a deployment its own routing allows: a few tasks behind it that can
-        -- go now are not held up (bounded lookahead)
+      elseif dep == nil and (why == 'own' or why == 'keybudget') then
+        -- the head waits for a deployment its own routing allows, or for its key's budget: a few
+        -- tasks behind it that can go now are not held up (bounded lookahead)
         local behind = redis.call('LRANGE', q, -9, -2)
         local taken = false
         for j = #behind, 1, -1 do
@@ -263,6 +301,10 @@ for p = 0, 2 do
           stat('norouting|' .. model, 1)
         end
         blocked[model] = true
+        idle = idle + 1
+      elseif dep == nil and why == 'budget' then
+        -- the tenant's (or its key's) budget is used up for now: its task waits at the head, the
+        -- alias stays open to other tenants
         idle = idle + 1
       elseif dep == nil then
         -- the alias's capacity blocks all its tasks

@@ -146,12 +146,13 @@ local function dep_outcome(a, model, dep, est)
 end
 -- f: 1 status, 2 fence, 3 attempts, 4 max_attempts, 5 priority, 6 tenant, 7 model, 8 dep, 9 est,
 -- 10 attempt_log, 11 alog_n, 12 batch, 13 reply_to, 14 webhook, 15 progress, 16 last_error,
--- 17 queue_position, 18 deadline, 19 sb (stored bytes), 20 pipe, 21 pstep
+-- 17 queue_position, 18 deadline, 19 sb (stored bytes), 20 pipe, 21 pstep, 22 bres, 23 bwin
 local function finish_one(a)
   local k, id = a.task_key, a.id
   local f = redis.call('HMGET', k, 'status', 'fence', 'attempts', 'max_attempts',
     'priority', 'tenant', 'model', 'dep', 'est', 'attempt_log', 'alog_n', 'batch', 'reply_to',
-    'webhook', 'progress', 'last_error', 'queue_position', 'deadline', 'sb', 'pipe', 'pstep')
+    'webhook', 'progress', 'last_error', 'queue_position', 'deadline', 'sb', 'pipe', 'pstep',
+    'bres', 'bwin')
   if f[2] ~= a.fence or (f[1] ~= 'in_progress' and f[1] ~= 'cancelling') then
     return 'stale'
   end
@@ -179,6 +180,9 @@ local function finish_one(a)
   -- no call went out (refused before it, or a poll): only the claimed slot goes back
   elseif f[8] and a.took_slot == '1' then slot_back(a, f[7], f[8], f[9]) end
   local outcome = a.outcome
+  -- the attempt's budget reservation becomes its real cost (none for a retry or a release: the
+  -- next claim reserves again); a parked job keeps it until its final poll
+  if f[22] and outcome ~= 'park' then budget_settle(k, cost_nano(a.cost), f[22], f[23]) end
   if outcome == 'park' then
     keep('up_id', a.up_id); keep('job', a.job)
     keep('progress', a.progress); keep('queue_position', a.queue_position)
@@ -227,7 +231,7 @@ local function finish_one(a)
   if f[16] or f[17] then redis.call('HDEL', k, 'last_error', 'queue_position') end
   finalize(k, id, outcome, now, ret, f[6], {status = f[1], batch = f[12],
     reply_to = f[13], webhook = f[14], deadline = f[18], sb = f[19] or false, ab = ab,
-    fields = tw, result = a.result, pipe = f[20] or false, pstep = f[21] or false,
+    fields = tw, result = a.result, pipe = f[20] or false, pstep = f[21] or false, bres = false,
     error = outcome == 'failed' and a.error or nil, usage = a.usage, cost = a.cost})
   return outcome
 end

@@ -154,6 +154,115 @@ local function batch_check(bk, bid, now)
   end
   return true
 end
+-- Budgets (core/lua/budget.lua writes them; api/budgets.c says what they mean). A subject — a
+-- tenant ("t:<tenant>") or a key ("k:<key id>") — may have a budget {"policy", "limits": [{"window",
+-- "ms" (the window's length; 0: the calendar month, UTC), "max" (nano-USD: a counter stays an exact integer below 2^53, caps up to $1,000,000)}]} in
+-- '{{KS_BUDGET}}' .. subject (field cfg). Each limit's window has one counter,
+-- '{{KS_BUDGET_USED}}' .. subject .. ':' .. window .. ':' .. start ms, of nano-USD used in it:
+-- CLAIM adds a task's estimated cost when it admits the task (a reservation, kept on the task as
+-- `bres` with the counters it went to in `bwin`), and the task's end moves the counters by its
+-- real cost less the estimate (budget_settle), so what every process admits is counted at once
+-- and the counters hold the real spend once the tasks end.
+-- The start of the window of length wms (0: the calendar month, UTC) that holds now (ms), and its
+-- end.
+local function budget_window(wms, now)
+  if wms > 0 then
+    local start = now - now % wms
+    return start, start + wms
+  end
+  -- the civil date of the day (Howard Hinnant's days_from_civil, inverted), then its month's start
+  local days = math.floor(now / 86400000)
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) -
+    math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local first = days - (d - 1)
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  local len = ({31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31})[m]
+  if m == 2 and (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) then len = 29 end
+  return first * 86400000, (first + len) * 86400000
+end
+-- subject's budget (its decoded cfg; false: none), read once per call: cache is the caller's
+local function budget_of(subject, cache)
+  local c = cache[subject]
+  if c == nil then
+    local raw = redis.call('HGET', '{{KS_BUDGET}}' .. subject, 'cfg')
+    c = raw and cjson.decode(raw) or false
+    cache[subject] = c
+  end
+  return c
+end
+-- A task's estimated cost at deployment d (its routing entry: prices per million tokens, per
+-- image, per video second) for est tokens, in nano-USD: the tokens both ways, an image, 8 s of
+-- video — generous, so a reservation rarely falls short of the real cost.
+local function budget_estimate(d, est)
+  return math.floor(((d.pin + d.pout) * est / 1000000 + (d.pimg or 0) + 8 * (d.psec or 0)) *
+    1000000000 + 0.5)
+end
+-- The windows of subject's budget c (decoded cfg) at now for a task of nano: the ms until the
+-- last full one ends (full: used up, or past its cap with nano more — unless empty: a task dearer
+-- than the whole cap still runs, alone, so nothing waits for ever), or nil; the windows' counters
+-- are appended to take as {key, window end}. used: the caller's per-call cache of counters.
+local function budget_windows(subject, c, nano, now, used, take)
+  local wait = nil
+  for _, l in ipairs(c.limits) do
+    local start, stop = budget_window(l.ms, now)
+    local ck = '{{KS_BUDGET_USED}}' .. subject .. ':' .. l.window .. ':' .. start
+    local u = used[ck]
+    if u == nil then
+      u = num(redis.call('GET', ck), 0)
+      used[ck] = u
+    end
+    if u >= l.max or (u > 0 and u + nano > l.max) then
+      if wait == nil or stop - now > wait then wait = stop - now end
+    end
+    take[#take+1] = {ck, stop}
+  end
+  return wait
+end
+-- Reserves nano in the counters of take (from budget_windows): each moves by it (a new one
+-- expires a day after its window); the counters' names, space-separated, for the task's bwin.
+local function budget_reserve(take, nano, now, used)
+  local names = {}
+  for _, t in ipairs(take) do
+    used[t[1]] = used[t[1]] + nano
+    if redis.call('INCRBY', t[1], nano) == nano then
+      redis.call('PEXPIRE', t[1], t[2] - now + 86400000)
+    end
+    names[#names+1] = t[1]
+  end
+  return table.concat(names, ' ')
+end
+-- A task's reservation ends: each counter it went to moves by real (nano-USD, 0: nothing was
+-- spent) less the reservation. known: the task's bres and bwin as just read (nil: read here).
+local function budget_settle(k, real, bres, bwin)
+  if bres == nil then
+    local f = redis.call('HMGET', k, 'bres', 'bwin')
+    bres, bwin = f[1], f[2]
+  end
+  if not bres then return end
+  local delta = real - tonumber(bres)
+  if delta ~= 0 then
+    for counter in string.gmatch(bwin or '', '%S+') do
+      -- a window long over whose counter had expired: it lives a day more, not for ever
+      if redis.call('INCRBY', counter, delta) == delta then
+        redis.call('PEXPIRE', counter, 86400000)
+      end
+    end
+  end
+  redis.call('HDEL', k, 'bres', 'bwin')
+end
+-- The real cost of an outcome's cost JSON ("" or absent: 0) in nano-USD.
+local function cost_nano(cost)
+  if not cost or cost == '' then return 0 end
+  local amount = string.match(cost, '"amount":%s*([%d%.eE+-]+)')
+  return math.floor((tonumber(amount) or 0) * 1000000000 + 0.5)
+end
 -- a pipeline's task is counted on its pipeline when it ends: `ok:<step>` or `bad:<step>` (with
 -- the step's first error kept in `err:<step>`), its usage and cost added to the pipeline's sums,
 -- and the pipeline made due for its runner — unless a runner holds it (`leased` in the future):
@@ -202,6 +311,69 @@ local function pipe_count(k, status, now, known)
     redis.call('ZADD', '{{KS_PIPE_WORK}}', 'LT', now, p)
   end
 end
+-- Usage analytics (api/usage.c reads them with core/lua/usage.lua): every task that ends is
+-- counted once, here, in its tenant's hash of the hour it ended in, '{{KS_USAGE}}' .. tenant ..
+-- ':' .. hour start s, under "<alias>|<provider name, - none>|<key, - none>|<metric>": in and
+-- out (tokens, either spelling), cost (nano-USD), hit (answered from the cache), and the task
+-- itself, packed into one counter of its outcome and its end-to-end latency (created → now):
+-- "<o><i>", o = c completed, f failed or expired, x cancelled, i the latency histogram's bucket
+-- (what took at most USAGE_LAT[i + 1] ms; the last one the rest) — requests, completions,
+-- failures and the percentiles are all sums over these (api/usage.c). So a task costs one
+-- HINCRBY, plus one per other field that moves. A counter that starts at 1 may be a new hash's
+-- first: it gets (again) its expiry, usage.retention_days (KS_USAGE_CFG, s) + a day after its
+-- hour, and its tenant joins the hour's tenant set (admin reads of all tenants).
+local USAGE_LAT = {25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}
+local USAGE_RET_S = 90 * 86400
+local USAGE_OUTCOME = {completed = 'c', failed = 'f', expired = 'f', cancelled = 'x'}
+local function usage_count(k, status, now, tenant, known)
+  local f = redis.call('HMGET', k, 'model', 'provider', 'key', 'created', 'cached', 'usage',
+    'cost')
+  local usage, cost = known.usage, known.cost
+  if usage == nil then usage = f[6] end
+  if cost == nil then cost = f[7] end
+  local provider = '-'
+  if f[2] and f[2] ~= '' then
+    local ok, p = pcall(cjson.decode, f[2])
+    if ok and type(p) == 'table' and type(p.name) == 'string' and p.name ~= '' then
+      provider = p.name
+    end
+  end
+  local hour = math.floor(now / 3600000) * 3600
+  local h = '{{KS_USAGE}}' .. tenant .. ':' .. hour
+  local pre = (f[1] or '-') .. '|' .. provider .. '|' .. (f[3] or '-') .. '|'
+  local lat, i = now - num(f[4], now), 1
+  while i <= #USAGE_LAT and lat > USAGE_LAT[i] do i = i + 1 end
+  local o = USAGE_OUTCOME[status] or 'x'
+  local fresh = redis.call('HINCRBY', h, pre .. o .. (i - 1), 1) == 1
+  if f[5] == '1' or known.cached then redis.call('HINCRBY', h, pre .. 'hit', 1) end
+  if usage and usage ~= '' then
+    local ok, u = pcall(cjson.decode, usage)
+    if ok and type(u) == 'table' then
+      local tin = tonumber(u.prompt_tokens) or tonumber(u.input_tokens) or 0
+      local tout = tonumber(u.completion_tokens) or tonumber(u.output_tokens) or 0
+      if tin ~= 0 then redis.call('HINCRBY', h, pre .. 'in', math.floor(tin)) end
+      if tout ~= 0 then redis.call('HINCRBY', h, pre .. 'out', math.floor(tout)) end
+    end
+  end
+  local nano = cost_nano(cost)
+  if nano ~= 0 then redis.call('HINCRBY', h, pre .. 'cost', nano) end
+  -- last, so that a hash whose time is already past goes whole
+  if fresh then
+    local at = hour + 3600 + num(redis.call('GET', '{{KS_USAGE_CFG}}'), USAGE_RET_S) + 86400
+    local tk = '{{KS_USAGE_TENANTS}}' .. hour
+    redis.call('EXPIREAT', h, at)
+    redis.call('SADD', tk, tenant)
+    redis.call('EXPIREAT', tk, at)
+  end
+end
+-- The response cache (api/cache.c computes the key; SUBMIT reads the cache and joins leaders):
+-- a task that computes a key's response carries `ck` ("<key> <ttl ms> <max bytes>"), a follower
+-- waiting for it `cfk` (the same). cache_end (below finalize, which calls it) stores a completed
+-- task's result and answers its followers. A cached answer's cost; how long a leader and its
+-- follower list are kept at most (a leader that ends first clears them).
+local CACHE_ZERO_COST = '{"amount":0,"currency":"USD"}'
+local CACHE_FLIGHT_MS = 7 * 86400000
+local cache_end
 -- the one way a task becomes terminal; a batch's task is counted on its batch and kept until the
 -- batch's output is written (BATCH release starts its retention). known (optional): the task's
 -- status, batch, reply_to, webhook and deadline fields as the caller has just read them (false:
@@ -256,10 +428,112 @@ local function finalize(k, id, status, now, ret, tenant, known)
     redis.call('PUBLISH', r, 'd ' .. id)
   end
   pipe_count(k, status, now, known)
+  usage_count(k, status, now, tenant, known)
+  cache_end(k, id, status, now, ret, tenant, known)
+  -- a reservation left on a task that ends outside FINISH (FINISH settles its own first)
+  if known.bres ~= false then budget_settle(k, 0) end
   -- the event's name needs the task's kind: read only when the task has a webhook
   local wh = known.webhook
   if wh == nil then wh = redis.call('HGET', k, 'webhook') end
   if wh then webhook_event(k, id, terminal_event_name(k, status), now, wh) end
+end
+-- A cached result as task id's: a response (Responses API) names its task, so the id of the task
+-- src that computed it becomes id's (other kinds are returned as they are).
+local function cache_result_for(result, kind, src, id)
+  if kind ~= 'response' or not src then return result end
+  return (string.gsub(result, '"id":"' .. src .. '"', '"id":"' .. id .. '"', 1))
+end
+-- Keeps a response task src computed under key for ttl ms, counted in tenant's cache bytes (at
+-- most max: the least recently used entries go first; one larger than max is not kept). An entry
+-- stored again replaces the old one and its count.
+local function cache_store(key, result, usage, tenant, ttl, max, now, src)
+  local ek = '{{KS_CACHE}}' .. key
+  local lru, bk = '{{KS_CACHE_LRU}}' .. tenant, '{{KS_CACHE_BYTES}}' .. tenant
+  local old = redis.call('HMGET', ek, 'n', 't')
+  if old[1] and redis.call('ZREM', '{{KS_CACHE_LRU}}' .. old[2], key .. ':' .. old[1]) == 1 then
+    redis.call('DECRBY', '{{KS_CACHE_BYTES}}' .. old[2], old[1])
+  end
+  local n = #result + #usage
+  if n > max then
+    redis.call('DEL', ek)
+    return
+  end
+  redis.call('HSET', ek, 'r', result, 'u', usage, 'n', n, 't', tenant, 's', src)
+  redis.call('PEXPIRE', ek, ttl)
+  redis.call('ZADD', lru, now, key .. ':' .. n)
+  local total = redis.call('INCRBY', bk, n)
+  -- the newest entry scores highest: past the bound the others go before it does
+  for _ = 1, 1000 do
+    if total <= max then break end
+    local m = redis.call('ZPOPMIN', lru)
+    if #m == 0 then break end
+    local mk, mn = string.match(m[1], '^(%x+):(%d+)$')
+    if mk then
+      local e = redis.call('HMGET', '{{KS_CACHE}}' .. mk, 'n', 't')
+      if e[1] == mn and e[2] == tenant then redis.call('DEL', '{{KS_CACHE}}' .. mk) end
+      total = redis.call('DECRBY', bk, mn)
+    end
+  end
+  -- the index lives as long as the longest entry can
+  redis.call('PEXPIRE', lru, 31 * 86400000)
+  redis.call('PEXPIRE', bk, 31 * 86400000)
+end
+-- A task of the cache ends (finalize; known.ck: its `ck` as just read, false: none, nil: read
+-- here). Completed with a result: the result is stored and, if it led its key, each follower
+-- still queued completes with it (cached, cost 0). Else its followers go to the queue as
+-- ordinary tasks (they compute and store their own answer), the first one leading the key.
+cache_end = function(k, id, status, now, ret, tenant, known)
+  local ck = known.ck
+  if ck == nil then ck = redis.call('HGET', k, 'ck') end
+  if not ck then return end
+  local key, ttl, max = string.match(ck, '^(%x+) (%d+) (%d+)$')
+  if not key then return end
+  local flight = '{{KS_CACHE_FLIGHT}}' .. key
+  local waiting = {}
+  if redis.call('GET', flight) == id then
+    local wk = '{{KS_CACHE_WAIT}}' .. id
+    waiting = redis.call('LRANGE', wk, 0, -1)
+    redis.call('DEL', flight, wk)
+  end
+  local result = known.result
+  if result == nil then result = redis.call('HGET', k, 'result') end
+  if status == 'completed' and result and result ~= '' then
+    local usage = known.usage
+    if usage == nil then usage = redis.call('HGET', k, 'usage') end
+    usage = usage or ''
+    cache_store(key, result, usage, tenant, tonumber(ttl), tonumber(max), now, id)
+    for _, fid in ipairs(waiting) do
+      local fk = T .. fid
+      local f = redis.call('HMGET', fk, 'status', 'tenant', 'reply_to', 'webhook', 'sb',
+        'deadline', 'kind')
+      if f[1] == 'queued' then
+        local fr = cache_result_for(result, f[7], id, fid)
+        local w = {'result', fr, 'cost', CACHE_ZERO_COST, 'cached', '1'}
+        if usage ~= '' then w[#w+1] = 'usage'; w[#w+1] = usage end
+        redis.call('HDEL', fk, 'cfk')
+        finalize(fk, fid, 'completed', now, ret, f[2], {status = 'queued', batch = false,
+          reply_to = f[3] or false, webhook = f[4] or false, sb = f[5] or false,
+          deadline = f[6] or false, fields = w, result = fr, pipe = false, pstep = false,
+          bres = false, usage = usage, cost = CACHE_ZERO_COST, ck = false, cached = true})
+      end
+    end
+    return
+  end
+  local lead = nil
+  for _, fid in ipairs(waiting) do
+    local fk = T .. fid
+    local f = redis.call('HMGET', fk, 'status', 'cfk')
+    if f[1] == 'queued' and f[2] then
+      redis.call('HSET', fk, 'ck', f[2])
+      redis.call('HDEL', fk, 'cfk')
+      enqueue(fk, fid)
+      lead = lead or fid
+    end
+  end
+  if lead then
+    redis.call('SET', flight, lead, 'PX', CACHE_FLIGHT_MS)
+    redis.call('PUBLISH', '{{KS_CHANNEL_WAKE}}', '1')
+  end
 end
 local function cancelled_status(k)
   if redis.call('HGET', k, 'cancel_reason') == 'expired' then return 'expired' end

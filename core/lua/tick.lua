@@ -49,6 +49,8 @@ for _, id in ipairs(lost) do
       redis.call('HSET', k, 'error', lost_error)
       finalize(k, id, 'failed', now, ret, f[5])
     else
+      -- its budget reservation goes back: the next claim reserves again
+      budget_settle(k, 0)
       set_status(k, 'queued')
       enqueue(k, id, true)
       woke = woke + 1
