@@ -69,6 +69,7 @@ enum family {
     F_NOROUTING,
     F_USAGE,
     F_CACHE,
+    F_SPEND,
     F_COUNT
 };
 
@@ -87,6 +88,7 @@ static const struct {
     [F_NOROUTING] = {"sluice_routing_missing_total", "counter"},
     [F_USAGE] = {"sluice_tenant_storage_bytes", "gauge"},
     [F_CACHE] = {"sluice_cache_requests_total", "counter"},
+    [F_SPEND] = {"sluice_spend_usd_total", "counter"},
 };
 
 /* The stats fields of a tenant's stored bytes, by what they store (sluice_tenant_storage_bytes). */
@@ -220,6 +222,11 @@ static void stat_line(struct metrics_page *pg, const struct config *cfg, const c
          * leader: single-flight), bypass (Cache-Control: no-cache) */
         evbuffer_add_printf(pg->fam[F_CACHE], "sluice_cache_requests_total{outcome=\"%s\"} %s\n", c,
                             value);
+    } else if (sscanf(name, "spend|%127[^|]|%31s", a, c) == 2) {
+        /* the real cost of finished tasks, per tenant and alias, counted in nano-USD */
+        evbuffer_add_printf(pg->fam[F_SPEND],
+                            "sluice_spend_usd_total{tenant=\"%s\",model=\"%s\"} %.9f\n", a, c,
+                            (double)strtoll(value, NULL, 10) / 1e9);
     } else if (sscanf(name, "webhooks|%31s", c) == 1) {
         evbuffer_add_printf(pg->fam[F_WEBHOOKS],
                             "sluice_webhook_attempts_total{outcome=\"%s\"} %s\n", c, value);
@@ -268,6 +275,7 @@ static bool dep_limited(const struct config *cfg, const char *alias, long d, boo
 
 static void deployment_gauges(struct evbuffer *out, const struct config *cfg,
                               const struct txn_metrics *m);
+static void budget_gauges(struct evbuffer *out, const struct txn_metrics *m);
 
 /* The page: this process's own counters, then what METRICS read from Redis (m; NULL when Redis
  * could not answer: sluice_store_up 0 and nothing of Redis's). */
@@ -325,6 +333,7 @@ static void metrics_page(struct api_ctx *c, const struct txn_metrics *m)
             free(pg);
         }
         deployment_gauges(out, a->cfg, m);
+        budget_gauges(out, m);
     }
     evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type",
                       "text/plain; version=0.0.4");
@@ -336,6 +345,25 @@ static void metrics_page(struct api_ctx *c, const struct txn_metrics *m)
 static void on_metrics(const struct txn_metrics *m, const struct core_err *err, void *arg)
 {
     metrics_page(arg, err == NULL ? m : NULL);
+}
+
+/* Each budget's current windows: its cap, what it used (real costs and the estimates of tasks in
+ * flight) and what remains, in USD. */
+static void budget_gauges(struct evbuffer *out, const struct txn_metrics *m)
+{
+    static const char *const names[] = {"sluice_budget_max_usd", "sluice_budget_spent_usd",
+                                        "sluice_budget_remaining_usd"};
+    for (size_t g = 0; g < sizeof(names) / sizeof(names[0]); g++) {
+        evbuffer_add_printf(out, "# TYPE %s gauge\n", names[g]);
+        for (size_t i = 0; i < m->n_budgets; i++) {
+            struct txn_budget_state b;
+            int64_t v;
+            txn_metrics_budget(m, i, &b);
+            v = g == 0 ? b.max_nano : g == 1 ? b.used_nano : b.max_nano - b.used_nano;
+            evbuffer_add_printf(out, "%s{subject=\"%s\",window=\"%s\"} %.9f\n", names[g], b.subject,
+                                b.window, (double)(v > 0 ? v : 0) / 1e9);
+        }
+    }
 }
 
 /* One gauge family per deployment field, each grouped under its TYPE line. */

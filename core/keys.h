@@ -53,7 +53,8 @@
  *   {sl}:bud:<subject>       hash   a budget: cfg (JSON: policy and limits, each with its window's
  *                                    length and its cap in micro-USD); subject "t:<tenant>" or
  *                                    "k:<key id>" (core/lua/prelude.lua, budget.lua)
- *   {sl}:bu:<subject>:<window>:<start ms>  string  micro-USD used in one window of a limit:
+ *   {sl}:buds                set    the subjects that have a budget (for /metrics)
+ *   {sl}:bu:<subject>:<window>:<start ms>  string  nano-USD used in one window of a limit:
  *                                    admitted tasks' estimates, moved to their real cost when they
  *                                    end; expires a day after the window
  *   {sl}:c:<key>             hash   a cached response (key: the SHA-256 hex of scope, alias, kind
@@ -133,6 +134,7 @@
 #define KS_PIPE_WORK "pw"
 #define KS_BUDGET "bud:"
 #define KS_BUDGET_USED "bu:"
+#define KS_BUDGETS "buds"
 #define KS_CACHE "c:"
 #define KS_CACHE_FLIGHT "cf:"
 #define KS_CACHE_WAIT "cw:"

@@ -470,11 +470,20 @@ static bool dep_ok(const redisReply *d)
 int txn_metrics_parse(const redisReply *reply, struct txn_metrics *out)
 {
     memset(out, 0, sizeof(*out));
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 5 ||
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 6 ||
         !is_type(reply, 0, REDIS_REPLY_ARRAY) || !is_type(reply, 1, REDIS_REPLY_ARRAY) ||
         !is_type(reply, 2, REDIS_REPLY_INTEGER) || !is_type(reply, 3, REDIS_REPLY_INTEGER) ||
-        !is_type(reply, 4, REDIS_REPLY_INTEGER) || reply->element[0]->elements % 2 != 0) {
+        !is_type(reply, 4, REDIS_REPLY_INTEGER) || !is_type(reply, 5, REDIS_REPLY_ARRAY) ||
+        reply->element[0]->elements % 2 != 0) {
         return -1;
+    }
+    for (size_t i = 0; i < reply->element[5]->elements; i++) {
+        const redisReply *b = reply->element[5]->element[i];
+        if (b->type != REDIS_REPLY_ARRAY || b->elements != 4 ||
+            !is_type(b, 0, REDIS_REPLY_STRING) || !is_type(b, 1, REDIS_REPLY_STRING) ||
+            !is_type(b, 2, REDIS_REPLY_STRING) || !is_type(b, 3, REDIS_REPLY_STRING)) {
+            return -1;
+        }
     }
     for (size_t i = 0; i < reply->element[0]->elements; i++) {
         if (reply->element[0]->element[i]->type != REDIS_REPLY_STRING) {
@@ -493,7 +502,19 @@ int txn_metrics_parse(const redisReply *reply, struct txn_metrics *out)
     out->delayed = reply->element[2]->integer;
     out->leased = reply->element[3]->integer;
     out->parked = reply->element[4]->integer;
+    out->budgets = reply->element[5];
+    out->n_budgets = reply->element[5]->elements;
     return 0;
+}
+
+void txn_metrics_budget(const struct txn_metrics *m, size_t i, struct txn_budget_state *out)
+{
+    const redisReply *b = m->budgets->element[i];
+
+    out->subject = b->element[0]->str;
+    out->window = b->element[1]->str;
+    out->max_nano = strtoll(b->element[2]->str, NULL, 10);
+    out->used_nano = strtoll(b->element[3]->str, NULL, 10);
 }
 
 void txn_metrics_stat(const struct txn_metrics *m, size_t i, const char **name, const char **value)

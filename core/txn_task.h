@@ -307,7 +307,19 @@ struct txn_metrics {
     int64_t parked;          /* long-running tasks waiting for their next poll */
     const redisReply *stats; /* the stats hash, HGETALL pairs */
     const redisReply *deps;  /* the deployments */
+    size_t n_budgets;        /* budgets' current windows: read them with txn_metrics_budget */
+    const redisReply *budgets;
 };
+
+/* A budget's current window as METRICS reads it. Borrowed from the reply. */
+struct txn_budget_state {
+    const char *subject; /* "t:<tenant>" or "k:<key id>" */
+    const char *window;  /* hour, day, month */
+    int64_t max_nano, used_nano;
+};
+
+/* Budget window i (< m->n_budgets) into out, borrowed like m. */
+void txn_metrics_budget(const struct txn_metrics *m, size_t i, struct txn_budget_state *out);
 
 /* Starts a METRICS call in a (reset first). */
 void txn_metrics_begin(struct txn_args *a);

@@ -12,9 +12,11 @@ local now = tonumber(now_arg)
 
 if op == 'put' then
   redis.call('HSET', bk, 'cfg', cfg)
+  redis.call('SADD', '{{KS_BUDGETS}}', subject)
   return {'ok'}
 elseif op == 'delete' then
   redis.call('DEL', bk)
+  redis.call('SREM', '{{KS_BUDGETS}}', subject)
   return {'ok'}
 elseif op == 'get' then
   local raw = redis.call('HGET', bk, 'cfg')

@@ -59,6 +59,7 @@ if op == 'create' then
     h[#h+1] = 'budget'; h[#h+1] = budget
     -- the key's own budget, where CLAIM looks for it (core/lua/prelude.lua)
     redis.call('HSET', '{{KS_BUDGET}}k:' .. id, 'cfg', budget)
+    redis.call('SADD', '{{KS_BUDGETS}}', 'k:' .. id)
   end
   redis.call('HSET', rec_key, unpack(h))
   local out = {'ok', tostring(redis.call('INCR', ver_key))}

@@ -356,7 +356,11 @@ local function usage_count(k, status, now, tenant, known)
     end
   end
   local nano = cost_nano(cost)
-  if nano ~= 0 then redis.call('HINCRBY', h, pre .. 'cost', nano) end
+  if nano ~= 0 then
+    redis.call('HINCRBY', h, pre .. 'cost', nano)
+    -- /metrics: spend per tenant and alias (sluice_spend_usd_total)
+    stat('spend|' .. tenant .. '|' .. (f[1] or '-'), nano)
+  end
   -- last, so that a hash whose time is already past goes whole
   if fresh then
     local at = hour + 3600 + num(redis.call('GET', '{{KS_USAGE_CFG}}'), USAGE_RET_S) + 86400

@@ -13,7 +13,7 @@
 //    again.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_KEY, Cluster, MOCK_PRICE, freePort, waitFor } from './lib/harness.mjs';
+import { ADMIN_KEY, Cluster, MOCK_PRICE, freePort, parseMetrics, waitFor } from './lib/harness.mjs';
 
 const HOUR_S = 3;
 const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'expired']);
@@ -196,7 +196,13 @@ describe('budgets across two api processes and two workers', () => {
     // nothing accepted was lost: what did not run waits for the next window
     assert.equal(completed.length + tasks.filter((t) => t.status === 'queued').length, accepted.length);
     const b = await budget('alpha');
-    assert.ok(Math.abs(b.limits[0].spent_usd - spent) < 1e-6, `counter ${b.limits[0].spent_usd} vs tasks ${spent}`);
+    assert.ok(Math.abs(b.limits[0].spent_usd - spent) < 1e-9, `counter ${b.limits[0].spent_usd} vs tasks ${spent}`);
+    // /metrics: the budget's window and the tenant's spend on the alias
+    const metrics = parseMetrics((await admin.request('GET', '/metrics')).text);
+    const gauge = (name, labels) => metrics.get(name, labels);
+    assert.ok(Math.abs(gauge('sluice_budget_spent_usd', { subject: 't:alpha', window: 'day' }) - spent) < 1e-9);
+    assert.ok(Math.abs(gauge('sluice_budget_max_usd', { subject: 't:alpha', window: 'day' }) - cap) < 1e-9);
+    assert.ok(gauge('sluice_spend_usd_total', { tenant: 'alpha', model: 'mock-chat' }) >= spent - 1e-9);
     await Promise.all(tasks.filter((t) => t.status === 'queued').map((t) => client(0).cancel(t.id)));
     assert.equal((await admin.request('DELETE', '/v1/admin/tenants/alpha/budget')).status, 200);
     console.log(`# reject: cap $${cap.toFixed(6)}, spent $${spent.toFixed(6)} by ${completed.length} tasks; ${refused} submits refused`);

@@ -246,6 +246,42 @@ static void test_reject_and_get(struct fx *f)
     freeReplyObject(r);
 }
 
+/* METRICS shows every budget's current windows (read at Redis's clock: nothing used in them
+ * here); a deleted budget is gone from it. */
+static void test_metrics(struct fx *f)
+{
+    struct txn_metrics m;
+    struct txn_budget_state b;
+    struct txn_budget del = {.op = TXN_BUDGET_DELETE, .subject = "t:t1", .now_ms = FX_NOW};
+    redisReply *r;
+
+    fx_flush(f);
+    put_budget(
+        f, "t:t1",
+        "{\"policy\":\"pace\",\"limits\":[{\"window\":\"hour\",\"ms\":3600000,\"max\":75000},"
+        "{\"window\":\"month\",\"ms\":0,\"max\":900000}]}");
+    txn_metrics_begin(&f->args);
+    r = fx_run(f, SCRIPT_METRICS, &f->args);
+    CHECK(txn_metrics_parse(r, &m) == 0);
+    CHECK(m.n_budgets == 2);
+    if (m.n_budgets == 2) {
+        txn_metrics_budget(&m, 0, &b);
+        CHECK_STR(b.subject, "t:t1");
+        CHECK_STR(b.window, "hour");
+        CHECK(b.max_nano == 75000 && b.used_nano == 0);
+        txn_metrics_budget(&m, 1, &b);
+        CHECK_STR(b.window, "month");
+        CHECK(b.max_nano == 900000);
+    }
+    freeReplyObject(r);
+    CHECK(txn_budget_build(&f->args, &f->keys, &del) == 0);
+    freeReplyObject(fx_run(f, SCRIPT_BUDGET, &f->args));
+    txn_metrics_begin(&f->args);
+    r = fx_run(f, SCRIPT_METRICS, &f->args);
+    CHECK(txn_metrics_parse(r, &m) == 0 && m.n_budgets == 0);
+    freeReplyObject(r);
+}
+
 int main(void)
 {
     struct fx f;
@@ -258,6 +294,7 @@ int main(void)
     test_poll_and_tick(&f);
     test_key_budget(&f);
     test_reject_and_get(&f);
+    test_metrics(&f);
     fx_stop(&f);
     return check_done();
 }

@@ -172,7 +172,7 @@ static void test_metrics(struct fx *f)
     txn_metrics_begin(&f->args);
     txn_metrics_add(&f->args, "m", 2);
     r = fx_run(f, SCRIPT_METRICS, &f->args);
-    CHECK(r != NULL && r->elements == 5);
+    CHECK(r != NULL && r->elements == 6);
     if (!CHECK(txn_metrics_parse(r, &m) == 0)) {
         freeReplyObject(r);
         return;
@@ -195,6 +195,7 @@ static void test_metrics(struct fx *f)
     CHECK(m.delayed == 2);
     CHECK(m.leased == 1);
     CHECK(m.parked == 0);
+    CHECK(m.n_budgets == 0);
     freeReplyObject(r);
 }
 
