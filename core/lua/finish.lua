@@ -146,13 +146,14 @@ local function dep_outcome(a, model, dep, est)
 end
 -- f: 1 status, 2 fence, 3 attempts, 4 max_attempts, 5 priority, 6 tenant, 7 model, 8 dep, 9 est,
 -- 10 attempt_log, 11 alog_n, 12 batch, 13 reply_to, 14 webhook, 15 progress, 16 last_error,
--- 17 queue_position, 18 deadline, 19 sb (stored bytes), 20 pipe, 21 pstep, 22 bres, 23 bwin
+-- 17 queue_position, 18 deadline, 19 sb (stored bytes), 20 pipe, 21 pstep, 22 bres, 23 bwin,
+-- 24 provider, 25 key, 26 created, 27 cached, 28 ck (what finalize's usage and cache steps read)
 local function finish_one(a)
   local k, id = a.task_key, a.id
   local f = redis.call('HMGET', k, 'status', 'fence', 'attempts', 'max_attempts',
     'priority', 'tenant', 'model', 'dep', 'est', 'attempt_log', 'alog_n', 'batch', 'reply_to',
     'webhook', 'progress', 'last_error', 'queue_position', 'deadline', 'sb', 'pipe', 'pstep',
-    'bres', 'bwin')
+    'bres', 'bwin', 'provider', 'key', 'created', 'cached', 'ck')
   if f[2] ~= a.fence or (f[1] ~= 'in_progress' and f[1] ~= 'cancelling') then
     return 'stale'
   end
@@ -232,7 +233,10 @@ local function finish_one(a)
   finalize(k, id, outcome, now, ret, f[6], {status = f[1], batch = f[12],
     reply_to = f[13], webhook = f[14], deadline = f[18], sb = f[19] or false, ab = ab,
     fields = tw, result = a.result, pipe = f[20] or false, pstep = f[21] or false, bres = false,
-    error = outcome == 'failed' and a.error or nil, usage = a.usage, cost = a.cost})
+    error = outcome == 'failed' and a.error or nil, usage = a.usage, cost = a.cost,
+    task = {model = f[7], provider = a.provider ~= '' and a.provider or f[24], key = f[25],
+      created = f[26], cached = f[27]},
+    ck = f[28] or false})
   return outcome
 end
 local out = each_outcome(finish_one)

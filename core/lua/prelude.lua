@@ -326,8 +326,13 @@ local USAGE_LAT = {25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}
 local USAGE_RET_S = 90 * 86400
 local USAGE_OUTCOME = {completed = 'c', failed = 'f', expired = 'f', cancelled = 'x'}
 local function usage_count(k, status, now, tenant, known)
-  local f = redis.call('HMGET', k, 'model', 'provider', 'key', 'created', 'cached', 'usage',
-    'cost')
+  -- the task's fields: as FINISH has just read them (known.task), else read here
+  local t, f = known.task, nil
+  if t then
+    f = {t.model, t.provider, t.key, t.created, t.cached}
+  else
+    f = redis.call('HMGET', k, 'model', 'provider', 'key', 'created', 'cached', 'usage', 'cost')
+  end
   local usage, cost = known.usage, known.cost
   if usage == nil then usage = f[6] end
   if cost == nil then cost = f[7] end
@@ -382,7 +387,9 @@ local cache_end
 -- batch's output is written (BATCH release starts its retention). known (optional): the task's
 -- status, batch, reply_to, webhook and deadline fields as the caller has just read them (false:
 -- absent; nil: read here), `fields`, more field, value pairs for the task's one HSET, and
--- `result`, the result being stored (for the reply_to message)
+-- `result`, the result being stored (for the reply_to message); for the steps below it
+-- (pipe_count, usage_count, cache_end, budget_settle) what they say they take, e.g. `task`
+-- {model, provider, key, created, cached} and `ck` as FINISH read them
 local function finalize(k, id, status, now, ret, tenant, known)
   known = known or {}
   local old = known.status
