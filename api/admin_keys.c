@@ -23,6 +23,8 @@
 #include "core/txn_keys.h"
 #include "core/util.h"
 
+#define KEYS_LIST_DEFAULT 20
+#define KEYS_LIST_MAX 100
 #define KEY_PREFIX "sk-sluice-"
 #define KEY_SECRET_CHARS 40 /* base32: 200 bits */
 #define KEY_TENANT_MAX 64
@@ -372,13 +374,11 @@ static void on_listed(const struct txn_keys_reply *r, const struct core_err *err
         api_ctx_free(c);
         return;
     }
-    o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "object", "list");
-    data = cJSON_AddArrayToObject(o, "data");
-    for (size_t i = 0; i < r->n; i++) {
+    data = cJSON_CreateArray();
+    for (size_t i = 0; data != NULL && i < r->n; i++) {
         cJSON_AddItemToArray(data, key_json(&r->recs[i]));
     }
-    cJSON_AddBoolToObject(o, "has_more", false);
+    o = api_list_page(data, r->status == TXN_KEYS_MORE);
     api_reply_json(c->api, c->req, 200, o);
     api_ctx_free(c);
 }
@@ -386,11 +386,12 @@ static void on_listed(const struct txn_keys_reply *r, const struct core_err *err
 void api_admin_keys_list(struct api *a, struct evhttp_request *req, const char *tenant,
                          const char *arg)
 {
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    static const struct api_list_spec spec = {KEYS_LIST_DEFAULT, KEYS_LIST_MAX, "key_", "key"};
     struct txn_keys k = {.op = TXN_KEYS_LIST};
     struct evkeyvalq params;
     struct api_ctx *c;
-    const char *t;
+    const char *t, *after;
+    long limit;
 
     (void)tenant;
     (void)arg;
@@ -399,8 +400,7 @@ void api_admin_keys_list(struct api *a, struct evhttp_request *req, const char *
         api_reply_admin_required(a, req);
         return;
     }
-    if (query != NULL && evhttp_parse_query_str(query, &params) < 0) {
-        api_reply_error(a, req, CORE_EINVAL, NULL, NULL, "Malformed query string");
+    if (api_list_query(a, req, &params, &spec, &limit, &after) < 0) {
         goto out;
     }
     t = evhttp_find_header(&params, "tenant");
@@ -416,6 +416,8 @@ void api_admin_keys_list(struct api *a, struct evhttp_request *req, const char *
         goto out;
     }
     k.tenant = t;
+    k.after = after;
+    k.limit = limit;
     if (keys_op(c, &k, on_listed) < 0) {
         api_reply_store_down(a, req);
         api_ctx_free(c);

@@ -178,11 +178,12 @@ out:
 
 /*
  * Renders a loaded stored result (borrowed, changed in place) in form: each data item's
- * {"artifact": i} becomes "url" (a capability URL on the base this request reached us by) or
- * "b64_json". Returns 0, or a negative code with err filled.
+ * {"artifact": i} becomes "url" (a capability URL of task id on the base this request reached us
+ * by) or "b64_json" (the bytes of the task owner names, "": id's own). Returns 0, or a negative
+ * code with err filled.
  */
-static int render(struct api *a, struct evhttp_request *req, const char *id, cJSON *result,
-                  enum artifact_form form, struct core_err *err)
+static int render(struct api *a, struct evhttp_request *req, const char *id, const char *owner,
+                  cJSON *result, enum artifact_form form, struct core_err *err)
 {
     const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
     int64_t expires = util_now_ms() / 1000 + a->cfg->blobs.url_ttl_s;
@@ -215,7 +216,7 @@ static int render(struct api *a, struct evhttp_request *req, const char *id, cJS
                                      sizeof(url)) == 0 &&
                  cJSON_AddStringToObject(item, "url", url) != NULL;
         } else {
-            if ((b64 = read_b64(a, id, index, &budget, err)) == NULL) {
+            if ((b64 = read_b64(a, owner[0] ? owner : id, index, &budget, err)) == NULL) {
                 return err->code;
             }
             ok = cJSON_AddStringToObject(item, "b64_json", b64) != NULL;
@@ -234,6 +235,7 @@ void api_answer_result(struct api *a, struct evhttp_request *req, const char *id
     enum artifact_form form;
     cJSON *loaded = NULL;
     struct core_err e;
+    char owner[ARTIFACT_REF_OWNER_MAX];
     char *text;
 
     if (!artifact_ref_is(result, len)) {
@@ -245,10 +247,10 @@ void api_answer_result(struct api *a, struct evhttp_request *req, const char *id
         return;
     }
     core_err_clear(&e);
-    if (artifact_ref_load(result, len, &form, &loaded) != 0) {
+    if (artifact_ref_load(result, len, &form, &loaded, owner) != 0) {
         core_err_set(&e, CORE_EINTERNAL, NULL,
                      "The stored images response of task %s is unreadable", id);
-    } else if (render(a, req, id, loaded, form, &e) == 0) {
+    } else if (render(a, req, id, owner, loaded, form, &e) == 0) {
         text = cJSON_PrintUnformatted(loaded);
         cJSON_Delete(loaded);
         if (text != NULL) {
@@ -268,13 +270,14 @@ static cJSON *render_text(struct api *a, struct evhttp_request *req, const char 
                           const char *text, bool inline_ok, struct core_err *err)
 {
     enum artifact_form form;
+    char owner[ARTIFACT_REF_OWNER_MAX];
     cJSON *r = NULL;
 
-    if (artifact_ref_load(text, strlen(text), &form, &r) != 0) {
+    if (artifact_ref_load(text, strlen(text), &form, &r, owner) != 0) {
         core_err_set(err, CORE_EINTERNAL, NULL, "unreadable stored images response");
         return NULL;
     }
-    if (render(a, req, id, r, inline_ok ? form : ARTIFACT_FORM_URL, err) != 0) {
+    if (render(a, req, id, owner, r, inline_ok ? form : ARTIFACT_FORM_URL, err) != 0) {
         cJSON_Delete(r);
         return NULL;
     }

@@ -137,6 +137,10 @@ int batch_line_check(struct batch_runner *r, cJSON **root, const cJSON **body,
         LINE_FAIL("model_not_found", "body.model", "The model '%.128s' does not exist",
                   cJSON_IsString(v) ? v->valuestring : "");
     }
+    if (!api_key_allows(r->key, *model)) {
+        LINE_FAIL("model_not_allowed", "body.model",
+                  "The batch's API key may not use the model '%.128s'", v->valuestring);
+    }
     if (!api_model_serves(*model, r->kind)) {
         LINE_FAIL("invalid_model", "body.model", "The model '%.128s' serves %s requests, not %s",
                   v->valuestring, task_kind_name((*model)->kind), task_kind_name(r->kind));

@@ -431,7 +431,8 @@ static void on_line_submitted(struct api_ctx *c, int outcome, redisReply *dup,
             r->fail_ordinal = ordinal;
         }
         if (err && err->code != CORE_EQUOTA) {
-            log_warn("batch line not submitted", "batch=%s error=\"%s\"", r->id, err->message);
+            log_warn("batch line not submitted", "batch=%s task=%s error=\"%s\"", r->id, c->id,
+                     err->message);
         }
     }
     api_ctx_free(c);
@@ -460,6 +461,7 @@ static bool submit_line(struct batch_runner *r, const cJSON *body, const struct 
     sub.prio = TASK_PRIO_BATCH;
     sub.batch_id = r->id;
     sub.custom_id = custom_id;
+    sub.key_id = runner_field(r, "key");
     sub.render = API_RENDER_NONE; /* a line's task is answered in the output file, not here */
     core_err_clear(&e);
     if (api_submit(r->api, c, &sub, on_line_submitted, &e) < 0) {
@@ -759,6 +761,7 @@ static void on_claim(const struct txn_batch_reply *rep, const struct core_err *e
         runner_abandon(r, "malformed batch");
         return;
     }
+    r->key = api_keys_find_id(r->api->keys, runner_field(r, "key"));
     dispatch(r);
 }
 

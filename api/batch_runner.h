@@ -13,6 +13,7 @@
 #include <cJSON.h>
 
 #include "api/batches.h"
+#include "api/keys.h"
 #include "core/config.h"
 #include "core/task.h"
 #include "core/txn.h"
@@ -54,6 +55,9 @@ struct batch_runner {
     char id[64];
     char *tenant;
     cJSON *fields;
+    /* the key it was created under, as this process's table knows it (NULL: none, or unknown
+     * here): its lines may use only the key's aliases */
+    const struct api_key_ref *key;
     enum task_kind kind; /* what the endpoint's lines run as */
     FILE *in;
     char *line;

@@ -19,7 +19,7 @@
 
 #define BATCHES_LIST_DEFAULT 20
 #define BATCHES_LIST_MAX 100
-/* The most fields a POST /v1/batches writes with the batch (it writes 8 at most today). */
+/* The most fields a POST /v1/batches writes with the batch (it writes 10 at most today). */
 #define BATCHES_CREATE_FIELDS 15
 
 /* The first four are the default: every way a batch ends. */
@@ -306,6 +306,10 @@ void api_batches_create(struct api *a, struct evhttp_request *req, const char *t
     if (validate_batch(a, tenant, body, c->task, &e) < 0) {
         api_reply_err(a, req, &e);
         goto fail;
+    }
+    /* the key its lines run under: their budget and the aliases they may use */
+    if (c->key != NULL) {
+        cJSON_AddStringToObject(c->task, "key", c->key->id);
     }
     /* what the answer shows before the runner starts */
     cJSON_AddStringToObject(c->task, "status", txn_batch_status_name(TXN_BATCH_VALIDATING));

@@ -134,11 +134,13 @@ static bool has_directive(const char *h, const char *word)
     return false;
 }
 
-/* Kinds whose answer can be replayed from Redis: an image's or a video's answer is the artifacts
- * kept for the task that made it (core/artifact_ref.h), never cached. */
+/* Kinds whose answer can be replayed: an image's answer refers to the files its task kept, which
+ * a cached answer shows for as long as that task keeps them (core/lua/prelude.lua cache_owned);
+ * a video job is minutes of a provider's work per request and is not cached. */
 static bool kind_cacheable(enum task_kind kind)
 {
-    return kind == TASK_KIND_CHAT || kind == TASK_KIND_EMBEDDING || kind == TASK_KIND_RESPONSE;
+    return kind == TASK_KIND_CHAT || kind == TASK_KIND_EMBEDDING || kind == TASK_KIND_RESPONSE ||
+           kind == TASK_KIND_IMAGE;
 }
 
 int api_cache_arg(const struct config_model *m, const char *tenant, long max_bytes,

@@ -116,6 +116,7 @@ struct api_submit {
     const char *custom_id;
     const char *pipeline_id; /* a pipeline's step: c->id is derived from it (api/pipelines.h) */
     const char *step;
+    const char *key_id; /* the key it runs under when not c->key's (a batch's, a pipeline's) */
 };
 
 /* ---- task_submit.c: the loop turn's submits, one SUBMIT call (core/txn_task.h) ---- */

@@ -218,7 +218,7 @@ static void on_loaded(const struct txn_keys_reply *r, const struct core_err *err
     k->busy = false;
     if (err != NULL) {
         if (!k->down) {
-            log_warn("api keys not loaded", "error=%s", err->message);
+            log_warn("api keys not loaded", "error=\"%s\"", err->message);
         }
         k->down = true;
     } else {
@@ -349,6 +349,26 @@ const struct api_key_ref *api_keys_auth(struct api_keys *k, const struct config 
         ref = &e->ref;
     }
     return api_key_ref_usable(ref, now_s) ? ref : NULL;
+}
+
+const struct api_key_ref *api_keys_find_id(const struct api_keys *k, const char *id)
+{
+    if (k == NULL || id == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < k->n_cfg; i++) {
+        if (strcmp(k->cfg_refs[i].id, id) == 0) {
+            return &k->cfg_refs[i];
+        }
+    }
+    for (size_t b = 0; b < KEYS_BUCKETS; b++) {
+        for (const struct entry *e = k->buckets[b]; e != NULL; e = e->next) {
+            if (strcmp(e->ref.id, id) == 0) {
+                return &e->ref;
+            }
+        }
+    }
+    return NULL;
 }
 
 bool api_key_allows(const struct api_key_ref *ref, const struct config_model *model)

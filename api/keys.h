@@ -63,6 +63,14 @@ void api_keys_free(struct api_keys *k);
 const struct api_key_ref *api_keys_auth(struct api_keys *k, const struct config *cfg,
                                         const char *key, size_t len, int64_t now_s);
 
+/*
+ * The identity whose id is id (a Redis key's "key_…" or a config key's "cfg:…"), usable or not,
+ * or NULL when the table has none (a key this process has not loaded, or k NULL). For work that
+ * runs later under the key that submitted it (a batch's lines, a pipeline's steps). Linear in the
+ * number of keys: call it once per pass, not per task.
+ */
+const struct api_key_ref *api_keys_find_id(const struct api_keys *k, const char *id);
+
 /* Whether ref (NULL: none) is usable at now_s. */
 bool api_key_ref_usable(const struct api_key_ref *ref, int64_t now_s);
 

@@ -47,7 +47,8 @@ static char *link_artifact(void *ctx, const struct pipe_task_out *src, const cJS
         return NULL;
     }
     if (!cJSON_IsNumber(index) || index->valuedouble < 0 ||
-        artifact_blob_path(dir, src->task_id, (size_t)index->valuedouble, from, sizeof(from)) < 0 ||
+        artifact_blob_path(dir, artifact_ref_blob_task(artifact, src->task_id),
+                           (size_t)index->valuedouble, from, sizeof(from)) < 0 ||
         blobs_input_path(dir, l->task_id, l->next, to, sizeof(to)) < 0 ||
         blobs_artifact_dir(dir, l->task_id, folder, sizeof(folder)) < 0 ||
         blobs_make_dir(dir, folder) < 0) {
@@ -120,8 +121,8 @@ static void on_submitted(struct api_ctx *c, int outcome, redisReply *dup,
     if (outcome < 0) {
         p->failed[i]++;
         if (err && err->code != CORE_EQUOTA) {
-            log_warn("pipeline task not submitted", "pipeline=%s step=%s error=\"%s\"", p->id,
-                     p->spec.steps[i].id, err->message);
+            log_warn("pipeline task not submitted", "pipeline=%s step=%s task=%s error=\"%s\"",
+                     p->id, p->spec.steps[i].id, c->id, err->message);
         }
     }
     api_ctx_free(c);
@@ -300,6 +301,7 @@ void pipe_start_step(struct pass *p, size_t i, const struct txn_pipe_reply *r)
         sub->webhook = twh;
         sub->pipeline_id = p->id;
         sub->step = s->id;
+        sub->key_id = pipe_runner_field(p, "key", NULL);
         sub->render = API_RENDER_NONE;
         p->pending[i]++;
         p->waiting++;

@@ -217,7 +217,8 @@ static int pipe_op(struct api_ctx *c, struct txn_pipe *b, txn_pipe_cb cb)
  * Checks every step's model: a string naming a configured alias that serves the step's kind (the
  * rest of the input is checked when the step starts, once its references are resolved).
  */
-static int check_models(struct api *a, const struct pipe_spec *spec, struct core_err *e)
+static int check_models(struct api *a, const struct api_key_ref *key, const struct pipe_spec *spec,
+                        struct core_err *e)
 {
     for (size_t i = 0; i < spec->n; i++) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(spec->steps[i].input, "model");
@@ -235,6 +236,9 @@ static int check_models(struct api *a, const struct pipe_spec *spec, struct core
             core_err_set_code(e, "model_not_found");
             return e->code;
         }
+        if (api_key_model_check(key, cm, param, e) < 0) {
+            return e->code;
+        }
         if (!api_model_serves(cm, spec->steps[i].kind)) {
             return core_err_set(e, CORE_EINVAL, param, "The model '%.128s' serves %s tasks, not %s",
                                 m->valuestring, task_kind_name(cm->kind),
@@ -244,11 +248,11 @@ static int check_models(struct api *a, const struct pipe_spec *spec, struct core
     return 0;
 }
 
-#define PIPE_FIELDS 8
+#define PIPE_FIELDS 12
 
 /* The body of POST /v1/pipelines into c->task (the fields to store, strings). */
-static int validate_pipeline(struct api *a, const char *tenant, const cJSON *body, cJSON *fields,
-                             struct pipe_spec *spec, struct core_err *e)
+static int validate_pipeline(struct api *a, const struct api_ctx *c, const cJSON *body,
+                             cJSON *fields, struct pipe_spec *spec, struct core_err *e)
 {
     static const char *const known[] = {"steps", "webhook", "metadata", "priority", "deadline"};
     const cJSON *steps = cJSON_GetObjectItemCaseSensitive(body, "steps");
@@ -277,7 +281,7 @@ static int validate_pipeline(struct api *a, const char *tenant, const cJSON *bod
         return core_err_set(e, CORE_EINVAL, "steps", "'steps' is required");
     }
     if (pipe_spec_parse(steps, (size_t)a->cfg->pipelines.max_steps, spec, e) < 0 ||
-        check_models(a, spec, e) < 0) {
+        check_models(a, c->key, spec, e) < 0) {
         return e->code;
     }
     if (p != NULL && (!cJSON_IsString(p) || task_priority_parse(p->valuestring) < 0)) {
@@ -305,7 +309,7 @@ static int validate_pipeline(struct api *a, const char *tenant, const cJSON *bod
         cJSON_free(text);
     }
     if (webhook != NULL) {
-        cJSON *w = api_validate_webhook(a, tenant, webhook, &api_pipeline_webhook_events, e);
+        cJSON *w = api_validate_webhook(a, c->tenant, webhook, &api_pipeline_webhook_events, e);
         if (w == NULL) {
             return e->code;
         }
@@ -377,11 +381,15 @@ void api_pipelines_create(struct api *a, struct evhttp_request *req, const char 
         api_reply_error(a, req, CORE_ENOMEM, NULL, NULL, "Out of memory");
         goto fail;
     }
-    if (validate_pipeline(a, tenant, body, c->task, &spec, &e) < 0) {
+    if (validate_pipeline(a, c, body, c->task, &spec, &e) < 0) {
         api_reply_err(a, req, &e);
         goto fail;
     }
     cJSON_AddStringToObject(c->task, "id", c->id);
+    /* the key its steps run under: their budget */
+    if (c->key != NULL) {
+        cJSON_AddStringToObject(c->task, "key", c->key->id);
+    }
     c->created_ms = util_now_ms();
     cJSON_ArrayForEach(f, c->task)
     {

@@ -55,7 +55,7 @@ static void submit_failed(struct api_ctx *c, const struct core_err *err, bool se
 {
     struct core_err e;
 
-    log_warn("submit failed", "error=\"%s\"", err->message);
+    log_warn("submit failed", "task=%s error=\"%s\"", c->id, err->message);
     core_err_clear(&e);
     if (!sent) {
         /* the call never went out: nothing was created */
@@ -365,7 +365,7 @@ int api_submit(struct api *a, struct api_ctx *c, const struct api_submit *s, api
         .max_stored_bytes = quota->max_stored_bytes,
         .max_artifact_bytes = quota->max_artifact_bytes,
         .cache = p->cache,
-        .key_id = c->key ? c->key->id : NULL,
+        .key_id = s->key_id ? s->key_id : (c->key ? c->key->id : NULL),
     };
     /* Queued for the end of this loop turn: the turn's submits go to Redis in one SUBMIT call
      * (activated events run after those already active, so the turn's other requests first). */

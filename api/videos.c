@@ -23,6 +23,7 @@
 
 #include "adapters/media.h"
 #include "api/internal.h"
+#include "core/artifact_ref.h"
 #include "core/blobs.h"
 #include "core/keys.h"
 #include "core/multipart.h"
@@ -403,7 +404,9 @@ void api_send_artifact(struct api *a, struct evhttp_request *req, const char *id
                         "Task %s has no content at index %ld", id, index);
         goto out;
     }
-    fd = artifact_blob_path(a->cfg->blobs.dir, id, (size_t)index, path, sizeof(path)) == 0
+    /* a cached image's files are the task's that made it (core/artifact_ref.h) */
+    fd = artifact_blob_path(a->cfg->blobs.dir, artifact_ref_blob_task(item, id), (size_t)index,
+                            path, sizeof(path)) == 0
              ? open(path, O_RDONLY | O_CLOEXEC)
              : -1;
     if (fd < 0 || fstat(fd, &st) < 0) {

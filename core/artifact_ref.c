@@ -7,6 +7,7 @@
 
 #include "core/artifact_ref.h"
 #include "core/err.h"
+#include "core/task.h"
 
 /* The stored text's first bytes, as cJSON_PrintUnformatted writes the marker member. */
 static const char artifact_ref_prefix[] = "{\"" ARTIFACT_REF_KEY "\":";
@@ -87,12 +88,17 @@ bool artifact_ref_is(const char *text, size_t len)
     return text != NULL && len > plen && memcmp(text, artifact_ref_prefix, plen) == 0;
 }
 
-int artifact_ref_load(const char *text, size_t len, enum artifact_form *form, cJSON **out)
+int artifact_ref_load(const char *text, size_t len, enum artifact_form *form, cJSON **out,
+                      char *owner)
 {
     cJSON *root;
+    const char *o;
     int f;
 
     *out = NULL;
+    if (owner != NULL) {
+        owner[0] = '\0';
+    }
     if (!artifact_ref_is(text, len) || (root = cJSON_ParseWithLength(text, len)) == NULL) {
         return -1;
     }
@@ -103,9 +109,22 @@ int artifact_ref_load(const char *text, size_t len, enum artifact_form *form, cJ
         return -1;
     }
     cJSON_DeleteItemFromObjectCaseSensitive(root, ARTIFACT_REF_KEY);
+    o = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, ARTIFACT_REF_OWNER));
+    if (owner != NULL && o != NULL && task_id_valid(o) && strlen(o) < ARTIFACT_REF_OWNER_MAX) {
+        strcpy(owner, o);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(root, ARTIFACT_REF_OWNER);
     *form = (enum artifact_form)f;
     *out = root;
     return 0;
+}
+
+const char *artifact_ref_blob_task(const cJSON *item, const char *task_id)
+{
+    const char *o =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, ARTIFACT_REF_BLOB_TASK));
+
+    return o != NULL && task_id_valid(o) ? o : task_id;
 }
 
 long artifact_ref_index(const cJSON *item)
@@ -125,7 +144,7 @@ cJSON *artifact_ref_content_urls(const char *text, const char *base, const char 
     cJSON *r = NULL;
     cJSON *item;
 
-    if (text == NULL || artifact_ref_load(text, strlen(text), &form, &r) != 0) {
+    if (text == NULL || artifact_ref_load(text, strlen(text), &form, &r, NULL) != 0) {
         return NULL;
     }
     cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(r, "data"))

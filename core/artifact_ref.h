@@ -32,6 +32,14 @@ enum artifact_form { ARTIFACT_FORM_URL = 0, ARTIFACT_FORM_B64_JSON };
 #define ARTIFACT_REF_KEY "sluice_response_format" /* the stored result's first member */
 #define ARTIFACT_REF_ITEM "artifact"              /* a data item's reference: the index */
 #define ARTIFACT_REF_MAX 128                      /* references one result may hold */
+/*
+ * An answer from the response cache shows the files of the task that made it: its stored result
+ * names that task after the marker ("sluice_artifact_task": "<id>"), and each of its artifacts
+ * as ARTIFACT_REF_BLOB_TASK (core/lua/prelude.lua cache_owned). Readers take the files from there.
+ */
+#define ARTIFACT_REF_OWNER "sluice_artifact_task"
+#define ARTIFACT_REF_BLOB_TASK "blob_task"
+#define ARTIFACT_REF_OWNER_MAX 64 /* bytes of an owner's id, with its NUL */
 
 /* "url" → ARTIFACT_FORM_URL, "b64_json" → ARTIFACT_FORM_B64_JSON; -1 for anything else. */
 int artifact_form_parse(const char *name);
@@ -62,10 +70,17 @@ bool artifact_ref_is(const char *text, size_t len);
 
 /*
  * Reads a stored result of len bytes: *form, and *out (caller frees) the result without its
- * marker, data items still holding {"artifact": i}. Returns 0, or -1 when text is not a stored
- * result (bad JSON, no marker, an unknown form).
+ * marker (nor its owner), data items still holding {"artifact": i}. owner (may be NULL; cap
+ * ARTIFACT_REF_OWNER_MAX bytes) gets the id of the task whose files the result shows when that
+ * is another task's (a cached answer), else "". Returns 0, or -1 when text is not a stored result
+ * (bad JSON, no marker, an unknown form).
  */
-int artifact_ref_load(const char *text, size_t len, enum artifact_form *form, cJSON **out);
+int artifact_ref_load(const char *text, size_t len, enum artifact_form *form, cJSON **out,
+                      char *owner);
+
+/* The task whose files artifact item (one of a task's artifacts, borrowed) are: its
+ * ARTIFACT_REF_BLOB_TASK when it has a valid one, else task_id. Borrowed from either. */
+const char *artifact_ref_blob_task(const cJSON *item, const char *task_id);
 
 /*
  * A stored result (text, NUL-terminated) as an images response whose items name the task's

@@ -651,10 +651,9 @@ static int parse_deployment(struct config *cfg, struct config_deployment *d, con
 
 /*
  * models.ALIAS.cache: absent (no cache), or {ttl_s: 1 s to 30 days, scope?: a string of 1 to 64
- * characters that every tenant shares the alias's entries under}, on a chat or embedding alias
- * (a chat alias serves Responses too). Image and video aliases are refused: their answers are
- * the artifacts kept in the blob folder of the task that made them, which a cached answer of
- * another task could not name.
+ * characters that every tenant shares the alias's entries under}, on a chat, embedding or image
+ * alias (a chat alias serves Responses too; a cached image names the task whose files it shows).
+ * Video aliases are refused: a video job is minutes of a provider's work per request.
  */
 static int parse_model_cache(struct config_model *mo, const cJSON *c, struct core_err *err)
 {
@@ -666,10 +665,10 @@ static int parse_model_cache(struct config_model *mo, const cJSON *c, struct cor
         return 0;
     }
     snprintf(field, sizeof(field), "models.%s.cache", mo->alias);
-    if (!cJSON_IsObject(c) || (mo->kind != TASK_KIND_CHAT && mo->kind != TASK_KIND_EMBEDDING)) {
-        return core_err_set(err, CORE_EINVAL, field,
-                            "%s: must be an object {ttl_s, scope?} on a chat or embedding alias",
-                            field);
+    if (!cJSON_IsObject(c) || mo->kind == TASK_KIND_VIDEO) {
+        return core_err_set(
+            err, CORE_EINVAL, field,
+            "%s: must be an object {ttl_s, scope?} on a chat, embedding or image alias", field);
     }
     if (!cJSON_IsNumber(ttl) || ttl->valuedouble < 1 || ttl->valuedouble > CONFIG_CACHE_TTL_MAX_S) {
         return core_err_set(err, CORE_EINVAL, field, "%s.ttl_s: must be a number from 1 to %ld",

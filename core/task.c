@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/artifact_ref.h"
 #include "core/task.h"
 #include "core/util.h"
 
@@ -337,6 +338,8 @@ cJSON *task_artifacts_json(const char *id, const char *json)
         snprintf(url, sizeof(url), "/v1/tasks/%s/content?index=%d", id,
                  cJSON_IsNumber(index) ? (int)index->valuedouble : 0);
         cJSON_AddStringToObject(a, "url", url);
+        /* whose files they are is sluice's business: the url leads to them */
+        cJSON_DeleteItemFromObjectCaseSensitive(a, ARTIFACT_REF_BLOB_TASK);
     }
     return list;
 }

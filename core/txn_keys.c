@@ -46,6 +46,8 @@ int txn_keys_build(struct txn_args *a, const struct keyspace *ks, const struct t
         break;
     case TXN_KEYS_LIST:
         txn_arg(a, k->tenant);
+        txn_arg(a, k->after);
+        txn_arg_i64_if(a, k->limit, k->limit > 0);
         break;
     case TXN_KEYS_REVOKE:
         txn_arg_i64(a, k->now_s);
@@ -72,7 +74,8 @@ int txn_keys_parse(const redisReply *reply, struct txn_keys_reply *out)
     } words[] = {{"ok", TXN_KEYS_OK},
                  {"exists", TXN_KEYS_EXISTS},
                  {"not_found", TXN_KEYS_NOT_FOUND},
-                 {"same", TXN_KEYS_SAME}};
+                 {"same", TXN_KEYS_SAME},
+                 {"more", TXN_KEYS_MORE}};
     size_t i, w;
 
     memset(out, 0, sizeof(*out));

@@ -29,6 +29,8 @@ struct txn_keys {
     enum txn_keys_op op;
     const char *id;     /* create, revoke */
     const char *tenant; /* create; list: the tenant listed (NULL or "": every tenant) */
+    const char *after;  /* list: the id of the previous page's last key (NULL: the first page) */
+    int64_t limit;      /* list: the most keys on the page (0: all) */
     const char *name;   /* create */
     const char *sha;    /* create: the secret's SHA-256, 64 hex characters */
     const char *models; /* create: JSON list of aliases (NULL: any) */
@@ -45,6 +47,7 @@ enum txn_keys_status {
     TXN_KEYS_EXISTS,    /* create: the sha (or id) is another key's; nothing written */
     TXN_KEYS_NOT_FOUND, /* revoke: no such key */
     TXN_KEYS_SAME,      /* load: the caller's version is current; no records */
+    TXN_KEYS_MORE,      /* list: keys follow the page's last (has_more) */
 };
 
 /* One key's record; strings borrowed from the reply ("" for an absent field). */

@@ -8,13 +8,14 @@
 -- ARGV: 1 op (create | list | revoke | load), then
 --       create: 2 id, 3 tenant, 4 name, 5 sha (hex), 6 models JSON ("" any), 7 created (s),
 --               8 expires (s, "" never), 9 budget JSON ("" none)
---       list:   2 tenant ("" every tenant)
+--       list:   2 tenant ("" every tenant), 3 the id to go on after ("" from the newest), 4 the
+--               most records to answer ("" all)
 --       revoke: 2 now (s)
 --       load:   2 the version the caller has ("" none)
 -- Returns {status, version, then REC fields per record: id, tenant, name, sha, models, created,
 -- expires, revoked, budget} ("" for an absent field). status: "ok"; create "exists" (the sha is
 -- another key's: nothing written); revoke "not_found"; load "same" (the version is the caller's:
--- no records). list: newest first.
+-- no records); list "more" (records follow the page's last). list: newest first.
 local rec_key, sha_key, ver_key = KEYS[1], KEYS[2], KEYS[3]
 local op = ARGV[1]
 local fields = {'id', 'tenant', 'name', 'sha', 'models', 'created', 'expires', 'revoked', 'budget'}
@@ -78,8 +79,19 @@ elseif op == 'revoke' then
   add_rec(out, rec_key)
   return out
 elseif op == 'list' then
+  local after, limit = ARGV[3] or '', tonumber(ARGV[4] or '')
   local out = {'ok', version()}
-  for _, r in ipairs(all_recs(ARGV[2])) do add_rec(out, r[2]) end
+  local recs = all_recs(ARGV[2])
+  local first = 1
+  if after ~= '' then
+    first = #recs + 1
+    for i, r in ipairs(recs) do
+      if r[3] == after then first = i + 1; break end
+    end
+  end
+  local last = limit and math.min(#recs, first + limit - 1) or #recs
+  for i = first, last do add_rec(out, recs[i][2]) end
+  if last < #recs then out[1] = 'more' end
   return out
 elseif op == 'load' then
   local v = version()

@@ -454,22 +454,46 @@ local function cache_result_for(result, kind, src, id)
   if kind ~= 'response' or not src then return result end
   return (string.gsub(result, '"id":"' .. src .. '"', '"id":"' .. id .. '"', 1))
 end
+-- An image's answer refers to the artifact files its task kept (core/artifact_ref.h): a cached
+-- one names that task, src, as the files' owner — in the stored result, after its marker, and on
+-- each artifact — so a task answered from it shows the same files. The result (nil: not an
+-- image's) and the artifacts so marked.
+local function cache_owned(result, artifacts, src)
+  local marker = '{"sluice_response_format":'
+  if string.sub(result, 1, #marker) ~= marker or not artifacts then return nil end
+  local form_end = string.find(result, ',', #marker + 1, true)
+  if not form_end then return nil end
+  local ok, list = pcall(cjson.decode, artifacts)
+  if not ok or type(list) ~= 'table' then return nil end
+  for _, a in ipairs(list) do a.blob_task = src end
+  return string.sub(result, 1, form_end) .. '"sluice_artifact_task":"' .. src .. '",' ..
+    string.sub(result, form_end + 1), cjson.encode(list)
+end
+-- A task answered from a cached image shows src's files: src's sweep (which removes them) moves
+-- to when the answered task's retention ends, if that is later.
+local function cache_keep_owner(src, until_ms)
+  local s = redis.call('HMGET', T .. src, 'tenant', 'status', 'sb', 'ab', 'expires')
+  if not (s[1] and s[5]) then return end
+  redis.call('ZADD', '{{KS_EXPIRY}}', 'GT', until_ms, s[1] .. '|' .. src .. '|' .. s[2] .. '|' ..
+    num(s[3], 0) .. '|' .. num(s[4], 0))
+end
 -- Keeps a response task src computed under key for ttl ms, counted in tenant's cache bytes (at
 -- most max: the least recently used entries go first; one larger than max is not kept). An entry
--- stored again replaces the old one and its count.
-local function cache_store(key, result, usage, tenant, ttl, max, now, src)
+-- stored again replaces the old one and its count. art: an image's artifacts (nil: none).
+local function cache_store(key, result, usage, tenant, ttl, max, now, src, art)
   local ek = '{{KS_CACHE}}' .. key
   local lru, bk = '{{KS_CACHE_LRU}}' .. tenant, '{{KS_CACHE_BYTES}}' .. tenant
   local old = redis.call('HMGET', ek, 'n', 't')
   if old[1] and redis.call('ZREM', '{{KS_CACHE_LRU}}' .. old[2], key .. ':' .. old[1]) == 1 then
     redis.call('DECRBY', '{{KS_CACHE_BYTES}}' .. old[2], old[1])
   end
-  local n = #result + #usage
+  local n = #result + #usage + (art and #art or 0)
   if n > max then
     redis.call('DEL', ek)
     return
   end
   redis.call('HSET', ek, 'r', result, 'u', usage, 'n', n, 't', tenant, 's', src)
+  if art then redis.call('HSET', ek, 'a', art) else redis.call('HDEL', ek, 'a') end
   redis.call('PEXPIRE', ek, ttl)
   redis.call('ZADD', lru, now, key .. ':' .. n)
   local total = redis.call('INCRBY', bk, n)
@@ -512,7 +536,14 @@ cache_end = function(k, id, status, now, ret, tenant, known)
     local usage = known.usage
     if usage == nil then usage = redis.call('HGET', k, 'usage') end
     usage = usage or ''
-    cache_store(key, result, usage, tenant, tonumber(ttl), tonumber(max), now, id)
+    -- an image's files live as long as their task: its entry no longer (tasks answered from it
+    -- keep the files on, cache_keep_owner)
+    local owned, art = cache_owned(result, redis.call('HGET', k, 'artifacts'), id)
+    if owned then
+      result = owned
+      ttl = math.min(tonumber(ttl), ret)
+    end
+    cache_store(key, result, usage, tenant, tonumber(ttl), tonumber(max), now, id, art)
     for _, fid in ipairs(waiting) do
       local fk = T .. fid
       local f = redis.call('HMGET', fk, 'status', 'tenant', 'reply_to', 'webhook', 'sb',
@@ -521,6 +552,7 @@ cache_end = function(k, id, status, now, ret, tenant, known)
         local fr = cache_result_for(result, f[7], id, fid)
         local w = {'result', fr, 'cost', CACHE_ZERO_COST, 'cached', '1'}
         if usage ~= '' then w[#w+1] = 'usage'; w[#w+1] = usage end
+        if art then w[#w+1] = 'artifacts'; w[#w+1] = art end
         redis.call('HDEL', fk, 'cfk')
         finalize(fk, fid, 'completed', now, ret, f[2], {status = 'queued', batch = false,
           reply_to = f[3] or false, webhook = f[4] or false, sb = f[5] or false,

@@ -92,7 +92,7 @@ local function cache_submit(cache, k, id, tenant, kind, now, ret, h, reply_to, w
     redis.call('SET', flight, id, 'NX', 'PX', CACHE_FLIGHT_MS)
     return nil
   end
-  local e = redis.call('HMGET', '{{KS_CACHE}}' .. key, 'r', 'u', 'n', 't', 's')
+  local e = redis.call('HMGET', '{{KS_CACHE}}' .. key, 'r', 'u', 'n', 't', 's', 'a')
   if e[1] then
     local r = cache_result_for(e[1], kind, e[5], id)
     stat('cache|hit', 1); stat('accepted', 1); stat('sb|' .. tenant, nin)
@@ -101,6 +101,11 @@ local function cache_submit(cache, k, id, tenant, kind, now, ret, h, reply_to, w
     f[#f+1] = 'result'; f[#f+1] = r; f[#f+1] = 'cost'; f[#f+1] = CACHE_ZERO_COST
     f[#f+1] = 'cached'; f[#f+1] = '1'
     if e[2] and e[2] ~= '' then f[#f+1] = 'usage'; f[#f+1] = e[2] end
+    if e[6] then
+      -- an image's: the files of the task that made it, kept as long as this task is
+      f[#f+1] = 'artifacts'; f[#f+1] = e[6]
+      cache_keep_owner(e[5], tonumber(now) + tonumber(ret))
+    end
     finalize(k, id, 'completed', tonumber(now), tonumber(ret), tenant, {status = false,
       batch = false, reply_to = reply_to ~= '' and reply_to, webhook = webhook ~= '' and webhook,
       deadline = false, sb = nin, fields = f, result = r, pipe = false, pstep = false,

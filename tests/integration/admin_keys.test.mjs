@@ -10,10 +10,15 @@
 //      native /v1/tasks (param input.model) and on /v1/chat/completions (param model).
 //   4. The admin routes refuse tenant keys (401 admin_key_required) and no key; bad bodies are 400
 //      naming the field; an unknown key id is 404.
+//   5. Work that runs later runs under the key that made it: a batch's lines and a pipeline's
+//      steps record the key (their budget is the key's), and a key limited to one alias cannot
+//      reach another through a batch line (the batch fails validation, model_not_allowed, nothing
+//      upstream) or a pipeline step (403 at POST). The keys list is paged (limit, after).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { ADMIN_KEY, Cluster, MOCK_PRICE, client, freePort, sleep } from './lib/harness.mjs';
+import OpenAI from 'openai';
+import { ADMIN_KEY, Cluster, MOCK_PRICE, client, freePort, sleep, waitFor } from './lib/harness.mjs';
 
 const A = 'mock-chat';
 const B = 'mock-chat-2';
@@ -21,6 +26,7 @@ const B = 'mock-chat-2';
 describe('admin API: keys as data', () => {
   const cl = new Cluster('admin_keys');
   let redis;
+  let mock;
   let api1;
   let api2;
   let admin1;
@@ -28,7 +34,7 @@ describe('admin API: keys as data', () => {
 
   before(async () => {
     redis = await cl.startRedis();
-    const mock = await cl.startMock();
+    mock = await cl.startMock();
     const config = await cl.configFor({
       redis, mock,
       overrides: {
@@ -203,6 +209,86 @@ describe('admin API: keys as data', () => {
     // a config key is not limited
     const cfg = await chat(api1.baseUrl, cl.keys.alpha, B);
     assert.equal(cfg.status, 200, cfg.text.slice(0, 300));
+  });
+
+  test('batches and pipelines run under their key; the keys list is paged', { timeout: 60_000 }, async () => {
+    const k = await createKey(admin1, { tenant: 'epsilon', name: 'batch-key', models: [A] });
+    const c = client(api1.baseUrl, k.key);
+    for (let i = 0; i < 40; i++) {
+      const r = await c.request('GET', '/v1/tasks?limit=1');
+      if (r.status === 200) break;
+      await sleep(50);
+    }
+    const line = (i, model) => JSON.stringify({ custom_id: `r${i}`, method: 'POST', url: '/v1/chat/completions',
+      body: { model, messages: [{ role: 'user', content: `line ${i}` }] } });
+    async function runBatch(lines) {
+      const openai = new OpenAI({ apiKey: k.key, baseURL: `${api1.baseUrl}/v1`, maxRetries: 0 });
+      const file = await openai.files.create({ file: new File([lines.join('\n') + '\n'], 'in.jsonl'), purpose: 'batch' });
+      const b = await openai.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+      let got;
+      await waitFor(async () => {
+        got = await openai.batches.retrieve(b.id);
+        return ['completed', 'failed'].includes(got.status);
+      }, { timeoutMs: 30000, what: `batch ${b.id} to end` });
+      return got;
+    }
+    const stats0 = await mock.stats();
+    const refused = await runBatch([line(0, A), line(1, B)]);
+    assert.equal(refused.status, 'failed', JSON.stringify(refused));
+    assert.deepEqual(refused.errors.data.map((e) => [e.line, e.code, e.param]), [[2, 'model_not_allowed', 'body.model']]);
+    assert.equal((await mock.stats()).requests, stats0.requests, 'nothing of the refused batch went upstream');
+
+    const ok = await runBatch([line(0, A), line(1, A), line(2, A)]);
+    assert.equal(ok.status, 'completed', JSON.stringify(ok));
+    assert.equal(ok.request_counts.completed, 3);
+    const ids = (await redis.cli('KEYS', '{sl}:t:task_*')).split('\n').filter(Boolean);
+    let mine = 0;
+    for (const id of ids) {
+      if ((await redis.cli('HGET', id, 'batch')) === ok.id) {
+        assert.equal(await redis.cli('HGET', id, 'key'), k.id, `${id} runs under the batch's key`);
+        mine++;
+      }
+    }
+    assert.equal(mine, 3, 'every line of the batch found');
+
+    // a pipeline: a step on another alias is refused at POST; one on A runs under the key
+    const steps = (model) => [{ id: 's1', kind: 'chat', input: { model, messages: [{ role: 'user', content: 'p' }] } }];
+    const bad = await c.request('POST', '/v1/pipelines', { body: { steps: steps(B) } });
+    assert.equal(bad.status, 403, bad.text.slice(0, 300));
+    assert.equal(bad.json.error.code, 'model_not_allowed');
+    assert.equal(bad.json.error.param, 'steps[0].input.model');
+    const p = await c.request('POST', '/v1/pipelines', { body: { steps: steps(A) } });
+    assert.ok(p.status === 200 || p.status === 201 || p.status === 202, p.text.slice(0, 300));
+    let pipe;
+    await waitFor(async () => {
+      pipe = (await c.request('GET', `/v1/pipelines/${p.json.id}`)).json;
+      return pipe.status === 'completed' || pipe.status === 'failed';
+    }, { timeoutMs: 30000, what: 'the pipeline to end' });
+    assert.equal(pipe.status, 'completed', JSON.stringify(pipe));
+    const stepTask = pipe.steps[0].task_ids?.[0];
+    assert.ok(typeof stepTask === 'string', JSON.stringify(pipe.steps[0]));
+    assert.equal(await redis.cli('HGET', `{sl}:t:${stepTask}`, 'key'), k.id);
+
+    // the keys list, one page at a time
+    for (let i = 0; i < 2; i++) await createKey(admin1, { tenant: 'epsilon', name: `more-${i}` });
+    const all = await admin2.request('GET', '/v1/admin/keys?tenant=epsilon&limit=100');
+    assert.equal(all.status, 200, all.text.slice(0, 300));
+    assert.equal(all.json.data.length, 3);
+    assert.equal(all.json.has_more, false);
+    const seen = [];
+    let after = null;
+    for (let i = 0; i < 5; i++) {
+      const page = await admin2.request('GET', `/v1/admin/keys?tenant=epsilon&limit=2${after ? `&after=${after}` : ''}`);
+      assert.equal(page.status, 200, page.text.slice(0, 300));
+      seen.push(...page.json.data.map((x) => x.id));
+      assert.equal(page.json.last_id, page.json.data.at(-1)?.id ?? null);
+      if (!page.json.has_more) break;
+      after = page.json.last_id;
+    }
+    assert.deepEqual(seen, all.json.data.map((x) => x.id));
+    const badLimit = await admin2.request('GET', '/v1/admin/keys?limit=0');
+    assert.equal(badLimit.status, 400);
+    assert.equal(badLimit.json.error.param, 'limit');
   });
 
   test('admin routes: tenant keys and no key refused; bad bodies 400 naming the field', { timeout: 30_000 }, async () => {

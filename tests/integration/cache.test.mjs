@@ -11,12 +11,16 @@
 //      same content, nothing upstream.
 //   6. Another tenant does not hit tenant alpha's entry.
 //   7. A cached response (Responses API) carries its own id.
+//   7b. Images: an identical image request is one upstream call; the hit's b64_json, its signed
+//      URL and its task's content endpoint give the bytes of the task that made the image, and
+//      the hit's task shows no trace of whose files they are.
 //   8. /metrics counts hits, misses and single-flight joins; nothing is left queued or running.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cluster, parseSse, sleep } from './lib/harness.mjs';
 
 const CACHED = 'cached-chat';
+const CACHED_IMG = 'cached-image';
 const PLAIN = 'mock-chat';
 const LATENCY_MS = 500;
 const N = 100;
@@ -34,7 +38,11 @@ describe('exact response cache with single-flight', () => {
     mock = await cl.startMock({ latencyMs: LATENCY_MS });
     const config = await cl.configFor({ redis, mock });
     config.models[CACHED] = { ...config.models[PLAIN], cache: { ttl_s: 600 } };
+    config.models[CACHED_IMG] = { kind: 'image', strategy: 'ordered', cache: { ttl_s: 600 },
+      deployments: [{ provider: config.models[PLAIN].deployments[0].provider, model: 'gpt-image-1',
+        price: { per_image: 0.04 } }] };
     config.limits.sync_wait_s = 60;
+    config.blobs = { ...config.blobs, allow_hosts: ['127.0.0.1'] }; // the mock's image URLs are loopback
     const sluice = await cl.startSluice('serve', config);
     api = cl.client(sluice.baseUrl, cl.keys.alpha);
     beta = cl.client(sluice.baseUrl, cl.keys.beta);
@@ -166,14 +174,51 @@ describe('exact response cache with single-flight', () => {
     assert.equal(got.json.id, second.json.id);
   });
 
+  test('an image is cached: one upstream call; the hit shows the same bytes as b64, URL and content', { timeout: 60_000 }, async () => {
+    const images = async () => (await mock.byRoute())['openai.images'] ?? 0;
+    const gen = (extra = {}, headers = {}) => api.request('POST', '/v1/images/generations', {
+      body: { model: CACHED_IMG, prompt: 'a cached lighthouse', ...extra }, headers, timeoutMs: 60_000 });
+    const before = await images();
+    const first = await gen({ response_format: 'b64_json' });
+    assert.equal(first.status, 200, first.text.slice(0, 300));
+    const bytes = Buffer.from(first.json.data[0].b64_json, 'base64');
+    assert.ok(bytes.length > 8, 'an image came back');
+    const again = await gen({ response_format: 'b64_json' });
+    assert.equal(again.status, 200, again.text.slice(0, 300));
+    assert.ok(Buffer.from(again.json.data[0].b64_json, 'base64').equals(bytes), 'the hit shows the same image');
+    assert.equal(await images() - before, 1, 'one upstream call for both');
+    // the hit as a task: completed at once, cached, and its content is the maker's bytes
+    const task = await gen({ response_format: 'b64_json' }, { prefer: 'respond-async' });
+    assert.equal(task.status, 202, task.text.slice(0, 300));
+    assert.equal(task.json.status, 'completed');
+    assert.equal(task.json.cached, true);
+    assert.equal(task.json.cost.amount, 0);
+    assert.ok(!JSON.stringify(task.json).includes('blob_task') && !JSON.stringify(task.json).includes('sluice_artifact_task'),
+      JSON.stringify(task.json).slice(0, 400));
+    const content = await api.request('GET', `/v1/tasks/${task.json.id}/content?index=0`, { binary: true });
+    assert.equal(content.status, 200, content.text.slice(0, 200));
+    assert.ok(content.bytes.equals(bytes), "the hit's content endpoint serves the maker's file");
+    // URLs: the hit's signed URL serves the same bytes, without a key
+    const u1 = await gen({ response_format: 'url' });
+    const u2 = await gen({ response_format: 'url' });
+    assert.equal(u2.status, 200, u2.text.slice(0, 300));
+    assert.notEqual(u1.json.data[0].url, undefined);
+    const get = async (url) => Buffer.from(await (await fetch(url, { signal: AbortSignal.timeout(10000) })).arrayBuffer());
+    const b1 = await get(u1.json.data[0].url);
+    const b2 = await get(u2.json.data[0].url);
+    assert.ok(b1.length > 8 && b1.equals(b2), 'both URLs serve one image');
+    assert.equal(await images() - before, 2, 'one more upstream call for the url form, none for its hit');
+  });
+
   test('/metrics counts hits, misses and joins; nothing is left queued or running', { timeout: 30_000 }, async () => {
     const m = await api.metrics();
     const c = (outcome) => m.get('sluice_cache_requests_total', { outcome }) ?? 0;
     // the cached alias's requests: the N of the first test, 3 repeats, 1 no-cache, 2 for the
-    // stream, 1 of beta, 2 responses (no-store and the refused TTL never looked)
-    assert.equal(c('hit') + c('join') + c('miss') + c('bypass'), N + 9, 'each lookup counted once');
+    // stream, 1 of beta, 2 responses (no-store and the refused TTL never looked); the image
+    // alias's 5 (2 misses: one per response_format)
+    assert.equal(c('hit') + c('join') + c('miss') + c('bypass'), N + 9 + 5, 'each lookup counted once');
     assert.ok(c('join') >= 1, `single-flight joins: ${c('join')}`);
-    assert.equal(c('miss'), 3, 'the first wave\'s leader, beta\'s request, the first response');
+    assert.equal(c('miss'), 5, 'the first wave\'s leader, beta\'s request, the first response, 2 images');
     assert.equal(c('bypass'), 1);
     assert.ok(c('hit') >= 5, `hits: ${c('hit')}`);
     assert.equal(m.get('sluice_tasks', { status: 'queued' }) ?? 0, 0);

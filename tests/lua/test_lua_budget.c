@@ -282,6 +282,53 @@ static void test_metrics(struct fx *f)
     freeReplyObject(r);
 }
 
+/* GET of a task a "pace" budget holds back: its place among its tenant's tasks and the wait until
+ * the budget's windows let it through (GET reads Redis's clock: the windows are the real ones). */
+static void test_get_paced(struct fx *f)
+{
+    static const char *const ids[] = {"task_g1", "task_g2", "task_g3", "task_g4", "task_g5"};
+    struct txn_got g1, g3, g5;
+    redisReply *r;
+
+    fx_flush(f);
+    fx_routing(f, "m", FX_ROUTING_OPEN);
+    /* two tasks' estimates an hour: g1 and g2 fit this hour, g3 and g4 the next, g5 the one after
+     */
+    put_budget(
+        f, "t:t1",
+        "{\"policy\":\"pace\",\"limits\":[{\"window\":\"hour\",\"ms\":3600000,\"max\":150000}]}");
+    submit_tasks(f, ids, 5);
+    CHECK(txn_get_build(&f->args, &f->keys, "task_g1") == 0);
+    r = fx_run(f, SCRIPT_GET, &f->args);
+    CHECK(txn_get_parse(r, &g1) == 0);
+    /* not held by the budget: the queue's own place, no pace configured so no eta */
+    CHECK(g1.queue_position == 0);
+    CHECK(g1.eta_s == -1);
+    freeReplyObject(r);
+    CHECK(txn_get_build(&f->args, &f->keys, "task_g3") == 0);
+    r = fx_run(f, SCRIPT_GET, &f->args);
+    CHECK(txn_get_parse(r, &g3) == 0);
+    CHECK(g3.queue_position == 2);
+    CHECK(g3.eta_s >= 1 && g3.eta_s <= 3600);
+    freeReplyObject(r);
+    CHECK(txn_get_build(&f->args, &f->keys, "task_g5") == 0);
+    r = fx_run(f, SCRIPT_GET, &f->args);
+    CHECK(txn_get_parse(r, &g5) == 0);
+    CHECK(g5.queue_position == 4);
+    CHECK(g5.eta_s - g3.eta_s >= 3599 && g5.eta_s - g3.eta_s <= 3601);
+    freeReplyObject(r);
+
+    /* a "reject" budget holds nothing back (it refused at submit): the queue's answer again */
+    put_budget(
+        f, "t:t1",
+        "{\"policy\":\"reject\",\"limits\":[{\"window\":\"hour\",\"ms\":3600000,\"max\":150000}]}");
+    CHECK(txn_get_build(&f->args, &f->keys, "task_g5") == 0);
+    r = fx_run(f, SCRIPT_GET, &f->args);
+    CHECK(txn_get_parse(r, &g5) == 0);
+    CHECK(g5.eta_s == -1);
+    freeReplyObject(r);
+}
+
 int main(void)
 {
     struct fx f;
@@ -295,6 +342,7 @@ int main(void)
     test_key_budget(&f);
     test_reject_and_get(&f);
     test_metrics(&f);
+    test_get_paced(&f);
     fx_stop(&f);
     return check_done();
 }

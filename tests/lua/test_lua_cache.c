@@ -8,6 +8,7 @@
  * recently used entry; a cached response names its own task.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/unit/check.h"
@@ -277,6 +278,65 @@ static void test_response_ids(struct fx *f)
     CHECK_FIELD(f, "task_rh", "cached", "1");
 }
 
+/* An image's answer refers to its task's kept files: a cached one names that task (in the result
+ * after the marker, on each artifact), followers and hits show the same files, the entry lives no
+ * longer than the task, and a hit keeps the task's files on for its own retention. */
+static void test_image(struct fx *f)
+{
+#define ARG_IMG "r " KEY_C " 99999999 1000000"
+#define IMG_RESULT "{\"sluice_response_format\":\"url\",\"created\":1,\"data\":[{\"artifact\":0}]}"
+#define IMG_OWNED                                                                                  \
+    "{\"sluice_response_format\":\"url\",\"sluice_artifact_task\":\"task_i1\",\"created\":1,"      \
+    "\"data\":[{\"artifact\":0}]}"
+    struct txn_outcome o = fx_outcome("task_i1", TXN_OUTCOME_COMPLETED);
+    enum txn_applied applied = TXN_APPLIED_UNKNOWN;
+    struct txn_claim_reply c;
+    char member[128], *sb, *art;
+    redisReply *r;
+
+    fx_flush(f);
+    fx_routing(f, "m", FX_ROUTING_OPEN);
+    CHECK(submit(f, "task_i1", ARG_IMG, NULL) == TXN_SUBMIT_OK);
+    CHECK(submit(f, "task_i2", ARG_IMG, NULL) == TXN_SUBMIT_OK); /* a follower */
+    r = fx_claim(f, FX_NOW + 1000, 1);
+    CHECK(txn_claim_parse(r, &c) == 0 && c.n_units == 1);
+    freeReplyObject(r);
+    o.result = IMG_RESULT;
+    o.artifacts = "[{\"index\":0,\"content_type\":\"image/png\",\"bytes\":10}]";
+    o.cost = "{\"amount\":0.04,\"currency\":\"USD\"}";
+    r = fx_finish(f, FX_NOW + 1010, 10, &o, 1);
+    CHECK(txn_finish_parse(r, &applied, 1) == 0);
+    freeReplyObject(r);
+    /* the maker keeps its own result; the entry and the follower name the maker's files */
+    CHECK_FIELD(f, "task_i1", "result", IMG_RESULT);
+    CHECK_OWNED(fx_str(f, "HGET %s r", fx_key(f, KS_CACHE, KEY_C)), IMG_OWNED);
+    art = fx_str(f, "HGET %s a", fx_key(f, KS_CACHE, KEY_C));
+    CHECK(art != NULL && strstr(art, "\"blob_task\":\"task_i1\"") != NULL);
+    /* the entry's life is capped by the maker's retention, not the asked 99,999,999 ms */
+    CHECK(fx_int(f, "PTTL %s", fx_key(f, KS_CACHE, KEY_C)) <= FX_RET);
+    CHECK_FIELD(f, "task_i2", "status", "completed");
+    CHECK_FIELD(f, "task_i2", "result", IMG_OWNED);
+    CHECK_FIELD(f, "task_i2", "artifacts", art);
+    CHECK_FIELD(f, "task_i2", "cached", "1");
+    /* a later identical task is a hit: the same files, and the maker's sweep moves to the hit's end
+     */
+    CHECK(submit(f, "task_i3", ARG_IMG, NULL) == TXN_SUBMIT_DUP);
+    CHECK_FIELD(f, "task_i3", "result", IMG_OWNED);
+    CHECK_FIELD(f, "task_i3", "artifacts", art);
+    sb = fx_field(f, "task_i1", "sb");
+    snprintf(member, sizeof(member), "t1|task_i1|completed|%s|10", sb ? sb : "0");
+    free(sb);
+    {
+        char *score = fx_str(f, "ZSCORE %s %s", fx_key(f, KS_EXPIRY, NULL), member);
+        CHECK(score != NULL && atoll(score) == FX_NOW + 86400000);
+        free(score);
+    }
+    free(art);
+#undef ARG_IMG
+#undef IMG_RESULT
+#undef IMG_OWNED
+}
+
 int main(void)
 {
     struct fx f;
@@ -289,6 +349,7 @@ int main(void)
     test_leader_fails(&f);
     test_ttl_and_lru(&f);
     test_response_ids(&f);
+    test_image(&f);
     fx_stop(&f);
     return check_done();
 }

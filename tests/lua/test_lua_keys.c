@@ -142,6 +142,28 @@ static void test_list_revoke_load(struct fx *f)
     CHECK(out.status == TXN_KEYS_OK && out.n == 0);
     txn_keys_reply_cleanup(&out);
     freeReplyObject(r);
+    /* pages: two, then the one after the second ("more" while keys follow) */
+    k = (struct txn_keys){.op = TXN_KEYS_LIST, .limit = 2};
+    r = keys_call(f, &k, &out);
+    CHECK(out.status == TXN_KEYS_MORE && out.n == 2);
+    CHECK(out.n == 2 && strcmp(out.recs[1].id, ID_C) == 0);
+    txn_keys_reply_cleanup(&out);
+    freeReplyObject(r);
+    k.after = ID_C;
+    r = keys_call(f, &k, &out);
+    CHECK(out.status == TXN_KEYS_OK && out.n == 1 && strcmp(out.recs[0].id, ID_A) == 0);
+    txn_keys_reply_cleanup(&out);
+    freeReplyObject(r);
+    k.after = ID_A; /* the last: an empty page */
+    r = keys_call(f, &k, &out);
+    CHECK(out.status == TXN_KEYS_OK && out.n == 0);
+    txn_keys_reply_cleanup(&out);
+    freeReplyObject(r);
+    k = (struct txn_keys){.op = TXN_KEYS_LIST, .tenant = "t1", .limit = 2};
+    r = keys_call(f, &k, &out);
+    CHECK(out.status == TXN_KEYS_OK && out.n == 2); /* exactly the tenant's two: nothing more */
+    txn_keys_reply_cleanup(&out);
+    freeReplyObject(r);
 
     /* revoke: once; the first time stays and the version moves once */
     k = (struct txn_keys){.op = TXN_KEYS_REVOKE, .id = ID_A, .now_s = 2000};

@@ -74,7 +74,7 @@ static void test_is_and_load(void)
     CHECK(!artifact_ref_is("{\"created\":1,\"sluice_response_format\":\"url\"}", 44));
     CHECK(!artifact_ref_is(NULL, 0));
 
-    CHECK(artifact_ref_load(s, strlen(s), &form, &out) == 0);
+    CHECK(artifact_ref_load(s, strlen(s), &form, &out, NULL) == 0);
     CHECK(form == ARTIFACT_FORM_B64_JSON);
     text = cJSON_PrintUnformatted(out);
     CHECK_STR(text, "{\"created\":1,\"data\":[{\"artifact\":0},{\"artifact\":1,"
@@ -87,12 +87,12 @@ static void test_is_and_load(void)
     cJSON_Delete(out);
 
     /* a prefix alone is not enough: bad JSON, an unknown form, no data */
-    CHECK(artifact_ref_load("{\"sluice_response_format\":\"url\",", 31, &form, &out) == -1);
+    CHECK(artifact_ref_load("{\"sluice_response_format\":\"url\",", 31, &form, &out, NULL) == -1);
     CHECK(out == NULL);
     s = "{\"sluice_response_format\":\"png\",\"data\":[]}";
-    CHECK(artifact_ref_load(s, strlen(s), &form, &out) == -1);
+    CHECK(artifact_ref_load(s, strlen(s), &form, &out, NULL) == -1);
     s = "{\"sluice_response_format\":\"url\"}";
-    CHECK(artifact_ref_load(s, strlen(s), &form, &out) == -1);
+    CHECK(artifact_ref_load(s, strlen(s), &form, &out, NULL) == -1);
 }
 
 static void test_index(void)
@@ -178,10 +178,56 @@ static void test_content_urls(void)
     CHECK(artifact_ref_content_urls("{\"id\":\"chatcmpl-1\"}", NULL, "task_abc") == NULL);
 }
 
+/* A cached answer names the task whose files it shows: after the marker in its result, and on
+ * each artifact; a reader takes the files from that task, and nothing of it reaches the client. */
+static void test_owner(void)
+{
+    const char *s =
+        "{\"sluice_response_format\":\"url\",\"sluice_artifact_task\":"
+        "\"task_abcdefghijklmnopqrstuvwxyz\",\"created\":1,\"data\":[{\"artifact\":0}]}";
+    enum artifact_form form;
+    char owner[ARTIFACT_REF_OWNER_MAX];
+    cJSON *out = NULL, *item;
+    char *text;
+
+    CHECK(artifact_ref_is(s, strlen(s)));
+    CHECK(artifact_ref_load(s, strlen(s), &form, &out, owner) == 0);
+    CHECK(form == ARTIFACT_FORM_URL);
+    CHECK_STR(owner, "task_abcdefghijklmnopqrstuvwxyz");
+    text = cJSON_PrintUnformatted(out);
+    CHECK_STR(text, "{\"created\":1,\"data\":[{\"artifact\":0}]}");
+    free(text);
+    cJSON_Delete(out);
+    /* a result of its own names none */
+    s = "{\"sluice_response_format\":\"url\",\"data\":[{\"artifact\":0}]}";
+    strcpy(owner, "x");
+    CHECK(artifact_ref_load(s, strlen(s), &form, &out, owner) == 0);
+    CHECK_STR(owner, "");
+    cJSON_Delete(out);
+    /* something that is not a task id is not an owner */
+    s = "{\"sluice_response_format\":\"url\",\"sluice_artifact_task\":\"../../etc\","
+        "\"data\":[]}";
+    CHECK(artifact_ref_load(s, strlen(s), &form, &out, owner) == 0);
+    CHECK_STR(owner, "");
+    cJSON_Delete(out);
+
+    item = cJSON_Parse("{\"index\":0,\"blob_task\":\"task_abcdefghijklmnopqrstuvwxyz\"}");
+    CHECK_STR(artifact_ref_blob_task(item, "task_zzzzzzzzzzzzzzzzzzzzzzzzzz"),
+              "task_abcdefghijklmnopqrstuvwxyz");
+    cJSON_Delete(item);
+    item = cJSON_Parse("{\"index\":0,\"blob_task\":\"../x\"}");
+    CHECK_STR(artifact_ref_blob_task(item, "task_zzzzzzzzzzzzzzzzzzzzzzzzzz"),
+              "task_zzzzzzzzzzzzzzzzzzzzzzzzzz");
+    cJSON_Delete(item);
+    CHECK_STR(artifact_ref_blob_task(NULL, "task_zzzzzzzzzzzzzzzzzzzzzzzzzz"),
+              "task_zzzzzzzzzzzzzzzzzzzzzzzzzz");
+}
+
 int main(void)
 {
     test_store();
     test_is_and_load();
+    test_owner();
     test_index();
     test_form();
     test_blob_path();
