@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Installs what sluice needs to build, run and test on Debian 12, and nothing that is already
-# there. Runs as root (or through sudo when it is on the machine).
+# Installs what sluice needs to build and run on Debian 12 — and with --test, what its test suite
+# needs too — and nothing that is already there. Runs as root (or through sudo when it is on the
+# machine).
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libevent-dev libhiredis-dev libcurl4-openssl-dev
           libcjson-dev libssl-dev redis-server redis-tools curl wrk valgrind)
+if [ "${1:-}" = "--test" ]; then
+    # chromium: the dashboard's browser tests; prometheus: promtool checks /metrics; yamllint,
+    # podman-compose, python3-yaml, systemd: the deploy files' offline checks
+    packages+=(chromium yamllint prometheus podman-compose python3-yaml systemd)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

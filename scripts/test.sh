@@ -7,7 +7,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-"$root/scripts/install-deps.sh"
+"$root/scripts/install-deps.sh" --test
 if [ -f "$root/tests/integration/package-lock.json" ]; then
     # The integration tests drive sluice with the official OpenAI SDK (npm package "openai").
     (cd "$root/tests/integration" && npm ci --no-audit --no-fund --loglevel=error)

@@ -247,6 +247,7 @@ static void test_example_file(void)
     setenv("SLUICE_API_KEY", "example-key-123", 1);
     setenv("OPENAI_API_KEY", "example-openai", 1);
     setenv("SLUICE_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", 1);
+    setenv("SLUICE_ADMIN_KEY", "example-admin-key-456", 1);
     CHECK(config_load("deploy/sluice.example.json", &cfg, &err) == 0);
     if (cfg == NULL) {
         fprintf(stderr, "example: %s\n", err.message);
