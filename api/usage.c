@@ -320,7 +320,7 @@ static void on_usage(const struct txn_usage_reply *reply, const struct core_err 
     cJSON *o, *data;
 
     if (err != NULL) {
-        log_warn("usage read failed", "err=%s", err->message);
+        log_warn("usage read failed", "error=\"%s\"", err->message);
         api_reply_store_down(a, q->c->req);
         goto out;
     }

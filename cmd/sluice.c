@@ -239,6 +239,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_setup(role, (enum log_level)log_level_parse(app.cfg->log_level));
+    log_set_format(app.cfg->log_format);
     signal(SIGPIPE, SIG_IGN);
     /* a file-size limit (RLIMIT_FSIZE) makes a write fail with EFBIG, reported as a storage
      * error, instead of killing the process */

@@ -230,6 +230,45 @@ const char *config_get_string(const cJSON *obj, const char *key)
 }
 
 /*
+ * The log section: `log: {level, format}`; the older top-level `log_level` still sets the level
+ * (both at once is refused, so no file says two things). Unset: info, logfmt.
+ */
+static int parse_log(struct config *cfg, const cJSON *root, struct core_err *err)
+{
+    const cJSON *log = cJSON_GetObjectItemCaseSensitive(root, "log");
+    const char *level = config_get_string(root, "log_level"), *field = "log_level", *format = NULL;
+    int f = LOG_FORMAT_LOGFMT;
+
+    if (log != NULL && !cJSON_IsObject(log)) {
+        return core_err_set(err, CORE_EINVAL, "log", "log: must be an object {level, format}");
+    }
+    if (cJSON_GetObjectItemCaseSensitive(log, "level") != NULL) {
+        if (level != NULL) {
+            return core_err_set(err, CORE_EINVAL, "log.level",
+                                "log.level: set either log.level or log_level, not both");
+        }
+        level = config_get_string(log, "level");
+        field = "log.level";
+        if (level == NULL) {
+            level = "";
+        }
+    }
+    if (level != NULL && log_level_parse(level) < 0) {
+        return core_err_set(err, CORE_EINVAL, field, "%s: must be one of debug, info, warn, error",
+                            field);
+    }
+    if (cJSON_GetObjectItemCaseSensitive(log, "format") != NULL &&
+        ((format = config_get_string(log, "format")) == NULL ||
+         (f = log_format_parse(format)) < 0)) {
+        return core_err_set(err, CORE_EINVAL, "log.format",
+                            "log.format: must be \"logfmt\" or \"json\"");
+    }
+    cfg->log_level = xstrdup(level ? level : "info");
+    cfg->log_format = (enum log_format)f;
+    return 0;
+}
+
+/*
  * public_base_url and callback_base_url (field names which): an http(s) URL with a host, no
  * credentials, query or fragment, kept in *slot without a trailing '/', so a URL under it is
  * base + "/v1/...". public_base_url absent: the api uses each request's Host header;
@@ -937,7 +976,7 @@ int config_parse(const char *text, struct config **out, struct core_err *err)
     struct config *cfg = calloc(1, sizeof(*cfg));
     char *copy = strdup(text);
     cJSON *root = NULL;
-    const char *listen, *redis, *level, *tag;
+    const char *listen, *redis, *tag;
     struct keyspace ks;
     int rc = 0;
 
@@ -969,14 +1008,7 @@ int config_parse(const char *text, struct config **out, struct core_err *err)
         goto out;
     }
     cfg->redis_key_tag = xstrdup(tag ? tag : KEY_TAG_DEFAULT);
-    level = config_get_string(root, "log_level");
-    if (level != NULL && log_level_parse(level) < 0) {
-        rc = core_err_set(err, CORE_EINVAL, "log_level",
-                          "log_level: must be one of debug, info, warn, error");
-        goto out;
-    }
-    cfg->log_level = xstrdup(level ? level : "info");
-    if ((rc = parse_blobs(cfg, root, err)) < 0 ||
+    if ((rc = parse_log(cfg, root, err)) < 0 || (rc = parse_blobs(cfg, root, err)) < 0 ||
         (rc = parse_base_url(root, "public_base_url", &cfg->public_base_url, err)) < 0 ||
         (rc = parse_base_url(root, "callback_base_url", &cfg->callback_base_url, err)) < 0) {
         goto out;

@@ -16,6 +16,7 @@
 #include "core/netaddr.h"
 #include "core/task.h"
 #include "core/fal_sign.h"
+#include "core/log.h"
 #include "core/webhook_sign.h"
 
 struct config_key {
@@ -206,8 +207,9 @@ struct config {
     int redis_db;
     char *redis_password; /* may be NULL */
     long redis_timeout_ms;
-    char *redis_key_tag; /* the keyspace's hash tag: every key starts with "{<tag>}:" */
-    char *log_level;
+    char *redis_key_tag;        /* the keyspace's hash tag: every key starts with "{<tag>}:" */
+    char *log_level;            /* "log_level" or "log.level": debug | info | warn | error */
+    enum log_format log_format; /* "log.format": logfmt (the default) or json */
 
     struct config_key *keys;
     size_t n_keys;

@@ -622,7 +622,9 @@ export class Cluster {
       },
     });
     const started = Date.now();
-    await proc.waitLine('stderr', (l) => l.includes('msg="ready"'), readyTimeoutMs, 'msg="ready" line on stderr');
+    // logfmt (msg="ready") or log.format json ("msg":"ready")
+    await proc.waitLine('stderr', (l) => l.includes('msg="ready"') || l.includes('"msg":"ready"'), readyTimeoutMs,
+      'msg="ready" line on stderr');
     const baseUrl = `http://${config.listen}`;
     if (role === 'serve' || role === 'api') {
       const left = Math.max(1000, readyTimeoutMs - (Date.now() - started));
