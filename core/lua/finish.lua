@@ -52,7 +52,7 @@ local function each_outcome(fn)
   return out
 end
 
-ACC, DEFER = {}, {expiry = {}, polls = {}}
+ACC, DEFER, UACC = {}, {expiry = {}, polls = {}}, {}
 local leases, wake = {}, false
 -- the deployments' state: d.s the fields as read and moved so far, d.w what to write
 local deps, dep_list = {}, {}
@@ -251,5 +251,6 @@ for _, d in ipairs(dep_list) do
   end
 end
 flush_stats()
+usage_flush()
 if wake then redis.call('PUBLISH', wake_channel, '1') end
 return out

@@ -325,6 +325,46 @@ end
 local USAGE_LAT = {25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}
 local USAGE_RET_S = 90 * 86400
 local USAGE_OUTCOME = {completed = 'c', failed = 'f', expired = 'f', cancelled = 'x'}
+-- A script that ends many tasks (FINISH) sets UACC to a table: usage_count then sums its counts
+-- there, per hash and field, and usage_flush writes each sum once — the tasks of one call mostly
+-- share their tenant, alias, provider, key and hour, so a call of n tasks costs a few HINCRBYs,
+-- not four per task. With UACC nil a count is written at once.
+local UACC = nil
+-- Gives hash h (tenant's, of the hour starting hour s) the expiry of a hash that has just been
+-- made; last, so that a hash whose time is already past goes whole.
+local function usage_expire(h, tenant, hour)
+  local at = hour + 3600 + num(redis.call('GET', '{{KS_USAGE_CFG}}'), USAGE_RET_S) + 86400
+  local tk = '{{KS_USAGE_TENANTS}}' .. hour
+  redis.call('EXPIREAT', h, at)
+  redis.call('SADD', tk, tenant)
+  redis.call('EXPIREAT', tk, at)
+end
+-- adds by to field of hash h (see UACC); true when the counter may be the hash's first
+local function usage_add(h, tenant, hour, field, by)
+  if UACC then
+    local e = UACC[h]
+    if not e then
+      e = {tenant = tenant, hour = hour, fields = {}, order = {}}
+      UACC[h] = e
+      UACC[#UACC+1] = h
+    end
+    if not e.fields[field] then e.order[#e.order+1] = field end
+    e.fields[field] = (e.fields[field] or 0) + by
+    return false
+  end
+  return redis.call('HINCRBY', h, field, by) == by
+end
+-- writes what UACC summed: each field once, then a new hash's expiry
+local function usage_flush()
+  for _, h in ipairs(UACC) do
+    local e, fresh = UACC[h], false
+    for _, field in ipairs(e.order) do
+      local by = e.fields[field]
+      if redis.call('HINCRBY', h, field, by) == by then fresh = true end
+    end
+    if fresh then usage_expire(h, e.tenant, e.hour) end
+  end
+end
 local function usage_count(k, status, now, tenant, known)
   -- the task's fields: as FINISH has just read them (known.task), else read here
   local t, f = known.task, nil
@@ -349,31 +389,24 @@ local function usage_count(k, status, now, tenant, known)
   local lat, i = now - num(f[4], now), 1
   while i <= #USAGE_LAT and lat > USAGE_LAT[i] do i = i + 1 end
   local o = USAGE_OUTCOME[status] or 'x'
-  local fresh = redis.call('HINCRBY', h, pre .. o .. (i - 1), 1) == 1
-  if f[5] == '1' or known.cached then redis.call('HINCRBY', h, pre .. 'hit', 1) end
+  local fresh = usage_add(h, tenant, hour, pre .. o .. (i - 1), 1)
+  if f[5] == '1' or known.cached then usage_add(h, tenant, hour, pre .. 'hit', 1) end
   if usage and usage ~= '' then
     local ok, u = pcall(cjson.decode, usage)
     if ok and type(u) == 'table' then
       local tin = tonumber(u.prompt_tokens) or tonumber(u.input_tokens) or 0
       local tout = tonumber(u.completion_tokens) or tonumber(u.output_tokens) or 0
-      if tin ~= 0 then redis.call('HINCRBY', h, pre .. 'in', math.floor(tin)) end
-      if tout ~= 0 then redis.call('HINCRBY', h, pre .. 'out', math.floor(tout)) end
+      if tin ~= 0 then usage_add(h, tenant, hour, pre .. 'in', math.floor(tin)) end
+      if tout ~= 0 then usage_add(h, tenant, hour, pre .. 'out', math.floor(tout)) end
     end
   end
   local nano = cost_nano(cost)
   if nano ~= 0 then
-    redis.call('HINCRBY', h, pre .. 'cost', nano)
+    usage_add(h, tenant, hour, pre .. 'cost', nano)
     -- /metrics: spend per tenant and alias (sluice_spend_usd_total)
     stat('spend|' .. tenant .. '|' .. (f[1] or '-'), nano)
   end
-  -- last, so that a hash whose time is already past goes whole
-  if fresh then
-    local at = hour + 3600 + num(redis.call('GET', '{{KS_USAGE_CFG}}'), USAGE_RET_S) + 86400
-    local tk = '{{KS_USAGE_TENANTS}}' .. hour
-    redis.call('EXPIREAT', h, at)
-    redis.call('SADD', tk, tenant)
-    redis.call('EXPIREAT', tk, at)
-  end
+  if fresh then usage_expire(h, tenant, hour) end
 end
 -- The response cache (api/cache.c computes the key; SUBMIT reads the cache and joins leaders):
 -- a task that computes a key's response carries `ck` ("<key> <ttl ms> <max bytes>"), a follower
