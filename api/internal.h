@@ -531,4 +531,20 @@ void api_reply_admin_required(struct api *a, struct evhttp_request *req);
 void api_health_metrics(struct api *a, struct evhttp_request *req, const char *tenant,
                         const char *arg);
 
+/*
+ * For a route an admin key or a tenant's key may call (auth false in the table): true with
+ * *tenant NULL for an admin key (every tenant), or the key's tenant; false after answering 401.
+ */
+bool api_scope_auth(struct api *a, struct evhttp_request *req, const char **tenant);
+
+/* Handlers: dashboard.c (the operator's dashboard: its static page and its JSON) */
+void api_dashboard_static(struct api *a, struct evhttp_request *req, const char *tenant,
+                          const char *arg);
+void api_dashboard_get(struct api *a, struct evhttp_request *req, const char *tenant,
+                       const char *arg);
+void api_dashboard_task(struct api *a, struct evhttp_request *req, const char *tenant,
+                        const char *arg);
+void api_dashboard_content(struct api *a, struct evhttp_request *req, const char *tenant,
+                           const char *arg);
+
 #endif

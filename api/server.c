@@ -101,6 +101,15 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/v1/artifacts/*/*", api_artifacts_get, false, API_ROUTE_JSON},
     /* no key: the handler authenticates the provider's signature (api/provider_callbacks.h) */
     {EVHTTP_REQ_POST, "/v1/provider_callbacks/*/*", api_provider_callback, false, API_ROUTE_SIGNED},
+    /* the dashboard: its page needs no key (it holds no data); its data routes take an admin
+     * key or a tenant's key (api_scope_auth in the handler) */
+    {EVHTTP_REQ_GET, "/dashboard", api_dashboard_static, false, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/dashboard/", api_dashboard_static, false, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/dashboard/*", api_dashboard_static, false, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/dashboard/*", api_dashboard_get, false, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/dashboard/tasks/*", api_dashboard_task, false, API_ROUTE_JSON},
+    {EVHTTP_REQ_GET, "/v1/dashboard/tasks/*/content/*", api_dashboard_content, false,
+     API_ROUTE_JSON},
     {EVHTTP_REQ_GET, "/healthz", api_health_live, false, API_ROUTE_JSON},
     {EVHTTP_REQ_GET, "/readyz", api_health_ready, false, API_ROUTE_JSON},
     {EVHTTP_REQ_GET, "/metrics", api_health_metrics, false, API_ROUTE_JSON},
@@ -499,22 +508,40 @@ static const struct api_key_ref *authenticate(struct api *a, struct evhttp_reque
     return key;
 }
 
-/* GET /v1/usage: an admin key (api/admin.c) reads any tenant's usage, any other key is a
- * tenant's, authenticated as on every tenant route. */
+/* The key of a route an admin key or a tenant's key may call: *tenant NULL and *key NULL for an
+ * admin key (api/admin.c), else the tenant's key as on every tenant route; false after 401. */
+static bool scope_auth(struct api *a, struct evhttp_request *req, const char **tenant,
+                       const struct api_key_ref **key)
+{
+    *key = NULL;
+    if (api_admin_authorized(a, req)) {
+        *tenant = NULL;
+        return true;
+    }
+    if (!api_guard_tenant(a, req, tenant, key) || *tenant == NULL) {
+        if ((*key = authenticate(a, req)) == NULL) {
+            return false;
+        }
+        *tenant = (*key)->tenant;
+    }
+    return true;
+}
+
+bool api_scope_auth(struct api *a, struct evhttp_request *req, const char **tenant)
+{
+    const struct api_key_ref *key;
+
+    return scope_auth(a, req, tenant, &key);
+}
+
+/* GET /v1/usage: an admin key reads any tenant's usage, any other key is a tenant's. */
 static void usage_route(struct api *a, struct evhttp_request *req, const char *tenant,
                         const char *arg)
 {
-    const struct api_key_ref *key = NULL;
+    const struct api_key_ref *key;
 
-    if (api_admin_authorized(a, req)) {
-        api_usage_get(a, req, NULL, arg);
+    if (!scope_auth(a, req, &tenant, &key)) {
         return;
-    }
-    if (!api_guard_tenant(a, req, &tenant, &key) || tenant == NULL) {
-        if ((key = authenticate(a, req)) == NULL) {
-            return;
-        }
-        tenant = key->tenant;
     }
     a->req_key = key;
     api_usage_get(a, req, tenant, arg);

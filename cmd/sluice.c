@@ -3,6 +3,7 @@
  *
  *   sluice serve|api|worker|scheduler [--config FILE]
  *   sluice version
+ *   sluice submit|get|wait|cancel|tail|batch|top|usage ...   (the CLI: cmd/cli.c)
  */
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <event2/event.h>
 
 #include "api/api.h"
+#include "cmd/cli.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/scripts.h"
@@ -65,6 +67,7 @@ static void usage(FILE *out)
     fprintf(out, "  %-10s %s\n", "version", "print the version");
     fprintf(out, "\n--config FILE  the JSON configuration (default: $SLUICE_CONFIG, else "
                  "./sluice.json)\n");
+    cli_usage(out);
 }
 
 /* Waits for the api's pending answers (bounded), then ends the loop. */
@@ -204,6 +207,9 @@ int main(int argc, char **argv)
     struct core_err err;
     int rc = 1;
 
+    if (argc > 1 && cli_is_command(argv[1])) {
+        return cli_main(argc - 1, argv + 1);
+    }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             config_path = argv[++i];

@@ -92,6 +92,15 @@
  *                                    made (each attempt starts it again), expiring an hour after
  *                                    the task's retention; DELETE removes it: GET /v1/responses/
  *                                    {id}?stream=true&starting_after=N replays them
+ *   {sl}:dh                  list   the dashboard's history: one JSON point per sample (queue
+ *                                    depths per alias and priority, per tenant while few, the
+ *                                    accepted/completed/failed counters), newest first, the last
+ *                                    360 kept; LPUSHed by the scheduler leader every 10 s
+ *                                    (core/lua/dash.lua sample)
+ *   {sl}:df                  list   the dashboard's recent failures: one JSON record per failed
+ *                                    or expired task (at ms, task, tenant, code, model, provider,
+ *                                    message), newest first, the last 1000 kept (finalize's
+ *                                    dash_failed in core/lua/prelude.lua)
  *   {sl}:api:<node>          channel one API process's waiters: "d <id>" (task finished),
  *                                    "c <id> <chunk>" (a streamed chat chunk)
  *   {sl}:wake                channel "work arrived" for idle workers
@@ -147,6 +156,8 @@
 #define KS_API_KEY_SHA "akh"
 #define KS_API_KEY_VERSION "akv"
 #define KS_EVENTS "ev:" /* a streamed response's typed events, in order (a list; see below) */
+#define KS_DASH_HIST "dh"
+#define KS_DASH_FAIL "df"
 #define KS_CHANNEL_API "api:"
 #define KS_CHANNEL_WAKE "wake"
 

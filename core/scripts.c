@@ -36,6 +36,7 @@
 #include "lua/budget.lua.h"
 #include "lua/usage.lua.h"
 #include "lua/keys.lua.h"
+#include "lua/dash.lua.h"
 
 static const char *const bodies[SCRIPT_COUNT] = {
     [SCRIPT_SUBMIT] = lua_submit,   [SCRIPT_CLAIM] = lua_claim,
@@ -47,6 +48,7 @@ static const char *const bodies[SCRIPT_COUNT] = {
     [SCRIPT_DELETE] = lua_delete,   [SCRIPT_PIPE] = lua_pipe,
     [SCRIPT_NUDGE] = lua_nudge,     [SCRIPT_BUDGET] = lua_budget,
     [SCRIPT_USAGE] = lua_usage,     [SCRIPT_API_KEYS] = lua_keys,
+    [SCRIPT_DASH] = lua_dash,
 };
 
 struct scripts {

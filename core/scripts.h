@@ -33,6 +33,7 @@ enum script_id {
     SCRIPT_BUDGET,
     SCRIPT_USAGE,
     SCRIPT_API_KEYS,
+    SCRIPT_DASH,
     SCRIPT_COUNT
 };
 

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/txn_sched.h"
 #include "core/util.h"
+#include "scheduler/dash_sample.h"
 #include "scheduler/scheduler.h"
 
 /* Work per TICK call and kind (promotions, recoveries, sweeps, expiries). Redis runs nothing else
@@ -58,6 +59,7 @@ static void on_tick_reply(const struct txn_ticked *t, const struct core_err *err
     if (!t->leader) {
         return;
     }
+    sched_dash_sample(s->store, &s->args, util_now_ms(), s->cfg->scheduler.tick_ms);
     /* the swept tasks that kept artifacts: their bytes were given back, now their files */
     for (size_t i = 0; i < t->n_gone; i++) {
         const char *id = txn_ticked_gone(t, i);

@@ -416,6 +416,23 @@ end
 local CACHE_ZERO_COST = '{"amount":0,"currency":"USD"}'
 local CACHE_FLIGHT_MS = 7 * 86400000
 local cache_end
+-- the dashboard's recent failures (core/lua/dash.lua groups them by code and deployment): a failed
+-- or expired task's code, alias, provider and message, newest first, the last 1000 kept, and the
+-- failed-tasks counter; finalize calls it on its failure path only
+local function dash_failed(k, id, status, now, tenant)
+  local f = redis.call('HMGET', k, 'error', 'model', 'provider')
+  local ok, e = pcall(cjson.decode, f[1] or '')
+  if not ok or type(e) ~= 'table' then e = {} end
+  local okp, p = pcall(cjson.decode, f[3] or '')
+  local provider = okp and type(p) == 'table' and type(p.name) == 'string' and p.name or nil
+  local msg = type(e.message) == 'string' and string.sub(e.message, 1, 300) or nil
+  local code = type(e.code) == 'string' and e.code or type(e.type) == 'string' and e.type or
+    'task_' .. status
+  redis.call('LPUSH', '{{KS_DASH_FAIL}}', cjson.encode({at = now, task = id, tenant = tenant,
+    code = code, model = f[2], provider = provider, message = msg}))
+  redis.call('LTRIM', '{{KS_DASH_FAIL}}', 0, 999)
+  stat('done|failed', 1)
+end
 -- the one way a task becomes terminal; a batch's task is counted on its batch and kept until the
 -- batch's output is written (BATCH release starts its retention). known (optional): the task's
 -- status, batch, reply_to, webhook and deadline fields as the caller has just read them (false:
@@ -480,6 +497,12 @@ local function finalize(k, id, status, now, ret, tenant, known)
   local wh = known.webhook
   if wh == nil then wh = redis.call('HGET', k, 'webhook') end
   if wh then webhook_event(k, id, terminal_event_name(k, status), now, wh) end
+  if status == 'failed' or status == 'expired' then
+    dash_failed(k, id, status, now, tenant)
+  elseif status == 'completed' then
+    -- the dashboard's completion rate (FINISH adds its tasks' counts up and writes them once)
+    stat('done|completed', 1)
+  end
 end
 -- A cached result as task id's: a response (Responses API) names its task, so the id of the task
 -- src that computed it becomes id's (other kinds are returned as they are).
