@@ -150,11 +150,11 @@ static void draw_deployments(struct frame *f, const struct cli *c, const cJSON *
         snprintf(toks, sizeof(toks), "%s/%s", num(d, "tokens_available", "%.0f", a[4], 32),
                  num(d, "tpm", "%.0f", a[5], 32));
         bool bad = f->ansi && strcmp(state, "ok") != 0;
-        put(f, "%-18s %2s %-10s %-18s %9s %s%-9s%s %6sms %6s %8s %13s %17s  %s",
+        put(f, "%-18s %2s %-10.10s %-18.18s %9s %s%-9s%s %8s %6s %8s %13s %17s  %s",
             cli_str(d, "model", "?"), num(d, "index", "%.0f", a[6], 32),
             cli_str(d, "provider", "?"), cli_str(d, "upstream_model", "?"), flight,
             bad ? cli_sgr(c, "\033[33m") : "", state, bad ? cli_sgr(c, "\033[0m") : "",
-            num(d, "latency_ewma_ms", "%.0f", a[7], 32),
+            num(d, "latency_ewma_ms", "%.0fms", a[7], 32),
             num(d, "rate_limited_total", "%.0f", a[8], 32),
             num(d, "cost_last_hour_usd", "%.4f", a[9], 32), reqs, toks, note);
     }

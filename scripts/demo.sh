@@ -36,6 +36,16 @@ if [ -z "${SLUICE_API_KEY:-}" ]; then
     SLUICE_API_KEY="$(cat "$run/api-key")"
 fi
 export SLUICE_API_KEY
+# The admin key (the dashboard's every-tenant view, /v1/admin/*): SLUICE_ADMIN_KEY if set, else
+# one generated once and kept in .run/admin-key.
+if [ -z "${SLUICE_ADMIN_KEY:-}" ]; then
+    if [ ! -s "$run/admin-key" ]; then
+        (umask 077 && echo "sk-admin-$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+            >"$run/admin-key")
+    fi
+    SLUICE_ADMIN_KEY="$(cat "$run/admin-key")"
+fi
+export SLUICE_ADMIN_KEY
 
 pids=()
 cleanup() {
@@ -70,6 +80,7 @@ cat >"$run/sluice.json" <<JSON
   "listen": "127.0.0.1:$port",
   "redis": "redis://127.0.0.1:$redis_port/0",
   "keys": [{"key": "env:SLUICE_API_KEY", "tenant": "default"}],
+  "admin_keys": ["env:SLUICE_ADMIN_KEY"],
   "metrics_listen": "127.0.0.1:$metrics_port",
   "blobs": {"dir": "$run/blobs", "allow_hosts": ["127.0.0.1"]},
   "providers": {
@@ -123,6 +134,12 @@ demo-image, demo-video; each served by the demo provider simulator in its own di
 
 Prometheus metrics (no key, on their own loopback address):
   curl -s http://127.0.0.1:$metrics_port/metrics
+
+The dashboard: open http://127.0.0.1:$port/dashboard and enter the admin key (every tenant)
+  $SLUICE_ADMIN_KEY
+or the tenant's key above. The CLI in the same binary:
+  SLUICE_URL=http://127.0.0.1:$port SLUICE_API_KEY=$SLUICE_API_KEY $root/build/sluice submit --model $model --prompt "Say hello" --wait
+  SLUICE_URL=http://127.0.0.1:$port SLUICE_API_KEY=$SLUICE_ADMIN_KEY $root/build/sluice top
 
 EOF
 "$root/build/sluice" serve --config "$run/sluice.json" &

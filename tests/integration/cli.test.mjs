@@ -379,7 +379,7 @@ describe('sluice CLI', () => {
     assert.match(r.stdout, /^rates +accepted 1\.50\/s +completed -\/s$/m, 'null shows as -, never invented');
     assert.match(r.stdout, /^gpt-4o-mini +interactive +12 +10s$/m);
     assert.match(r.stdout, /^gpt-4o-mini +0 openai +gpt-4o-mini +2\/10 ok +812ms +4 +0\.0123 +480\/500 +150000\/200000 +$/m);
-    assert.match(r.stdout, /^claude-fixture +1 anthropic +claude-sonnet-4 +0\/- paused +-ms +17 +- +-\/- +-\/- +rate_limited until \d\d:\d\d:\d\d$/m);
+    assert.match(r.stdout, /^claude-fixture +1 anthropic +claude-sonnet-4 +0\/- paused +- +17 +- +-\/- +-\/- +rate_limited until \d\d:\d\d:\d\d$/m);
     assert.match(r.stdout, /^acme +3 +2 +0\.1200 +1\.5000 +20\.1000 +hour 0\.12\/1\.00$/m);
     assert.match(r.stdout, /^batch_fixture +acme +in_progress +gpt-4o-mini +402\/1000 done, 2 failed$/m);
     const unauth = await runCli(['top', '--once', '--url', fixtureUrl, '--key', 'wrong']);
