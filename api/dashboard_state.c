@@ -194,7 +194,15 @@ static cJSON *deployment_json(struct api *a, const cJSON *res, const cJSON *dep,
     api_dash_add_num(o, "tokens_available", cd->tpm > 0 ? api_dash_num(dep, "tt") : NAN);
     cJSON_AddBoolToObject(o, "paused", !isnan(pause) && pause > now);
     api_dash_add_secs(o, "paused_until", !isnan(pause) && pause > now ? pause + 999 : NAN);
-    cJSON_AddNullToObject(o, "pause_reason"); /* Redis keeps the pause's end, not its reason */
+    {
+        /* what paused it: FINISH keeps the provider's answer with the pause's end */
+        const char *pr = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(dep, "pr"));
+        if (!isnan(pause) && pause > now && pr != NULL) {
+            cJSON_AddStringToObject(o, "pause_reason", pr);
+        } else {
+            cJSON_AddNullToObject(o, "pause_reason");
+        }
+    }
     br = br == NULL ? "closed" : strcmp(br, "half") == 0 ? "half_open" : br;
     cJSON_AddStringToObject(o, "breaker", br);
     api_dash_add_secs(

@@ -134,9 +134,9 @@ res.parked = redis.call('ZCARD', '{{KS_POLLS}}')
 for i = 4, #ARGV, 2 do
   for d = 0, (tonumber(ARGV[i + 1]) or 0) - 1 do
     local s = redis.call('HMGET', '{{KS_DEP}}' .. ARGV[i] .. ':' .. d, 'rt', 'tt', 'inf', 'br',
-      'pause', 'lat', 'bro')
+      'pause', 'lat', 'bro', 'pr')
     res.deps[#res.deps + 1] = {alias = ARGV[i], index = d, rt = s[1], tt = s[2], inf = s[3],
-      br = s[4], pause = s[5], lat = s[6], bro = s[7]}
+      br = s[4], pause = s[5], lat = s[6], bro = s[7], pr = s[8]}
   end
 end
 

@@ -97,6 +97,9 @@ local function dep_outcome(a, model, dep, est)
     -- that meets the provider's limit again
     dput(d, 'pause', a.pause_until); dput(d, 'rt', math.min(s.rt or 0, 0))
     dput(d, 'ts', a.pause_until)
+    -- why, for the dashboard: the provider's answer that paused it
+    dput(d, 'pr', a.http_status ~= '' and a.http_status ~= '0' and
+      ('provider answered ' .. a.http_status) or 'provider rate limit')
   end
   if a.remaining_requests ~= '' and (s.rt or 1e18) > tonumber(a.remaining_requests) then
     dput(d, 'rt', tonumber(a.remaining_requests))

@@ -155,9 +155,9 @@ describe('dashboard API: scope, burst, pause, failures, tasks', () => {
     t.diagnostic(JSON.stringify(dep.d));
     assert.equal(dep.d.provider, 'mock-b');
     assert.ok(dep.d.paused_until > dep.now && dep.d.paused_until <= dep.now + RETRY_AFTER_S + 2, JSON.stringify(dep));
+    assert.equal(dep.d.pause_reason, 'provider answered 429', JSON.stringify(dep));
     assert.ok(dep.d.rate_limited_total >= 1, JSON.stringify(dep.d));
     assert.equal(dep.d.rpm, 600);
-    assert.equal(dep.d.pause_reason, null);
     assert.equal(dep.d.breaker, 'closed');
     // a tenant sees the deployment (shared) but not its cost
     const bd = (await beta.request('GET', '/v1/dashboard/state')).json.deployments.find((x) => x.model === 'dash-paused');
