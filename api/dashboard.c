@@ -242,26 +242,6 @@ static const char *query_of(struct evhttp_request *req, struct evkeyvalq *params
     return evhttp_find_header(params, name);
 }
 
-/* An integer query parameter in [lo, hi] (absent: def) into *v; false after answering 400. */
-static bool query_long(struct api *a, struct evhttp_request *req, struct evkeyvalq *params,
-                       const char *name, long lo, long hi, long def, long *v)
-{
-    const char *s = query_of(req, params, name);
-    char *end = NULL;
-
-    *v = def;
-    if (s == NULL) {
-        return true;
-    }
-    *v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || *v < lo || *v > hi) {
-        api_reply_error(a, req, CORE_EINVAL, name, NULL,
-                        "'%s' must be an integer between %ld and %ld", name, lo, hi);
-        return false;
-    }
-    return true;
-}
-
 /* GET /v1/dashboard/history?seconds=N (1..3600, default 3600): oldest first. */
 static void dashboard_history(struct api *a, struct evhttp_request *req, const char *tenant)
 {
@@ -271,7 +251,8 @@ static void dashboard_history(struct api *a, struct evhttp_request *req, const c
     struct api_ctx *c;
 
     TAILQ_INIT(&params);
-    if (query_long(a, req, &params, "seconds", 1, DASH_MAX_SECONDS, DASH_MAX_SECONDS, &seconds) &&
+    if (api_query_long(a, req, "seconds", query_of(req, &params, "seconds"), 1, DASH_MAX_SECONDS,
+                       DASH_MAX_SECONDS, &seconds) &&
         (c = api_dash_ctx(a, req, tenant)) != NULL) {
         d.since_ms = d.now_ms - (int64_t)seconds * 1000;
         api_dash_send(c, &d, on_history);
@@ -319,7 +300,8 @@ static void dashboard_tasks(struct api *a, struct evhttp_request *req, const cha
     struct api_ctx *c;
 
     TAILQ_INIT(&params);
-    if (!query_long(a, req, &params, "limit", 1, DASH_TASKS_MAX, DASH_TASKS_DEFAULT, &d.limit)) {
+    if (!api_query_long(a, req, "limit", query_of(req, &params, "limit"), 1, DASH_TASKS_MAX,
+                        DASH_TASKS_DEFAULT, &d.limit)) {
         goto out;
     }
     d.status = query_of(req, &params, "status");

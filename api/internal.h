@@ -490,6 +490,13 @@ struct api_list_spec {
 };
 
 /*
+ * A query parameter's value s (NULL: absent, then def) as an integer in [lo, hi] into *v; false
+ * after answering 400 naming the parameter.
+ */
+bool api_query_long(struct api *a, struct evhttp_request *req, const char *name, const char *s,
+                    long lo, long hi, long def, long *v);
+
+/*
  * Parses a list request's query into params (the caller clears them with evhttp_clear_headers,
  * also after a failure) and checks limit and after. Returns 0 with *limit and *after (borrowed
  * from params, NULL when absent) set, or -1 after answering 400.

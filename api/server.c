@@ -426,6 +426,24 @@ cJSON *api_list_page(cJSON *data, bool has_more)
     return list;
 }
 
+bool api_query_long(struct api *a, struct evhttp_request *req, const char *name, const char *s,
+                    long lo, long hi, long def, long *v)
+{
+    char *end = NULL;
+
+    *v = def;
+    if (s == NULL) {
+        return true;
+    }
+    *v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || *v < lo || *v > hi) {
+        api_reply_error(a, req, CORE_EINVAL, name, NULL,
+                        "'%s' must be an integer between %ld and %ld", name, lo, hi);
+        return false;
+    }
+    return true;
+}
+
 int api_list_query(struct api *a, struct evhttp_request *req, struct evkeyvalq *params,
                    const struct api_list_spec *spec, long *limit, const char **after)
 {
@@ -439,15 +457,8 @@ int api_list_query(struct api *a, struct evhttp_request *req, struct evkeyvalq *
     }
     limit_s = evhttp_find_header(params, "limit");
     *after = evhttp_find_header(params, "after");
-    *limit = spec->def;
-    if (limit_s) {
-        char *end = NULL;
-        *limit = strtol(limit_s, &end, 10);
-        if (*limit_s == '\0' || *end != '\0' || *limit < 1 || *limit > spec->max) {
-            api_reply_error(a, req, CORE_EINVAL, "limit", NULL,
-                            "'limit' must be an integer between 1 and %ld", spec->max);
-            return -1;
-        }
+    if (!api_query_long(a, req, "limit", limit_s, 1, spec->max, spec->def, limit)) {
+        return -1;
     }
     if (*after && !(spec->prefix ? util_id_valid(spec->prefix, *after) : task_id_valid(*after))) {
         api_reply_error(a, req, CORE_EINVAL, "after", NULL, "'after' must be a %s id", spec->what);

@@ -27,25 +27,18 @@ for p in "$port" "$redis_port" "$mock_port" "$metrics_port"; do
     fi
 done
 
-# The demo key: SLUICE_API_KEY if set, else one generated once and kept in .run/api-key.
-if [ -z "${SLUICE_API_KEY:-}" ]; then
-    if [ ! -s "$run/api-key" ]; then
-        (umask 077 && echo "sk-sluice-$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
-            >"$run/api-key")
+# A key kept in .run/FILE: made once (PREFIX and 36 random hex characters), then read back.
+kept_key() {
+    if [ ! -s "$run/$1" ]; then
+        (umask 077 && echo "$2$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$run/$1")
     fi
-    SLUICE_API_KEY="$(cat "$run/api-key")"
-fi
-export SLUICE_API_KEY
-# The admin key (the dashboard's every-tenant view, /v1/admin/*): SLUICE_ADMIN_KEY if set, else
-# one generated once and kept in .run/admin-key.
-if [ -z "${SLUICE_ADMIN_KEY:-}" ]; then
-    if [ ! -s "$run/admin-key" ]; then
-        (umask 077 && echo "sk-admin-$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
-            >"$run/admin-key")
-    fi
-    SLUICE_ADMIN_KEY="$(cat "$run/admin-key")"
-fi
-export SLUICE_ADMIN_KEY
+    cat "$run/$1"
+}
+# The demo key: SLUICE_API_KEY if set, else one kept in .run/api-key; the admin key (the
+# dashboard's every-tenant view, /v1/admin/*): SLUICE_ADMIN_KEY if set, else .run/admin-key.
+SLUICE_API_KEY="${SLUICE_API_KEY:-$(kept_key api-key sk-sluice-)}"
+SLUICE_ADMIN_KEY="${SLUICE_ADMIN_KEY:-$(kept_key admin-key sk-admin-)}"
+export SLUICE_API_KEY SLUICE_ADMIN_KEY
 
 pids=()
 cleanup() {

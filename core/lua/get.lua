@@ -53,11 +53,7 @@ local function budget_wait(subject, nano, n, now)
   end
   return wait
 end
-local nano = nil
-for _, d in ipairs(deps) do
-  local e = budget_estimate(d, num(f[6], 0))
-  if nano == nil or e < nano then nano = e end
-end
+local nano = budget_cheapest(deps, num(f[6], 0))
 if nano then
   local tm = redis.call('TIME')
   local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)

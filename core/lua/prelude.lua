@@ -204,6 +204,16 @@ local function budget_estimate(d, est)
   return math.floor(((d.pin + d.pout) * est / 1000000 + (d.pimg or 0) + 8 * (d.psec or 0)) *
     1000000000 + 0.5)
 end
+-- The estimate (budget_estimate) at the cheapest of deps, a routing's deployments, or nil when
+-- it has none: what a task costs at least, wherever it runs.
+local function budget_cheapest(deps, est)
+  local nano = nil
+  for _, d in ipairs(deps) do
+    local e = budget_estimate(d, est)
+    if nano == nil or e < nano then nano = e end
+  end
+  return nano
+end
 -- The windows of subject's budget c (decoded cfg) at now for a task of nano: the ms until the
 -- last full one ends (full: used up, or past its cap with nano more — unless empty: a task dearer
 -- than the whole cap still runs, alone, so nothing waits for ever), or nil; the windows' counters
@@ -365,6 +375,13 @@ local function usage_flush()
     if fresh then usage_expire(h, e.tenant, e.hour) end
   end
 end
+-- the name in a task's provider JSON ({name, model, upstream_id}), or nil
+local function provider_name(raw)
+  if not raw or raw == '' then return nil end
+  local ok, p = pcall(cjson.decode, raw)
+  if ok and type(p) == 'table' and type(p.name) == 'string' and p.name ~= '' then return p.name end
+  return nil
+end
 local function usage_count(k, status, now, tenant, known)
   -- the task's fields: as FINISH has just read them (known.task), else read here
   local t, f = known.task, nil
@@ -376,13 +393,7 @@ local function usage_count(k, status, now, tenant, known)
   local usage, cost = known.usage, known.cost
   if usage == nil then usage = f[6] end
   if cost == nil then cost = f[7] end
-  local provider = '-'
-  if f[2] and f[2] ~= '' then
-    local ok, p = pcall(cjson.decode, f[2])
-    if ok and type(p) == 'table' and type(p.name) == 'string' and p.name ~= '' then
-      provider = p.name
-    end
-  end
+  local provider = provider_name(f[2]) or '-'
   local hour = math.floor(now / 3600000) * 3600
   local h = '{{KS_USAGE}}' .. tenant .. ':' .. hour
   local pre = (f[1] or '-') .. '|' .. provider .. '|' .. (f[3] or '-') .. '|'
@@ -418,13 +429,18 @@ local CACHE_FLIGHT_MS = 7 * 86400000
 local cache_end
 -- the dashboard's recent failures (core/lua/dash.lua groups them by code and deployment): a failed
 -- or expired task's code, alias, provider and message, newest first, the last 1000 kept, and the
--- failed-tasks counter; finalize calls it on its failure path only
-local function dash_failed(k, id, status, now, tenant)
-  local f = redis.call('HMGET', k, 'error', 'model', 'provider')
+-- failed-tasks counter; finalize calls it on its failure path only, with its known (the error,
+-- alias and provider as FINISH read them; else read here)
+local function dash_failed(k, id, status, now, tenant, known)
+  local t, f = known.task, nil
+  if t and known.error then
+    f = {known.error, t.model, t.provider}
+  else
+    f = redis.call('HMGET', k, 'error', 'model', 'provider')
+  end
   local ok, e = pcall(cjson.decode, f[1] or '')
   if not ok or type(e) ~= 'table' then e = {} end
-  local okp, p = pcall(cjson.decode, f[3] or '')
-  local provider = okp and type(p) == 'table' and type(p.name) == 'string' and p.name or nil
+  local provider = provider_name(f[3])
   local msg = type(e.message) == 'string' and string.sub(e.message, 1, 300) or nil
   local code = type(e.code) == 'string' and e.code or type(e.type) == 'string' and e.type or
     'task_' .. status
@@ -498,7 +514,7 @@ local function finalize(k, id, status, now, ret, tenant, known)
   if wh == nil then wh = redis.call('HGET', k, 'webhook') end
   if wh then webhook_event(k, id, terminal_event_name(k, status), now, wh) end
   if status == 'failed' or status == 'expired' then
-    dash_failed(k, id, status, now, tenant)
+    dash_failed(k, id, status, now, tenant, known)
   elseif status == 'completed' then
     -- the dashboard's completion rate (FINISH adds its tasks' counts up and writes them once)
     stat('done|completed', 1)

@@ -52,12 +52,8 @@ local function budget_refused(tenant, model, est, now)
   if not c or c.policy ~= 'reject' then return nil end
   local nano = cheapest[model]
   if nano == nil then
-    nano = false
     local raw = redis.call('GET', '{{KS_ROUTING}}' .. model)
-    for _, d in ipairs(raw and cjson.decode(raw).deps or {}) do
-      local m = budget_estimate(d, est)
-      if not nano or m < nano then nano = m end
-    end
+    nano = budget_cheapest(raw and cjson.decode(raw).deps or {}, est) or false
     cheapest[model] = nano
   end
   local take = {}
